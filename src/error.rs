@@ -1,0 +1,83 @@
+//! The one error type of the crate.
+
+use thiserror::Error;
+
+/// Everything that can go wrong when registering or configuring a metric.
+///
+/// The hot path (incrementing, setting, recording) never fails; errors only
+/// come from the `try_*` methods of [`MetricsCollector`](crate::MetricsCollector).
+/// The macros and the infallible methods never return them: they hand back a
+/// detached handle, count the event in `vitals_errors_total{kind="..."}` and
+/// keep the first message for the snapshot.
+///
+/// ```
+/// use vitals::{Error, MetricsCollector};
+///
+/// let metrics = MetricsCollector::new();
+/// let err = metrics.try_counter("bad name", &[]).unwrap_err();
+/// assert!(matches!(err, Error::InvalidMetricName { .. }));
+/// assert_eq!(err.kind(), "invalid_name");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The metric name does not match `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+    #[error("invalid metric name {name:?}: {reason}")]
+    InvalidMetricName {
+        /// The rejected name.
+        name: String,
+        /// Which rule it broke.
+        reason: &'static str,
+    },
+    /// A label key does not match `[a-zA-Z_][a-zA-Z0-9_]*`, starts with the
+    /// reserved `__`, repeats, or is reserved for the metric's kind.
+    #[error("invalid label name {label:?} on metric {metric:?}: {reason}")]
+    InvalidLabelName {
+        /// The metric the label was given for.
+        metric: String,
+        /// The rejected label key.
+        label: String,
+        /// Which rule it broke.
+        reason: &'static str,
+    },
+    /// The name is already registered as another kind of metric.
+    #[error("metric {name:?} is a {existing}, not a {requested}")]
+    KindMismatch {
+        /// The metric name.
+        name: String,
+        /// The kind it was first registered as.
+        existing: &'static str,
+        /// The kind asked for now.
+        requested: &'static str,
+    },
+    /// A new label set would exceed the metric's cardinality limit.
+    #[error("metric {name:?} already has {limit} label sets, its cardinality limit")]
+    CardinalityLimit {
+        /// The metric name.
+        name: String,
+        /// The limit in force for this name.
+        limit: usize,
+    },
+    /// A configuration value is out of its allowed range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+}
+
+impl Error {
+    /// A short, stable label for the error class, used as the `kind` label of
+    /// `vitals_errors_total`.
+    ///
+    /// ```
+    /// let err = vitals::Error::InvalidConfig("zero slots".into());
+    /// assert_eq!(err.kind(), "invalid_config");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidMetricName { .. } => "invalid_name",
+            Error::InvalidLabelName { .. } => "invalid_label",
+            Error::KindMismatch { .. } => "kind_mismatch",
+            Error::CardinalityLimit { .. } => "cardinality_limit",
+            Error::InvalidConfig(_) => "invalid_config",
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! # vitals
+//!
+//! An embeddable metrics library: instrument a program with macros, plug in
+//! collectors, and read the numbers as snapshots.
+//!
+//! **The pieces.** A [`MetricsCollector`] is a registry of series, each a
+//! metric name plus a label set. It hands out three kinds of handles:
+//! [`Counter`] (a monotonic `u64`), [`Gauge`] (an `f64` that goes up and
+//! down) and [`Histogram`] (a distribution over a rolling [`Window`], by
+//! time or by count, with quantiles). Handles are cheap to clone, `Send +
+//! Sync`, and their hot paths are single atomic operations: no lock, no
+//! clock read, no allocation. [`MetricsCollector::snapshot`] turns every
+//! series into a [`Snapshot`], plain serde data that every output renders
+//! from.
+//!
+//! **The macros** ([`counter!`], [`gauge!`], [`histogram!`], [`timed!`],
+//! `describe_*!`) use the process-wide [`global()`] collector unless given
+//! one. A call site with a literal name and labels caches its handle, so
+//! after the first call it costs one load plus the atomic operation.
+//!
+//! **Bad input never panics.** The `try_*` methods return an [`Error`];
+//! the macros and plain methods hand back a detached handle and count the
+//! problem in `vitals_errors_total{kind}`. NaN gauges are kept (and spelled
+//! `"NaN"` in JSON); NaN or negative histogram values are dropped and
+//! counted; values outside a histogram's range are clamped and counted.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use vitals::{counter, histogram, ManualClock, MetricsCollector};
+//!
+//! // The global collector, through the macros:
+//! counter!("app_started_total").inc();
+//!
+//! // An explicit collector with a hand-driven clock, as in tests:
+//! let clock = Arc::new(ManualClock::new());
+//! let metrics = MetricsCollector::builder().clock(clock.clone()).build();
+//! let served = metrics.counter("requests_total", &[("route", "/")]);
+//! let latency = metrics.histogram("request_duration_seconds", &[("route", "/")]);
+//! for ms in 1..=100 {
+//!     served.inc();
+//!     latency.record(f64::from(ms) / 1000.0);
+//! }
+//! clock.advance(Duration::from_secs(10));
+//!
+//! let snap = metrics.snapshot();
+//! let rate = snap.counter_sample("requests_total", &[("route", "/")]).unwrap().rate.unwrap();
+//! assert_eq!(rate.per_second, 10.0);
+//! let window = &snap.histogram("request_duration_seconds", &[("route", "/")]).unwrap().window;
+//! let p99 = window.quantiles.unwrap().p99;
+//! assert!((p99 - 0.099).abs() / 0.099 < 0.01);
+//! println!("{}", serde_json::to_string(&snap).unwrap());
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations)]
+
+mod clock;
+mod error;
+mod key;
+mod macros;
+mod metrics;
+mod registry;
+mod snapshot;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::Error;
+pub use key::Labels;
+#[doc(hidden)]
+pub use macros::__private;
+pub use metrics::counter::Counter;
+pub use metrics::gauge::Gauge;
+pub use metrics::histogram::{
+    Histogram, HistogramSummary, HistogramTimer, LifetimeStats, Quantiles, Window, WindowStats,
+    MAX_TRACKABLE, MIN_TRACKABLE,
+};
+pub use registry::{
+    global, install_global, Builder, MetricsCollector, DEFAULT_CARDINALITY_LIMIT,
+    DEFAULT_MAX_METRICS, OVERFLOW_LABEL,
+};
+pub use snapshot::{
+    CounterSample, GaugeSample, HistogramSample, MetricInfo, MetricKind, Rate, Snapshot,
+    SCHEMA_VERSION,
+};

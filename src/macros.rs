@@ -1,0 +1,365 @@
+//! `counter!`, `gauge!`, `histogram!`, `describe_*!` and `timed!`.
+//!
+//! Each macro evaluates to a handle (`Counter`, `Gauge`, `Histogram`) and
+//! uses the [global collector](crate::global) unless given one with
+//! `collector: expr,` in front. Three call-site shapes, three costs:
+//!
+//! * **literal name, literal labels** (`counter!("jobs_total", "queue" => "mail")`):
+//!   the handle is registered on the first call and kept in a `static` at
+//!   the call site; every later call is one load and a pointer copy.
+//! * **literal name, runtime label values** (`counter!("req_total", "method" => m)`):
+//!   the metric's family is kept at the call site; each call hashes the
+//!   borrowed labels and does one read-locked lookup, with no allocation
+//!   once the series exists.
+//! * **runtime name or explicit collector**: a full lookup by name and labels.
+//!
+//! None of them panics: a bad name, a bad label or a kind clash gives a
+//! detached handle and is counted in `vitals_errors_total{kind}`.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::error::Error;
+use crate::metrics::counter::Counter;
+use crate::metrics::gauge::Gauge;
+use crate::metrics::histogram::Histogram;
+use crate::registry::{global, Family, MetricsCollector};
+use crate::snapshot::MetricKind;
+
+/// A counter handle from the global (or a given) collector.
+///
+/// ```
+/// use vitals::counter;
+///
+/// counter!("jobs_total").increment(1);                     // cached at the call site
+/// counter!("jobs_total", "queue" => "mail").inc();         // cached too
+/// let method = String::from("GET");
+/// counter!("requests_total", "method" => method).inc();    // one lookup, no allocation
+/// let name = format!("dyn_{}_total", 3);
+/// counter!(name).inc();                                    // runtime name: full lookup
+///
+/// let metrics = vitals::MetricsCollector::new();
+/// counter!(collector: metrics, "local_total", "k" => "v").increment(2);
+/// assert_eq!(metrics.snapshot().counter("local_total", &[("k", "v")]), Some(2));
+/// ```
+#[macro_export]
+macro_rules! counter {
+    ($($args:tt)*) => { $crate::__vitals_handle!($crate::Counter; $($args)*) };
+}
+
+/// A gauge handle from the global (or a given) collector.
+///
+/// ```
+/// use vitals::gauge;
+///
+/// gauge!("queue_depth").set(12.0);
+/// let shard = 3.to_string();
+/// gauge!("shard_load", "shard" => shard).increment(0.5);
+/// ```
+#[macro_export]
+macro_rules! gauge {
+    ($($args:tt)*) => { $crate::__vitals_handle!($crate::Gauge; $($args)*) };
+}
+
+/// A histogram handle from the global (or a given) collector.
+///
+/// ```
+/// use vitals::histogram;
+///
+/// histogram!("payload_bytes").record(1500.0);
+/// histogram!("latency_seconds", "route" => "/api").record(0.012);
+/// let _timer = histogram!("handler_seconds").start_timer();
+/// ```
+#[macro_export]
+macro_rules! histogram {
+    ($($args:tt)*) => { $crate::__vitals_handle!($crate::Histogram; $($args)*) };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __vitals_handle {
+    ($ty:ty; collector: $c:expr, $name:expr $(, $k:expr => $v:expr)* $(,)?) => {
+        <$ty as $crate::__private::MacroHandle>::get(
+            &$c,
+            $crate::__private::label(&$name),
+            &[$(($crate::__private::label(&$k), $crate::__private::label(&$v))),*],
+        )
+    };
+    ($ty:ty; $name:literal $(, $k:literal => $v:literal)* $(,)?) => {{
+        static SITE: $crate::__private::Site<$ty> = $crate::__private::Site::new();
+        SITE.get($name, &[$(($k, $v)),*])
+    }};
+    ($ty:ty; $name:literal $(, $k:expr => $v:expr)* $(,)?) => {{
+        static SITE: $crate::__private::FamilySite = $crate::__private::FamilySite::new();
+        SITE.get::<$ty>(
+            $name,
+            &[$(($crate::__private::label(&$k), $crate::__private::label(&$v))),*],
+        )
+    }};
+    ($ty:ty; $name:expr $(, $k:expr => $v:expr)* $(,)?) => {
+        <$ty as $crate::__private::MacroHandle>::get(
+            $crate::global(),
+            $crate::__private::label(&$name),
+            &[$(($crate::__private::label(&$k), $crate::__private::label(&$v))),*],
+        )
+    };
+}
+
+/// Sets the help text (and optionally the unit) of a counter.
+///
+/// ```
+/// vitals::describe_counter!("requests_total", "Requests served");
+/// vitals::describe_counter!("bytes_sent_total", "bytes", "Bytes written to clients");
+/// ```
+#[macro_export]
+macro_rules! describe_counter {
+    ($($args:tt)*) => { $crate::__vitals_describe!($crate::MetricKind::Counter; $($args)*) };
+}
+
+/// Sets the help text (and optionally the unit) of a gauge.
+///
+/// ```
+/// vitals::describe_gauge!("queue_depth", "Jobs waiting");
+/// ```
+#[macro_export]
+macro_rules! describe_gauge {
+    ($($args:tt)*) => { $crate::__vitals_describe!($crate::MetricKind::Gauge; $($args)*) };
+}
+
+/// Sets the help text (and optionally the unit) of a histogram.
+///
+/// ```
+/// let metrics = vitals::MetricsCollector::new();
+/// vitals::describe_histogram!(collector: metrics, "latency_seconds", "seconds", "Request latency");
+/// let snap = metrics.snapshot();
+/// assert_eq!(snap.metadata[0].unit.as_deref(), Some("seconds"));
+/// ```
+#[macro_export]
+macro_rules! describe_histogram {
+    ($($args:tt)*) => { $crate::__vitals_describe!($crate::MetricKind::Histogram; $($args)*) };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __vitals_describe {
+    ($kind:expr; collector: $c:expr, $name:expr, $unit:expr, $help:expr $(,)?) => {
+        $crate::MetricsCollector::describe(&$c, $kind, $crate::__private::label(&$name),
+            ::core::option::Option::Some($crate::__private::label(&$unit)),
+            $crate::__private::label(&$help))
+    };
+    ($kind:expr; collector: $c:expr, $name:expr, $help:expr $(,)?) => {
+        $crate::MetricsCollector::describe(&$c, $kind, $crate::__private::label(&$name),
+            ::core::option::Option::None, $crate::__private::label(&$help))
+    };
+    ($kind:expr; $name:expr, $unit:expr, $help:expr $(,)?) => {
+        $crate::__vitals_describe!($kind; collector: $crate::global(), $name, $unit, $help)
+    };
+    ($kind:expr; $name:expr, $help:expr $(,)?) => {
+        $crate::__vitals_describe!($kind; collector: $crate::global(), $name, $help)
+    };
+}
+
+/// Times a block into a histogram (seconds) and returns the block's value.
+/// With `errors = "name"`, a block whose value is an `Err` also increments
+/// that counter (with the same labels).
+///
+/// The time is recorded however the block is left; a `?` or `return` that
+/// leaves it early is timed but not counted as an error, since the block
+/// produced no value to inspect.
+///
+/// ```
+/// use vitals::timed;
+///
+/// let metrics = vitals::MetricsCollector::new();
+/// let sum = timed!(collector: metrics, "sum_seconds"; { (1..=10).sum::<u32>() });
+/// assert_eq!(sum, 55);
+///
+/// let parsed: Result<u8, _> = timed!(
+///     collector: metrics, "parse_seconds", "field" => "age";
+///     errors = "parse_errors_total";
+///     { "x".parse::<u8>() }
+/// );
+/// assert!(parsed.is_err());
+/// let snap = metrics.snapshot();
+/// assert_eq!(snap.counter("parse_errors_total", &[("field", "age")]), Some(1));
+/// assert_eq!(snap.histogram("parse_seconds", &[("field", "age")]).unwrap().window.count, 1);
+/// ```
+#[macro_export]
+macro_rules! timed {
+    (collector: $c:expr, $name:expr $(, $k:expr => $v:expr)*; errors = $err:expr; $body:expr) => {{
+        let __vitals_timer = $crate::histogram!(collector: $c, $name $(, $k => $v)*).start_timer();
+        let __vitals_out = $body;
+        __vitals_timer.stop();
+        if $crate::__private::is_err(&__vitals_out) {
+            $crate::counter!(collector: $c, $err $(, $k => $v)*).inc();
+        }
+        __vitals_out
+    }};
+    (collector: $c:expr, $name:expr $(, $k:expr => $v:expr)*; $body:expr) => {{
+        let __vitals_timer = $crate::histogram!(collector: $c, $name $(, $k => $v)*).start_timer();
+        let __vitals_out = $body;
+        __vitals_timer.stop();
+        __vitals_out
+    }};
+    ($name:expr $(, $k:expr => $v:expr)*; errors = $err:expr; $body:expr) => {
+        $crate::timed!(collector: $crate::global(), $name $(, $k => $v)*; errors = $err; $body)
+    };
+    ($name:expr $(, $k:expr => $v:expr)*; $body:expr) => {
+        $crate::timed!(collector: $crate::global(), $name $(, $k => $v)*; $body)
+    };
+}
+
+/// Support for the macros; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    use super::*;
+
+    /// Borrows a name, label key or value as `&str` (for `&str`, `String`,
+    /// `Cow<str>`, `Arc<str>` ...).
+    #[inline(always)]
+    pub fn label<T: AsRef<str> + ?Sized>(value: &T) -> &str {
+        value.as_ref()
+    }
+
+    /// True for an `Err`; lets `timed!` count errors of any `Result`.
+    pub fn is_err<T, E>(value: &Result<T, E>) -> bool {
+        value.is_err()
+    }
+
+    /// What the macros need from each handle type.
+    pub trait MacroHandle: Clone + Sized {
+        /// The kind the handle belongs to.
+        const KIND: MetricKind;
+        /// Full lookup; never fails.
+        fn get(collector: &MetricsCollector, name: &str, labels: &[(&str, &str)]) -> Self;
+        /// Full lookup, or the error.
+        fn try_get(
+            collector: &MetricsCollector,
+            name: &str,
+            labels: &[(&str, &str)],
+        ) -> Result<Self, Error>;
+        /// Lookup inside a known family; never fails.
+        fn in_family(
+            collector: &MetricsCollector,
+            family: &Family,
+            labels: &[(&str, &str)],
+        ) -> Self;
+        /// A handle that records nowhere.
+        fn detached() -> Self;
+    }
+
+    macro_rules! impl_macro_handle {
+        ($ty:ty, $kind:expr, $get:ident, $try_get:ident, $in_family:ident) => {
+            impl MacroHandle for $ty {
+                const KIND: MetricKind = $kind;
+                fn get(c: &MetricsCollector, name: &str, labels: &[(&str, &str)]) -> Self {
+                    c.$get(name, labels)
+                }
+                fn try_get(
+                    c: &MetricsCollector,
+                    name: &str,
+                    labels: &[(&str, &str)],
+                ) -> Result<Self, Error> {
+                    c.$try_get(name, labels)
+                }
+                #[inline]
+                fn in_family(c: &MetricsCollector, f: &Family, labels: &[(&str, &str)]) -> Self {
+                    c.$in_family(f, labels)
+                }
+                fn detached() -> Self {
+                    <$ty>::detached()
+                }
+            }
+        };
+    }
+
+    impl_macro_handle!(
+        Counter,
+        MetricKind::Counter,
+        counter,
+        try_counter,
+        __counter_in
+    );
+    impl_macro_handle!(Gauge, MetricKind::Gauge, gauge, try_gauge, __gauge_in);
+    impl_macro_handle!(
+        Histogram,
+        MetricKind::Histogram,
+        histogram,
+        try_histogram,
+        __histogram_in
+    );
+
+    /// A call site with a literal name and literal labels: its handle,
+    /// registered on the first successful call. Sound only because the
+    /// global collector is never replaced.
+    #[derive(Debug)]
+    pub struct Site<H>(OnceLock<H>);
+
+    impl<H: MacroHandle> Site<H> {
+        /// An empty site.
+        #[allow(clippy::new_without_default)]
+        pub const fn new() -> Self {
+            Site(OnceLock::new())
+        }
+
+        /// The cached handle (hot path: one load and a pointer copy).
+        #[inline]
+        pub fn get(&'static self, name: &str, labels: &[(&str, &str)]) -> H {
+            match self.0.get() {
+                Some(handle) => handle.clone(),
+                None => self.register(name, labels),
+            }
+        }
+
+        /// Errors are not cached: each call retries and is counted, which is
+        /// what the error counter promises.
+        #[cold]
+        #[inline(never)]
+        fn register(&'static self, name: &str, labels: &[(&str, &str)]) -> H {
+            match H::try_get(global(), name, labels) {
+                Ok(handle) => self.0.get_or_init(|| handle).clone(),
+                Err(err) => {
+                    global().__report(err);
+                    H::detached()
+                }
+            }
+        }
+    }
+
+    /// A call site with a literal name and runtime labels: the metric's
+    /// family, found on the first successful call.
+    #[derive(Debug)]
+    pub struct FamilySite(OnceLock<Arc<Family>>);
+
+    impl FamilySite {
+        /// An empty site.
+        #[allow(clippy::new_without_default)]
+        pub const fn new() -> Self {
+            FamilySite(OnceLock::new())
+        }
+
+        /// The series for these labels in the cached family.
+        #[inline]
+        pub fn get<H: MacroHandle>(&'static self, name: &str, labels: &[(&str, &str)]) -> H {
+            let family = match self.0.get() {
+                Some(family) => family,
+                None => match self.register(name, H::KIND) {
+                    Some(family) => family,
+                    None => return H::detached(),
+                },
+            };
+            H::in_family(global(), family, labels)
+        }
+
+        #[cold]
+        #[inline(never)]
+        fn register(&'static self, name: &str, kind: MetricKind) -> Option<&'static Arc<Family>> {
+            match global().__family(name, kind) {
+                Ok(family) => Some(self.0.get_or_init(|| family)),
+                Err(err) => {
+                    global().__report(err);
+                    None
+                }
+            }
+        }
+    }
+}

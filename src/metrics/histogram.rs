@@ -1,0 +1,1229 @@
+//! Histograms over a rolling window: by time (the last 60 s in 6 slots by
+//! default) or by count (the last N values, exact quantiles).
+//!
+//! # Layout of a time window
+//!
+//! A value's bucket comes straight from the bits of its `f64`: the exponent
+//! picks an octave (a power of two) and the top 6 mantissa bits one of 64
+//! linear sub-buckets in it. A bucket is at most 1/64 of its lower bound wide,
+//! so its midpoint is within 0.79% of any value in it: quantiles are within
+//! 0.79% of the exact nearest-rank quantile. Octaves cover 2⁻³⁰ (about 1 ns
+//! when recording seconds) to 2⁵⁰ (about 10¹⁵).
+//!
+//! Each octave's counters (`slots × 64` × `u32`) are allocated the first time
+//! a value lands in it, so a series only pays for the range it uses: values
+//! over four decades touch 14 octaves, about 21 KiB with 6 slots.
+//!
+//! `record` never reads the clock and never locks: it reads the current slot
+//! index, adds one to a bucket, adds the value to the slot's sum with one CAS,
+//! and touches min/max only when they change. Readers (snapshots) rotate the
+//! slots when the clock says a slot has ended, folding the slot that leaves
+//! the window into the lifetime totals with atomic swaps, so a write racing
+//! with rotation lands in the old or the new slot and is never lost.
+//!
+//! When two threads collide on the same histogram (a failed CAS on the sum),
+//! it grows per-thread stripes, as [`Counter`](crate::Counter) does, so that
+//! contended threads stop sharing cache lines.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use super::counter::Counter;
+use super::{move_thread_index, stripe_count, thread_index, Storage};
+use crate::error::Error;
+
+const SUB_BITS: u32 = 6;
+const SUBS: usize = 1 << SUB_BITS;
+const MIN_EXP: i64 = -30;
+const MAX_EXP: i64 = 50;
+const OCTAVES: usize = (MAX_EXP - MIN_EXP) as usize;
+const EXP_BIAS: i64 = 1023;
+const MIN_BITS: u64 = ((MIN_EXP + EXP_BIAS) as u64) << 52;
+const MAX_BITS: u64 = (((MAX_EXP + EXP_BIAS) as u64) << 52) - 1;
+/// Marks an unwritten cell of a count window (NaN is never recorded).
+const EMPTY: u64 = u64::MAX;
+
+/// The smallest positive value a time window tells apart (2⁻³⁰ ≈ 9.3e-10).
+/// Smaller positive values are recorded as this and counted as saturated;
+/// zero is recorded exactly.
+///
+/// ```
+/// assert!(vitals::MIN_TRACKABLE < 1e-9);
+/// ```
+pub const MIN_TRACKABLE: f64 = f64::from_bits(MIN_BITS);
+
+/// The largest value a time window tracks (just under 2⁵⁰ ≈ 1.1e15). Larger
+/// values, +∞ included, are recorded as this and counted as saturated.
+///
+/// ```
+/// assert!(vitals::MAX_TRACKABLE > 1e15);
+/// ```
+pub const MAX_TRACKABLE: f64 = f64::from_bits(MAX_BITS);
+
+/// Which values a histogram's window holds.
+///
+/// ```
+/// use std::time::Duration;
+/// use vitals::{MetricsCollector, Window};
+///
+/// let metrics = MetricsCollector::new();
+/// metrics
+///     .configure_histogram("latency_seconds", Window::Count { values: 1000 })
+///     .unwrap();
+/// metrics
+///     .configure_histogram(
+///         "batch_size",
+///         Window::Time { length: Duration::from_secs(300), slots: 10 },
+///     )
+///     .unwrap();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Window {
+    /// Values recorded in the last `length`, kept in `slots` slots (1..=64)
+    /// that leave the window one at a time; `length / slots` is the
+    /// granularity with which old values leave.
+    Time {
+        /// How far back the window reaches (at least 1 ms per slot).
+        #[serde(with = "duration_seconds", rename = "length_seconds")]
+        length: Duration,
+        /// Number of slots (1..=64).
+        slots: u32,
+    },
+    /// The last `values` values recorded (1..=1,000,000), kept exactly.
+    Count {
+        /// How many values the window holds.
+        values: u32,
+    },
+}
+
+impl Default for Window {
+    /// The last 60 s in 6 slots of 10 s.
+    fn default() -> Self {
+        Window::Time {
+            length: Duration::from_secs(60),
+            slots: 6,
+        }
+    }
+}
+
+impl Window {
+    /// Checks the bounds given on each variant.
+    ///
+    /// ```
+    /// use vitals::Window;
+    /// assert!(Window::default().validate().is_ok());
+    /// assert!(Window::Count { values: 0 }.validate().is_err());
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        match *self {
+            Window::Time { length, slots } => {
+                if !(1..=64).contains(&slots) {
+                    return Err(Error::InvalidConfig(format!(
+                        "a time window needs 1 to 64 slots, not {slots}"
+                    )));
+                }
+                if length < Duration::from_millis(u64::from(slots)) {
+                    return Err(Error::InvalidConfig(format!(
+                        "a time window of {slots} slots needs at least {slots} ms, not {length:?}"
+                    )));
+                }
+                if length > Duration::from_secs(366 * 24 * 3600) {
+                    return Err(Error::InvalidConfig(format!(
+                        "a time window may span at most a year, not {length:?}"
+                    )));
+                }
+                Ok(())
+            }
+            Window::Count { values } => {
+                if !(1..=1_000_000).contains(&values) {
+                    return Err(Error::InvalidConfig(format!(
+                        "a count window holds 1 to 1,000,000 values, not {values}"
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+mod duration_seconds {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a histogram's window and life hold, as plain data.
+///
+/// ```
+/// let metrics = vitals::MetricsCollector::new();
+/// metrics.histogram("size_bytes", &[]).record(100.0);
+/// let snap = metrics.snapshot();
+/// let summary = &snap.histograms[0].summary;
+/// assert_eq!(summary.window.count, 1);
+/// assert_eq!(summary.lifetime.count, 1);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistogramSummary {
+    /// Statistics over the rolling window.
+    pub window: WindowStats,
+    /// Count, sum, min and max over the whole life of the series.
+    pub lifetime: LifetimeStats,
+    /// Values outside [`MIN_TRACKABLE`], [`MAX_TRACKABLE`] that were clamped
+    /// to the nearest trackable value and recorded (time windows only).
+    pub saturated: u64,
+    /// NaN and negative values, which were counted here and not recorded.
+    pub dropped: u64,
+}
+
+/// Statistics over a histogram's rolling window.
+///
+/// ```
+/// let metrics = vitals::MetricsCollector::new();
+/// let h = metrics.histogram("latency_seconds", &[]);
+/// for v in [0.1, 0.2, 0.3] {
+///     h.record(v);
+/// }
+/// let w = &metrics.snapshot().histograms[0].summary.window;
+/// assert_eq!(w.count, 3);
+/// assert!((w.mean.unwrap() - 0.2).abs() < 1e-9);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowStats {
+    /// The window's configuration.
+    pub window: Window,
+    /// The real time the window covered, in seconds: from the start of its
+    /// oldest slot (or the series' creation, if later) to the snapshot. For
+    /// a count window, an upper bound: from the last snapshot before its
+    /// oldest value was recorded (or creation).
+    pub span_seconds: f64,
+    /// Values in the window.
+    pub count: u64,
+    /// Sum of the values in the window (exact).
+    pub sum: f64,
+    /// Smallest value (exact); `None` when the window is empty.
+    pub min: Option<f64>,
+    /// Largest value (exact); `None` when the window is empty.
+    pub max: Option<f64>,
+    /// `sum / count`; `None` when the window is empty.
+    pub mean: Option<f64>,
+    /// Standard deviation: exact for a count window, from bucket midpoints
+    /// (within 0.79% per value) for a time window; `None` when empty.
+    pub stddev: Option<f64>,
+    /// Nearest-rank quantiles; `None` when the window is empty.
+    pub quantiles: Option<Quantiles>,
+}
+
+/// Nearest-rank quantiles of a window: exact for a count window, within
+/// 0.79% relative error for a time window.
+///
+/// ```
+/// let q = vitals::Quantiles { p50: 1.0, p90: 2.0, p95: 3.0, p99: 4.0, p999: 5.0 };
+/// assert_eq!(q.get(0.99), Some(4.0));
+/// assert_eq!(q.get(0.42), None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Quantiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+}
+
+impl Quantiles {
+    /// The quantile levels reported, in the order of the fields.
+    pub const LEVELS: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 0.999];
+
+    /// The value at one of [`Quantiles::LEVELS`], or `None` for another level.
+    ///
+    /// ```
+    /// let q = vitals::Quantiles { p50: 1.0, p90: 2.0, p95: 3.0, p99: 4.0, p999: 5.0 };
+    /// assert_eq!(q.get(0.5), Some(1.0));
+    /// ```
+    pub fn get(&self, level: f64) -> Option<f64> {
+        let values = [self.p50, self.p90, self.p95, self.p99, self.p999];
+        Self::LEVELS
+            .iter()
+            .position(|l| *l == level)
+            .map(|i| values[i])
+    }
+
+    fn from_values(v: [f64; 5]) -> Self {
+        Quantiles {
+            p50: v[0],
+            p90: v[1],
+            p95: v[2],
+            p99: v[3],
+            p999: v[4],
+        }
+    }
+}
+
+/// Totals over the whole life of a histogram series.
+///
+/// ```
+/// let s = vitals::LifetimeStats { count: 2, sum: 3.0, min: Some(1.0), max: Some(2.0) };
+/// assert_eq!(s.mean(), Some(1.5));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LifetimeStats {
+    /// Values ever recorded.
+    pub count: u64,
+    /// Sum of every value ever recorded.
+    pub sum: f64,
+    /// Smallest value ever recorded.
+    pub min: Option<f64>,
+    /// Largest value ever recorded.
+    pub max: Option<f64>,
+}
+
+impl LifetimeStats {
+    /// `sum / count`, or `None` before the first value.
+    ///
+    /// ```
+    /// let s = vitals::LifetimeStats { count: 0, sum: 0.0, min: None, max: None };
+    /// assert_eq!(s.mean(), None);
+    /// ```
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+}
+
+/// A distribution of values over a rolling window, such as request latency.
+///
+/// See the [module notes](self) on the hot path. Record durations in seconds
+/// (the Prometheus base unit): [`record_duration`](Histogram::record_duration)
+/// and the timers do.
+///
+/// **Bad values.** NaN and negative values are dropped and counted
+/// ([`HistogramSummary::dropped`]); values beyond the trackable range are
+/// clamped and counted ([`HistogramSummary::saturated`]). Neither panics.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let metrics = vitals::MetricsCollector::new();
+/// let latency = metrics.histogram("request_duration_seconds", &[("route", "/")]);
+/// latency.record(0.012);
+/// latency.record_duration(Duration::from_millis(30));
+/// {
+///     let _timer = latency.start_timer(); // records when dropped
+/// }
+/// let snap = metrics.snapshot();
+/// assert_eq!(snap.histograms[0].summary.window.count, 3);
+/// ```
+#[derive(Clone)]
+pub struct Histogram {
+    core: Storage<HistogramCore>,
+}
+
+pub(crate) struct HistogramCore {
+    kind: WindowCore,
+    dropped: AtomicU64,
+    saturated: AtomicU64,
+}
+
+enum WindowCore {
+    Time(TimeWindow),
+    Count(CountWindow),
+}
+
+impl Histogram {
+    pub(crate) fn from_storage(core: Storage<HistogramCore>) -> Self {
+        Histogram { core }
+    }
+
+    /// A handle attached to no collector (see [`Counter`]).
+    pub(crate) fn detached() -> Self {
+        Histogram {
+            core: Storage::new(
+                HistogramCore::new(Window::Count { values: 1 }, Duration::ZERO),
+                false,
+            ),
+        }
+    }
+
+    /// Records one value.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let h = metrics.histogram("payload_bytes", &[]);
+    /// h.record(1500.0);
+    /// h.record(f64::NAN); // dropped and counted
+    /// let summary = &metrics.snapshot().histograms[0].summary;
+    /// assert_eq!((summary.window.count, summary.dropped), (1, 1));
+    /// ```
+    #[inline]
+    pub fn record(&self, value: f64) {
+        let core = &*self.core;
+        let bits = value.to_bits();
+        // Hot path: one range check on the bits covers NaN, negatives, zero,
+        // and both ends of the range (non-negative floats order as integers).
+        if bits.wrapping_sub(MIN_BITS) <= MAX_BITS - MIN_BITS {
+            core.record_bits(bits);
+        } else {
+            core.record_unusual(value);
+        }
+    }
+
+    /// Records a duration in seconds.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.histogram("sleep_seconds", &[]).record_duration(Duration::from_millis(250));
+    /// assert_eq!(metrics.snapshot().histograms[0].summary.window.sum, 0.25);
+    /// ```
+    #[inline]
+    pub fn record_duration(&self, elapsed: Duration) {
+        self.record(elapsed.as_secs_f64());
+    }
+
+    /// Starts a timer that records the elapsed seconds when stopped or
+    /// dropped.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let h = metrics.histogram("step_seconds", &[]);
+    /// let timer = h.start_timer();
+    /// let elapsed = timer.stop();
+    /// assert!(elapsed.as_secs() < 60);
+    /// assert_eq!(metrics.snapshot().histograms[0].summary.window.count, 1);
+    /// ```
+    pub fn start_timer(&self) -> HistogramTimer {
+        HistogramTimer {
+            histogram: Some(self.clone()),
+            started: Instant::now(),
+        }
+    }
+
+    /// Runs `work`, records how long it took, and returns its result.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let h = metrics.histogram("parse_seconds", &[]);
+    /// let n: u32 = h.time(|| "42".parse().unwrap());
+    /// assert_eq!(n, 42);
+    /// ```
+    pub fn time<T>(&self, work: impl FnOnce() -> T) -> T {
+        let timer = self.start_timer();
+        let out = work();
+        timer.stop();
+        out
+    }
+
+    /// Runs `work`, records how long it took, and increments `errors` when it
+    /// returns `Err`.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let h = metrics.histogram("query_seconds", &[]);
+    /// let errors = metrics.counter("query_errors_total", &[]);
+    /// let r: Result<u8, String> = h.time_result(&errors, || Err("timeout".into()));
+    /// assert!(r.is_err());
+    /// assert_eq!(errors.value(), 1);
+    /// ```
+    pub fn time_result<T, E>(
+        &self,
+        errors: &Counter,
+        work: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let out = self.time(work);
+        if out.is_err() {
+            errors.inc();
+        }
+        out
+    }
+
+    /// True when both handles record into the same series.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let a = metrics.histogram("h", &[]);
+    /// assert!(a.same_series(&metrics.histogram("h", &[])));
+    /// ```
+    pub fn same_series(&self, other: &Histogram) -> bool {
+        self.core.same(&other.core)
+    }
+
+    pub(crate) fn summary(&self, now: Duration) -> HistogramSummary {
+        self.core.summary(now)
+    }
+
+    /// Bytes of heap this series uses now (counters, buckets, stripes).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.core.heap_bytes()
+    }
+}
+
+impl std::fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Histogram").finish_non_exhaustive()
+    }
+}
+
+/// Records the seconds since it was started into its histogram when
+/// [`stop`](HistogramTimer::stop)ped or dropped, unless
+/// [`discard`](HistogramTimer::discard)ed.
+///
+/// ```
+/// let metrics = vitals::MetricsCollector::new();
+/// let h = metrics.histogram("cancelled_seconds", &[]);
+/// h.start_timer().discard();
+/// assert_eq!(metrics.snapshot().histograms[0].summary.window.count, 0);
+/// ```
+#[must_use = "a timer records when it is dropped; bind it to a variable"]
+pub struct HistogramTimer {
+    histogram: Option<Histogram>,
+    started: Instant,
+}
+
+impl HistogramTimer {
+    /// Records the elapsed time and returns it.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let elapsed = metrics.histogram("t_seconds", &[]).start_timer().stop();
+    /// assert!(elapsed.as_secs_f64() >= 0.0);
+    /// ```
+    pub fn stop(mut self) -> Duration {
+        let elapsed = self.started.elapsed();
+        if let Some(h) = self.histogram.take() {
+            h.record_duration(elapsed);
+        }
+        elapsed
+    }
+
+    /// Drops the timer without recording.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.histogram("t_seconds", &[]).start_timer().discard();
+    /// ```
+    pub fn discard(mut self) {
+        self.histogram = None;
+    }
+}
+
+impl Drop for HistogramTimer {
+    fn drop(&mut self) {
+        if let Some(h) = self.histogram.take() {
+            h.record_duration(self.started.elapsed());
+        }
+    }
+}
+
+impl std::fmt::Debug for HistogramTimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistogramTimer")
+            .field("started", &self.started)
+            .finish()
+    }
+}
+
+impl HistogramCore {
+    /// `window` must have been validated.
+    pub(crate) fn new(window: Window, now: Duration) -> Self {
+        let kind = match window {
+            Window::Time { length, slots } => WindowCore::Time(TimeWindow::new(length, slots, now)),
+            Window::Count { values } => WindowCore::Count(CountWindow::new(values, now)),
+        };
+        HistogramCore {
+            kind,
+            dropped: AtomicU64::new(0),
+            saturated: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    fn record_bits(&self, bits: u64) {
+        match &self.kind {
+            WindowCore::Time(w) => w.record(bits),
+            WindowCore::Count(w) => w.record(bits),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_unusual(&self, value: f64) {
+        if value == 0.0 {
+            match &self.kind {
+                WindowCore::Time(w) => w.record_zero(),
+                WindowCore::Count(w) => w.record(0f64.to_bits()),
+            }
+        } else if value.is_nan() || value < 0.0 {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        } else if let WindowCore::Count(w) = &self.kind {
+            // A count window stores values exactly; only +inf is clamped, so
+            // that sums stay finite.
+            if value.is_finite() {
+                w.record(value.to_bits());
+            } else {
+                self.saturated.fetch_add(1, Ordering::Relaxed);
+                w.record(f64::MAX.to_bits());
+            }
+        } else {
+            self.saturated.fetch_add(1, Ordering::Relaxed);
+            let clamped = if value < MIN_TRACKABLE {
+                MIN_BITS
+            } else {
+                MAX_BITS
+            };
+            self.record_bits(clamped);
+        }
+    }
+
+    fn summary(&self, now: Duration) -> HistogramSummary {
+        let (window, lifetime) = match &self.kind {
+            WindowCore::Time(w) => w.summary(now),
+            WindowCore::Count(w) => w.summary(now),
+        };
+        HistogramSummary {
+            window,
+            lifetime,
+            saturated: self.saturated.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match &self.kind {
+            WindowCore::Time(w) => w.heap_bytes(),
+            WindowCore::Count(w) => w.ring.len() * 8,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- time window
+
+struct TimeWindow {
+    length: Duration,
+    slot_len: Duration,
+    slots: usize,
+    current: AtomicUsize,
+    base: Stripe,
+    stripes: OnceLock<Box<[Stripe]>>,
+    reader: Mutex<TimeReader>,
+}
+
+/// One thread's (or, before contention, everyone's) counters for every slot.
+struct Stripe {
+    /// Per octave, `slots × SUBS` bucket counters, allocated on first use.
+    octaves: Box<[OnceLock<Box<[AtomicU32]>>]>,
+    totals: Box<[SlotTotals]>,
+    /// Bucket counters that wrapped past `u32::MAX`: (slot, bucket), one
+    /// entry per 2³² values. Needs 4 billion values in one bucket in one slot.
+    wraps: Mutex<Vec<(usize, usize)>>,
+}
+
+struct SlotTotals {
+    sum: AtomicU64,
+    min: AtomicU64,
+    max: AtomicU64,
+    zeros: AtomicU64,
+}
+
+impl SlotTotals {
+    fn new() -> Self {
+        SlotTotals {
+            sum: AtomicU64::new(0f64.to_bits()),
+            min: AtomicU64::new(f64::INFINITY.to_bits()),
+            max: AtomicU64::new(0f64.to_bits()),
+            zeros: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    fn add_sum(&self, value: f64) -> bool {
+        let current = self.sum.load(Ordering::Relaxed);
+        let next = (f64::from_bits(current) + value).to_bits();
+        self.sum
+            .compare_exchange(current, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    fn add_sum_contended(&self, value: f64) {
+        let _ = self
+            .sum
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some((f64::from_bits(b) + value).to_bits())
+            });
+    }
+
+    #[inline]
+    fn update_extremes(&self, bits: u64) {
+        // Loads first: once min and max settle, these lines stay shared.
+        if bits < self.min.load(Ordering::Relaxed) {
+            self.min.fetch_min(bits, Ordering::Relaxed);
+        }
+        if bits > self.max.load(Ordering::Relaxed) {
+            self.max.fetch_max(bits, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Stripe {
+    fn new(slots: usize) -> Self {
+        Stripe {
+            octaves: (0..OCTAVES).map(|_| OnceLock::new()).collect(),
+            totals: (0..slots).map(|_| SlotTotals::new()).collect(),
+            wraps: Mutex::new(Vec::new()),
+        }
+    }
+
+    #[inline]
+    fn octave(&self, octave: usize, slots: usize) -> &[AtomicU32] {
+        self.octaves[octave].get_or_init(|| (0..slots * SUBS).map(|_| AtomicU32::new(0)).collect())
+    }
+
+    fn heap_bytes(&self) -> usize {
+        let allocated = self.octaves.iter().filter_map(OnceLock::get);
+        self.octaves.len() * std::mem::size_of::<OnceLock<Box<[AtomicU32]>>>()
+            + self.totals.len() * std::mem::size_of::<SlotTotals>()
+            + allocated.map(|o| o.len() * 4).sum::<usize>()
+    }
+}
+
+struct TimeReader {
+    created: Duration,
+    current_start: Duration,
+    life_count: u64,
+    life_sum: f64,
+    life_min: u64,
+    life_max: u64,
+}
+
+/// Counts and totals of some slots, merged across stripes.
+struct Merged {
+    /// (octave, counts of its sub-buckets), ascending by octave.
+    octaves: Vec<(usize, [u64; SUBS])>,
+    zeros: u64,
+    count: u64,
+    sum: f64,
+    min: u64,
+    max: u64,
+}
+
+impl TimeWindow {
+    fn new(length: Duration, slots: u32, now: Duration) -> Self {
+        let slots = slots as usize;
+        TimeWindow {
+            length,
+            slot_len: length / slots as u32,
+            slots,
+            current: AtomicUsize::new(0),
+            base: Stripe::new(slots),
+            stripes: OnceLock::new(),
+            reader: Mutex::new(TimeReader {
+                created: now,
+                current_start: now,
+                life_count: 0,
+                life_sum: 0.0,
+                life_min: f64::INFINITY.to_bits(),
+                life_max: 0f64.to_bits(),
+            }),
+        }
+    }
+
+    #[inline]
+    fn stripe(&self) -> &Stripe {
+        match self.stripes.get() {
+            Some(stripes) => &stripes[thread_index() & (stripes.len() - 1)],
+            None => &self.base,
+        }
+    }
+
+    #[inline]
+    fn record(&self, bits: u64) {
+        let octave = ((bits >> 52) - MIN_BITS.wrapping_shr(52)) as usize;
+        let sub = ((bits >> (52 - SUB_BITS)) as usize) & (SUBS - 1);
+        let slot = self.current.load(Ordering::Relaxed);
+        let stripe = self.stripe();
+        let index = slot * SUBS + sub;
+        let before = stripe.octave(octave, self.slots)[index].fetch_add(1, Ordering::Relaxed);
+        if before == u32::MAX {
+            stripe.wraps.lock().push((slot, octave * SUBS + sub));
+        }
+        let totals = &stripe.totals[slot];
+        let value = f64::from_bits(bits);
+        if !totals.add_sum(value) {
+            self.contended(stripe, totals, value);
+        }
+        totals.update_extremes(bits);
+    }
+
+    fn record_zero(&self) {
+        let slot = self.current.load(Ordering::Relaxed);
+        let totals = &self.stripe().totals[slot];
+        totals.zeros.fetch_add(1, Ordering::Relaxed);
+        totals.min.fetch_min(0, Ordering::Relaxed);
+    }
+
+    /// Another thread wrote the same sum between our load and CAS.
+    #[cold]
+    #[inline(never)]
+    fn contended(&self, stripe: &Stripe, totals: &SlotTotals, value: f64) {
+        totals.add_sum_contended(value);
+        if std::ptr::eq(stripe, &self.base) {
+            self.stripes.get_or_init(|| {
+                (0..stripe_count(1, 16))
+                    .map(|_| Stripe::new(self.slots))
+                    .collect()
+            });
+        } else {
+            move_thread_index();
+        }
+    }
+
+    fn all_stripes(&self) -> impl Iterator<Item = &Stripe> {
+        std::iter::once(&self.base).chain(self.stripes.get().into_iter().flat_map(|s| s.iter()))
+    }
+
+    /// Advances the current slot to `now`, folding each slot that leaves the
+    /// window into the lifetime totals.
+    fn rotate(&self, reader: &mut TimeReader, now: Duration) {
+        let Some(elapsed) = now.checked_sub(reader.current_start) else {
+            return;
+        };
+        let steps = elapsed.as_nanos() / self.slot_len.as_nanos();
+        if steps == 0 {
+            return;
+        }
+        let mut current = self.current.load(Ordering::Relaxed);
+        for _ in 0..steps.min(self.slots as u128) {
+            current = (current + 1) % self.slots;
+            // Empty the slot before writers are sent to it.
+            let gone = self.take_slots(&[current], true);
+            reader.life_count += gone.count;
+            reader.life_sum += gone.sum;
+            reader.life_min = reader.life_min.min(gone.min);
+            reader.life_max = reader.life_max.max(gone.max);
+            self.current.store(current, Ordering::Release);
+        }
+        let advanced = self.slot_len.as_nanos() * steps;
+        reader.current_start += Duration::from_nanos(u64::try_from(advanced).unwrap_or(u64::MAX));
+    }
+
+    /// Reads (and, with `clear`, empties by atomic swaps) the given slots of
+    /// every stripe.
+    fn take_slots(&self, slots: &[usize], clear: bool) -> Merged {
+        let read32 = |a: &AtomicU32| {
+            if clear {
+                a.swap(0, Ordering::Relaxed)
+            } else {
+                a.load(Ordering::Relaxed)
+            }
+        };
+        let read64 = |a: &AtomicU64, empty: u64| {
+            if clear {
+                a.swap(empty, Ordering::Relaxed)
+            } else {
+                a.load(Ordering::Relaxed)
+            }
+        };
+        let mut merged = Merged {
+            octaves: Vec::new(),
+            zeros: 0,
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY.to_bits(),
+            max: 0,
+        };
+        let mut position = [usize::MAX; OCTAVES];
+        for stripe in self.all_stripes() {
+            for (octave, cell) in stripe.octaves.iter().enumerate() {
+                let Some(counts) = cell.get() else { continue };
+                if position[octave] == usize::MAX {
+                    position[octave] = merged.octaves.len();
+                    merged.octaves.push((octave, [0; SUBS]));
+                }
+                let into = &mut merged.octaves[position[octave]].1;
+                for &slot in slots {
+                    for (sub, c) in counts[slot * SUBS..(slot + 1) * SUBS].iter().enumerate() {
+                        into[sub] += u64::from(read32(c));
+                    }
+                }
+            }
+            for &slot in slots {
+                let t = &stripe.totals[slot];
+                merged.sum += f64::from_bits(read64(&t.sum, 0f64.to_bits()));
+                merged.zeros += read64(&t.zeros, 0);
+                merged.min = merged.min.min(read64(&t.min, f64::INFINITY.to_bits()));
+                merged.max = merged.max.max(read64(&t.max, 0));
+            }
+            let mut wraps = stripe.wraps.lock();
+            wraps.retain(|&(slot, bucket)| {
+                if !slots.contains(&slot) {
+                    return true;
+                }
+                let (octave, sub) = (bucket / SUBS, bucket % SUBS);
+                if let Some(&p) = position.get(octave) {
+                    if p != usize::MAX {
+                        merged.octaves[p].1[sub] += 1 << 32;
+                    }
+                }
+                !clear
+            });
+        }
+        merged.octaves.sort_unstable_by_key(|(o, _)| *o);
+        merged.count = merged.zeros
+            + merged
+                .octaves
+                .iter()
+                .map(|(_, c)| c.iter().sum::<u64>())
+                .sum::<u64>();
+        merged
+    }
+
+    fn summary(&self, now: Duration) -> (WindowStats, LifetimeStats) {
+        let mut reader = self.reader.lock();
+        self.rotate(&mut reader, now);
+        let all: Vec<usize> = (0..self.slots).collect();
+        let m = self.take_slots(&all, false);
+        let oldest = reader
+            .current_start
+            .saturating_sub(self.slot_len * (self.slots as u32 - 1))
+            .max(reader.created);
+        let empty = m.count == 0;
+        let min = (!empty).then(|| f64::from_bits(m.min));
+        let max = (!empty).then(|| f64::from_bits(m.max));
+        let mean = (!empty).then(|| m.sum / m.count as f64);
+        let (quantiles, stddev) = match (min, max, mean) {
+            (Some(lo), Some(hi), Some(mean)) => (
+                Some(bucket_quantiles(&m, lo, hi)),
+                Some(bucket_stddev(&m, mean)),
+            ),
+            _ => (None, None),
+        };
+        let window = WindowStats {
+            window: Window::Time {
+                length: self.length,
+                slots: self.slots as u32,
+            },
+            span_seconds: now.saturating_sub(oldest).as_secs_f64(),
+            count: m.count,
+            sum: m.sum,
+            min,
+            max,
+            mean,
+            stddev,
+            quantiles,
+        };
+        let life_count = reader.life_count + m.count;
+        let life_min = reader.life_min.min(m.min);
+        let life_max = reader.life_max.max(m.max);
+        let lifetime = LifetimeStats {
+            count: life_count,
+            sum: reader.life_sum + m.sum,
+            min: (life_count > 0).then(|| f64::from_bits(life_min)),
+            max: (life_count > 0).then(|| f64::from_bits(life_max)),
+        };
+        (window, lifetime)
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.all_stripes().map(Stripe::heap_bytes).sum::<usize>()
+            + self
+                .stripes
+                .get()
+                .map_or(0, |s| s.len() * std::mem::size_of::<Stripe>())
+    }
+}
+
+/// The midpoint of a bucket: within half a bucket (≤ 1/128 relative) of any
+/// value in it.
+fn bucket_midpoint(octave: usize, sub: usize) -> f64 {
+    let lower = MIN_BITS + ((octave as u64) << 52) + ((sub as u64) << (52 - SUB_BITS));
+    let upper = lower + (1 << (52 - SUB_BITS));
+    (f64::from_bits(lower) + f64::from_bits(upper)) / 2.0
+}
+
+/// The 1-based nearest rank of quantile `q` among `n` values.
+fn nearest_rank(q: f64, n: u64) -> u64 {
+    ((q * n as f64).ceil() as u64).clamp(1, n)
+}
+
+fn bucket_quantiles(m: &Merged, lo: f64, hi: f64) -> Quantiles {
+    let ranks = Quantiles::LEVELS.map(|q| nearest_rank(q, m.count));
+    let mut out = [hi; 5];
+    let mut next = 0;
+    let mut seen = m.zeros;
+    while next < 5 && ranks[next] <= seen {
+        out[next] = 0.0;
+        next += 1;
+    }
+    'outer: for (octave, counts) in &m.octaves {
+        for (sub, &c) in counts.iter().enumerate() {
+            if c == 0 {
+                continue;
+            }
+            seen += c;
+            while next < 5 && ranks[next] <= seen {
+                out[next] = bucket_midpoint(*octave, sub).clamp(lo, hi);
+                next += 1;
+            }
+            if next == 5 {
+                break 'outer;
+            }
+        }
+    }
+    Quantiles::from_values(out)
+}
+
+fn bucket_stddev(m: &Merged, mean: f64) -> f64 {
+    if m.count < 2 {
+        return 0.0;
+    }
+    let mut squares = m.zeros as f64 * mean * mean;
+    for (octave, counts) in &m.octaves {
+        for (sub, &c) in counts.iter().enumerate() {
+            if c > 0 {
+                let d = bucket_midpoint(*octave, sub) - mean;
+                squares += c as f64 * d * d;
+            }
+        }
+    }
+    (squares / m.count as f64).sqrt()
+}
+
+// --------------------------------------------------------------- count window
+
+struct CountWindow {
+    ring: Box<[AtomicU64]>,
+    next: AtomicU64,
+    life_sum: AtomicU64,
+    life_min: AtomicU64,
+    life_max: AtomicU64,
+    reader: Mutex<CountReader>,
+}
+
+struct CountReader {
+    created: Duration,
+    /// (time, values recorded so far) at recent snapshots, oldest first.
+    marks: VecDeque<(Duration, u64)>,
+}
+
+const COUNT_MARKS: usize = 64;
+
+impl CountWindow {
+    fn new(values: u32, now: Duration) -> Self {
+        CountWindow {
+            ring: (0..values).map(|_| AtomicU64::new(EMPTY)).collect(),
+            next: AtomicU64::new(0),
+            life_sum: AtomicU64::new(0f64.to_bits()),
+            life_min: AtomicU64::new(f64::INFINITY.to_bits()),
+            life_max: AtomicU64::new(0),
+            reader: Mutex::new(CountReader {
+                created: now,
+                marks: VecDeque::new(),
+            }),
+        }
+    }
+
+    #[inline]
+    fn record(&self, bits: u64) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.ring[(i % self.ring.len() as u64) as usize].store(bits, Ordering::Relaxed);
+        let _ = self
+            .life_sum
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some((f64::from_bits(b) + f64::from_bits(bits)).to_bits())
+            });
+        if bits < self.life_min.load(Ordering::Relaxed) {
+            self.life_min.fetch_min(bits, Ordering::Relaxed);
+        }
+        if bits > self.life_max.load(Ordering::Relaxed) {
+            self.life_max.fetch_max(bits, Ordering::Relaxed);
+        }
+    }
+
+    fn summary(&self, now: Duration) -> (WindowStats, LifetimeStats) {
+        let mut reader = self.reader.lock();
+        let total = self.next.load(Ordering::Relaxed);
+        let life_sum = f64::from_bits(self.life_sum.load(Ordering::Relaxed));
+        let (life_min, life_max) = (
+            self.life_min.load(Ordering::Relaxed),
+            self.life_max.load(Ordering::Relaxed),
+        );
+        // A writer that has claimed a cell but not yet stored its value
+        // leaves EMPTY (or the value it replaces) for this one read.
+        let mut values: Vec<f64> = self
+            .ring
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .filter(|&b| b != EMPTY)
+            .map(f64::from_bits)
+            .collect();
+        values.sort_unstable_by(f64::total_cmp);
+        let n = values.len() as u64;
+        let oldest_index = total.saturating_sub(self.ring.len() as u64);
+        let start = reader
+            .marks
+            .iter()
+            .rev()
+            .find(|(_, recorded)| *recorded <= oldest_index)
+            .map_or(reader.created, |(t, _)| *t);
+        if reader.marks.back().map_or(true, |(_, r)| *r != total) {
+            if reader.marks.len() == COUNT_MARKS {
+                reader.marks.pop_front();
+            }
+            reader.marks.push_back((now, total));
+        }
+        let sum: f64 = values.iter().sum();
+        let mean = (n > 0).then(|| sum / n as f64);
+        let stddev = mean.map(|mean| {
+            let squares: f64 = values.iter().map(|v| (v - mean) * (v - mean)).sum();
+            (squares / n as f64).sqrt()
+        });
+        let quantiles = (n > 0).then(|| {
+            Quantiles::from_values(
+                Quantiles::LEVELS.map(|q| values[(nearest_rank(q, n) - 1) as usize]),
+            )
+        });
+        let window = WindowStats {
+            window: Window::Count {
+                values: self.ring.len() as u32,
+            },
+            span_seconds: now.saturating_sub(start).as_secs_f64(),
+            count: n,
+            sum,
+            min: values.first().copied(),
+            max: values.last().copied(),
+            mean,
+            stddev,
+            quantiles,
+        };
+        let lifetime = LifetimeStats {
+            count: total,
+            sum: life_sum,
+            min: (total > 0).then(|| f64::from_bits(life_min)),
+            max: (total > 0).then(|| f64::from_bits(life_max)),
+        };
+        (window, lifetime)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time_histogram() -> Histogram {
+        Histogram::from_storage(Storage::new(
+            HistogramCore::new(Window::default(), Duration::ZERO),
+            false,
+        ))
+    }
+
+    #[test]
+    fn bucket_midpoints_are_within_bound_of_their_values() {
+        for v in [
+            MIN_TRACKABLE,
+            1e-6,
+            0.5,
+            1.0,
+            1.015625,
+            3.0,
+            1e6,
+            123456.789,
+            MAX_TRACKABLE,
+        ] {
+            let bits = f64::to_bits(v);
+            let octave = ((bits >> 52) - (MIN_BITS >> 52)) as usize;
+            let sub = ((bits >> (52 - SUB_BITS)) as usize) & (SUBS - 1);
+            let mid = bucket_midpoint(octave, sub);
+            assert!(((mid - v) / v).abs() <= 1.0 / 128.0 + 1e-12, "{v} -> {mid}");
+        }
+    }
+
+    #[test]
+    fn edge_values_are_clamped_counted_or_dropped() {
+        let h = time_histogram();
+        h.record(0.0);
+        h.record(-0.0);
+        h.record(1e-300);
+        h.record(f64::INFINITY);
+        h.record(1e300);
+        h.record(-1.0);
+        h.record(f64::NAN);
+        h.record(f64::NEG_INFINITY);
+        let s = h.summary(Duration::ZERO);
+        assert_eq!(s.window.count, 5);
+        assert_eq!(s.saturated, 3);
+        assert_eq!(s.dropped, 3);
+        assert_eq!(s.window.min, Some(0.0));
+        assert_eq!(s.window.max, Some(MAX_TRACKABLE));
+        let q = s.window.quantiles.unwrap();
+        assert!((q.p50 - MIN_TRACKABLE) / MIN_TRACKABLE <= 1.0 / 128.0);
+        assert_eq!(q.p999, MAX_TRACKABLE);
+    }
+
+    #[test]
+    fn window_config_bounds_are_checked() {
+        assert!(Window::Time {
+            length: Duration::from_secs(1),
+            slots: 0
+        }
+        .validate()
+        .is_err());
+        assert!(Window::Time {
+            length: Duration::from_secs(1),
+            slots: 65
+        }
+        .validate()
+        .is_err());
+        assert!(Window::Time {
+            length: Duration::from_micros(10),
+            slots: 2
+        }
+        .validate()
+        .is_err());
+        assert!(Window::Count { values: 1_000_001 }.validate().is_err());
+        assert!(Window::Count { values: 1 }.validate().is_ok());
+    }
+
+    #[test]
+    fn wrapped_bucket_counters_are_not_lost() {
+        let h = time_histogram();
+        h.record(2.0);
+        let WindowCore::Time(w) = &h.core.kind else {
+            unreachable!()
+        };
+        let octave = ((2f64.to_bits() >> 52) - (MIN_BITS >> 52)) as usize;
+        // Force the counter to the brink, as 2^32 - 1 records would.
+        w.base.octave(octave, w.slots)[0].store(u32::MAX, Ordering::Relaxed);
+        h.record(2.0);
+        let s = h.summary(Duration::ZERO);
+        assert_eq!(s.window.count, u64::from(u32::MAX) + 1);
+    }
+
+    #[test]
+    fn memory_stays_small_for_four_decades() {
+        let h = time_histogram();
+        let mut v = 0.001;
+        while v < 10.0 {
+            h.record(v);
+            v *= 1.01;
+        }
+        let bytes = h.heap_bytes();
+        assert!(bytes <= 32 * 1024, "{bytes} bytes");
+    }
+}

@@ -1,0 +1,1076 @@
+//! `MetricsCollector`: the registry of series, their metadata, and the
+//! global collector.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::Error;
+use crate::key::{hash_labels, labels_match, validate_labels, validate_metric_name, Labels};
+use crate::metrics::counter::{Counter, CounterCore};
+use crate::metrics::gauge::{Gauge, GaugeCore};
+use crate::metrics::histogram::{Histogram, HistogramCore, Window};
+use crate::metrics::Storage;
+use crate::snapshot::{
+    CounterSample, GaugeSample, HistogramSample, MetricInfo, MetricKind, Rate, Snapshot,
+    SCHEMA_VERSION,
+};
+
+/// Label sets allowed per metric name unless configured otherwise.
+///
+/// ```
+/// assert_eq!(vitals::DEFAULT_CARDINALITY_LIMIT, 1000);
+/// ```
+pub const DEFAULT_CARDINALITY_LIMIT: usize = 1000;
+
+/// Metric names allowed per collector unless configured otherwise.
+///
+/// ```
+/// assert_eq!(vitals::DEFAULT_MAX_METRICS, 10_000);
+/// ```
+pub const DEFAULT_MAX_METRICS: usize = 10_000;
+
+/// The label every overflow series carries (reserved: users cannot set it).
+///
+/// ```
+/// assert_eq!(vitals::OVERFLOW_LABEL, "vitals_overflow");
+/// ```
+pub const OVERFLOW_LABEL: &str = "vitals_overflow";
+
+/// Counts registration errors by `kind` (see [`Error::kind`]).
+const ERRORS_METRIC: &str = "vitals_errors_total";
+/// Counts values sent to an overflow series, by `metric`.
+const OVERFLOW_METRIC: &str = "vitals_cardinality_overflow_total";
+
+/// The registry: hands out metric handles by name and labels, keeps their
+/// metadata, and takes [`Snapshot`]s.
+///
+/// Cloning a collector is cheap and shares the same series. Handles stay
+/// valid (and keep counting) for as long as any handle or clone exists.
+///
+/// * **Lookup**: one order-independent hash of the borrowed labels and one
+///   read-locked map lookup; an existing series costs no allocation.
+/// * **Errors**: the `try_*` methods return an [`Error`]; the plain methods
+///   (and the macros) never fail: they return a detached handle that records
+///   nowhere, count the error in `vitals_errors_total{kind}` and keep the first
+///   message for [`Snapshot::first_error`].
+/// * **Cardinality** (per name, [`DEFAULT_CARDINALITY_LIMIT`] label sets by
+///   default): a new label set beyond the limit is an error for `try_*`; the
+///   plain methods send its values to one overflow series (label
+///   `vitals_overflow="true"`) and count them in
+///   `vitals_cardinality_overflow_total{metric}`. Metric names are capped too
+///   ([`DEFAULT_MAX_METRICS`]), so memory stays bounded whatever the input.
+///
+/// ```
+/// use vitals::MetricsCollector;
+///
+/// let metrics = MetricsCollector::new();
+/// let hits = metrics.counter("cache_hits_total", &[("cache", "users")]);
+/// hits.inc();
+/// metrics.gauge("cache_entries", &[("cache", "users")]).set(120.0);
+/// metrics.histogram("lookup_seconds", &[]).record(0.002);
+///
+/// let snap = metrics.snapshot();
+/// assert_eq!(snap.counter("cache_hits_total", &[("cache", "users")]), Some(1));
+/// assert_eq!(snap.gauge("cache_entries", &[("cache", "users")]), Some(120.0));
+/// ```
+#[derive(Clone)]
+pub struct MetricsCollector {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    clock: Arc<dyn Clock>,
+    created: Duration,
+    /// Series storage is leaked (global collector only: it is never dropped).
+    leak: bool,
+    seed: u64,
+    cardinality_limit: usize,
+    max_metrics: usize,
+    default_window: Window,
+    rate_window: Duration,
+    families: RwLock<HashMap<Arc<str>, Arc<Family>>>,
+    first_error: Mutex<Option<String>>,
+}
+
+/// All series of one metric name.
+#[doc(hidden)]
+pub struct Family {
+    name: Arc<str>,
+    kind: MetricKind,
+    limit: usize,
+    meta: Mutex<Meta>,
+    series: RwLock<SeriesSet>,
+    overflow: OnceLock<Metric>,
+}
+
+impl std::fmt::Debug for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Family")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Meta {
+    help: Option<String>,
+    unit: Option<String>,
+    window: Option<Window>,
+}
+
+/// Series in creation order, indexed by label hash. Colliding hashes chain
+/// through `Series::next`, so the index stores one `usize` per hash.
+#[derive(Default)]
+struct SeriesSet {
+    index: HashMap<u64, usize, BuildHasherDefault<PrehashedHasher>>,
+    list: Vec<Series>,
+    /// Series counted against the limit (the overflow series is not).
+    counted: usize,
+}
+
+struct Series {
+    labels: Labels,
+    metric: Metric,
+    next: Option<usize>,
+    /// (time, value) of past snapshots, for counter rates.
+    rate_marks: Option<Mutex<VecDeque<(Duration, u64)>>>,
+}
+
+#[derive(Clone)]
+enum Metric {
+    Counter(Counter),
+    Gauge(Gauge),
+    Histogram(Histogram),
+}
+
+/// The label hash is already well mixed; hashing it again is wasted work.
+#[derive(Default)]
+struct PrehashedHasher(u64);
+
+impl Hasher for PrehashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Settings for a [`MetricsCollector`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use vitals::{ManualClock, MetricsCollector, Window};
+///
+/// let metrics = MetricsCollector::builder()
+///     .clock(Arc::new(ManualClock::new()))
+///     .cardinality_limit(100)
+///     .histogram_window(Window::Count { values: 500 })
+///     .rate_window(Duration::from_secs(30))
+///     .try_build()
+///     .unwrap();
+/// # let _ = metrics;
+/// ```
+#[derive(Debug)]
+pub struct Builder {
+    clock: Option<Arc<dyn Clock>>,
+    cardinality_limit: usize,
+    max_metrics: usize,
+    default_window: Window,
+    rate_window: Duration,
+}
+
+impl Builder {
+    /// The clock for windows, rates and timestamps (default: the system clock).
+    ///
+    /// ```
+    /// let m = vitals::MetricsCollector::builder()
+    ///     .clock(std::sync::Arc::new(vitals::ManualClock::new()))
+    ///     .build();
+    /// # let _ = m;
+    /// ```
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Label sets allowed per metric name (at least 1; default
+    /// [`DEFAULT_CARDINALITY_LIMIT`]).
+    ///
+    /// ```
+    /// let m = vitals::MetricsCollector::builder().cardinality_limit(10).build();
+    /// # let _ = m;
+    /// ```
+    pub fn cardinality_limit(mut self, limit: usize) -> Self {
+        self.cardinality_limit = limit;
+        self
+    }
+
+    /// Metric names allowed (at least 1; default [`DEFAULT_MAX_METRICS`]).
+    ///
+    /// ```
+    /// let m = vitals::MetricsCollector::builder().max_metrics(500).build();
+    /// # let _ = m;
+    /// ```
+    pub fn max_metrics(mut self, max: usize) -> Self {
+        self.max_metrics = max;
+        self
+    }
+
+    /// The window of histograms not configured otherwise (default: 60 s in
+    /// 6 slots).
+    ///
+    /// ```
+    /// let m = vitals::MetricsCollector::builder()
+    ///     .histogram_window(vitals::Window::Count { values: 1000 })
+    ///     .build();
+    /// # let _ = m;
+    /// ```
+    pub fn histogram_window(mut self, window: Window) -> Self {
+        self.default_window = window;
+        self
+    }
+
+    /// How far back counter rates look (at least 1 s; default 60 s).
+    ///
+    /// ```
+    /// let m = vitals::MetricsCollector::builder()
+    ///     .rate_window(std::time::Duration::from_secs(10))
+    ///     .build();
+    /// # let _ = m;
+    /// ```
+    pub fn rate_window(mut self, window: Duration) -> Self {
+        self.rate_window = window;
+        self
+    }
+
+    /// Builds the collector, or says which setting is out of range.
+    ///
+    /// ```
+    /// let err = vitals::MetricsCollector::builder().cardinality_limit(0).try_build();
+    /// assert!(err.is_err());
+    /// ```
+    pub fn try_build(self) -> Result<MetricsCollector, Error> {
+        self.validate()?;
+        Ok(MetricsCollector::from_builder(self, false))
+    }
+
+    /// Builds the collector. A setting out of range is replaced by its
+    /// default, and the error is counted and kept as
+    /// [`Snapshot::first_error`] (use [`try_build`](Builder::try_build) to
+    /// get it instead).
+    ///
+    /// ```
+    /// let m = vitals::MetricsCollector::builder().cardinality_limit(0).build();
+    /// assert!(m.snapshot().first_error.unwrap().contains("cardinality"));
+    /// ```
+    pub fn build(self) -> MetricsCollector {
+        self.build_inner(false)
+    }
+
+    fn build_inner(mut self, leak: bool) -> MetricsCollector {
+        let problem = self.validate().err();
+        if problem.is_some() {
+            let defaults = MetricsCollector::builder();
+            if self.cardinality_limit == 0 {
+                self.cardinality_limit = defaults.cardinality_limit;
+            }
+            if self.max_metrics == 0 {
+                self.max_metrics = defaults.max_metrics;
+            }
+            if self.default_window.validate().is_err() {
+                self.default_window = defaults.default_window;
+            }
+            if self.rate_window < Duration::from_secs(1) {
+                self.rate_window = defaults.rate_window;
+            }
+        }
+        let collector = MetricsCollector::from_builder(self, leak);
+        if let Some(err) = problem {
+            collector.inner.report(err);
+        }
+        collector
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.cardinality_limit == 0 {
+            return Err(Error::InvalidConfig(
+                "the cardinality limit must be at least 1".into(),
+            ));
+        }
+        if self.max_metrics == 0 {
+            return Err(Error::InvalidConfig(
+                "max_metrics must be at least 1".into(),
+            ));
+        }
+        if self.rate_window < Duration::from_secs(1) {
+            return Err(Error::InvalidConfig(format!(
+                "the rate window must be at least 1 s, not {:?}",
+                self.rate_window
+            )));
+        }
+        self.default_window.validate()
+    }
+}
+
+impl Default for MetricsCollector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for MetricsCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsCollector")
+            .field("metrics", &self.inner.families.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MetricsCollector {
+    /// A collector with default settings and the system clock.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// assert!(metrics.snapshot().counters.is_empty());
+    /// ```
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// Settings for a new collector.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::builder().build();
+    /// # let _ = metrics;
+    /// ```
+    pub fn builder() -> Builder {
+        Builder {
+            clock: None,
+            cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
+            max_metrics: DEFAULT_MAX_METRICS,
+            default_window: Window::default(),
+            rate_window: Duration::from_secs(60),
+        }
+    }
+
+    fn from_builder(b: Builder, leak: bool) -> Self {
+        let clock = b.clock.unwrap_or_else(|| Arc::new(SystemClock::new()));
+        let seed = {
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(0x5EED_u64)
+        };
+        let inner = Inner {
+            created: clock.monotonic(),
+            clock,
+            leak,
+            seed,
+            cardinality_limit: b.cardinality_limit,
+            max_metrics: b.max_metrics,
+            default_window: b.default_window,
+            rate_window: b.rate_window,
+            families: RwLock::new(HashMap::new()),
+            first_error: Mutex::new(None),
+        };
+        // The internal families exist from the start, so that reporting an
+        // error can never fail on the name limit.
+        for (name, help) in [
+            (
+                ERRORS_METRIC,
+                "Registration errors met by this collector, by kind.",
+            ),
+            (
+                OVERFLOW_METRIC,
+                "Handles sent to an overflow series by the cardinality limit, by metric.",
+            ),
+        ] {
+            let family = inner.new_family(name, MetricKind::Counter);
+            family.meta.lock().help = Some(help.to_owned());
+            inner
+                .families
+                .write()
+                .insert(Arc::clone(&family.name), family);
+        }
+        MetricsCollector {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The clock this collector reads.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let _t = metrics.clock().monotonic();
+    /// ```
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The counter `name{labels}`, created on first use.
+    ///
+    /// Never fails: see the type docs for what happens to bad input.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.counter("requests_total", &[("code", "200")]).inc();
+    /// metrics.counter("bad name", &[]).inc(); // detached; counted as an error
+    /// let snap = metrics.snapshot();
+    /// assert_eq!(snap.counter("vitals_errors_total", &[("kind", "invalid_name")]), Some(1));
+    /// ```
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Counter {
+        self.get(name, labels)
+    }
+
+    /// The counter `name{labels}`, or why it cannot be had.
+    ///
+    /// ```
+    /// use vitals::{Error, MetricsCollector};
+    ///
+    /// let metrics = MetricsCollector::new();
+    /// metrics.try_gauge("temp", &[]).unwrap();
+    /// let err = metrics.try_counter("temp", &[]).unwrap_err();
+    /// assert!(matches!(err, Error::KindMismatch { .. }));
+    /// ```
+    pub fn try_counter(&self, name: &str, labels: &[(&str, &str)]) -> Result<Counter, Error> {
+        self.inner
+            .metric(name, Counter::KIND, labels, false)
+            .and_then(extract)
+    }
+
+    /// The gauge `name{labels}`, created on first use. Never fails.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.gauge("threads", &[]).set(8.0);
+    /// assert_eq!(metrics.snapshot().gauge("threads", &[]), Some(8.0));
+    /// ```
+    pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Gauge {
+        self.get(name, labels)
+    }
+
+    /// The gauge `name{labels}`, or why it cannot be had.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// assert!(metrics.try_gauge("temp", &[("__x", "y")]).is_err());
+    /// ```
+    pub fn try_gauge(&self, name: &str, labels: &[(&str, &str)]) -> Result<Gauge, Error> {
+        self.inner
+            .metric(name, Gauge::KIND, labels, false)
+            .and_then(extract)
+    }
+
+    /// The histogram `name{labels}`, created on first use with the window
+    /// configured for `name` (or the collector's default). Never fails.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.histogram("latency_seconds", &[]).record(0.25);
+    /// assert!(metrics.snapshot().histogram("latency_seconds", &[]).is_some());
+    /// ```
+    pub fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Histogram {
+        self.get(name, labels)
+    }
+
+    /// The histogram `name{labels}`, or why it cannot be had. The label
+    /// names `quantile` and `le` are reserved for histograms (exporters add
+    /// them).
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// assert!(metrics.try_histogram("h", &[("quantile", "0.5")]).is_err());
+    /// ```
+    pub fn try_histogram(&self, name: &str, labels: &[(&str, &str)]) -> Result<Histogram, Error> {
+        self.inner
+            .metric(name, Histogram::KIND, labels, false)
+            .and_then(extract)
+    }
+
+    /// Sets the window of histogram `name`'s series. Only before its first
+    /// series exists: changing the window of live series would mix two
+    /// meanings in one metric.
+    ///
+    /// ```
+    /// use vitals::{MetricsCollector, Window};
+    ///
+    /// let metrics = MetricsCollector::new();
+    /// metrics.configure_histogram("batch", Window::Count { values: 100 }).unwrap();
+    /// metrics.histogram("batch", &[]).record(1.0);
+    /// assert!(metrics.configure_histogram("batch", Window::default()).is_err());
+    /// ```
+    pub fn configure_histogram(&self, name: &str, window: Window) -> Result<(), Error> {
+        window.validate()?;
+        let family = self.inner.family(name, MetricKind::Histogram)?;
+        if !family.series.read().list.is_empty() {
+            return Err(Error::InvalidConfig(format!(
+                "histogram {name:?} already has series; configure its window before first use"
+            )));
+        }
+        family.meta.lock().window = Some(window);
+        Ok(())
+    }
+
+    /// Sets the help text and unit of metric `name`, registering it as
+    /// `kind`, or says why not.
+    ///
+    /// The unit is a Prometheus base unit word such as `seconds` or `bytes`
+    /// (`[a-zA-Z0-9_]+`).
+    ///
+    /// ```
+    /// use vitals::{MetricKind, MetricsCollector};
+    ///
+    /// let metrics = MetricsCollector::new();
+    /// metrics
+    ///     .try_describe(MetricKind::Histogram, "req_seconds", Some("seconds"), "Request time")
+    ///     .unwrap();
+    /// assert!(metrics.try_describe(MetricKind::Gauge, "req_seconds", None, "x").is_err());
+    /// ```
+    pub fn try_describe(
+        &self,
+        kind: MetricKind,
+        name: &str,
+        unit: Option<&str>,
+        help: &str,
+    ) -> Result<(), Error> {
+        if let Some(unit) = unit {
+            if unit.is_empty() || !unit.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(Error::InvalidConfig(format!(
+                    "unit {unit:?} of metric {name:?} must match [a-zA-Z0-9_]+"
+                )));
+            }
+        }
+        let family = self.inner.family(name, kind)?;
+        let mut meta = family.meta.lock();
+        meta.help = Some(help.to_owned());
+        if let Some(unit) = unit {
+            meta.unit = Some(unit.to_owned());
+        }
+        Ok(())
+    }
+
+    /// As [`try_describe`](Self::try_describe), counting and keeping an
+    /// error instead of returning it.
+    ///
+    /// ```
+    /// use vitals::{MetricKind, MetricsCollector};
+    ///
+    /// let metrics = MetricsCollector::new();
+    /// metrics.describe(MetricKind::Counter, "jobs_total", None, "Jobs run");
+    /// ```
+    pub fn describe(&self, kind: MetricKind, name: &str, unit: Option<&str>, help: &str) {
+        if let Err(err) = self.try_describe(kind, name, unit, help) {
+            self.inner.report(err);
+        }
+    }
+
+    /// Every series at this moment. Also advances histogram windows and
+    /// counter rates to the clock's time.
+    ///
+    /// Concurrent snapshots are safe; a counter never reads lower in a later
+    /// snapshot than in an earlier one.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.counter("a_total", &[]).inc();
+    /// let snap = metrics.snapshot();
+    /// assert_eq!(snap.counters.len(), 1);
+    /// assert!(snap.timestamp_unix_ms > 0);
+    /// ```
+    pub fn snapshot(&self) -> Snapshot {
+        self.inner.snapshot()
+    }
+
+    /// Number of label sets registered under `name` (the overflow series
+    /// not counted), or `None` for an unknown name.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.counter("a_total", &[("k", "1")]);
+    /// metrics.counter("a_total", &[("k", "2")]);
+    /// assert_eq!(metrics.cardinality("a_total"), Some(2));
+    /// ```
+    pub fn cardinality(&self, name: &str) -> Option<usize> {
+        let families = self.inner.families.read();
+        families.get(name).map(|f| f.series.read().counted)
+    }
+
+    /// Heap bytes held by the histogram series `name{labels}`: buckets,
+    /// slot totals and any stripes. For checking memory budgets.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.histogram("h", &[]).record(1.0);
+    /// assert!(metrics.histogram_heap_bytes("h", &[]).unwrap() < 32 * 1024);
+    /// ```
+    pub fn histogram_heap_bytes(&self, name: &str, labels: &[(&str, &str)]) -> Option<usize> {
+        let family = self.inner.families.read().get(name).cloned()?;
+        match self.inner.find(&family, labels)? {
+            Metric::Histogram(h) => Some(h.heap_bytes()),
+            _ => None,
+        }
+    }
+
+    // ------------------------------------------------ support for macros
+
+    #[doc(hidden)]
+    pub fn __family(&self, name: &str, kind: MetricKind) -> Result<Arc<Family>, Error> {
+        self.inner.family(name, kind)
+    }
+
+    #[doc(hidden)]
+    pub fn __counter_in(&self, family: &Family, labels: &[(&str, &str)]) -> Counter {
+        self.or_detached(self.inner.in_family(family, labels, true))
+    }
+
+    #[doc(hidden)]
+    pub fn __gauge_in(&self, family: &Family, labels: &[(&str, &str)]) -> Gauge {
+        self.or_detached(self.inner.in_family(family, labels, true))
+    }
+
+    #[doc(hidden)]
+    pub fn __histogram_in(&self, family: &Family, labels: &[(&str, &str)]) -> Histogram {
+        self.or_detached(self.inner.in_family(family, labels, true))
+    }
+
+    #[doc(hidden)]
+    pub fn __report(&self, err: Error) {
+        self.inner.report(err);
+    }
+
+    fn get<H: Handle>(&self, name: &str, labels: &[(&str, &str)]) -> H {
+        self.or_detached(self.inner.metric(name, H::KIND, labels, true))
+    }
+
+    fn or_detached<H: Handle>(&self, found: Result<Metric, Error>) -> H {
+        match found.and_then(extract) {
+            Ok(handle) => handle,
+            Err(err) => {
+                self.inner.report(err);
+                H::detached()
+            }
+        }
+    }
+}
+
+/// The three handle types, so that the registry code is written once.
+trait Handle: Sized {
+    const KIND: MetricKind;
+    fn from_metric(metric: Metric) -> Option<Self>;
+    fn detached() -> Self;
+}
+
+impl Handle for Counter {
+    const KIND: MetricKind = MetricKind::Counter;
+    fn from_metric(metric: Metric) -> Option<Self> {
+        match metric {
+            Metric::Counter(c) => Some(c),
+            _ => None,
+        }
+    }
+    fn detached() -> Self {
+        Counter::detached()
+    }
+}
+
+impl Handle for Gauge {
+    const KIND: MetricKind = MetricKind::Gauge;
+    fn from_metric(metric: Metric) -> Option<Self> {
+        match metric {
+            Metric::Gauge(g) => Some(g),
+            _ => None,
+        }
+    }
+    fn detached() -> Self {
+        Gauge::detached()
+    }
+}
+
+impl Handle for Histogram {
+    const KIND: MetricKind = MetricKind::Histogram;
+    fn from_metric(metric: Metric) -> Option<Self> {
+        match metric {
+            Metric::Histogram(h) => Some(h),
+            _ => None,
+        }
+    }
+    fn detached() -> Self {
+        Histogram::detached()
+    }
+}
+
+/// The handle inside `metric`. A family holds only its own kind and callers
+/// ask by kind, so a mismatch cannot happen; if it ever did, it is reported
+/// as one rather than a panic.
+fn extract<H: Handle>(metric: Metric) -> Result<H, Error> {
+    let found = metric.kind();
+    H::from_metric(metric).ok_or_else(|| Error::KindMismatch {
+        name: String::from("(series)"),
+        existing: found.as_str(),
+        requested: H::KIND.as_str(),
+    })
+}
+
+impl Metric {
+    fn kind(&self) -> MetricKind {
+        match self {
+            Metric::Counter(_) => MetricKind::Counter,
+            Metric::Gauge(_) => MetricKind::Gauge,
+            Metric::Histogram(_) => MetricKind::Histogram,
+        }
+    }
+}
+
+impl Inner {
+    fn new_family(&self, name: &str, kind: MetricKind) -> Arc<Family> {
+        let limit = if name == OVERFLOW_METRIC {
+            self.max_metrics
+        } else {
+            self.cardinality_limit
+        };
+        Arc::new(Family {
+            name: Arc::from(name),
+            kind,
+            limit,
+            meta: Mutex::new(Meta::default()),
+            series: RwLock::new(SeriesSet::default()),
+            overflow: OnceLock::new(),
+        })
+    }
+
+    /// The family for `name`, created if new; checks the kind.
+    fn family(&self, name: &str, kind: MetricKind) -> Result<Arc<Family>, Error> {
+        if let Some(family) = self.families.read().get(name) {
+            return check_kind(family, kind).map(|()| Arc::clone(family));
+        }
+        validate_metric_name(name)?;
+        let mut families = self.families.write();
+        if let Some(family) = families.get(name) {
+            return check_kind(family, kind).map(|()| Arc::clone(family));
+        }
+        if families.len() >= self.max_metrics + 2 {
+            return Err(Error::CardinalityLimit {
+                name: name.to_owned(),
+                limit: self.max_metrics,
+            });
+        }
+        let family = self.new_family(name, kind);
+        families.insert(Arc::clone(&family.name), Arc::clone(&family));
+        Ok(family)
+    }
+
+    fn metric(
+        &self,
+        name: &str,
+        kind: MetricKind,
+        labels: &[(&str, &str)],
+        overflow: bool,
+    ) -> Result<Metric, Error> {
+        let family = self.family(name, kind)?;
+        self.in_family(&family, labels, overflow)
+    }
+
+    /// The existing series with these labels (no allocation).
+    #[inline]
+    fn find(&self, family: &Family, labels: &[(&str, &str)]) -> Option<Metric> {
+        let hash = hash_labels(self.seed, labels);
+        let set = family.series.read();
+        let mut at = set.index.get(&hash).copied();
+        while let Some(i) = at {
+            let series = &set.list[i];
+            if labels_match(series.labels.pairs(), labels) {
+                return Some(series.metric.clone());
+            }
+            at = series.next;
+        }
+        None
+    }
+
+    /// The series with these labels in `family`, created if new. With
+    /// `overflow`, a label set beyond the limit gets the overflow series
+    /// instead of an error.
+    #[inline]
+    fn in_family(
+        &self,
+        family: &Family,
+        labels: &[(&str, &str)],
+        overflow: bool,
+    ) -> Result<Metric, Error> {
+        match self.find(family, labels) {
+            Some(metric) => Ok(metric),
+            None => self.create(family, labels, overflow),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn create(
+        &self,
+        family: &Family,
+        labels: &[(&str, &str)],
+        overflow: bool,
+    ) -> Result<Metric, Error> {
+        let reserved: &[&str] = match family.kind {
+            MetricKind::Histogram => &[OVERFLOW_LABEL, "quantile", "le"],
+            _ => &[OVERFLOW_LABEL],
+        };
+        validate_labels(&family.name, labels, reserved)?;
+        let hash = hash_labels(self.seed, labels);
+        let mut set = family.series.write();
+        // Another thread may have created it between our read and write lock.
+        let mut at = set.index.get(&hash).copied();
+        while let Some(i) = at {
+            if labels_match(set.list[i].labels.pairs(), labels) {
+                return Ok(set.list[i].metric.clone());
+            }
+            at = set.list[i].next;
+        }
+        if set.counted >= family.limit {
+            drop(set);
+            let err = Error::CardinalityLimit {
+                name: family.name.to_string(),
+                limit: family.limit,
+            };
+            if !overflow {
+                return Err(err);
+            }
+            return Ok(self.overflow_series(family));
+        }
+        let metric = self.new_metric(family);
+        let position = set.list.len();
+        let next = set.index.insert(hash, position);
+        set.list
+            .push(self.new_series(Labels::from_pairs(labels), metric.clone(), next));
+        set.counted += 1;
+        Ok(metric)
+    }
+
+    fn new_metric(&self, family: &Family) -> Metric {
+        match family.kind {
+            MetricKind::Counter => Metric::Counter(Counter::from_storage(Storage::new(
+                CounterCore::default(),
+                self.leak,
+            ))),
+            MetricKind::Gauge => Metric::Gauge(Gauge::from_storage(Storage::new(
+                GaugeCore::default(),
+                self.leak,
+            ))),
+            MetricKind::Histogram => {
+                let window = family.meta.lock().window.unwrap_or(self.default_window);
+                let core = HistogramCore::new(window, self.clock.monotonic());
+                Metric::Histogram(Histogram::from_storage(Storage::new(core, self.leak)))
+            }
+        }
+    }
+
+    fn new_series(&self, labels: Labels, metric: Metric, next: Option<usize>) -> Series {
+        let rate_marks = matches!(metric, Metric::Counter(_)).then(|| {
+            let mut marks = VecDeque::with_capacity(8);
+            marks.push_back((self.clock.monotonic(), 0));
+            Mutex::new(marks)
+        });
+        Series {
+            labels,
+            metric,
+            next,
+            rate_marks,
+        }
+    }
+
+    /// The one series that takes every label set past the limit.
+    #[cold]
+    fn overflow_series(&self, family: &Family) -> Metric {
+        if family.name.as_ref() != OVERFLOW_METRIC {
+            if let Ok(Metric::Counter(c)) = self.metric(
+                OVERFLOW_METRIC,
+                MetricKind::Counter,
+                &[("metric", &family.name)],
+                false,
+            ) {
+                c.inc();
+            }
+        }
+        family
+            .overflow
+            .get_or_init(|| {
+                let metric = self.new_metric(family);
+                let labels = Labels::from_pairs(&[(OVERFLOW_LABEL, "true")]);
+                let series = self.new_series(labels, metric.clone(), None);
+                family.series.write().list.push(series);
+                metric
+            })
+            .clone()
+    }
+
+    /// Counts the error and keeps the first message. Never fails: the
+    /// errors family exists from the start and `kind` has a handful of values.
+    #[cold]
+    fn report(&self, err: Error) {
+        {
+            let mut first = self.first_error.lock();
+            if first.is_none() {
+                *first = Some(err.to_string());
+            }
+        }
+        if let Ok(Metric::Counter(c)) = self.metric(
+            ERRORS_METRIC,
+            MetricKind::Counter,
+            &[("kind", err.kind())],
+            false,
+        ) {
+            c.inc();
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let now = self.clock.monotonic();
+        let wall = self.clock.wall();
+        let mut families: Vec<Arc<Family>> = self.families.read().values().cloned().collect();
+        families.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let mut snap = Snapshot {
+            schema_version: SCHEMA_VERSION,
+            timestamp_unix_ms: wall
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            uptime_seconds: now.saturating_sub(self.created).as_secs_f64(),
+            counters: Vec::new(),
+            gauges: Vec::new(),
+            histograms: Vec::new(),
+            metadata: Vec::with_capacity(families.len()),
+            first_error: self.first_error.lock().clone(),
+        };
+        for family in &families {
+            let meta = family.meta.lock();
+            snap.metadata.push(MetricInfo {
+                name: Arc::clone(&family.name),
+                kind: family.kind,
+                help: meta.help.clone(),
+                unit: meta.unit.clone(),
+            });
+            drop(meta);
+            let set = family.series.read();
+            for series in &set.list {
+                let name = Arc::clone(&family.name);
+                let labels = series.labels.clone();
+                match &series.metric {
+                    Metric::Counter(c) => {
+                        let value = c.value();
+                        let rate = series
+                            .rate_marks
+                            .as_ref()
+                            .and_then(|m| self.rate(&mut m.lock(), now, value));
+                        snap.counters.push(CounterSample {
+                            name,
+                            labels,
+                            value,
+                            rate,
+                        });
+                    }
+                    Metric::Gauge(g) => snap.gauges.push(GaugeSample {
+                        name,
+                        labels,
+                        value: g.value(),
+                    }),
+                    Metric::Histogram(h) => snap.histograms.push(HistogramSample {
+                        name,
+                        labels,
+                        summary: h.summary(now),
+                    }),
+                }
+            }
+        }
+        snap
+    }
+
+    /// The counter's rate over the rate window, from marks left by earlier
+    /// snapshots (one per sixth of the window at most).
+    fn rate(
+        &self,
+        marks: &mut VecDeque<(Duration, u64)>,
+        now: Duration,
+        value: u64,
+    ) -> Option<Rate> {
+        let start = now.saturating_sub(self.rate_window);
+        // Keep the newest mark at or before the window start, drop older ones.
+        while marks.len() > 1 && marks[1].0 <= start {
+            marks.pop_front();
+        }
+        let &(then, before) = marks.front()?;
+        let step = self.rate_window / 6;
+        if marks
+            .back()
+            .is_some_and(|(t, _)| now.saturating_sub(*t) >= step)
+        {
+            marks.push_back((now, value));
+        }
+        let span = now.checked_sub(then).filter(|d| !d.is_zero())?;
+        Some(Rate {
+            per_second: value.wrapping_sub(before) as f64 / span.as_secs_f64(),
+            span_seconds: span.as_secs_f64(),
+        })
+    }
+}
+
+fn check_kind(family: &Family, kind: MetricKind) -> Result<(), Error> {
+    if family.kind == kind {
+        Ok(())
+    } else {
+        Err(Error::KindMismatch {
+            name: family.name.to_string(),
+            existing: family.kind.as_str(),
+            requested: kind.as_str(),
+        })
+    }
+}
+
+static GLOBAL: OnceLock<MetricsCollector> = OnceLock::new();
+
+/// The process-wide collector used by the macros without an explicit
+/// collector. Created with default settings on first use, unless
+/// [`install_global`] came first. It is never replaced or dropped, which is
+/// what lets macro call sites cache their handles.
+///
+/// ```
+/// vitals::global().counter("started_total", &[]).inc();
+/// assert!(vitals::global().snapshot().counter("started_total", &[]).is_some());
+/// ```
+pub fn global() -> &'static MetricsCollector {
+    GLOBAL.get_or_init(|| MetricsCollector::builder().build_inner(true))
+}
+
+/// Installs the global collector with these settings. Fails if the global
+/// collector already exists (installed, or created by a first use).
+///
+/// ```
+/// let installed = vitals::install_global(vitals::MetricsCollector::builder().cardinality_limit(50));
+/// assert!(installed.is_ok());
+/// assert!(vitals::install_global(vitals::MetricsCollector::builder()).is_err());
+/// ```
+pub fn install_global(builder: Builder) -> Result<&'static MetricsCollector, Error> {
+    builder.validate()?;
+    let mut fresh = false;
+    let collector = GLOBAL.get_or_init(|| {
+        fresh = true;
+        builder.build_inner(true)
+    });
+    if fresh {
+        Ok(collector)
+    } else {
+        Err(Error::InvalidConfig(
+            "the global collector already exists; install it before first use".into(),
+        ))
+    }
+}

@@ -1,0 +1,322 @@
+//! The snapshot: plain data, the one currency between the registry and every
+//! output.
+//!
+//! # JSON shape
+//!
+//! ```json
+//! {
+//!   "schema_version": 1,
+//!   "timestamp_unix_ms": 1790000000000,
+//!   "uptime_seconds": 12.5,
+//!   "counters": [{"name": "requests_total", "labels": {"method": "GET"},
+//!                 "value": 42, "rate": {"per_second": 3.5, "span_seconds": 12.0}}],
+//!   "gauges": [{"name": "queue_depth", "labels": {}, "value": "NaN"}],
+//!   "histograms": [{"name": "latency_seconds", "labels": {},
+//!                   "summary": {"window": {...}, "lifetime": {...},
+//!                               "saturated": 0, "dropped": 0}}],
+//!   "metadata": [{"name": "requests_total", "kind": "counter",
+//!                 "help": "Requests served", "unit": null}],
+//!   "first_error": null
+//! }
+//! ```
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::key::Labels;
+use crate::metrics::histogram::HistogramSummary;
+
+/// The version of the snapshot's JSON shape. Bumped when a field changes
+/// meaning or is removed; new optional fields do not bump it.
+///
+/// ```
+/// assert_eq!(vitals::SCHEMA_VERSION, 1);
+/// ```
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Every series of a collector at one moment, as plain data.
+///
+/// Series are ordered by metric name, then by creation; the series of one
+/// metric are contiguous.
+///
+/// ```
+/// let metrics = vitals::MetricsCollector::new();
+/// metrics.counter("jobs_total", &[("queue", "mail")]).increment(3);
+/// let snap = metrics.snapshot();
+/// assert_eq!(snap.schema_version, vitals::SCHEMA_VERSION);
+/// assert_eq!(snap.counter("jobs_total", &[("queue", "mail")]), Some(3));
+/// let json = serde_json::to_string(&snap).unwrap();
+/// let back: vitals::Snapshot = serde_json::from_str(&json).unwrap();
+/// assert_eq!(back, snap);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// [`SCHEMA_VERSION`] of the writer.
+    pub schema_version: u32,
+    /// Wall-clock time of the snapshot, milliseconds since the Unix epoch.
+    pub timestamp_unix_ms: u64,
+    /// Seconds since the collector was created.
+    pub uptime_seconds: f64,
+    /// Every counter series.
+    pub counters: Vec<CounterSample>,
+    /// Every gauge series.
+    pub gauges: Vec<GaugeSample>,
+    /// Every histogram series.
+    pub histograms: Vec<HistogramSample>,
+    /// Kind, help text and unit of every metric name.
+    pub metadata: Vec<MetricInfo>,
+    /// The first registration error the collector met, if any (all of them
+    /// are counted in `vitals_errors_total{kind}`).
+    pub first_error: Option<String>,
+}
+
+impl Snapshot {
+    /// The value of the counter series `name` with exactly these labels.
+    ///
+    /// ```
+    /// let snap = vitals::MetricsCollector::new().snapshot();
+    /// assert_eq!(snap.counter("missing_total", &[]), None);
+    /// ```
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Option<u64> {
+        find(&self.counters, name, labels, |s| (&*s.name, &s.labels)).map(|s| s.value)
+    }
+
+    /// The value of the gauge series `name` with exactly these labels.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.gauge("temp", &[]).set(3.5);
+    /// assert_eq!(metrics.snapshot().gauge("temp", &[]), Some(3.5));
+    /// ```
+    pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        find(&self.gauges, name, labels, |s| (&*s.name, &s.labels)).map(|s| s.value)
+    }
+
+    /// The summary of the histogram series `name` with exactly these labels.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.histogram("h", &[]).record(1.0);
+    /// assert_eq!(metrics.snapshot().histogram("h", &[]).unwrap().window.count, 1);
+    /// ```
+    pub fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Option<&HistogramSummary> {
+        find(&self.histograms, name, labels, |s| (&*s.name, &s.labels)).map(|s| &s.summary)
+    }
+
+    /// The full counter sample (value and rate) of one series.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.counter("c_total", &[]).inc();
+    /// assert!(metrics.snapshot().counter_sample("c_total", &[]).is_some());
+    /// ```
+    pub fn counter_sample(&self, name: &str, labels: &[(&str, &str)]) -> Option<&CounterSample> {
+        find(&self.counters, name, labels, |s| (&*s.name, &s.labels))
+    }
+}
+
+fn find<'a, T>(
+    items: &'a [T],
+    name: &str,
+    labels: &[(&str, &str)],
+    key: impl Fn(&T) -> (&str, &Labels),
+) -> Option<&'a T> {
+    items.iter().find(|item| {
+        let (n, l) = key(item);
+        n == name && l.len() == labels.len() && labels.iter().all(|(k, v)| l.get(k) == Some(*v))
+    })
+}
+
+/// The kind of a metric.
+///
+/// ```
+/// assert_eq!(vitals::MetricKind::Counter.as_str(), "counter");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    /// A monotonic total.
+    Counter,
+    /// A value that goes up and down.
+    Gauge,
+    /// A distribution over a rolling window.
+    Histogram,
+}
+
+impl MetricKind {
+    /// The lowercase name used in errors and JSON.
+    ///
+    /// ```
+    /// assert_eq!(vitals::MetricKind::Histogram.as_str(), "histogram");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One counter series.
+///
+/// ```
+/// let metrics = vitals::MetricsCollector::new();
+/// metrics.counter("c_total", &[]).increment(2);
+/// let snap = metrics.snapshot();
+/// let sample = &snap.counters[0];
+/// assert_eq!((&*sample.name, sample.value), ("c_total", 2));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CounterSample {
+    /// Metric name.
+    pub name: Arc<str>,
+    /// Label set.
+    pub labels: Labels,
+    /// The total.
+    pub value: u64,
+    /// Increase per second over the rate window; `None` when no time has
+    /// passed since the series was created.
+    pub rate: Option<Rate>,
+}
+
+/// A counter's increase per second, and the time span it was measured over.
+///
+/// The span reaches back to the last snapshot taken at or before the start
+/// of the rate window (60 s by default), or to the series' creation if that
+/// is later; it is exact when snapshots come at least once per sixth of the
+/// window.
+///
+/// ```
+/// let r = vitals::Rate { per_second: 2.0, span_seconds: 60.0 };
+/// assert_eq!(r.per_second * r.span_seconds, 120.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rate {
+    /// Increase per second.
+    pub per_second: f64,
+    /// Seconds the increase was measured over.
+    pub span_seconds: f64,
+}
+
+/// One gauge series. Non-finite values are spelled `"NaN"`, `"+Inf"` and
+/// `"-Inf"` in JSON.
+///
+/// ```
+/// let metrics = vitals::MetricsCollector::new();
+/// metrics.gauge("g", &[]).set(f64::INFINITY);
+/// let json = serde_json::to_string(&metrics.snapshot().gauges[0]).unwrap();
+/// assert!(json.contains(r#""value":"+Inf""#));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GaugeSample {
+    /// Metric name.
+    pub name: Arc<str>,
+    /// Label set.
+    pub labels: Labels,
+    /// The value.
+    #[serde(with = "non_finite")]
+    pub value: f64,
+}
+
+/// One histogram series.
+///
+/// ```
+/// let metrics = vitals::MetricsCollector::new();
+/// metrics.histogram("h", &[]).record(2.0);
+/// assert_eq!(metrics.snapshot().histograms[0].summary.lifetime.sum, 2.0);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistogramSample {
+    /// Metric name.
+    pub name: Arc<str>,
+    /// Label set.
+    pub labels: Labels,
+    /// Window and lifetime statistics.
+    pub summary: HistogramSummary,
+}
+
+/// What is known about a metric name.
+///
+/// ```
+/// let metrics = vitals::MetricsCollector::new();
+/// metrics.describe(vitals::MetricKind::Counter, "jobs_total", None, "Jobs run");
+/// let snap = metrics.snapshot();
+/// let info = snap.metadata.iter().find(|m| &*m.name == "jobs_total").unwrap();
+/// assert_eq!(info.help.as_deref(), Some("Jobs run"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricInfo {
+    /// Metric name.
+    pub name: Arc<str>,
+    /// Its kind.
+    pub kind: MetricKind,
+    /// Help text, if described.
+    pub help: Option<String>,
+    /// Unit (`seconds`, `bytes`, ...), if described.
+    pub unit: Option<String>,
+}
+
+/// Serde for an `f64` that may be NaN or infinite: finite values are JSON
+/// numbers, the others the strings `"NaN"`, `"+Inf"`, `"-Inf"`.
+mod non_finite {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else if v.is_nan() {
+            s.serialize_str("NaN")
+        } else if *v > 0.0 {
+            s.serialize_str("+Inf")
+        } else {
+            s.serialize_str("-Inf")
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Number(f64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Number(v) => Ok(v),
+            Repr::Text(t) => match t.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "+Inf" | "Inf" => Ok(f64::INFINITY),
+                "-Inf" => Ok(f64::NEG_INFINITY),
+                other => Err(serde::de::Error::custom(format!(
+                    "expected a number, \"NaN\", \"+Inf\" or \"-Inf\", found {other:?}"
+                ))),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_gauges_round_trip_through_json() {
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1.5, -0.25] {
+            let g = GaugeSample {
+                name: "g".into(),
+                labels: Labels::default(),
+                value: v,
+            };
+            let json = serde_json::to_string(&g).unwrap();
+            let back: GaugeSample = serde_json::from_str(&json).unwrap();
+            assert!(
+                back.value == v || (v.is_nan() && back.value.is_nan()),
+                "{json}"
+            );
+        }
+        let bad = r#"{"name":"g","labels":{},"value":"lots"}"#;
+        assert!(serde_json::from_str::<GaugeSample>(bad).is_err());
+    }
+}
