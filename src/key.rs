@@ -178,17 +178,72 @@ pub(crate) fn validate_labels(
 
 /// True when the borrowed labels (any order) are the stored ones.
 ///
-/// Checking both directions keeps a borrowed set with a repeated key from
-/// matching a stored set of the same length.
+/// Callers usually pass labels in one fixed order, often the sorted one, so
+/// a positional comparison settles most lookups; otherwise each given pair
+/// is searched for, and stored keys are checked back so that a borrowed set
+/// with a repeated key cannot match a stored set of the same length.
 #[inline]
 pub(crate) fn labels_match(stored: &[(Box<str>, Box<str>)], given: &[(&str, &str)]) -> bool {
-    stored.len() == given.len()
-        && given
-            .iter()
-            .all(|(k, v)| stored.iter().any(|(sk, sv)| &**sk == *k && &**sv == *v))
+    if stored.len() != given.len() {
+        return false;
+    }
+    if stored
+        .iter()
+        .zip(given)
+        .all(|((sk, sv), (k, v))| str_eq(sk, k) && str_eq(sv, v))
+    {
+        return true;
+    }
+    given
+        .iter()
+        .all(|(k, v)| stored.iter().any(|(sk, sv)| str_eq(sk, k) && str_eq(sv, v)))
         && stored
             .iter()
-            .all(|(sk, _)| given.iter().any(|(k, _)| &**sk == *k))
+            .all(|(sk, _)| given.iter().any(|(k, _)| str_eq(sk, k)))
+}
+
+/// String equality without a call to `memcmp` for the short strings labels
+/// usually are (the call costs more than the comparison).
+#[inline(always)]
+fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let len = a.len();
+    if len != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let half = |s: &[u8], at: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&s[at..at + 4]);
+        u32::from_le_bytes(w)
+    };
+    match len {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[len / 2] == b[len / 2] && a[len - 1] == b[len - 1],
+        4..=8 => half(a, 0) == half(b, 0) && half(a, len - 4) == half(b, len - 4),
+        9..=16 => word(a, 0) == word(b, 0) && word(a, len - 8) == word(b, len - 8),
+        _ => a == b,
+    }
+}
+
+/// A [`Hasher`](std::hash::Hasher) over [`hash_bytes`], for maps keyed by
+/// metric name: SipHash would cost more than the rest of a name lookup.
+/// Names can come from runtime data, but the number of names is capped.
+#[derive(Default)]
+pub(crate) struct NameHasher(u64);
+
+impl std::hash::Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = hash_bytes(self.0, bytes);
+    }
 }
 
 /// An order-independent hash of a borrowed label set.
@@ -202,46 +257,58 @@ pub(crate) fn labels_match(stored: &[(Box<str>, Box<str>)], given: &[(&str, &str
 pub(crate) fn hash_labels(seed: u64, labels: &[(&str, &str)]) -> u64 {
     let mut sum = 0u64;
     for (k, v) in labels {
-        let h = hash_bytes(seed, k.as_bytes());
-        sum = sum.wrapping_add(finish(hash_bytes(h, v.as_bytes())));
+        sum = sum.wrapping_add(hash_bytes(hash_bytes(seed, k.as_bytes()), v.as_bytes()));
     }
-    finish(sum ^ (labels.len() as u64))
+    mix(sum ^ seed, labels.len() as u64 ^ MUL)
 }
 
 const MUL: u64 = 0x9E37_79B9_7F4A_7C15;
+const MUL2: u64 = 0xBF58_476D_1CE4_E5B9;
 
-/// A word-at-a-time multiplicative hash: short keys are the common case and
-/// SipHash costs more than the rest of the lookup.
-#[inline]
-fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
-    let mut h = seed ^ (bytes.len() as u64).wrapping_mul(MUL);
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        h = (h ^ u64::from_le_bytes(word))
-            .wrapping_mul(MUL)
-            .rotate_left(29);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut word = [0u8; 8];
-        word[..rest.len()].copy_from_slice(rest);
-        h = (h ^ u64::from_le_bytes(word))
-            .wrapping_mul(MUL)
-            .rotate_left(29);
-    }
-    h
+/// Multiplies to 128 bits and folds the halves: one multiplication mixes
+/// every input bit into the result.
+#[inline(always)]
+fn mix(a: u64, b: u64) -> u64 {
+    let r = u128::from(a) * u128::from(b);
+    (r as u64) ^ ((r >> 64) as u64)
 }
 
-/// The murmur3 finaliser: spreads every input bit over the output.
+/// A small-input hash in the style of wyhash and foldhash: label keys and
+/// values are short, and SipHash would cost more than the rest of the lookup.
+/// Tails are read as overlapping words, never copied byte by byte.
 #[inline]
-fn finish(mut h: u64) -> u64 {
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
+fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
+    let len = bytes.len();
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let half = |at: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&bytes[at..at + 4]);
+        u64::from(u32::from_le_bytes(w))
+    };
+    let mut h = seed ^ (len as u64).wrapping_mul(MUL);
+    let (a, b) = if len >= 8 {
+        let mut at = 0;
+        while at + 16 <= len {
+            h = mix(word(at) ^ h, word(at + 8) ^ MUL2);
+            at += 16;
+        }
+        if at + 8 <= len {
+            h = mix(word(at) ^ h, MUL);
+        }
+        (word(len - 8), h)
+    } else if len >= 4 {
+        (half(0) | (half(len - 4) << 32), 0)
+    } else if len > 0 {
+        let b = |i: usize| u64::from(bytes[i]);
+        (b(0) | (b(len / 2) << 8) | (b(len - 1) << 16), 0)
+    } else {
+        (0, 0)
+    };
+    mix(a ^ h ^ MUL2, b ^ MUL)
 }
 
 #[cfg(test)]
@@ -289,6 +356,23 @@ mod tests {
             &[("method", "GET"), ("method", "GET")]
         ));
         assert!(!labels_match(owned, &[("method", "GET")]));
+    }
+
+    #[test]
+    fn short_string_equality_checks_every_byte() {
+        let words = ["", "a", "ab", "abc", "abcd", "abcde", "abcdefgh", "abcdefghi", "abcdefghijklmnop", "abcdefghijklmnopq"];
+        for a in words {
+            for b in words {
+                assert_eq!(str_eq(a, b), a == b, "{a:?} {b:?}");
+            }
+            // Same length, one byte changed at each position.
+            for i in 0..a.len() {
+                let mut changed = a.as_bytes().to_vec();
+                changed[i] = b'Z';
+                let changed = String::from_utf8(changed).unwrap();
+                assert!(!str_eq(a, &changed), "{a:?} {changed:?}");
+            }
+        }
     }
 
     #[test]

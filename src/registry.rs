@@ -10,7 +10,9 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
-use crate::key::{hash_labels, labels_match, validate_labels, validate_metric_name, Labels};
+use crate::key::{
+    hash_labels, labels_match, validate_labels, validate_metric_name, Labels, NameHasher,
+};
 use crate::metrics::counter::{Counter, CounterCore};
 use crate::metrics::gauge::{Gauge, GaugeCore};
 use crate::metrics::histogram::{Histogram, HistogramCore, Window};
@@ -93,7 +95,7 @@ struct Inner {
     max_metrics: usize,
     default_window: Window,
     rate_window: Duration,
-    families: RwLock<HashMap<Arc<str>, Arc<Family>>>,
+    families: RwLock<HashMap<Arc<str>, Arc<Family>, BuildHasherDefault<NameHasher>>>,
     first_error: Mutex<Option<String>>,
 }
 
@@ -383,7 +385,7 @@ impl MetricsCollector {
             max_metrics: b.max_metrics,
             default_window: b.default_window,
             rate_window: b.rate_window,
-            families: RwLock::new(HashMap::new()),
+            families: RwLock::new(HashMap::default()),
             first_error: Mutex::new(None),
         };
         // The internal families exist from the start, so that reporting an
@@ -632,18 +634,33 @@ impl MetricsCollector {
     }
 
     #[doc(hidden)]
+    #[inline]
     pub fn __counter_in(&self, family: &Family, labels: &[(&str, &str)]) -> Counter {
-        self.or_detached(self.inner.in_family(family, labels, true))
+        // Hot path: the series exists.
+        if let Some(Metric::Counter(handle)) = self.inner.find(family, labels) {
+            return handle;
+        }
+        self.or_detached(self.inner.create(family, labels, true))
     }
 
     #[doc(hidden)]
+    #[inline]
     pub fn __gauge_in(&self, family: &Family, labels: &[(&str, &str)]) -> Gauge {
-        self.or_detached(self.inner.in_family(family, labels, true))
+        // Hot path: the series exists.
+        if let Some(Metric::Gauge(handle)) = self.inner.find(family, labels) {
+            return handle;
+        }
+        self.or_detached(self.inner.create(family, labels, true))
     }
 
     #[doc(hidden)]
+    #[inline]
     pub fn __histogram_in(&self, family: &Family, labels: &[(&str, &str)]) -> Histogram {
-        self.or_detached(self.inner.in_family(family, labels, true))
+        // Hot path: the series exists.
+        if let Some(Metric::Histogram(handle)) = self.inner.find(family, labels) {
+            return handle;
+        }
+        self.or_detached(self.inner.create(family, labels, true))
     }
 
     #[doc(hidden)]
@@ -779,6 +796,17 @@ impl Inner {
         labels: &[(&str, &str)],
         overflow: bool,
     ) -> Result<Metric, Error> {
+        {
+            // Hot path: look up under the read lock, without taking a
+            // reference count on the family.
+            let families = self.families.read();
+            if let Some(family) = families.get(name) {
+                check_kind(family, kind)?;
+                if let Some(metric) = self.find(family, labels) {
+                    return Ok(metric);
+                }
+            }
+        }
         let family = self.family(name, kind)?;
         self.in_family(&family, labels, overflow)
     }

@@ -710,9 +710,17 @@ struct TimeReader {
     life_sum: f64,
     life_min: u64,
     life_max: u64,
+    /// The slots other than the current one, merged when last read. They
+    /// only change when rotation empties one (which drops this cache) or
+    /// when a write that raced with rotation lands late; such a write shows
+    /// in the window from the next rotation and in the lifetime totals at
+    /// the latest when its slot leaves the window, so it is never lost.
+    /// With it a snapshot reads one slot instead of all of them.
+    closed: Option<Merged>,
 }
 
 /// Counts and totals of some slots, merged across stripes.
+#[derive(Clone)]
 struct Merged {
     /// (octave, counts of its sub-buckets), ascending by octave.
     octaves: Vec<(usize, [u64; SUBS])>,
@@ -740,6 +748,7 @@ impl TimeWindow {
                 life_sum: 0.0,
                 life_min: f64::INFINITY.to_bits(),
                 life_max: 0f64.to_bits(),
+                closed: None,
             }),
         }
     }
@@ -819,6 +828,7 @@ impl TimeWindow {
             reader.life_max = reader.life_max.max(gone.max);
             self.current.store(current, Ordering::Release);
         }
+        reader.closed = None;
         let advanced = self.slot_len.as_nanos() * steps;
         reader.current_start += Duration::from_nanos(u64::try_from(advanced).unwrap_or(u64::MAX));
     }
@@ -826,6 +836,13 @@ impl TimeWindow {
     /// Reads (and, with `clear`, empties by atomic swaps) the given slots of
     /// every stripe.
     fn take_slots(&self, slots: &[usize], clear: bool) -> Merged {
+        let mut merged = Merged::empty();
+        self.add_slots(&mut merged, slots, clear);
+        merged
+    }
+
+    /// Adds the given slots of every stripe into `merged`.
+    fn add_slots(&self, merged: &mut Merged, slots: &[usize], clear: bool) {
         let read32 = |a: &AtomicU32| {
             if clear {
                 a.swap(0, Ordering::Relaxed)
@@ -840,15 +857,11 @@ impl TimeWindow {
                 a.load(Ordering::Relaxed)
             }
         };
-        let mut merged = Merged {
-            octaves: Vec::new(),
-            zeros: 0,
-            count: 0,
-            sum: 0.0,
-            min: f64::INFINITY.to_bits(),
-            max: 0,
-        };
         let mut position = [usize::MAX; OCTAVES];
+        for (i, (octave, _)) in merged.octaves.iter().enumerate() {
+            position[*octave] = i;
+        }
+        let mut added = 0u64;
         for stripe in self.all_stripes() {
             for (octave, cell) in stripe.octaves.iter().enumerate() {
                 let Some(counts) = cell.get() else { continue };
@@ -858,15 +871,20 @@ impl TimeWindow {
                 }
                 let into = &mut merged.octaves[position[octave]].1;
                 for &slot in slots {
-                    for (sub, c) in counts[slot * SUBS..(slot + 1) * SUBS].iter().enumerate() {
-                        into[sub] += u64::from(read32(c));
+                    let from = &counts[slot * SUBS..(slot + 1) * SUBS];
+                    for (total, c) in into.iter_mut().zip(from) {
+                        let c = u64::from(read32(c));
+                        *total += c;
+                        added += c;
                     }
                 }
             }
             for &slot in slots {
                 let t = &stripe.totals[slot];
                 merged.sum += f64::from_bits(read64(&t.sum, 0f64.to_bits()));
-                merged.zeros += read64(&t.zeros, 0);
+                let zeros = read64(&t.zeros, 0);
+                merged.zeros += zeros;
+                added += zeros;
                 merged.min = merged.min.min(read64(&t.min, f64::INFINITY.to_bits()));
                 merged.max = merged.max.max(read64(&t.max, 0));
             }
@@ -879,26 +897,26 @@ impl TimeWindow {
                 if let Some(&p) = position.get(octave) {
                     if p != usize::MAX {
                         merged.octaves[p].1[sub] += 1 << 32;
+                        added += 1 << 32;
                     }
                 }
                 !clear
             });
         }
         merged.octaves.sort_unstable_by_key(|(o, _)| *o);
-        merged.count = merged.zeros
-            + merged
-                .octaves
-                .iter()
-                .map(|(_, c)| c.iter().sum::<u64>())
-                .sum::<u64>();
-        merged
+        merged.count += added;
     }
 
     fn summary(&self, now: Duration) -> (WindowStats, LifetimeStats) {
         let mut reader = self.reader.lock();
         self.rotate(&mut reader, now);
-        let all: Vec<usize> = (0..self.slots).collect();
-        let m = self.take_slots(&all, false);
+        let current = self.current.load(Ordering::Relaxed);
+        let closed = reader.closed.get_or_insert_with(|| {
+            let others: Vec<usize> = (0..self.slots).filter(|&s| s != current).collect();
+            self.take_slots(&others, false)
+        });
+        let mut m = closed.clone();
+        self.add_slots(&mut m, &[current], false);
         let oldest = reader
             .current_start
             .saturating_sub(self.slot_len * (self.slots as u32 - 1))
@@ -941,11 +959,31 @@ impl TimeWindow {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.all_stripes().map(Stripe::heap_bytes).sum::<usize>()
+        let cache = self
+            .reader
+            .lock()
+            .closed
+            .as_ref()
+            .map_or(0, |m| m.octaves.capacity() * std::mem::size_of::<(usize, [u64; SUBS])>());
+        cache
+            + self.all_stripes().map(Stripe::heap_bytes).sum::<usize>()
             + self
                 .stripes
                 .get()
                 .map_or(0, |s| s.len() * std::mem::size_of::<Stripe>())
+    }
+}
+
+impl Merged {
+    fn empty() -> Self {
+        Merged {
+            octaves: Vec::new(),
+            zeros: 0,
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY.to_bits(),
+            max: 0,
+        }
     }
 }
 
@@ -971,18 +1009,21 @@ fn bucket_quantiles(m: &Merged, lo: f64, hi: f64) -> Quantiles {
         out[next] = 0.0;
         next += 1;
     }
-    'outer: for (octave, counts) in &m.octaves {
+    for (octave, counts) in &m.octaves {
+        if next == 5 {
+            break;
+        }
+        // Skip whole octaves that end before the next rank (the common case).
+        let in_octave: u64 = counts.iter().sum();
+        if seen + in_octave < ranks[next] {
+            seen += in_octave;
+            continue;
+        }
         for (sub, &c) in counts.iter().enumerate() {
-            if c == 0 {
-                continue;
-            }
             seen += c;
             while next < 5 && ranks[next] <= seen {
                 out[next] = bucket_midpoint(*octave, sub).clamp(lo, hi);
                 next += 1;
-            }
-            if next == 5 {
-                break 'outer;
             }
         }
     }
@@ -995,12 +1036,22 @@ fn bucket_stddev(m: &Merged, mean: f64) -> f64 {
     }
     let mut squares = m.zeros as f64 * mean * mean;
     for (octave, counts) in &m.octaves {
-        for (sub, &c) in counts.iter().enumerate() {
-            if c > 0 {
-                let d = bucket_midpoint(*octave, sub) - mean;
-                squares += c as f64 * d * d;
-            }
+        // With d(k) = low + step·k the distance of sub-bucket k's midpoint
+        // from the mean, Σ c·d² = low²·Σc + 2·low·step·Σc·k + step²·Σc·k².
+        // The three sums are integer (vectorised, no float dependency
+        // chain); they cannot overflow: a bucket holds < 2⁴² values
+        // (u32 × 64 slots × 16 stripes) and k² < 2¹².
+        let (mut c0, mut c1, mut c2) = (0u64, 0u64, 0u64);
+        for (k, &c) in (0u64..).zip(counts.iter()) {
+            c0 += c;
+            c1 += c * k;
+            c2 += c * k * k;
         }
+        let low = bucket_midpoint(*octave, 0) - mean;
+        let step = bucket_midpoint(*octave, 1) - bucket_midpoint(*octave, 0);
+        squares += low * low * c0 as f64
+            + 2.0 * low * step * c1 as f64
+            + step * step * c2 as f64;
     }
     (squares / m.count as f64).sqrt()
 }
