@@ -703,9 +703,22 @@ impl Stripe {
     }
 }
 
+/// Reader-side state of a time window: when each slot was current.
+///
+/// Writers never read the clock, so a slot's time span is known only from
+/// the reads around it: slot `s` holds the values recorded between
+/// `starts[s]` (the read that opened it) and `ends[s]` (the read that
+/// closed it). A read opens a new slot once the current one is at least
+/// `length / slots` old, reusing the oldest slot, and drops a closed slot
+/// early once all of its span is older than `length`. With reads at least
+/// once per slot length (a reporter, a scrape) the window covers the last
+/// (slots − 1) / slots of `length` to all of it: 50–60 s by default. With
+/// rarer reads it covers more, and every snapshot reports the span it
+/// really covered.
 struct TimeReader {
-    created: Duration,
-    current_start: Duration,
+    starts: Box<[Duration]>,
+    ends: Box<[Duration]>,
+    live: Box<[bool]>,
     life_count: u64,
     life_sum: f64,
     life_min: u64,
@@ -742,8 +755,9 @@ impl TimeWindow {
             base: Stripe::new(slots),
             stripes: OnceLock::new(),
             reader: Mutex::new(TimeReader {
-                created: now,
-                current_start: now,
+                starts: vec![now; slots].into(),
+                ends: vec![now; slots].into(),
+                live: (0..slots).map(|s| s == 0).collect(),
                 life_count: 0,
                 life_sum: 0.0,
                 life_min: f64::INFINITY.to_bits(),
@@ -807,30 +821,42 @@ impl TimeWindow {
         std::iter::once(&self.base).chain(self.stripes.get().into_iter().flat_map(|s| s.iter()))
     }
 
-    /// Advances the current slot to `now`, folding each slot that leaves the
-    /// window into the lifetime totals.
+    /// Opens a new slot if the current one has run for a slot's length, and
+    /// drops the closed slots whose whole span has left the window, folding
+    /// what they held into the lifetime totals.
     fn rotate(&self, reader: &mut TimeReader, now: Duration) {
-        let Some(elapsed) = now.checked_sub(reader.current_start) else {
-            return;
-        };
-        let steps = elapsed.as_nanos() / self.slot_len.as_nanos();
-        if steps == 0 {
-            return;
+        let current = self.current.load(Ordering::Relaxed);
+        if now.saturating_sub(reader.starts[current]) >= self.slot_len {
+            reader.ends[current] = now;
+            let next = (current + 1) % self.slots;
+            if reader.live[next] {
+                self.retire(reader, next);
+            }
+            reader.starts[next] = now;
+            reader.live[next] = true;
+            // The slot is empty before writers are sent to it.
+            self.current.store(next, Ordering::Release);
+            reader.closed = None;
         }
-        let mut current = self.current.load(Ordering::Relaxed);
-        for _ in 0..steps.min(self.slots as u128) {
-            current = (current + 1) % self.slots;
-            // Empty the slot before writers are sent to it.
-            let gone = self.take_slots(&[current], true);
-            reader.life_count += gone.count;
-            reader.life_sum += gone.sum;
-            reader.life_min = reader.life_min.min(gone.min);
-            reader.life_max = reader.life_max.max(gone.max);
-            self.current.store(current, Ordering::Release);
+        let current = self.current.load(Ordering::Relaxed);
+        let horizon = now.saturating_sub(self.length);
+        for slot in 0..self.slots {
+            if slot != current && reader.live[slot] && reader.ends[slot] <= horizon && now >= self.length {
+                self.retire(reader, slot);
+                reader.closed = None;
+            }
         }
-        reader.closed = None;
-        let advanced = self.slot_len.as_nanos() * steps;
-        reader.current_start += Duration::from_nanos(u64::try_from(advanced).unwrap_or(u64::MAX));
+    }
+
+    /// Empties `slot` into the lifetime totals (atomic swaps: a racing write
+    /// is either taken here or stays for the slot's next use).
+    fn retire(&self, reader: &mut TimeReader, slot: usize) {
+        let gone = self.take_slots(&[slot], true);
+        reader.life_count += gone.count;
+        reader.life_sum += gone.sum;
+        reader.life_min = reader.life_min.min(gone.min);
+        reader.life_max = reader.life_max.max(gone.max);
+        reader.live[slot] = false;
     }
 
     /// Reads (and, with `clear`, empties by atomic swaps) the given slots of
@@ -908,19 +934,22 @@ impl TimeWindow {
     }
 
     fn summary(&self, now: Duration) -> (WindowStats, LifetimeStats) {
-        let mut reader = self.reader.lock();
-        self.rotate(&mut reader, now);
+        let mut guard = self.reader.lock();
+        let reader = &mut *guard;
+        self.rotate(reader, now);
         let current = self.current.load(Ordering::Relaxed);
+        let oldest = (0..self.slots)
+            .filter(|&s| reader.live[s])
+            .map(|s| reader.starts[s])
+            .min()
+            .unwrap_or(now);
+        let live = &reader.live;
         let closed = reader.closed.get_or_insert_with(|| {
-            let others: Vec<usize> = (0..self.slots).filter(|&s| s != current).collect();
+            let others: Vec<usize> = (0..self.slots).filter(|&s| s != current && live[s]).collect();
             self.take_slots(&others, false)
         });
         let mut m = closed.clone();
         self.add_slots(&mut m, &[current], false);
-        let oldest = reader
-            .current_start
-            .saturating_sub(self.slot_len * (self.slots as u32 - 1))
-            .max(reader.created);
         let empty = m.count == 0;
         let min = (!empty).then(|| f64::from_bits(m.min));
         let max = (!empty).then(|| f64::from_bits(m.max));
