@@ -22,7 +22,9 @@ fn values() -> Vec<f64> {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            10f64.powf((x >> 11) as f64 / (1u64 << 53) as f64 * 6.0).floor()
+            10f64
+                .powf((x >> 11) as f64 / (1u64 << 53) as f64 * 6.0)
+                .floor()
         })
         .collect()
 }
@@ -53,8 +55,12 @@ fn two_threads<F: Fn(u64) + Send + Sync + 'static>(iters: u64, op: Arc<F>) -> Du
 fn counters(c: &mut Criterion) {
     let mut g = c.benchmark_group("counter_inc_1thread");
     let raw = AtomicU64::new(0);
-    g.bench_function("raw_atomic", |b| b.iter(|| raw.fetch_add(1, Ordering::Relaxed)));
-    g.bench_function("vitals_macro", |b| b.iter(|| counter!("bench_c").increment(1)));
+    g.bench_function("raw_atomic", |b| {
+        b.iter(|| raw.fetch_add(1, Ordering::Relaxed))
+    });
+    g.bench_function("vitals_macro", |b| {
+        b.iter(|| counter!("bench_c").increment(1))
+    });
     let handle = vitals::global().counter("bench_c_handle", &[]);
     g.bench_function("vitals_handle", |b| b.iter(|| handle.increment(1)));
     g.finish();
@@ -71,7 +77,9 @@ fn counters(c: &mut Criterion) {
     g.bench_function("vitals_explicit_collector", |b| {
         b.iter(|| {
             i = i.wrapping_add(1);
-            local.counter("bench_l", &[("method", METHODS[i & 3])]).increment(1)
+            local
+                .counter("bench_l", &[("method", METHODS[i & 3])])
+                .increment(1)
         })
     });
     g.finish();
@@ -81,9 +89,12 @@ fn counters(c: &mut Criterion) {
     g.bench_function("raw_atomic", |b| {
         b.iter_custom(|n| {
             let s = Arc::clone(&shared);
-            two_threads(n, Arc::new(move |_| {
-                s.fetch_add(1, Ordering::Relaxed);
-            }))
+            two_threads(
+                n,
+                Arc::new(move |_| {
+                    s.fetch_add(1, Ordering::Relaxed);
+                }),
+            )
         })
     });
     let handle = vitals::global().counter("bench_c2", &[]);

@@ -101,6 +101,39 @@ impl std::fmt::Debug for Labels {
     }
 }
 
+/// Prometheus style: `{method="GET",route="/"}`, nothing for no labels.
+/// Quotes, backslashes and newlines in values are escaped.
+///
+/// ```
+/// let labels = vitals::Labels::from_pairs(&[("route", "/a\"b")]);
+/// assert_eq!(labels.to_string(), r#"{route="/a\"b"}"#);
+/// assert_eq!(vitals::Labels::default().to_string(), "");
+/// ```
+impl std::fmt::Display for Labels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_empty() {
+            return Ok(());
+        }
+        f.write_str("{")?;
+        for (i, (k, v)) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{k}=\"")?;
+            for c in v.chars() {
+                match c {
+                    '\\' => f.write_str("\\\\")?,
+                    '"' => f.write_str("\\\"")?,
+                    '\n' => f.write_str("\\n")?,
+                    c => write!(f, "{c}")?,
+                }
+            }
+            f.write_str("\"")?;
+        }
+        f.write_str("}")
+    }
+}
+
 impl Serialize for Labels {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(self.iter())
@@ -360,7 +393,18 @@ mod tests {
 
     #[test]
     fn short_string_equality_checks_every_byte() {
-        let words = ["", "a", "ab", "abc", "abcd", "abcde", "abcdefgh", "abcdefghi", "abcdefghijklmnop", "abcdefghijklmnopq"];
+        let words = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abcde",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+        ];
         for a in words {
             for b in words {
                 assert_eq!(str_eq(a, b), a == b, "{a:?} {b:?}");

@@ -20,7 +20,12 @@ fn eight_threads_a_million_each_give_exact_totals() {
     let barrier = Arc::new(Barrier::new(THREADS as usize));
     let workers: Vec<_> = (0..THREADS)
         .map(|t| {
-            let (c, h, g, b) = (counter.clone(), histogram.clone(), gauge.clone(), barrier.clone());
+            let (c, h, g, b) = (
+                counter.clone(),
+                histogram.clone(),
+                gauge.clone(),
+                barrier.clone(),
+            );
             thread::spawn(move || {
                 b.wait();
                 for i in 0..PER_THREAD {
@@ -44,7 +49,10 @@ fn eight_threads_a_million_each_give_exact_totals() {
     // Each thread records every value 1..=1000 exactly 1000 times.
     assert_eq!(h.window.sum, (THREADS * 1000 * 500_500) as f64);
     assert_eq!((h.window.min, h.window.max), (Some(1.0), Some(1000.0)));
-    assert_eq!(snap.gauge("level", &[]), Some((THREADS * PER_THREAD / 100) as f64));
+    assert_eq!(
+        snap.gauge("level", &[]),
+        Some((THREADS * PER_THREAD / 100) as f64)
+    );
 }
 
 #[test]
@@ -66,9 +74,21 @@ fn macros_from_many_threads_give_exact_totals() {
     }
     let snap = vitals::global().snapshot();
     assert_eq!(snap.counter("conc_macro_total", &[]), Some(800_000));
-    assert_eq!(snap.counter("conc_macro_labeled_total", &[("parity", "even")]), Some(400_000));
-    assert_eq!(snap.counter("conc_macro_labeled_total", &[("parity", "odd")]), Some(400_000));
-    assert_eq!(snap.histogram("conc_macro_seconds", &[]).unwrap().lifetime.count, 800_000);
+    assert_eq!(
+        snap.counter("conc_macro_labeled_total", &[("parity", "even")]),
+        Some(400_000)
+    );
+    assert_eq!(
+        snap.counter("conc_macro_labeled_total", &[("parity", "odd")]),
+        Some(400_000)
+    );
+    assert_eq!(
+        snap.histogram("conc_macro_seconds", &[])
+            .unwrap()
+            .lifetime
+            .count,
+        800_000
+    );
 }
 
 #[test]
@@ -108,7 +128,10 @@ fn counters_never_go_backwards_across_concurrent_snapshots() {
     for r in readers {
         assert!(r.join().unwrap() <= 2_000_000);
     }
-    assert_eq!(metrics.snapshot().counter("mono_total", &[]), Some(2_000_000));
+    assert_eq!(
+        metrics.snapshot().counter("mono_total", &[]),
+        Some(2_000_000)
+    );
 }
 
 #[test]
@@ -123,7 +146,12 @@ fn no_record_is_lost_while_the_window_rotates() {
             let mut last = 0;
             while !done.load(Ordering::Relaxed) {
                 clock.advance(Duration::from_secs(3));
-                let life = m.snapshot().histogram("rotating_seconds", &[]).unwrap().lifetime.count;
+                let life = m
+                    .snapshot()
+                    .histogram("rotating_seconds", &[])
+                    .unwrap()
+                    .lifetime
+                    .count;
                 assert!(life >= last, "lifetime count went from {last} to {life}");
                 last = life;
             }

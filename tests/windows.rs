@@ -34,7 +34,12 @@ fn values_leave_the_time_window_slot_by_slot() {
     for _ in 0..5 {
         h.record(2.0); // in the slot opened at 20 s, closed at 30 s
     }
-    let w = metrics.snapshot().histogram("latency_seconds", &[]).unwrap().window.clone();
+    let w = metrics
+        .snapshot()
+        .histogram("latency_seconds", &[])
+        .unwrap()
+        .window
+        .clone();
     assert_eq!((w.count, w.sum), (15, 20.0));
     assert_eq!(w.span_seconds, 25.0);
 
@@ -45,9 +50,16 @@ fn values_leave_the_time_window_slot_by_slot() {
 
     read_until(&clock, &metrics, 60.0, 5.0);
     let s = metrics.snapshot().histograms[0].summary.clone();
-    assert_eq!((s.window.count, s.window.sum), (5, 10.0), "the first slot was reused at 60 s");
+    assert_eq!(
+        (s.window.count, s.window.sum),
+        (5, 10.0),
+        "the first slot was reused at 60 s"
+    );
     assert_eq!((s.window.min, s.window.max), (Some(2.0), Some(2.0)));
-    assert_eq!(s.window.span_seconds, 50.0, "from the oldest slot still in the window");
+    assert_eq!(
+        s.window.span_seconds, 50.0,
+        "from the oldest slot still in the window"
+    );
     assert_eq!((s.lifetime.count, s.lifetime.sum), (15, 20.0));
     assert_eq!((s.lifetime.min, s.lifetime.max), (Some(1.0), Some(2.0)));
 
@@ -81,7 +93,13 @@ fn a_long_gap_between_reads_is_reported_as_the_span() {
 fn a_custom_time_window_is_honoured() {
     let (clock, metrics) = with_clock();
     metrics
-        .configure_histogram("batch", Window::Time { length: secs(4.0), slots: 2 })
+        .configure_histogram(
+            "batch",
+            Window::Time {
+                length: secs(4.0),
+                slots: 2,
+            },
+        )
         .unwrap();
     let h = metrics.histogram("batch", &[]);
     h.record(7.0);
@@ -92,13 +110,21 @@ fn a_custom_time_window_is_honoured() {
     clock.advance(secs(2.0));
     let w = metrics.snapshot().histograms[0].summary.window.clone();
     assert_eq!((w.count, w.max), (1, Some(9.0)));
-    assert_eq!(w.window, Window::Time { length: secs(4.0), slots: 2 });
+    assert_eq!(
+        w.window,
+        Window::Time {
+            length: secs(4.0),
+            slots: 2
+        }
+    );
 }
 
 #[test]
 fn the_count_window_keeps_exactly_the_last_n() {
     let (clock, metrics) = with_clock();
-    metrics.configure_histogram("sizes", Window::Count { values: 100 }).unwrap();
+    metrics
+        .configure_histogram("sizes", Window::Count { values: 100 })
+        .unwrap();
     let h = metrics.histogram("sizes", &[]);
     for v in 1..=250 {
         h.record(f64::from(v));
@@ -109,7 +135,10 @@ fn the_count_window_keeps_exactly_the_last_n() {
     assert_eq!(s.window.sum, (151..=250).sum::<u32>() as f64);
     let q = s.window.quantiles.unwrap();
     // Exact nearest-rank quantiles of 151..=250.
-    assert_eq!((q.p50, q.p90, q.p95, q.p99, q.p999), (200.0, 240.0, 245.0, 249.0, 250.0));
+    assert_eq!(
+        (q.p50, q.p90, q.p95, q.p99, q.p999),
+        (200.0, 240.0, 245.0, 249.0, 250.0)
+    );
     assert_eq!(s.lifetime.count, 250);
     assert_eq!(s.lifetime.sum, (1..=250).sum::<u32>() as f64);
     assert_eq!((s.lifetime.min, s.lifetime.max), (Some(1.0), Some(250.0)));
@@ -121,13 +150,18 @@ fn the_count_window_keeps_exactly_the_last_n() {
 #[test]
 fn the_count_window_span_reaches_back_to_its_oldest_value() {
     let (clock, metrics) = with_clock();
-    metrics.configure_histogram("sizes", Window::Count { values: 10 }).unwrap();
+    metrics
+        .configure_histogram("sizes", Window::Count { values: 10 })
+        .unwrap();
     let h = metrics.histogram("sizes", &[]);
     for _ in 0..10 {
         h.record(1.0);
     }
     clock.advance(secs(5.0));
-    assert_eq!(metrics.snapshot().histograms[0].summary.window.span_seconds, 5.0);
+    assert_eq!(
+        metrics.snapshot().histograms[0].summary.window.span_seconds,
+        5.0
+    );
     clock.advance(secs(5.0));
     for _ in 0..10 {
         h.record(2.0); // the oldest value now was recorded after the t = 5 snapshot
@@ -135,14 +169,21 @@ fn the_count_window_span_reaches_back_to_its_oldest_value() {
     clock.advance(secs(1.0));
     let w = metrics.snapshot().histograms[0].summary.window.clone();
     assert_eq!(w.sum, 20.0);
-    assert_eq!(w.span_seconds, 6.0, "upper bound: since the snapshot at t = 5");
+    assert_eq!(
+        w.span_seconds, 6.0,
+        "upper bound: since the snapshot at t = 5"
+    );
 }
 
 #[test]
 fn counter_rates_follow_the_clock() {
     let (clock, metrics) = with_clock();
     let c = metrics.counter("requests_total", &[]);
-    assert_eq!(metrics.snapshot().counters[0].rate, None, "no time has passed");
+    assert_eq!(
+        metrics.snapshot().counters[0].rate,
+        None,
+        "no time has passed"
+    );
     c.increment(100);
     clock.advance(secs(10.0));
     let r = metrics.snapshot().counters[0].rate.unwrap();

@@ -841,7 +841,11 @@ impl TimeWindow {
         let current = self.current.load(Ordering::Relaxed);
         let horizon = now.saturating_sub(self.length);
         for slot in 0..self.slots {
-            if slot != current && reader.live[slot] && reader.ends[slot] <= horizon && now >= self.length {
+            if slot != current
+                && reader.live[slot]
+                && reader.ends[slot] <= horizon
+                && now >= self.length
+            {
                 self.retire(reader, slot);
                 reader.closed = None;
             }
@@ -945,7 +949,9 @@ impl TimeWindow {
             .unwrap_or(now);
         let live = &reader.live;
         let closed = reader.closed.get_or_insert_with(|| {
-            let others: Vec<usize> = (0..self.slots).filter(|&s| s != current && live[s]).collect();
+            let others: Vec<usize> = (0..self.slots)
+                .filter(|&s| s != current && live[s])
+                .collect();
             self.take_slots(&others, false)
         });
         let mut m = closed.clone();
@@ -988,12 +994,9 @@ impl TimeWindow {
     }
 
     fn heap_bytes(&self) -> usize {
-        let cache = self
-            .reader
-            .lock()
-            .closed
-            .as_ref()
-            .map_or(0, |m| m.octaves.capacity() * std::mem::size_of::<(usize, [u64; SUBS])>());
+        let cache = self.reader.lock().closed.as_ref().map_or(0, |m| {
+            m.octaves.capacity() * std::mem::size_of::<(usize, [u64; SUBS])>()
+        });
         cache
             + self.all_stripes().map(Stripe::heap_bytes).sum::<usize>()
             + self
@@ -1078,9 +1081,7 @@ fn bucket_stddev(m: &Merged, mean: f64) -> f64 {
         }
         let low = bucket_midpoint(*octave, 0) - mean;
         let step = bucket_midpoint(*octave, 1) - bucket_midpoint(*octave, 0);
-        squares += low * low * c0 as f64
-            + 2.0 * low * step * c1 as f64
-            + step * step * c2 as f64;
+        squares += low * low * c0 as f64 + 2.0 * low * step * c1 as f64 + step * step * c2 as f64;
     }
     (squares / m.count as f64).sqrt()
 }
