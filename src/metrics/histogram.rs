@@ -723,12 +723,16 @@ struct TimeReader {
     life_sum: f64,
     life_min: u64,
     life_max: u64,
-    /// The slots other than the current one, merged when last read. They
-    /// only change when rotation empties one (which drops this cache) or
-    /// when a write that raced with rotation lands late; such a write shows
-    /// in the window from the next rotation and in the lifetime totals at
-    /// the latest when its slot leaves the window, so it is never lost.
-    /// With it a snapshot reads one slot instead of all of them.
+    /// The slot that was current before the last rotation. Writers that
+    /// read the slot index just before a rotation still add to it, so it is
+    /// read afresh at every snapshot, like the current one.
+    previous: Option<usize>,
+    /// The other live slots, merged when first needed after a rotation:
+    /// with it a snapshot reads two slots instead of all of them. Only a
+    /// write delayed across two rotations (a thread descheduled for a whole
+    /// slot length between reading the slot index and adding) could land in
+    /// a cached slot; it then shows from the next rotation on, and is never
+    /// lost: retiring a slot takes its counters with atomic swaps.
     closed: Option<Merged>,
 }
 
@@ -762,6 +766,7 @@ impl TimeWindow {
                 life_sum: 0.0,
                 life_min: f64::INFINITY.to_bits(),
                 life_max: 0f64.to_bits(),
+                previous: None,
                 closed: None,
             }),
         }
@@ -836,6 +841,7 @@ impl TimeWindow {
             reader.live[next] = true;
             // The slot is empty before writers are sent to it.
             self.current.store(next, Ordering::Release);
+            reader.previous = Some(current);
             reader.closed = None;
         }
         let current = self.current.load(Ordering::Relaxed);
@@ -861,6 +867,9 @@ impl TimeWindow {
         reader.life_min = reader.life_min.min(gone.min);
         reader.life_max = reader.life_max.max(gone.max);
         reader.live[slot] = false;
+        if reader.previous == Some(slot) {
+            reader.previous = None;
+        }
     }
 
     /// Reads (and, with `clear`, empties by atomic swaps) the given slots of
