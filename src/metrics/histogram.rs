@@ -310,7 +310,16 @@ impl LifetimeStats {
 
 /// A distribution of values over a rolling window, such as request latency.
 ///
-/// See the [module notes](self) on the hot path. Record durations in seconds
+/// **How it works.** A value's bucket comes from the bits of its `f64`: the
+/// exponent picks an octave, the top 6 mantissa bits one of 64 sub-buckets,
+/// so a bucket's midpoint is within 0.79% of every value in it; octaves are
+/// allocated on first use (values over four decades: about 25 KiB per series
+/// with the default window). `record` never reads the clock and never locks:
+/// one atomic add on the bucket of the current slot and one CAS on the
+/// slot's exact sum. Snapshots rotate the slots and merge them; a contended
+/// histogram grows per-thread stripes, as [`Counter`] does.
+///
+/// Record durations in seconds
 /// (the Prometheus base unit): [`record_duration`](Histogram::record_duration)
 /// and the timers do.
 ///
@@ -1172,7 +1181,7 @@ impl CountWindow {
             .rev()
             .find(|(_, recorded)| *recorded <= oldest_index)
             .map_or(reader.created, |(t, _)| *t);
-        if reader.marks.back().map_or(true, |(_, r)| *r != total) {
+        if reader.marks.back().is_none_or(|(_, r)| *r != total) {
             if reader.marks.len() == COUNT_MARKS {
                 reader.marks.pop_front();
             }
