@@ -41,6 +41,24 @@ use crate::snapshot::MetricKind;
 /// counter!(collector: metrics, "local_total", "k" => "v").increment(2);
 /// assert_eq!(metrics.snapshot().counter("local_total", &[("k", "v")]), Some(2));
 /// ```
+///
+/// Malformed calls do not compile. A label value must be a string:
+///
+/// ```compile_fail
+/// vitals::counter!("jobs_total", "attempt" => 3).inc();
+/// ```
+///
+/// A name is required:
+///
+/// ```compile_fail
+/// vitals::counter!().inc();
+/// ```
+///
+/// Labels are `key => value` pairs:
+///
+/// ```compile_fail
+/// vitals::counter!("jobs_total", "queue").inc();
+/// ```
 #[macro_export]
 macro_rules! counter {
     ($($args:tt)*) => { $crate::__vitals_handle!($crate::Counter; $($args)*) };
