@@ -290,9 +290,36 @@ impl std::hash::Hasher for NameHasher {
 pub(crate) fn hash_labels(seed: u64, labels: &[(&str, &str)]) -> u64 {
     let mut sum = 0u64;
     for (k, v) in labels {
-        sum = sum.wrapping_add(hash_bytes(hash_bytes(seed, k.as_bytes()), v.as_bytes()));
+        sum = sum.wrapping_add(hash_bytes(
+            seed ^ key_fingerprint(k.as_bytes()),
+            v.as_bytes(),
+        ));
     }
     mix(sum ^ seed, labels.len() as u64 ^ MUL)
+}
+
+/// Up to the first eight bytes and the length of a label key, unmixed:
+/// `hash_bytes` mixes it with the value. Keys that share both only share a
+/// hash when their values match too, and the comparison tells them apart.
+#[inline(always)]
+fn key_fingerprint(key: &[u8]) -> u64 {
+    let len = key.len();
+    let head = if len >= 8 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&key[..8]);
+        u64::from_le_bytes(w)
+    } else if len >= 4 {
+        let mut a = [0u8; 4];
+        let mut b = [0u8; 4];
+        a.copy_from_slice(&key[..4]);
+        b.copy_from_slice(&key[len - 4..]);
+        u64::from(u32::from_le_bytes(a)) | (u64::from(u32::from_le_bytes(b)) << 32)
+    } else if len > 0 {
+        u64::from(key[0]) | (u64::from(key[len / 2]) << 8) | (u64::from(key[len - 1]) << 16)
+    } else {
+        0
+    };
+    head ^ ((len as u64) << 59)
 }
 
 const MUL: u64 = 0x9E37_79B9_7F4A_7C15;

@@ -19,6 +19,7 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::error::Error;
+use crate::key::{hash_labels, labels_match, Labels};
 use crate::metrics::counter::Counter;
 use crate::metrics::gauge::Gauge;
 use crate::metrics::histogram::Histogram;
@@ -107,8 +108,8 @@ macro_rules! __vitals_handle {
         SITE.get($name, &[$(($k, $v)),*])
     }};
     ($ty:ty; $name:literal $(, $k:expr => $v:expr)* $(,)?) => {{
-        static SITE: $crate::__private::FamilySite = $crate::__private::FamilySite::new();
-        SITE.get::<$ty>(
+        static SITE: $crate::__private::FamilySite<$ty> = $crate::__private::FamilySite::new();
+        SITE.get(
             $name,
             &[$(($crate::__private::label(&$k), $crate::__private::label(&$v))),*],
         )
@@ -261,12 +262,18 @@ pub mod __private {
             family: &Family,
             labels: &[(&str, &str)],
         ) -> Self;
+        /// The existing regular series in a known family, if any.
+        fn find_in(
+            collector: &MetricsCollector,
+            family: &Family,
+            labels: &[(&str, &str)],
+        ) -> Option<Self>;
         /// A handle that records nowhere.
         fn detached() -> Self;
     }
 
     macro_rules! impl_macro_handle {
-        ($ty:ty, $kind:expr, $get:ident, $try_get:ident, $in_family:ident) => {
+        ($ty:ty, $kind:expr, $get:ident, $try_get:ident, $in_family:ident, $find:ident) => {
             impl MacroHandle for $ty {
                 const KIND: MetricKind = $kind;
                 fn get(c: &MetricsCollector, name: &str, labels: &[(&str, &str)]) -> Self {
@@ -283,6 +290,13 @@ pub mod __private {
                 fn in_family(c: &MetricsCollector, f: &Family, labels: &[(&str, &str)]) -> Self {
                     c.$in_family(f, labels)
                 }
+                fn find_in(
+                    c: &MetricsCollector,
+                    f: &Family,
+                    labels: &[(&str, &str)],
+                ) -> Option<Self> {
+                    c.$find(f, labels)
+                }
                 fn detached() -> Self {
                     <$ty>::detached()
                 }
@@ -295,15 +309,24 @@ pub mod __private {
         MetricKind::Counter,
         counter,
         try_counter,
-        __counter_in
+        __counter_in,
+        __find_counter
     );
-    impl_macro_handle!(Gauge, MetricKind::Gauge, gauge, try_gauge, __gauge_in);
+    impl_macro_handle!(
+        Gauge,
+        MetricKind::Gauge,
+        gauge,
+        try_gauge,
+        __gauge_in,
+        __find_gauge
+    );
     impl_macro_handle!(
         Histogram,
         MetricKind::Histogram,
         histogram,
         try_histogram,
-        __histogram_in
+        __histogram_in,
+        __find_histogram
     );
 
     /// A call site with a literal name and literal labels: its handle,
@@ -343,36 +366,94 @@ pub mod __private {
         }
     }
 
-    /// A call site with a literal name and runtime labels: the metric's
-    /// family, found on the first successful call.
-    #[derive(Debug)]
-    pub struct FamilySite(OnceLock<Arc<Family>>);
+    /// Label sets a runtime-label call site remembers.
+    const SITE_CACHE: usize = 16;
 
-    impl FamilySite {
+    /// A call site with a literal name and runtime labels: the metric's
+    /// family, found on the first successful call, and a small direct-mapped
+    /// cache (two slots per hash) of the label sets seen there. Most such
+    /// call sites see a few
+    /// label values (methods, status classes, queue names), which then cost
+    /// one hash and one comparison: no lock, no map. A cache slot is filled
+    /// once, by the first regular series that hashes to it; the rest go
+    /// through the family's map. Overflow and detached handles are never
+    /// cached, so limits and error counts behave as without the cache.
+    #[derive(Debug)]
+    pub struct FamilySite<H> {
+        family: OnceLock<Arc<Family>>,
+        cache: [OnceLock<CachedSeries<H>>; SITE_CACHE],
+    }
+
+    #[derive(Debug)]
+    struct CachedSeries<H> {
+        hash: u64,
+        labels: Labels,
+        handle: H,
+    }
+
+    impl<H: MacroHandle> FamilySite<H> {
         /// An empty site.
         #[allow(clippy::new_without_default)]
         pub const fn new() -> Self {
-            FamilySite(OnceLock::new())
+            FamilySite {
+                family: OnceLock::new(),
+                cache: [const { OnceLock::new() }; SITE_CACHE],
+            }
         }
 
         /// The series for these labels in the cached family.
         #[inline]
-        pub fn get<H: MacroHandle>(&'static self, name: &str, labels: &[(&str, &str)]) -> H {
-            let family = match self.0.get() {
+        pub fn get(&'static self, name: &str, labels: &[(&str, &str)]) -> H {
+            // Hot path: a label set seen here before.
+            let hash = hash_labels(SITE_SEED, labels);
+            let first = (hash as usize) % SITE_CACHE;
+            for i in [first, (first + 1) % SITE_CACHE] {
+                match self.cache[i].get() {
+                    Some(hit) if hit.hash == hash && labels_match(hit.labels.pairs(), labels) => {
+                        return hit.handle.clone();
+                    }
+                    Some(_) => {}
+                    None => return self.lookup(&self.cache[i], hash, name, labels),
+                }
+            }
+            self.lookup(&self.cache[first], hash, name, labels)
+        }
+
+        #[inline(never)]
+        fn lookup(
+            &'static self,
+            slot: &'static OnceLock<CachedSeries<H>>,
+            hash: u64,
+            name: &str,
+            labels: &[(&str, &str)],
+        ) -> H {
+            let family = match self.family.get() {
                 Some(family) => family,
-                None => match self.register(name, H::KIND) {
+                None => match self.register(name) {
                     Some(family) => family,
                     None => return H::detached(),
                 },
             };
-            H::in_family(global(), family, labels)
+            match H::find_in(global(), family, labels) {
+                Some(handle) => {
+                    if slot.get().is_none() {
+                        let _ = slot.set(CachedSeries {
+                            hash,
+                            labels: Labels::from_pairs(labels),
+                            handle: handle.clone(),
+                        });
+                    }
+                    handle
+                }
+                None => H::in_family(global(), family, labels),
+            }
         }
 
         #[cold]
         #[inline(never)]
-        fn register(&'static self, name: &str, kind: MetricKind) -> Option<&'static Arc<Family>> {
-            match global().__family(name, kind) {
-                Ok(family) => Some(self.0.get_or_init(|| family)),
+        fn register(&'static self, name: &str) -> Option<&'static Arc<Family>> {
+            match global().__family(name, H::KIND) {
+                Ok(family) => Some(self.family.get_or_init(|| family)),
                 Err(err) => {
                     global().__report(err);
                     None
@@ -380,4 +461,8 @@ pub mod __private {
             }
         }
     }
+
+    /// Any fixed seed: the site cache only needs to spread label sets over
+    /// its slots; collisions cost a map lookup, nothing more.
+    const SITE_SEED: u64 = 0x243F_6A88_85A3_08D3;
 }

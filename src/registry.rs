@@ -633,6 +633,27 @@ impl MetricsCollector {
         self.inner.family(name, kind)
     }
 
+    /// The existing, regular series with these labels: never the overflow
+    /// series, never a detached handle, so the result may be cached.
+    #[doc(hidden)]
+    pub fn __find_counter(&self, family: &Family, labels: &[(&str, &str)]) -> Option<Counter> {
+        self.inner
+            .find(family, labels)
+            .and_then(Counter::from_metric)
+    }
+
+    #[doc(hidden)]
+    pub fn __find_gauge(&self, family: &Family, labels: &[(&str, &str)]) -> Option<Gauge> {
+        self.inner.find(family, labels).and_then(Gauge::from_metric)
+    }
+
+    #[doc(hidden)]
+    pub fn __find_histogram(&self, family: &Family, labels: &[(&str, &str)]) -> Option<Histogram> {
+        self.inner
+            .find(family, labels)
+            .and_then(Histogram::from_metric)
+    }
+
     #[doc(hidden)]
     #[inline]
     pub fn __counter_in(&self, family: &Family, labels: &[(&str, &str)]) -> Counter {

@@ -187,3 +187,28 @@ fn macros_are_hygienic() {
     let snap = vitals::global().snapshot();
     assert_eq!(snap.counter("mac_hygiene_total", &[("k", "v")]), Some(1));
 }
+
+#[test]
+fn a_runtime_label_site_counts_every_label_set_exactly() {
+    // More label sets than the call site's cache holds, from several threads.
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for round in 0..10 {
+                    for i in 0..100 {
+                        let shard = format!("s{}", (i + round) % 100);
+                        counter!("mac_site_total", "shard" => shard).inc();
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let snap = vitals::global().snapshot();
+    for i in 0..100 {
+        let shard = format!("s{i}");
+        assert_eq!(snap.counter("mac_site_total", &[("shard", &shard)]), Some(40), "{shard}");
+    }
+}

@@ -1,0 +1,37 @@
+//! The global collector installed with settings (its own test binary, so
+//! that no other test creates the global collector first), and the
+//! runtime-label call-site cache against those settings.
+
+use vitals::{counter, MetricsCollector};
+
+#[test]
+fn installed_global_settings_apply_to_macro_call_sites() {
+    let global = vitals::install_global(MetricsCollector::builder().cardinality_limit(5))
+        .expect("first install");
+    assert!(vitals::install_global(MetricsCollector::builder()).is_err(), "installed once");
+    assert!(std::ptr::eq(global, vitals::global()));
+
+    // 40 label values through one call site: more than its cache holds and
+    // more than the limit allows. Each call counts exactly once.
+    let values: Vec<String> = (0..40).map(|i| format!("user{i}")).collect();
+    for round in 0..3 {
+        for v in &values {
+            counter!("site_cache_total", "user" => v).inc();
+        }
+        let snap = vitals::global().snapshot();
+        for v in &values[..5] {
+            assert_eq!(snap.counter("site_cache_total", &[("user", v)]), Some(round + 1));
+        }
+        // The other 35 label sets overflow, on every call (overflow handles
+        // are never cached at the call site).
+        assert_eq!(
+            snap.counter("site_cache_total", &[("vitals_overflow", "true")]),
+            Some(35 * (round + 1))
+        );
+        assert_eq!(
+            snap.counter("vitals_cardinality_overflow_total", &[("metric", "site_cache_total")]),
+            Some(35 * (round + 1))
+        );
+    }
+    assert_eq!(vitals::global().cardinality("site_cache_total"), Some(5));
+}
