@@ -78,6 +78,12 @@ pub use registry::{
     global, install_global, Builder, MetricsCollector, DEFAULT_CARDINALITY_LIMIT,
     DEFAULT_MAX_METRICS, OVERFLOW_LABEL,
 };
+/// The README's code examples, compiled and run as doc tests so that the
+/// README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use snapshot::{
     CounterSample, GaugeSample, HistogramSample, MetricInfo, MetricKind, Rate, Snapshot,
     SCHEMA_VERSION,
