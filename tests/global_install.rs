@@ -8,7 +8,10 @@ use vitals::{counter, MetricsCollector};
 fn installed_global_settings_apply_to_macro_call_sites() {
     let global = vitals::install_global(MetricsCollector::builder().cardinality_limit(5))
         .expect("first install");
-    assert!(vitals::install_global(MetricsCollector::builder()).is_err(), "installed once");
+    assert!(
+        vitals::install_global(MetricsCollector::builder()).is_err(),
+        "installed once"
+    );
     assert!(std::ptr::eq(global, vitals::global()));
 
     // 40 label values through one call site: more than its cache holds and
@@ -20,7 +23,10 @@ fn installed_global_settings_apply_to_macro_call_sites() {
         }
         let snap = vitals::global().snapshot();
         for v in &values[..5] {
-            assert_eq!(snap.counter("site_cache_total", &[("user", v)]), Some(round + 1));
+            assert_eq!(
+                snap.counter("site_cache_total", &[("user", v)]),
+                Some(round + 1)
+            );
         }
         // The other 35 label sets overflow, on every call (overflow handles
         // are never cached at the call site).
@@ -29,7 +35,10 @@ fn installed_global_settings_apply_to_macro_call_sites() {
             Some(35 * (round + 1))
         );
         assert_eq!(
-            snap.counter("vitals_cardinality_overflow_total", &[("metric", "site_cache_total")]),
+            snap.counter(
+                "vitals_cardinality_overflow_total",
+                &[("metric", "site_cache_total")]
+            ),
             Some(35 * (round + 1))
         );
     }

@@ -209,6 +209,10 @@ fn a_runtime_label_site_counts_every_label_set_exactly() {
     let snap = vitals::global().snapshot();
     for i in 0..100 {
         let shard = format!("s{i}");
-        assert_eq!(snap.counter("mac_site_total", &[("shard", &shard)]), Some(40), "{shard}");
+        assert_eq!(
+            snap.counter("mac_site_total", &[("shard", &shard)]),
+            Some(40),
+            "{shard}"
+        );
     }
 }
