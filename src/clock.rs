@@ -19,8 +19,21 @@ use std::time::{Duration, Instant, SystemTime};
 /// ```
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Time elapsed since an arbitrary fixed origin; never goes backwards.
+    ///
+    /// ```
+    /// use vitals::{Clock, SystemClock};
+    /// let clock = SystemClock::new();
+    /// assert!(clock.monotonic() <= clock.monotonic());
+    /// ```
     fn monotonic(&self) -> Duration;
+
     /// The current wall-clock time.
+    ///
+    /// ```
+    /// use vitals::{Clock, SystemClock};
+    /// let now = SystemClock::new().wall();
+    /// assert!(now > std::time::UNIX_EPOCH);
+    /// ```
     fn wall(&self) -> SystemTime;
 }
 

@@ -181,3 +181,16 @@ fn no_record_is_lost_while_the_window_rotates() {
     assert_eq!(life.count, 1_000_000);
     assert_eq!(life.sum, 4.0 * 2500.0 * 5050.0);
 }
+
+#[test]
+fn handles_and_collectors_are_send_sync_clone() {
+    fn assert_traits<T: Send + Sync + Clone + 'static>() {}
+    assert_traits::<vitals::Counter>();
+    assert_traits::<vitals::Gauge>();
+    assert_traits::<vitals::Histogram>();
+    assert_traits::<MetricsCollector>();
+    assert_traits::<vitals::Snapshot>();
+    // Handles are small: a tag and a pointer.
+    assert!(std::mem::size_of::<vitals::Counter>() <= 16);
+    assert!(std::mem::size_of::<vitals::Histogram>() <= 16);
+}
