@@ -55,6 +55,8 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+#[cfg(feature = "metrics-bridge")]
+pub mod bridge;
 mod clock;
 mod error;
 mod key;
