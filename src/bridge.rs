@@ -13,6 +13,9 @@
 //! `metrics::Key` and its precomputed hash: one read-locked lookup and one
 //! reference-count increment, no allocation, no string hashing. A held
 //! `metrics::Counter` is the vitals atomic operation behind one dynamic call.
+//! Only handles of real series are cached (at most 65,536 keys per kind):
+//! a key that the collector rejects or sends to the overflow series is
+//! looked up, and counted, on every call, as with vitals' own macros.
 //!
 //! **Names.** `metrics` accepts any string; Prometheus (and vitals) do not.
 //! The bridge translates rather than rejects, because that is what users of
@@ -72,10 +75,10 @@ use crate::metrics::histogram::Histogram;
 use crate::registry::MetricsCollector;
 use crate::snapshot::MetricKind;
 
-/// Cached `metrics` keys per kind. Past this, a key is looked up in the
-/// collector on every call instead of being cached, so a flood of distinct
-/// label values cannot grow the recorder without bound (the collector's own
-/// cardinality limits bound the series).
+/// Cached `metrics` keys per kind. Past this, a new key is looked up in the
+/// collector on every call instead of being cached: several keys can map to
+/// one series (`a.b`, `a-b`, `a_b`), so the collector's cardinality limits
+/// alone would not bound the cache.
 const CACHE_LIMIT: usize = 65_536;
 
 /// Independent locks, so that threads registering different keys rarely
@@ -137,7 +140,11 @@ impl VitalsRecorder {
     /// rules. Only on a cache miss, so the allocations here are off the hot
     /// path.
     #[cold]
-    fn with_vitals_key<T>(&self, key: &Key, register: impl FnOnce(&str, &[(&str, &str)]) -> T) -> T {
+    fn with_vitals_key<T>(
+        &self,
+        key: &Key,
+        register: impl FnOnce(&str, &[(&str, &str)]) -> T,
+    ) -> T {
         let name = metric_name(key.name());
         let keys: Vec<(Cow<'_, str>, &str)> = key
             .labels()
@@ -157,9 +164,15 @@ impl VitalsRecorder {
 impl std::fmt::Debug for VitalsRecorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VitalsRecorder")
-            .field("cached_counters", &self.counters.len.load(Ordering::Relaxed))
+            .field(
+                "cached_counters",
+                &self.counters.len.load(Ordering::Relaxed),
+            )
             .field("cached_gauges", &self.gauges.len.load(Ordering::Relaxed))
-            .field("cached_histograms", &self.histograms.len.load(Ordering::Relaxed))
+            .field(
+                "cached_histograms",
+                &self.histograms.len.load(Ordering::Relaxed),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -180,7 +193,12 @@ impl Recorder for VitalsRecorder {
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> metrics::Counter {
         // Hot path: `metrics` calls this on every `counter!`.
         let handle = self.counters.get_or_insert(key, || {
-            self.with_vitals_key(key, |name, labels| self.collector.counter(name, labels))
+            self.with_vitals_key(key, |name, labels| {
+                match self.collector.try_counter(name, labels) {
+                    Ok(handle) => (handle, true),
+                    Err(_) => (self.collector.counter(name, labels), false),
+                }
+            })
         });
         metrics::Counter::from_arc(handle)
     }
@@ -188,7 +206,12 @@ impl Recorder for VitalsRecorder {
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> metrics::Gauge {
         // Hot path: `metrics` calls this on every `gauge!`.
         let handle = self.gauges.get_or_insert(key, || {
-            self.with_vitals_key(key, |name, labels| self.collector.gauge(name, labels))
+            self.with_vitals_key(key, |name, labels| {
+                match self.collector.try_gauge(name, labels) {
+                    Ok(handle) => (handle, true),
+                    Err(_) => (self.collector.gauge(name, labels), false),
+                }
+            })
         });
         metrics::Gauge::from_arc(handle)
     }
@@ -196,7 +219,12 @@ impl Recorder for VitalsRecorder {
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> metrics::Histogram {
         // Hot path: `metrics` calls this on every `histogram!`.
         let handle = self.histograms.get_or_insert(key, || {
-            self.with_vitals_key(key, |name, labels| self.collector.histogram(name, labels))
+            self.with_vitals_key(key, |name, labels| {
+                match self.collector.try_histogram(name, labels) {
+                    Ok(handle) => (handle, true),
+                    Err(_) => (self.collector.histogram(name, labels), false),
+                }
+            })
         });
         metrics::Histogram::from_arc(handle)
     }
@@ -326,8 +354,13 @@ impl<H> Default for HandleCache<H> {
 }
 
 impl<H> HandleCache<H> {
+    /// The cached handle for `key`, or the one `create` makes. `create`
+    /// says whether its handle may be cached: only handles of real series
+    /// are, so that (as with vitals' own macros) a bad key or a label set
+    /// past the cardinality limit is counted on every call, and a flood of
+    /// such keys takes no memory here.
     #[inline]
-    fn get_or_insert(&self, key: &Key, create: impl FnOnce() -> H) -> Arc<H> {
+    fn get_or_insert(&self, key: &Key, create: impl FnOnce() -> (H, bool)) -> Arc<H> {
         // The hash's high bits pick the shard; the map uses its low bits.
         let shard = &self.shards[(key.get_hash() >> 59) as usize % SHARDS];
         if let Some(handle) = shard.read().get(key) {
@@ -338,12 +371,18 @@ impl<H> HandleCache<H> {
 
     #[cold]
     #[inline(never)]
-    fn insert(&self, shard: &RwLock<KeyMap<H>>, key: &Key, create: impl FnOnce() -> H) -> Arc<H> {
+    fn insert(
+        &self,
+        shard: &RwLock<KeyMap<H>>,
+        key: &Key,
+        create: impl FnOnce() -> (H, bool),
+    ) -> Arc<H> {
         // Created outside the write lock: the collector takes its own locks
         // and may report an error, and a racing thread creating the same
         // handle gets the same vitals series anyway.
-        let handle = Arc::new(create());
-        if self.len.load(Ordering::Relaxed) >= CACHE_LIMIT {
+        let (handle, cacheable) = create();
+        let handle = Arc::new(handle);
+        if !cacheable || self.len.load(Ordering::Relaxed) >= CACHE_LIMIT {
             return handle;
         }
         let mut map = shard.write();
@@ -425,10 +464,24 @@ mod tests {
         let cache: HandleCache<u32> = HandleCache::default();
         cache.len.store(CACHE_LIMIT, Ordering::Relaxed);
         let key = Key::from_name("k");
-        assert_eq!(*cache.get_or_insert(&key, || 7), 7);
-        assert_eq!(*cache.get_or_insert(&key, || 8), 8, "not cached past the limit");
+        assert_eq!(*cache.get_or_insert(&key, || (7, true)), 7);
+        assert_eq!(
+            *cache.get_or_insert(&key, || (8, true)),
+            8,
+            "not cached past the limit"
+        );
         cache.len.store(0, Ordering::Relaxed);
-        assert_eq!(*cache.get_or_insert(&key, || 9), 9);
-        assert_eq!(*cache.get_or_insert(&key, || 10), 9, "cached below the limit");
+        assert_eq!(*cache.get_or_insert(&key, || (9, false)), 9);
+        assert_eq!(
+            *cache.get_or_insert(&key, || (10, true)),
+            10,
+            "uncacheable not kept"
+        );
+        assert_eq!(
+            *cache.get_or_insert(&key, || (11, true)),
+            10,
+            "cached below the limit"
+        );
+        assert_eq!(cache.len.load(Ordering::Relaxed), 1);
     }
 }
