@@ -4,9 +4,10 @@
 //! and `describe_*!` record into a vitals [`MetricsCollector`] once a
 //! [`VitalsRecorder`] is their recorder: globally with [`install`], or for
 //! one closure on one thread with [`metrics::with_local_recorder`].
-//! Histograms recorded this way get the collector's rolling windows, and
-//! everything shows up in [`MetricsCollector::snapshot`] with its labels,
-//! help text and unit.
+//! Histograms recorded this way get the collector's rolling windows (its
+//! default, or one set with [`MetricsCollector::configure_histogram`] under
+//! the translated name before the first value), and everything shows up in
+//! [`MetricsCollector::snapshot`] with its labels, help text and unit.
 //!
 //! **Cost.** `metrics` 0.24 calls the recorder's `register_*` on every
 //! macro call. The recorder answers from its own cache, keyed by the
@@ -136,22 +137,23 @@ impl VitalsRecorder {
         &self.collector
     }
 
-    /// Runs `register` with the key's name and labels translated to vitals
-    /// rules. Only on a cache miss, so the allocations here are off the hot
-    /// path.
+    /// The vitals handle for `key`, its name and labels translated, and
+    /// whether it belongs to a real series (and so may be cached). Only on a
+    /// cache miss, so the allocations here are off the hot path.
     #[cold]
-    fn with_vitals_key<T>(
-        &self,
-        key: &Key,
-        register: impl FnOnce(&str, &[(&str, &str)]) -> T,
-    ) -> T {
+    fn series<H>(&self, key: &Key, try_get: Lookup<Result<H, Error>>, get: Lookup<H>) -> (H, bool) {
         let name = metric_name(key.name());
         let keys: Vec<(Cow<'_, str>, &str)> = key
             .labels()
             .map(|label| (label_name(label.key()), label.value()))
             .collect();
         let labels: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_ref(), *v)).collect();
-        register(&name, &labels)
+        match try_get(&self.collector, &name, &labels) {
+            Ok(handle) => (handle, true),
+            // The infallible lookup counts the error (or sends the value to
+            // the overflow series) and hands back a handle that still works.
+            Err(_) => (get(&self.collector, &name, &labels), false),
+        }
     }
 
     fn describe(&self, kind: MetricKind, key: &KeyName, unit: Option<metrics::Unit>, help: &str) {
@@ -193,12 +195,11 @@ impl Recorder for VitalsRecorder {
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> metrics::Counter {
         // Hot path: `metrics` calls this on every `counter!`.
         let handle = self.counters.get_or_insert(key, || {
-            self.with_vitals_key(key, |name, labels| {
-                match self.collector.try_counter(name, labels) {
-                    Ok(handle) => (handle, true),
-                    Err(_) => (self.collector.counter(name, labels), false),
-                }
-            })
+            self.series(
+                key,
+                MetricsCollector::try_counter,
+                MetricsCollector::counter,
+            )
         });
         metrics::Counter::from_arc(handle)
     }
@@ -206,12 +207,7 @@ impl Recorder for VitalsRecorder {
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> metrics::Gauge {
         // Hot path: `metrics` calls this on every `gauge!`.
         let handle = self.gauges.get_or_insert(key, || {
-            self.with_vitals_key(key, |name, labels| {
-                match self.collector.try_gauge(name, labels) {
-                    Ok(handle) => (handle, true),
-                    Err(_) => (self.collector.gauge(name, labels), false),
-                }
-            })
+            self.series(key, MetricsCollector::try_gauge, MetricsCollector::gauge)
         });
         metrics::Gauge::from_arc(handle)
     }
@@ -219,12 +215,11 @@ impl Recorder for VitalsRecorder {
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> metrics::Histogram {
         // Hot path: `metrics` calls this on every `histogram!`.
         let handle = self.histograms.get_or_insert(key, || {
-            self.with_vitals_key(key, |name, labels| {
-                match self.collector.try_histogram(name, labels) {
-                    Ok(handle) => (handle, true),
-                    Err(_) => (self.collector.histogram(name, labels), false),
-                }
-            })
+            self.series(
+                key,
+                MetricsCollector::try_histogram,
+                MetricsCollector::histogram,
+            )
         });
         metrics::Histogram::from_arc(handle)
     }
@@ -336,6 +331,9 @@ impl HistogramFn for Histogram {
     }
 }
 
+/// A `MetricsCollector` method taking a name and labels.
+type Lookup<T> = fn(&MetricsCollector, &str, &[(&str, &str)]) -> T;
+
 type KeyMap<H> = HashMap<Key, Arc<H>, BuildHasherDefault<KeyHashPassthrough>>;
 
 /// `metrics::Key` → vitals handle, sharded by the key's hash.
@@ -361,8 +359,9 @@ impl<H> HandleCache<H> {
     /// such keys takes no memory here.
     #[inline]
     fn get_or_insert(&self, key: &Key, create: impl FnOnce() -> (H, bool)) -> Arc<H> {
-        // The hash's high bits pick the shard; the map uses its low bits.
-        let shard = &self.shards[(key.get_hash() >> 59) as usize % SHARDS];
+        // Middle bits pick the shard: the map uses the low bits for its
+        // index and the top seven for its tags, which should stay varied.
+        let shard = &self.shards[(key.get_hash() >> 32) as usize % SHARDS];
         if let Some(handle) = shard.read().get(key) {
             return Arc::clone(handle);
         }

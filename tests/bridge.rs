@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread;
 
 use vitals::bridge::{self, VitalsRecorder};
-use vitals::{Error, MetricKind, MetricsCollector, Snapshot};
+use vitals::{Error, MetricKind, MetricsCollector, Snapshot, Window};
 
 /// Stands for a third-party library: it only knows the `metrics` crate.
 mod instrumented {
@@ -132,6 +132,25 @@ fn a_metrics_instrumented_function_shows_up_with_exact_values_help_and_units() {
         Some(2.5)
     );
     assert_eq!(snap.first_error, None);
+}
+
+#[test]
+fn bridged_histograms_use_the_window_configured_for_their_translated_name() {
+    let metrics = MetricsCollector::new();
+    metrics
+        .configure_histogram("batch_seconds", Window::Count { values: 3 })
+        .unwrap();
+    let recorder = VitalsRecorder::new(metrics.clone());
+    metrics::with_local_recorder(&recorder, || {
+        for v in [1.0, 2.0, 3.0, 4.0, 5.0] {
+            metrics::histogram!("batch.seconds").record(v);
+        }
+    });
+    let snap = metrics.snapshot();
+    let batch = snap.histogram("batch_seconds", &[]).unwrap();
+    assert_eq!(batch.window.count, 3, "the last three values");
+    assert_eq!(batch.window.min, Some(3.0));
+    assert_eq!(batch.lifetime.count, 5);
 }
 
 #[test]
