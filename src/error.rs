@@ -61,6 +61,12 @@ pub enum Error {
     /// A configuration value is out of its allowed range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// A `metrics` crate recorder was already installed in this process, so
+    /// the vitals bridge could not become the global recorder (the `metrics`
+    /// crate allows one, for the whole life of the program). Only returned
+    /// by `bridge::install` (cargo feature `metrics-bridge`).
+    #[error("a global `metrics` recorder is already installed; it can be set once per process")]
+    RecorderAlreadyInstalled,
 }
 
 impl Error {
@@ -78,6 +84,7 @@ impl Error {
             Error::KindMismatch { .. } => "kind_mismatch",
             Error::CardinalityLimit { .. } => "cardinality_limit",
             Error::InvalidConfig(_) => "invalid_config",
+            Error::RecorderAlreadyInstalled => "recorder_already_installed",
         }
     }
 }

@@ -18,6 +18,10 @@
 //! one. A call site with a literal name and labels caches its handle, so
 //! after the first call it costs one load plus the atomic operation.
 //!
+//! **Already using the `metrics` crate?** With the `metrics-bridge` cargo
+//! feature, `bridge::install` makes vitals the `metrics` recorder, so
+//! `metrics::counter!` and friends from any library land in vitals series.
+//!
 //! **Bad input never panics.** The `try_*` methods return an [`Error`];
 //! the macros and plain methods hand back a detached handle and count the
 //! problem in `vitals_errors_total{kind}`. NaN gauges are kept (and spelled
@@ -55,6 +59,8 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+#[cfg(feature = "metrics-bridge")]
+pub mod bridge;
 mod clock;
 mod error;
 mod key;
