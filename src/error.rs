@@ -61,6 +61,14 @@ pub enum Error {
     /// A configuration value is out of its allowed range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// A plug-in collector could not collect its samples; the text says why.
+    /// Plug-ins return it from [`Collector::collect`](crate::Collector::collect).
+    #[error("collection failed: {0}")]
+    Collection(String),
+    /// A plug-in collector with this name is already registered on the
+    /// collector.
+    #[error("a plug-in collector named {0:?} is already registered")]
+    DuplicateCollector(String),
 }
 
 impl Error {
@@ -78,6 +86,8 @@ impl Error {
             Error::KindMismatch { .. } => "kind_mismatch",
             Error::CardinalityLimit { .. } => "cardinality_limit",
             Error::InvalidConfig(_) => "invalid_config",
+            Error::Collection(_) => "collection",
+            Error::DuplicateCollector(_) => "duplicate_collector",
         }
     }
 }
