@@ -80,12 +80,16 @@ fn status(snap: &Snapshot, name: &str) -> PluginStatus {
 }
 
 fn calls(snap: &Snapshot, name: &str) -> Option<f64> {
-    snap.plugin(name).unwrap().sample("calls", &[("plugin", name)])
+    snap.plugin(name)
+        .unwrap()
+        .sample("calls", &[("plugin", name)])
 }
 
 #[test]
 fn slow_panicking_and_failing_plugins_do_not_hold_up_or_hide_the_others() {
-    let metrics = MetricsCollector::builder().plugin_deadline(DEADLINE).build();
+    let metrics = MetricsCollector::builder()
+        .plugin_deadline(DEADLINE)
+        .build();
     let (good, _) = Scripted::new("good", fine);
     let (panicky, _) = Scripted::new("panicky", panics_first);
     let (slow, slow_calls) = Scripted::new("slow", sleeps_first);
@@ -100,13 +104,23 @@ fn slow_panicking_and_failing_plugins_do_not_hold_up_or_hide_the_others() {
     assert_eq!(calls(&snap, "good"), Some(1.0));
     assert_eq!(status(&snap, "panicky"), PluginStatus::Error);
     let panicked = snap.plugin("panicky").unwrap();
-    assert!(panicked.stats.last_error.as_deref().unwrap().contains("boom on call 1"));
+    assert!(panicked
+        .stats
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("boom on call 1"));
     assert!(panicked.samples.is_empty());
     assert_eq!(status(&snap, "slow"), PluginStatus::TimedOut);
     assert_eq!(snap.plugin("slow").unwrap().stats.timeouts, 1);
     assert_eq!(status(&snap, "failing"), PluginStatus::Error);
     let failed = snap.plugin("failing").unwrap();
-    assert!(failed.stats.last_error.as_deref().unwrap().contains("disk not mounted"));
+    assert!(failed
+        .stats
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("disk not mounted"));
     assert_eq!((failed.stats.collections, failed.stats.errors), (1, 1));
 
     // While the slow one is stuck, the next snapshot neither waits for it
@@ -140,7 +154,10 @@ fn collections_are_timed_into_the_duration_histogram() {
     metrics.snapshot();
     let snap = metrics.snapshot();
     let timing = snap
-        .histogram("vitals_collection_duration_seconds", &[("collector", "good")])
+        .histogram(
+            "vitals_collection_duration_seconds",
+            &[("collector", "good")],
+        )
         .unwrap();
     assert_eq!(timing.lifetime.count, 2);
     let stats = &snap.plugin("good").unwrap().stats;
@@ -175,15 +192,22 @@ fn an_interval_plugin_samples_in_the_background_and_snapshots_read_its_latest() 
     let metrics = MetricsCollector::new();
     let (ticker, ticks) = Scripted::new("ticker", fine);
     let plugin = metrics.register(ticker).unwrap();
-    plugin.set_interval(Some(Duration::from_millis(20))).unwrap();
+    plugin
+        .set_interval(Some(Duration::from_millis(20)))
+        .unwrap();
     // The first snapshot (on demand) gives a baseline; then the interval runs.
     metrics.snapshot();
     thread::sleep(Duration::from_millis(500));
     let background = ticks.load(Ordering::SeqCst);
-    assert!(background >= 5, "only {background} collections in 500 ms at 20 ms");
+    assert!(
+        background >= 5,
+        "only {background} collections in 500 ms at 20 ms"
+    );
 
     // A long interval: snapshots read the latest samples without collecting.
-    plugin.set_interval(Some(Duration::from_secs(3600))).unwrap();
+    plugin
+        .set_interval(Some(Duration::from_secs(3600)))
+        .unwrap();
     thread::sleep(Duration::from_millis(50));
     let settled = ticks.load(Ordering::SeqCst);
     let snap = metrics.snapshot();
@@ -239,7 +263,9 @@ fn registration_rejects_duplicates_and_bad_settings() {
         Err(Error::InvalidConfig(_))
     ));
     assert!(plugin.set_deadline(Duration::ZERO).is_err());
-    assert!(plugin.set_interval(Some(Duration::from_micros(10))).is_err());
+    assert!(plugin
+        .set_interval(Some(Duration::from_micros(10)))
+        .is_err());
     assert!(MetricsCollector::builder()
         .plugin_deadline(Duration::ZERO)
         .try_build()
@@ -262,7 +288,12 @@ fn a_bad_sample_name_fails_the_collection_with_a_typed_error() {
     let snap = metrics.snapshot();
     let report = snap.plugin("bad").unwrap();
     assert_eq!(report.status, PluginStatus::Error);
-    assert!(report.stats.last_error.as_deref().unwrap().contains("invalid metric name"));
+    assert!(report
+        .stats
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("invalid metric name"));
 }
 
 #[test]
