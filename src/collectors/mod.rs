@@ -48,6 +48,8 @@ mod health;
 mod named;
 #[cfg(feature = "system")]
 mod process;
+#[cfg(all(feature = "system", target_os = "linux"))]
+mod procfs;
 mod stage;
 #[cfg(feature = "system")]
 mod system;

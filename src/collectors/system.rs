@@ -53,6 +53,8 @@ struct SystemState {
     cpu_read_at: Option<Instant>,
     /// The latest CPU figures: total and per core, in percent.
     cpu: Option<(f64, Vec<f64>)>,
+    /// Read once: it does not change while the machine runs.
+    boot_time: Option<u64>,
 }
 
 impl std::fmt::Debug for SystemState {
@@ -86,6 +88,7 @@ impl SystemCollector {
                 networks: Networks::new(),
                 cpu_read_at: None,
                 cpu: None,
+                boot_time: None,
             }),
         }
     }
@@ -174,11 +177,12 @@ impl Collector for SystemCollector {
             out.gauge("system_load15", &[], load.fifteen)?;
         }
         out.gauge("system_uptime_seconds", &[], System::uptime() as f64)?;
-        out.gauge("system_boot_time_seconds", &[], System::boot_time() as f64)?;
+        let boot = *st.boot_time.get_or_insert_with(System::boot_time);
+        out.gauge("system_boot_time_seconds", &[], boot as f64)?;
 
-        // `true` drops interfaces that went away, so the totals follow the
-        // interfaces that exist.
-        st.networks.refresh(true);
+        // `false` keeps interfaces that went away with their last counts:
+        // dropping them would make the totals, which are counters, go down.
+        st.networks.refresh(false);
         let (rx, tx) = st.networks.iter().fold((0u64, 0u64), |(rx, tx), (_, n)| {
             (
                 rx.saturating_add(n.total_received()),
