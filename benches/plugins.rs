@@ -87,7 +87,7 @@ fn stage(c: &mut Criterion) {
 
 /// A registry with every built-in plug-in registered and a few names in
 /// each event plug-in, as a small service would have.
-fn service(with_plugins: bool) -> MetricsCollector {
+fn service(with_plugins: bool, polling_on_demand: bool) -> MetricsCollector {
     let metrics = MetricsCollector::new();
     let api = ApiCollector::new(&metrics);
     let caches = CacheCollector::new(&metrics);
@@ -113,15 +113,17 @@ fn service(with_plugins: bool) -> MetricsCollector {
         metrics.register(health).unwrap();
         #[cfg(feature = "system")]
         {
-            // On demand, so that every snapshot collects them too.
             let system = metrics
                 .register(vitals::collectors::SystemCollector::new())
                 .unwrap();
             let process = metrics
                 .register(vitals::collectors::ProcessCollector::new())
                 .unwrap();
-            system.set_interval(None).unwrap();
-            process.set_interval(None).unwrap();
+            if polling_on_demand {
+                // So that every snapshot collects them too.
+                system.set_interval(None).unwrap();
+                process.set_interval(None).unwrap();
+            }
         }
     }
     // Warm-up: baselines taken, series created.
@@ -132,14 +134,20 @@ fn service(with_plugins: bool) -> MetricsCollector {
 }
 
 fn collection(c: &mut Criterion) {
-    let bare = service(false);
-    let full = service(true);
+    let bare = service(false, false);
+    let full = service(true, true);
+    let defaults = service(true, false);
     let mut g = c.benchmark_group("snapshot");
     g.bench_function("same_series_without_plugins", |b| {
         b.iter(|| black_box(bare.snapshot()))
     });
     g.bench_function("collect_all_builtin_plugins", |b| {
         b.iter(|| black_box(full.snapshot()))
+    });
+    // As registered by default: system and process sample in the background
+    // and the snapshot reads their latest samples.
+    g.bench_function("builtin_plugins_polling_in_background", |b| {
+        b.iter(|| black_box(defaults.snapshot()))
     });
     g.finish();
 }

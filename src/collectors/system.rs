@@ -1,6 +1,7 @@
 //! The system plug-in: CPU, memory, swap, load, uptime and network totals of
 //! the machine, through `sysinfo`.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -13,7 +14,9 @@ use crate::plugin::{Collector, Samples};
 /// every second by default.
 ///
 /// It keeps one `sysinfo::System` between collections and refreshes only
-/// what it reports (CPU usage, memory, network counters), never everything.
+/// what it reports (CPU usage, memory, network counters), never everything;
+/// on Linux it reads network counts from `/proc/net/dev` in one file rather
+/// than sysinfo's several files per interface.
 /// CPU usage is the average since the previous CPU reading, and needs one:
 /// the first collection only takes the baseline and reports no CPU samples
 /// (not 0 %); a collection sooner than `sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`
@@ -26,7 +29,9 @@ use crate::plugin::{Collector, Samples};
 /// `system_swap_used_bytes`, `system_load1`, `system_load5`, `system_load15`
 /// (Unix), `system_uptime_seconds`, `system_boot_time_seconds`,
 /// `system_network_received_bytes_total` and
-/// `system_network_transmitted_bytes_total` (all interfaces).
+/// `system_network_transmitted_bytes_total` (all interfaces, loopback
+/// included; an interface that goes away keeps what it counted, so the
+/// totals never go down).
 ///
 /// ```
 /// use vitals::collectors::SystemCollector;
@@ -55,6 +60,10 @@ struct SystemState {
     cpu: Option<(f64, Vec<f64>)>,
     /// Read once: it does not change while the machine runs.
     boot_time: Option<u64>,
+    /// Each interface's byte counts at the last reading.
+    interfaces: HashMap<String, (u64, u64)>,
+    /// Bytes received and transmitted, summed over interfaces.
+    network: (u64, u64),
 }
 
 impl std::fmt::Debug for SystemState {
@@ -62,6 +71,35 @@ impl std::fmt::Debug for SystemState {
         f.debug_struct("SystemState")
             .field("cpu", &self.cpu)
             .finish_non_exhaustive()
+    }
+}
+
+impl SystemState {
+    /// Bytes received and transmitted over all interfaces. Each interface
+    /// adds its whole count when first seen and then what it grew by; one
+    /// that went away keeps what it added, and one whose counts restarted
+    /// adds from zero, so the totals never go down.
+    fn network_totals(&mut self) -> (u64, u64) {
+        for (name, rx, tx) in self.interface_counts() {
+            let before = self.interfaces.insert(name, (rx, tx));
+            let (rx0, tx0) = before.unwrap_or((0, 0));
+            let grew = |now: u64, then: u64| if now >= then { now - then } else { now };
+            self.network.0 = self.network.0.saturating_add(grew(rx, rx0));
+            self.network.1 = self.network.1.saturating_add(grew(tx, tx0));
+        }
+        self.network
+    }
+
+    fn interface_counts(&mut self) -> Vec<(String, u64, u64)> {
+        #[cfg(target_os = "linux")]
+        if let Some(counts) = super::procfs::read_net_dev() {
+            return counts;
+        }
+        self.networks.refresh(false);
+        self.networks
+            .iter()
+            .map(|(name, n)| (name.clone(), n.total_received(), n.total_transmitted()))
+            .collect()
     }
 }
 
@@ -89,6 +127,8 @@ impl SystemCollector {
                 cpu_read_at: None,
                 cpu: None,
                 boot_time: None,
+                interfaces: HashMap::new(),
+                network: (0, 0),
             }),
         }
     }
@@ -180,15 +220,7 @@ impl Collector for SystemCollector {
         let boot = *st.boot_time.get_or_insert_with(System::boot_time);
         out.gauge("system_boot_time_seconds", &[], boot as f64)?;
 
-        // `false` keeps interfaces that went away with their last counts:
-        // dropping them would make the totals, which are counters, go down.
-        st.networks.refresh(false);
-        let (rx, tx) = st.networks.iter().fold((0u64, 0u64), |(rx, tx), (_, n)| {
-            (
-                rx.saturating_add(n.total_received()),
-                tx.saturating_add(n.total_transmitted()),
-            )
-        });
+        let (rx, tx) = st.network_totals();
         out.counter("system_network_received_bytes_total", &[], rx as f64)?;
         out.counter("system_network_transmitted_bytes_total", &[], tx as f64)?;
         Ok(())
