@@ -106,6 +106,9 @@ fn service(with_plugins: bool, polling_on_demand: bool) -> MetricsCollector {
     for dep in ["db", "queue", "auth"] {
         health.dependency(dep).success();
     }
+    // Without the `system` feature there are no polling plug-ins to set.
+    #[cfg(not(feature = "system"))]
+    let _ = polling_on_demand;
     if with_plugins {
         metrics.register(api).unwrap();
         metrics.register(caches).unwrap();

@@ -310,7 +310,7 @@ impl LifetimeStats {
 
 /// A distribution of values over a rolling window, such as request latency.
 ///
-/// See the [module notes](self) on the hot path. Record durations in seconds
+/// Recording takes no lock and reads no clock. Record durations in seconds
 /// (the Prometheus base unit): [`record_duration`](Histogram::record_duration)
 /// and the timers do.
 ///
@@ -1172,7 +1172,7 @@ impl CountWindow {
             .rev()
             .find(|(_, recorded)| *recorded <= oldest_index)
             .map_or(reader.created, |(t, _)| *t);
-        if reader.marks.back().map_or(true, |(_, r)| *r != total) {
+        if reader.marks.back().is_none_or(|(_, r)| *r != total) {
             if reader.marks.len() == COUNT_MARKS {
                 reader.marks.pop_front();
             }
