@@ -50,6 +50,9 @@ const ERRORS_METRIC: &str = "vitals_errors_total";
 const OVERFLOW_METRIC: &str = "vitals_cardinality_overflow_total";
 /// Times each plug-in collection, by `collector`.
 const COLLECTION_METRIC: &str = "vitals_collection_duration_seconds";
+/// The families every collector creates for itself (errors, overflow,
+/// collection time); they do not count against `max_metrics`.
+const INTERNAL_FAMILIES: usize = 3;
 
 /// The registry: hands out metric handles by name and labels, keeps their
 /// metadata, and takes [`Snapshot`]s.
@@ -889,7 +892,7 @@ impl Inner {
         if let Some(family) = families.get(name) {
             return check_kind(family, kind).map(|()| Arc::clone(family));
         }
-        if families.len() >= self.max_metrics + 2 {
+        if families.len() >= self.max_metrics + INTERNAL_FAMILIES {
             return Err(Error::CardinalityLimit {
                 name: name.to_owned(),
                 limit: self.max_metrics,
