@@ -497,6 +497,9 @@ impl Plugin {
         st.enabled = enabled;
         if !enabled {
             st.samples.clear();
+            // A request left waiting would count its age against the
+            // deadline once enabled again.
+            st.requested = None;
         }
         drop(st);
         self.entry.wake.notify_all();
@@ -626,8 +629,11 @@ struct State {
     interval: Option<Duration>,
     deadline: Duration,
     shutdown: bool,
-    requested: bool,
-    /// When the collection in flight started; `None` when idle.
+    /// When a snapshot asked for a collection that has not started yet.
+    requested: Option<Instant>,
+    /// Since when the collection in flight counts against the deadline:
+    /// the snapshot's request, or the start of a background collection.
+    /// `None` when idle.
     running_since: Option<Instant>,
     /// The in-flight collection has already been counted as a timeout.
     timeout_counted: bool,
@@ -658,7 +664,7 @@ impl Entry {
                 if st.shutdown {
                     return;
                 }
-                if st.enabled && st.requested {
+                if st.enabled && st.requested.is_some() {
                     break;
                 }
                 match (st.enabled, st.interval, st.last_start) {
@@ -674,8 +680,9 @@ impl Entry {
                 }
             }
             let started = Instant::now();
-            st.requested = false;
-            st.running_since = Some(started);
+            // The deadline runs from the request: that is what the waiting
+            // snapshot sees, however late this thread got to run.
+            st.running_since = Some(st.requested.take().unwrap_or(started));
             st.timeout_counted = false;
             st.last_start = Some(started);
             drop(st);
@@ -685,10 +692,10 @@ impl Entry {
             self.duration.record_duration(elapsed);
 
             let mut st = self.state.lock();
-            st.running_since = None;
+            let since = st.running_since.take().unwrap_or(started);
             st.finished += 1;
             st.last_duration = Some(elapsed);
-            if !st.timeout_counted && elapsed > st.deadline {
+            if !st.timeout_counted && since.elapsed() >= st.deadline {
                 st.timeouts += 1;
             }
             match outcome {
@@ -740,7 +747,8 @@ impl Entry {
         let mut st = self.state.lock();
         let overdue = st
             .running_since
-            .is_some_and(|since| since.elapsed() > st.deadline);
+            .or(st.requested)
+            .is_some_and(|since| since.elapsed() >= st.deadline);
         if overdue && !st.timeout_counted {
             st.timeout_counted = true;
             st.timeouts += 1;
@@ -815,7 +823,7 @@ impl PluginSet {
                 interval,
                 deadline,
                 shutdown: false,
-                requested: false,
+                requested: None,
                 running_since: None,
                 timeout_counted: false,
                 last_start: None,
@@ -871,14 +879,14 @@ impl PluginSet {
             }
             let never_ran = st.finished == 0;
             let on_demand = st.interval.is_none() || never_ran;
-            if let Some(since) = st.running_since {
-                // At most one collection in flight: join it (until its own
-                // deadline) rather than start another.
+            if let Some(since) = st.running_since.or(st.requested) {
+                // At most one collection asked for or in flight: join it
+                // (until its own deadline) rather than start another.
                 if on_demand {
                     waits.push((Arc::clone(entry), st.finished, since + st.deadline));
                 }
             } else if on_demand {
-                st.requested = true;
+                st.requested = Some(asked);
                 waits.push((Arc::clone(entry), st.finished, asked + st.deadline));
                 drop(st);
                 entry.wake.notify_all();
@@ -990,10 +998,38 @@ mod tests {
 
     #[test]
     fn dropping_the_set_stops_idle_workers() {
-        let (set, _, plugin) = set();
+        struct Flags(Arc<AtomicU32>);
+        impl Collector for Flags {
+            fn name(&self) -> &str {
+                "flags"
+            }
+            fn collect(&self, _: &mut Samples) -> Result<(), Error> {
+                Ok(())
+            }
+        }
+        impl Drop for Flags {
+            fn drop(&mut self) {
+                self.0.store(1, Ordering::SeqCst);
+            }
+        }
+        let dropped = Arc::new(AtomicU32::new(0));
+        let set = PluginSet::default();
+        let plugin = set
+            .register(
+                Box::new(Flags(Arc::clone(&dropped))),
+                Arc::new(ManualClock::new()),
+                Histogram::detached(),
+                DEFAULT_PLUGIN_DEADLINE,
+            )
+            .unwrap();
+        set.collect(|| Duration::ZERO);
+        drop(plugin);
         drop(set);
-        // The worker saw the shutdown flag; the handle stays usable.
-        plugin.set_enabled(false);
-        assert!(!plugin.is_enabled());
+        // The plug-in is freed only once its worker thread has let go of it.
+        let start = std::time::Instant::now();
+        while dropped.load(Ordering::SeqCst) == 0 && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(dropped.load(Ordering::SeqCst), 1);
     }
 }

@@ -135,9 +135,16 @@ fn slow_panicking_and_failing_plugins_do_not_hold_up_or_hide_the_others() {
     assert_eq!(status(&snap, "failing"), PluginStatus::Ok);
     assert_eq!(calls(&snap, "good"), Some(2.0));
 
-    // Once the stuck collection returns, the plug-in reports again.
-    thread::sleep(Duration::from_millis(1600));
-    let snap = metrics.snapshot();
+    // Once the stuck collection returns, the plug-in reports again. Poll
+    // rather than sleep a fixed time, so that a loaded machine cannot fail it.
+    let start = Instant::now();
+    let snap = loop {
+        let snap = metrics.snapshot();
+        if status(&snap, "slow") == PluginStatus::Ok || start.elapsed() > Duration::from_secs(20) {
+            break snap;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
     let slow = snap.plugin("slow").unwrap();
     assert_eq!(slow.status, PluginStatus::Ok);
     assert_eq!(slow.sample("calls", &[("plugin", "slow")]), Some(2.0));
