@@ -67,6 +67,14 @@ pub enum Error {
     /// by `bridge::install` (cargo feature `metrics-bridge`).
     #[error("a global `metrics` recorder is already installed; it can be set once per process")]
     RecorderAlreadyInstalled,
+    /// A plug-in collector could not collect its samples; the text says why.
+    /// Plug-ins return it from [`Collector::collect`](crate::Collector::collect).
+    #[error("collection failed: {0}")]
+    Collection(String),
+    /// A plug-in collector with this name is already registered on the
+    /// collector.
+    #[error("a plug-in collector named {0:?} is already registered")]
+    DuplicateCollector(String),
 }
 
 impl Error {
@@ -85,6 +93,8 @@ impl Error {
             Error::CardinalityLimit { .. } => "cardinality_limit",
             Error::InvalidConfig(_) => "invalid_config",
             Error::RecorderAlreadyInstalled => "recorder_already_installed",
+            Error::Collection(_) => "collection",
+            Error::DuplicateCollector(_) => "duplicate_collector",
         }
     }
 }

@@ -66,8 +66,12 @@ mod error;
 mod key;
 mod macros;
 mod metrics;
+mod non_finite;
+mod plugin;
 mod registry;
 mod snapshot;
+
+pub mod collectors;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
@@ -79,6 +83,10 @@ pub use metrics::gauge::Gauge;
 pub use metrics::histogram::{
     Histogram, HistogramSummary, HistogramTimer, LifetimeStats, Quantiles, Window, WindowStats,
     MAX_TRACKABLE, MIN_TRACKABLE,
+};
+pub use plugin::{
+    Collector, Plugin, PluginReport, PluginStats, PluginStatus, Sample, SampleKind, Samples,
+    DEFAULT_PLUGIN_DEADLINE, MAX_PLUGIN_SAMPLES,
 };
 pub use registry::{
     global, install_global, Builder, MetricsCollector, DEFAULT_CARDINALITY_LIMIT,
