@@ -61,6 +61,26 @@ pub enum Error {
     /// A configuration value is out of its allowed range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// A file operation of an exporter or reader failed.
+    #[error("{operation} {path:?} failed: {message}")]
+    Io {
+        /// What was being done (`"open"`, `"write"`, `"rename"`, ...).
+        operation: &'static str,
+        /// The file or directory involved.
+        path: String,
+        /// The operating system's error class (`StorageFull`, `NotFound`, ...).
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        message: String,
+    },
+    /// An exporter failed for a reason other than I/O, or panicked.
+    #[error("exporter {exporter:?} failed: {message}")]
+    Export {
+        /// The exporter's name.
+        exporter: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl Error {
@@ -78,6 +98,25 @@ impl Error {
             Error::KindMismatch { .. } => "kind_mismatch",
             Error::CardinalityLimit { .. } => "cardinality_limit",
             Error::InvalidConfig(_) => "invalid_config",
+            Error::Io { .. } => "io",
+            Error::Export { .. } => "export",
+        }
+    }
+
+    /// An [`Error::Io`] for `operation` on `path`.
+    ///
+    /// ```
+    /// let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+    /// let err = vitals::Error::io("open", std::path::Path::new("/nope"), &io);
+    /// assert!(matches!(err, vitals::Error::Io { kind: std::io::ErrorKind::NotFound, .. }));
+    /// assert_eq!(err.kind(), "io");
+    /// ```
+    pub fn io(operation: &'static str, path: &std::path::Path, err: &std::io::Error) -> Self {
+        Error::Io {
+            operation,
+            path: path.display().to_string(),
+            kind: err.kind(),
+            message: err.to_string(),
         }
     }
 }

@@ -57,6 +57,7 @@
 
 mod clock;
 mod error;
+pub mod export;
 mod key;
 mod macros;
 mod metrics;
@@ -71,8 +72,8 @@ pub use macros::__private;
 pub use metrics::counter::Counter;
 pub use metrics::gauge::Gauge;
 pub use metrics::histogram::{
-    Histogram, HistogramSummary, HistogramTimer, LifetimeStats, Quantiles, Window, WindowStats,
-    MAX_TRACKABLE, MIN_TRACKABLE,
+    BucketCounts, Histogram, HistogramSummary, HistogramTimer, LifetimeStats, Quantiles, Window,
+    WindowStats, MAX_BUCKETS, MAX_TRACKABLE, MIN_TRACKABLE,
 };
 pub use registry::{
     global, install_global, Builder, MetricsCollector, DEFAULT_CARDINALITY_LIMIT,
