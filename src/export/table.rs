@@ -18,8 +18,9 @@
 //!   `system_memory_used_bytes`); the first series.
 //! * `req/s: 120` — the sum of the rates of every counter series whose name
 //!   ends with `requests_total`.
-//! * `p99: 12.3ms` — the window p99 of the busiest histogram series (most
-//!   values in its window; `vitals_*` metrics excluded).
+//! * `p99: 12.3ms` — the window p99 of the busiest duration histogram
+//!   series (unit `seconds`; most values in its window), or of the busiest
+//!   histogram series if none measures time (`vitals_*` metrics excluded).
 //!
 //! With none of them it says `no activity`.
 
@@ -193,11 +194,19 @@ pub fn status_line(snapshot: &Snapshot) -> String {
             format!("req/s: {rate:.1}")
         });
     }
-    let busiest = snapshot
-        .histograms
-        .iter()
-        .filter(|h| !h.name.starts_with("vitals_") && h.summary.window.count > 0)
-        .max_by_key(|h| h.summary.window.count);
+    let candidates = || {
+        snapshot
+            .histograms
+            .iter()
+            .filter(|h| !h.name.starts_with("vitals_") && h.summary.window.count > 0)
+    };
+    let is_duration = |h: &&crate::snapshot::HistogramSample| {
+        unit_of(&h.name, lookup(&snapshot.metadata, &h.name)) == Unit::Seconds
+    };
+    let busiest = candidates()
+        .filter(is_duration)
+        .max_by_key(|h| h.summary.window.count)
+        .or_else(|| candidates().max_by_key(|h| h.summary.window.count));
     if let Some(h) = busiest {
         if let Some(q) = h.summary.window.quantiles {
             let mut s = String::from("p99: ");
