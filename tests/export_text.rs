@@ -86,7 +86,7 @@ fn non_finite_gauges_are_spelled_as_the_formats_require() {
         assert!(text.contains("g{k=\"pos\"} +Inf\n"));
         assert!(text.contains("g{k=\"neg\"} -Inf\n"));
         assert!(text.contains("g{k=\"tiny\"} 1e-300\n"));
-        assert!(text.contains("g{k=\"big\"} 1e300\n"));
+        assert!(text.contains("g{k=\"big\"} 1e+300\n"));
         assert!(text.contains("g{k=\"int\"} 42.0\n"));
     }
 }

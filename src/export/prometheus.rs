@@ -122,14 +122,26 @@ pub struct RenderReport {
 /// renderer.render_into(&metrics.snapshot(), &mut out);
 /// assert!(out.contains("# TYPE requests_total counter\nrequests_total{route=\"/\"} 7\n"));
 /// ```
-#[derive(Debug)]
 pub struct TextRenderer {
     format: TextFormat,
     taken: HashSet<Box<str>>,
+    /// Label hash → position in the current family's run, for finding
+    /// repeated series without cloning their labels.
     seen: HashMap<u64, usize, BuildHasherDefault<PassThrough>>,
-    seen_labels: Vec<Labels>,
     order: Vec<usize>,
     scratch: String,
+    /// `le` values of the current bucketed family, formatted once.
+    bounds: Vec<f64>,
+    bound_text: Vec<String>,
+    floats: zmij::Buffer,
+}
+
+impl std::fmt::Debug for TextRenderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextRenderer")
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Renders a snapshot as Prometheus text 0.0.4.
@@ -214,9 +226,11 @@ impl TextRenderer {
             format,
             taken: HashSet::new(),
             seen: HashMap::default(),
-            seen_labels: Vec::new(),
             order: Vec::new(),
             scratch: String::new(),
+            bounds: Vec::new(),
+            bound_text: Vec::new(),
+            floats: zmij::Buffer::new(),
         }
     }
 
@@ -263,8 +277,7 @@ impl TextRenderer {
                 help: info.and_then(|m| m.help.as_deref()),
                 unit: info.and_then(|m| m.unit.as_deref()),
             };
-            let series = run.iter().map(|&i| &snapshot.counters[i]);
-            self.counter_family(&header, series, out, &mut report);
+            self.counter_family(&header, &snapshot.counters, run, out, &mut report);
         }
 
         sorted_order(&snapshot.gauges, |s| &s.name, &mut order);
@@ -277,8 +290,7 @@ impl TextRenderer {
                 help: info.and_then(|m| m.help.as_deref()),
                 unit: info.and_then(|m| m.unit.as_deref()),
             };
-            let series = run.iter().map(|&i| &snapshot.gauges[i]);
-            self.gauge_family(&header, series, out, &mut report);
+            self.gauge_family(&header, &snapshot.gauges, run, out, &mut report);
         }
 
         sorted_order(&snapshot.histograms, |s| &s.name, &mut order);
@@ -296,8 +308,7 @@ impl TextRenderer {
                 help: info.and_then(|m| m.help.as_deref()),
                 unit: info.and_then(|m| m.unit.as_deref()),
             };
-            let series = run.iter().map(|&i| &snapshot.histograms[i]);
-            self.histogram_family(&header, series, out, &mut report);
+            self.histogram_family(&header, &snapshot.histograms, run, out, &mut report);
         }
         self.order = order;
 
@@ -307,65 +318,74 @@ impl TextRenderer {
         report
     }
 
-    fn counter_family<'s>(
+    fn counter_family(
         &mut self,
         header: &FamilyHeader<'_>,
-        series: impl Iterator<Item = &'s CounterSample>,
+        items: &[CounterSample],
+        run: &[usize],
         out: &mut String,
         report: &mut RenderReport,
     ) {
         if !self.begin_family(header, out, report) {
             return;
         }
-        self.start_series();
-        for s in series {
-            if self.is_duplicate(&s.labels, report) {
+        self.seen.clear();
+        for (pos, &i) in run.iter().enumerate() {
+            let s = &items[i];
+            if self.is_duplicate(pos, run, |j| &items[j].labels, report) {
                 continue;
             }
             write_name(out, header.base, "_total");
             write_labels(out, &s.labels, None);
-            let _ = writeln!(out, " {}", s.value);
-            report.series += 1;
-        }
-    }
-
-    fn gauge_family<'s>(
-        &mut self,
-        header: &FamilyHeader<'_>,
-        series: impl Iterator<Item = &'s GaugeSample>,
-        out: &mut String,
-        report: &mut RenderReport,
-    ) {
-        if !self.begin_family(header, out, report) {
-            return;
-        }
-        self.start_series();
-        for s in series {
-            if self.is_duplicate(&s.labels, report) {
-                continue;
-            }
-            write_name(out, header.base, "");
-            write_labels(out, &s.labels, None);
             out.push(' ');
-            write_f64(out, s.value);
+            write_u64(out, s.value);
             out.push('\n');
             report.series += 1;
         }
     }
 
-    fn histogram_family<'s>(
+    fn gauge_family(
         &mut self,
         header: &FamilyHeader<'_>,
-        series: impl Iterator<Item = &'s HistogramSample>,
+        items: &[GaugeSample],
+        run: &[usize],
         out: &mut String,
         report: &mut RenderReport,
     ) {
         if !self.begin_family(header, out, report) {
             return;
         }
-        self.start_series();
-        for s in series {
-            if self.is_duplicate(&s.labels, report) {
+        self.seen.clear();
+        for (pos, &i) in run.iter().enumerate() {
+            let s = &items[i];
+            if self.is_duplicate(pos, run, |j| &items[j].labels, report) {
+                continue;
+            }
+            write_name(out, header.base, "");
+            write_labels(out, &s.labels, None);
+            out.push(' ');
+            self.write_f64(out, s.value);
+            out.push('\n');
+            report.series += 1;
+        }
+    }
+
+    fn histogram_family(
+        &mut self,
+        header: &FamilyHeader<'_>,
+        items: &[HistogramSample],
+        run: &[usize],
+        out: &mut String,
+        report: &mut RenderReport,
+    ) {
+        if !self.begin_family(header, out, report) {
+            return;
+        }
+        self.seen.clear();
+        self.bounds.clear();
+        for (pos, &i) in run.iter().enumerate() {
+            let s = &items[i];
+            if self.is_duplicate(pos, run, |j| &items[j].labels, report) {
                 continue;
             }
             match header.kind {
@@ -384,26 +404,24 @@ impl TextRenderer {
         out: &mut String,
     ) {
         let quantiles = summary.window.quantiles;
-        for level in Quantiles::LEVELS {
+        for (level, text) in Quantiles::LEVELS.into_iter().zip(QUANTILE_LABELS) {
             write_name(out, base, "");
-            self.scratch.clear();
-            write_f64(&mut self.scratch, level);
-            write_labels(out, labels, Some(("quantile", &self.scratch)));
+            write_labels(out, labels, Some(("quantile", text)));
             out.push(' ');
-            write_f64(
-                out,
-                quantiles.and_then(|q| q.get(level)).unwrap_or(f64::NAN),
-            );
+            let value = quantiles.and_then(|q| q.get(level)).unwrap_or(f64::NAN);
+            self.write_f64(out, value);
             out.push('\n');
         }
         write_name(out, base, "_sum");
         write_labels(out, labels, None);
         out.push(' ');
-        write_f64(out, summary.lifetime.sum);
+        self.write_f64(out, summary.lifetime.sum);
         out.push('\n');
         write_name(out, base, "_count");
         write_labels(out, labels, None);
-        let _ = writeln!(out, " {}", summary.lifetime.count);
+        out.push(' ');
+        write_u64(out, summary.lifetime.count);
+        out.push('\n');
     }
 
     fn histogram_series(&mut self, base: &str, s: &HistogramSample, out: &mut String) {
@@ -414,27 +432,54 @@ impl TextRenderer {
             Some(b) => (&b.bounds, &b.cumulative, b.count),
             None => (&[], &[], life.count),
         };
+        if self.bounds.as_slice() != bounds {
+            // Series of one family share their bounds: format them once.
+            self.bounds.clear();
+            self.bounds.extend_from_slice(bounds);
+            self.bound_text.clear();
+            for b in bounds {
+                self.bound_text
+                    .push(self.floats.format_finite(*b).to_owned());
+            }
+        }
         let mut last = 0u64;
-        for (bound, &c) in bounds.iter().zip(cumulative) {
+        for (text, &c) in self.bound_text.iter().zip(cumulative) {
             // Keep buckets cumulative even for a malformed snapshot.
             last = last.max(c).min(count);
             write_name(out, base, "_bucket");
-            self.scratch.clear();
-            write_f64(&mut self.scratch, *bound);
-            write_labels(out, &s.labels, Some(("le", &self.scratch)));
-            let _ = writeln!(out, " {last}");
+            write_labels(out, &s.labels, Some(("le", text)));
+            out.push(' ');
+            write_u64(out, last);
+            out.push('\n');
         }
         write_name(out, base, "_bucket");
         write_labels(out, &s.labels, Some(("le", "+Inf")));
-        let _ = writeln!(out, " {count}");
+        out.push(' ');
+        write_u64(out, count);
+        out.push('\n');
         write_name(out, base, "_sum");
         write_labels(out, &s.labels, None);
         out.push(' ');
-        write_f64(out, life.sum);
+        self.write_f64(out, life.sum);
         out.push('\n');
         write_name(out, base, "_count");
         write_labels(out, &s.labels, None);
-        let _ = writeln!(out, " {count}");
+        out.push(' ');
+        write_u64(out, count);
+        out.push('\n');
+    }
+
+    /// Shortest round-trip decimal (`0.1`, `1e-7`, `3.0`, `1e+300`), or
+    /// `NaN`, `+Inf`, `-Inf`, which both formats (and Go's and Python's
+    /// parsers) accept.
+    fn write_f64(&mut self, out: &mut String, v: f64) {
+        if v.is_nan() {
+            out.push_str("NaN");
+        } else if v.is_infinite() {
+            out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+        } else {
+            out.push_str(self.floats.format_finite(v));
+        }
     }
 
     /// Claims the family's exposed names and writes its metadata lines;
@@ -503,31 +548,30 @@ impl TextRenderer {
         true
     }
 
-    fn start_series(&mut self) {
-        self.seen.clear();
-        self.seen_labels.clear();
-    }
-
-    /// True if `labels` repeat those of an earlier series of the current
-    /// family (counted in the report).
-    fn is_duplicate(&mut self, labels: &Labels, report: &mut RenderReport) -> bool {
+    /// True if the labels of series `pos` of `run` repeat an earlier
+    /// series' of the same run (counted in the report).
+    fn is_duplicate<'a>(
+        &mut self,
+        pos: usize,
+        run: &[usize],
+        labels_of: impl Fn(usize) -> &'a Labels,
+        report: &mut RenderReport,
+    ) -> bool {
+        let labels = labels_of(run[pos]);
         let hash = hash_labels(labels);
         let repeated = match self.seen.get(&hash) {
             None => {
-                self.seen.insert(hash, self.seen_labels.len());
+                self.seen.insert(hash, pos);
                 false
             }
-            // Equal hashes: compare exactly, and scan everything on a true
+            // Equal hashes: compare exactly, and scan the run on a true
             // collision, so that a distinct series is never hidden.
             Some(&at) => {
-                self.seen_labels[at] == *labels || self.seen_labels.iter().any(|l| l == labels)
+                labels_of(run[at]) == labels || run[..pos].iter().any(|&j| labels_of(j) == labels)
             }
         };
         if repeated {
             report.duplicate_series += 1;
-        } else {
-            // An `Arc` clone: no allocation.
-            self.seen_labels.push(labels.clone());
         }
         repeated
     }
@@ -677,7 +721,7 @@ fn write_labels(out: &mut String, labels: &Labels, extra: Option<(&str, &str)>) 
 /// Escapes `\` and newline, and `"` when `quote` (label values always; help
 /// text in OpenMetrics only).
 fn escape_into(out: &mut String, text: &str, quote: bool) {
-    if !text.contains(['\\', '\n', '"']) {
+    if !text.bytes().any(|b| matches!(b, b'\\' | b'\n' | b'"')) {
         out.push_str(text);
         return;
     }
@@ -691,17 +735,12 @@ fn escape_into(out: &mut String, text: &str, quote: bool) {
     }
 }
 
-/// Shortest round-trip decimal (`0.1`, `1e-7`, `3.0`), or `NaN`, `+Inf`,
-/// `-Inf`, which both formats (and Go's and Python's parsers) accept.
-fn write_f64(out: &mut String, v: f64) {
-    if v.is_nan() {
-        out.push_str("NaN");
-    } else if v.is_infinite() {
-        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
-    } else {
-        let _ = write!(out, "{v:?}");
-    }
+fn write_u64(out: &mut String, v: u64) {
+    out.push_str(itoa::Buffer::new().format(v));
 }
+
+/// The quantile levels as label values, formatted once.
+const QUANTILE_LABELS: [&str; 5] = ["0.5", "0.9", "0.95", "0.99", "0.999"];
 
 /// FNV-1a over keys and values, with separators so that `("ab","c")` and
 /// `("a","bc")` differ. Collisions are resolved by an exact comparison.
