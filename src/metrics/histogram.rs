@@ -871,6 +871,13 @@ struct TimeReader {
     closed: Option<Merged>,
 }
 
+thread_local! {
+    /// Closed slots plus the current one, rebuilt at every snapshot of a
+    /// time window: one buffer per snapshotting thread, reused, rather than
+    /// an allocation per series per snapshot or a copy kept per series.
+    static SCRATCH: std::cell::RefCell<Merged> = const { std::cell::RefCell::new(Merged::empty()) };
+}
+
 /// Counts and totals of some slots, merged across stripes.
 #[derive(Clone)]
 struct Merged {
@@ -1091,24 +1098,45 @@ impl TimeWindow {
             .map(|s| reader.starts[s])
             .min()
             .unwrap_or(now);
-        let live = &reader.live;
-        let closed = reader.closed.get_or_insert_with(|| {
+        if reader.closed.is_none() {
             let others: Vec<usize> = (0..self.slots)
-                .filter(|&s| s != current && live[s])
+                .filter(|&s| s != current && reader.live[s])
                 .collect();
-            self.take_slots(&others, false)
-        });
-        let mut m = closed.clone();
-        self.add_slots(&mut m, &[current], false);
+            reader.closed = Some(self.take_slots(&others, false));
+        }
+        let reader: &TimeReader = reader;
+        let nothing_closed = Merged::empty();
+        let closed = reader.closed.as_ref().unwrap_or(&nothing_closed);
+        let mut own = None;
+        SCRATCH.with(|cell| {
+            let mut shared = cell.try_borrow_mut();
+            let m = match &mut shared {
+                Ok(m) => &mut **m,
+                Err(_) => own.get_or_insert_with(Merged::empty),
+            };
+            m.copy_from(closed);
+            self.add_slots(m, &[current], false);
+            self.stats(reader, m, now, oldest)
+        })
+    }
+
+    /// Window and lifetime statistics from the merged window `m`.
+    fn stats(
+        &self,
+        reader: &TimeReader,
+        m: &Merged,
+        now: Duration,
+        oldest: Duration,
+    ) -> (WindowStats, LifetimeStats) {
         let empty = m.count == 0;
         let min = (!empty).then(|| f64::from_bits(m.min));
         let max = (!empty).then(|| f64::from_bits(m.max));
         let mean = (!empty).then(|| m.sum / m.count as f64);
         let (quantiles, stddev) = match (min, max, mean) {
-            (Some(lo), Some(hi), Some(mean)) => (
-                Some(bucket_quantiles(&m, lo, hi)),
-                Some(bucket_stddev(&m, mean)),
-            ),
+            (Some(lo), Some(hi), Some(mean)) => {
+                let (q, sd) = bucket_stats(m, lo, hi, mean);
+                (Some(q), Some(sd))
+            }
             _ => (None, None),
         };
         let window = WindowStats {
@@ -1151,7 +1179,17 @@ impl TimeWindow {
 }
 
 impl Merged {
-    fn empty() -> Self {
+    fn copy_from(&mut self, other: &Merged) {
+        self.octaves.clear();
+        self.octaves.extend_from_slice(&other.octaves);
+        self.zeros = other.zeros;
+        self.count = other.count;
+        self.sum = other.sum;
+        self.min = other.min;
+        self.max = other.max;
+    }
+
+    const fn empty() -> Self {
         Merged {
             octaves: Vec::new(),
             zeros: 0,
@@ -1176,7 +1214,9 @@ fn nearest_rank(q: f64, n: u64) -> u64 {
     ((q * n as f64).ceil() as u64).clamp(1, n)
 }
 
-fn bucket_quantiles(m: &Merged, lo: f64, hi: f64) -> Quantiles {
+/// Quantiles and standard deviation of a non-empty window in one pass over
+/// the buckets.
+fn bucket_stats(m: &Merged, lo: f64, hi: f64, mean: f64) -> (Quantiles, f64) {
     let ranks = Quantiles::LEVELS.map(|q| nearest_rank(q, m.count));
     let mut out = [hi; 5];
     let mut next = 0;
@@ -1184,31 +1224,6 @@ fn bucket_quantiles(m: &Merged, lo: f64, hi: f64) -> Quantiles {
     while next < 5 && ranks[next] <= seen {
         out[next] = 0.0;
         next += 1;
-    }
-    for (octave, counts) in &m.octaves {
-        if next == 5 {
-            break;
-        }
-        // Skip whole octaves that end before the next rank (the common case).
-        let in_octave: u64 = counts.iter().sum();
-        if seen + in_octave < ranks[next] {
-            seen += in_octave;
-            continue;
-        }
-        for (sub, &c) in counts.iter().enumerate() {
-            seen += c;
-            while next < 5 && ranks[next] <= seen {
-                out[next] = bucket_midpoint(*octave, sub).clamp(lo, hi);
-                next += 1;
-            }
-        }
-    }
-    Quantiles::from_values(out)
-}
-
-fn bucket_stddev(m: &Merged, mean: f64) -> f64 {
-    if m.count < 2 {
-        return 0.0;
     }
     let mut squares = m.zeros as f64 * mean * mean;
     for (octave, counts) in &m.octaves {
@@ -1226,8 +1241,25 @@ fn bucket_stddev(m: &Merged, mean: f64) -> f64 {
         let low = bucket_midpoint(*octave, 0) - mean;
         let step = bucket_midpoint(*octave, 1) - bucket_midpoint(*octave, 0);
         squares += low * low * c0 as f64 + 2.0 * low * step * c1 as f64 + step * step * c2 as f64;
+        // Walk the buckets only in an octave that holds the next rank.
+        if next < 5 && seen + c0 >= ranks[next] {
+            let mut at = seen;
+            for (sub, &c) in counts.iter().enumerate() {
+                at += c;
+                while next < 5 && ranks[next] <= at {
+                    out[next] = bucket_midpoint(*octave, sub).clamp(lo, hi);
+                    next += 1;
+                }
+            }
+        }
+        seen += c0;
     }
-    (squares / m.count as f64).sqrt()
+    let stddev = if m.count < 2 {
+        0.0
+    } else {
+        (squares / m.count as f64).sqrt()
+    };
+    (Quantiles::from_values(out), stddev)
 }
 
 // --------------------------------------------------------------- count window
