@@ -75,6 +75,26 @@ pub enum Error {
     /// collector.
     #[error("a plug-in collector named {0:?} is already registered")]
     DuplicateCollector(String),
+    /// A file operation of an exporter or reader failed.
+    #[error("{operation} {path:?} failed: {message}")]
+    Io {
+        /// What was being done (`"open"`, `"write"`, `"rename"`, ...).
+        operation: &'static str,
+        /// The file or directory involved.
+        path: String,
+        /// The operating system's error class (`StorageFull`, `NotFound`, ...).
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        message: String,
+    },
+    /// An exporter failed for a reason other than I/O, or panicked.
+    #[error("exporter {exporter:?} failed: {message}")]
+    Export {
+        /// The exporter's name.
+        exporter: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl Error {
@@ -95,6 +115,25 @@ impl Error {
             Error::RecorderAlreadyInstalled => "recorder_already_installed",
             Error::Collection(_) => "collection",
             Error::DuplicateCollector(_) => "duplicate_collector",
+            Error::Io { .. } => "io",
+            Error::Export { .. } => "export",
+        }
+    }
+
+    /// An [`Error::Io`] for `operation` on `path`.
+    ///
+    /// ```
+    /// let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+    /// let err = vitals::Error::io("open", std::path::Path::new("/nope"), &io);
+    /// assert!(matches!(err, vitals::Error::Io { kind: std::io::ErrorKind::NotFound, .. }));
+    /// assert_eq!(err.kind(), "io");
+    /// ```
+    pub fn io(operation: &'static str, path: &std::path::Path, err: &std::io::Error) -> Self {
+        Error::Io {
+            operation,
+            path: path.display().to_string(),
+            kind: err.kind(),
+            message: err.to_string(),
         }
     }
 }
