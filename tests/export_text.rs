@@ -270,3 +270,29 @@ fn the_table_and_status_line_show_units_and_separators() {
         "no activity"
     );
 }
+
+#[cfg(feature = "system")]
+#[test]
+fn plugin_samples_reach_the_text_formats_the_table_and_the_status_line() {
+    use vitals::collectors::{ProcessCollector, SystemCollector};
+    let m = vitals::MetricsCollector::new();
+    m.register(SystemCollector::new()).unwrap();
+    m.register(ProcessCollector::new()).unwrap();
+    // The first CPU reading needs a baseline; the second has one.
+    m.snapshot();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let snap = m.snapshot();
+    let text = vitals::export::render_prometheus(&snap);
+    assert!(
+        text.contains("# HELP system_memory_total_bytes Reported by the system plug-in.\n"),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE process_resident_memory_bytes gauge\n"));
+    let open = vitals::export::render_openmetrics(&snap);
+    assert!(open.contains("process_resident_memory_bytes "));
+    assert!(open.ends_with("# EOF\n"));
+    let table = vitals::export::render_table(&snap);
+    assert!(table.contains("PLUG-IN system (ok)"), "{table}");
+    let status = vitals::export::status_line(&snap);
+    assert!(status.contains("Mem: "), "{status}");
+}

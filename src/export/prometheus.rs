@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 use crate::key::Labels;
 use crate::metrics::histogram::{HistogramSummary, Quantiles};
+use crate::plugin::{Sample, SampleKind};
 use crate::snapshot::{CounterSample, GaugeSample, HistogramSample, MetricInfo, Snapshot};
 
 use super::Exporter;
@@ -312,10 +313,84 @@ impl TextRenderer {
         }
         self.order = order;
 
+        // Plug-in samples, one family per name across all plug-ins.
+        let mut samples: Vec<(&str, &Sample)> = snapshot
+            .plugins
+            .iter()
+            .flat_map(|p| p.samples.iter().map(move |s| (&*p.name, s)))
+            .collect();
+        samples.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        let mut start = 0;
+        while start < samples.len() {
+            let name = &samples[start].1.name;
+            let len = samples[start..]
+                .iter()
+                .take_while(|(_, s)| s.name == *name)
+                .count();
+            let group = &samples[start..start + len];
+            start += len;
+            self.plugin_family(group, out, &mut report);
+        }
+
         if self.format == TextFormat::OpenMetrics {
             out.push_str("# EOF\n");
         }
         report
+    }
+
+    /// One family of plug-in samples sharing a name. Plug-ins give no help
+    /// text, so the help names the plug-in (promtool lints a family
+    /// without one). A sample whose kind differs from the family's first is
+    /// left out and counted as a clash.
+    fn plugin_family(
+        &mut self,
+        group: &[(&str, &Sample)],
+        out: &mut String,
+        report: &mut RenderReport,
+    ) {
+        let (plugin, first) = group[0];
+        let kind = match first.kind {
+            SampleKind::Counter => FamilyType::Counter,
+            SampleKind::Gauge => FamilyType::Gauge,
+        };
+        let help = format!("Reported by the {plugin} plug-in.");
+        let base = if kind == FamilyType::Counter {
+            counter_base(&first.name)
+        } else {
+            &first.name
+        };
+        let header = FamilyHeader {
+            base,
+            kind,
+            help: Some(&help),
+            unit: None,
+        };
+        if !self.begin_family(&header, out, report) {
+            return;
+        }
+        self.seen.clear();
+        let run: Vec<usize> = (0..group.len()).collect();
+        for pos in 0..group.len() {
+            let s = group[pos].1;
+            if s.kind != first.kind {
+                report.clashing_families.push(s.name.to_string());
+                continue;
+            }
+            if self.is_duplicate(pos, &run, |j| &group[j].1.labels, report) {
+                continue;
+            }
+            let suffix = if kind == FamilyType::Counter {
+                "_total"
+            } else {
+                ""
+            };
+            write_name(out, base, suffix);
+            write_labels(out, &s.labels, None);
+            out.push(' ');
+            self.write_f64(out, s.value);
+            out.push('\n');
+            report.series += 1;
+        }
     }
 
     fn counter_family(

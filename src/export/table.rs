@@ -12,10 +12,14 @@
 //!
 //! [`status_line`] joins whichever of these the snapshot has, in this order:
 //!
-//! * `CPU: 45.2%` — gauge `process_cpu_usage_ratio` (else
-//!   `system_cpu_usage_ratio`), a 0–1 ratio; the first series.
-//! * `Mem: 1.8GB` — gauge `process_resident_memory_bytes` (else
-//!   `system_memory_used_bytes`); the first series.
+//! * `CPU: 45.2%` — the machine's CPU, `system_cpu_usage_percent` from the
+//!   system plug-in (else the process plug-in's `process_cpu_usage_percent`,
+//!   else a 0–1 gauge `process_cpu_usage_ratio` / `system_cpu_usage_ratio`).
+//! * `Mem: 1.8GB` — the program's resident memory,
+//!   `process_resident_memory_bytes` (else `system_memory_used_bytes`).
+//!
+//! Values are looked up among core gauges first, then among the plug-ins'
+//! unlabelled samples.
 //! * `req/s: 120` — the sum of the rates of every counter series whose name
 //!   ends with `requests_total`.
 //! * `p99: 12.3ms` — the window p99 of the busiest duration histogram
@@ -145,6 +149,25 @@ pub fn render_table_into(snapshot: &Snapshot, out: &mut String) {
             out.push('\n');
         }
     }
+    for plugin in &snapshot.plugins {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let status = serde_json::to_value(plugin.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let _ = writeln!(out, "PLUG-IN {} ({status})", plugin.name);
+        for s in &plugin.samples {
+            series_name(&mut name, &s.name, &s.labels);
+            cell.clear();
+            write_two_decimals(&mut cell, s.value);
+            let _ = writeln!(out, "{}  {:>15}", Padded(&name, width), cell);
+        }
+        if let Some(err) = &plugin.stats.last_error {
+            let _ = writeln!(out, "  last error: {err}");
+        }
+    }
     if out.is_empty() {
         out.push_str("(no metrics)\n");
     }
@@ -164,17 +187,24 @@ pub fn render_table_into(snapshot: &Snapshot, out: &mut String) {
 /// ```
 pub fn status_line(snapshot: &Snapshot) -> String {
     let mut parts: Vec<String> = Vec::new();
+    // Core gauges first, then the plug-ins' samples (unlabelled ones).
     let gauge = |names: &[&str]| {
         names.iter().find_map(|n| {
-            snapshot
-                .gauges
-                .iter()
-                .find(|g| &*g.name == *n)
-                .map(|g| g.value)
+            let core = snapshot.gauges.iter().find(|g| &*g.name == *n);
+            core.map(|g| g.value).or_else(|| {
+                snapshot.plugins.iter().find_map(|p| {
+                    p.samples
+                        .iter()
+                        .find(|s| &*s.name == *n && s.labels.is_empty())
+                        .map(|s| s.value)
+                })
+            })
         })
     };
-    if let Some(cpu) = gauge(&["process_cpu_usage_ratio", "system_cpu_usage_ratio"]) {
-        parts.push(format!("CPU: {:.1}%", cpu * 100.0));
+    let percent = gauge(&["system_cpu_usage_percent", "process_cpu_usage_percent"]);
+    let ratio = || gauge(&["process_cpu_usage_ratio", "system_cpu_usage_ratio"]).map(|r| r * 100.0);
+    if let Some(cpu) = percent.or_else(ratio) {
+        parts.push(format!("CPU: {cpu:.1}%"));
     }
     if let Some(mem) = gauge(&["process_resident_memory_bytes", "system_memory_used_bytes"]) {
         let mut s = String::from("Mem: ");
