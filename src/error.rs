@@ -81,6 +81,14 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A plug-in collector could not collect its samples; the text says why.
+    /// Plug-ins return it from [`Collector::collect`](crate::Collector::collect).
+    #[error("collection failed: {0}")]
+    Collection(String),
+    /// A plug-in collector with this name is already registered on the
+    /// collector.
+    #[error("a plug-in collector named {0:?} is already registered")]
+    DuplicateCollector(String),
 }
 
 impl Error {
@@ -100,6 +108,8 @@ impl Error {
             Error::InvalidConfig(_) => "invalid_config",
             Error::Io { .. } => "io",
             Error::Export { .. } => "export",
+            Error::Collection(_) => "collection",
+            Error::DuplicateCollector(_) => "duplicate_collector",
         }
     }
 

@@ -61,8 +61,12 @@ pub mod export;
 mod key;
 mod macros;
 mod metrics;
+mod non_finite;
+mod plugin;
 mod registry;
 mod snapshot;
+
+pub mod collectors;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
@@ -74,6 +78,10 @@ pub use metrics::gauge::Gauge;
 pub use metrics::histogram::{
     BucketCounts, Histogram, HistogramSummary, HistogramTimer, LifetimeStats, Quantiles, Window,
     WindowStats, MAX_BUCKETS, MAX_TRACKABLE, MIN_TRACKABLE,
+};
+pub use plugin::{
+    Collector, Plugin, PluginReport, PluginStats, PluginStatus, Sample, SampleKind, Samples,
+    DEFAULT_PLUGIN_DEADLINE, MAX_PLUGIN_SAMPLES,
 };
 pub use registry::{
     global, install_global, Builder, MetricsCollector, DEFAULT_CARDINALITY_LIMIT,

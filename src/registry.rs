@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
@@ -17,6 +17,7 @@ use crate::metrics::counter::{Counter, CounterCore};
 use crate::metrics::gauge::{Gauge, GaugeCore};
 use crate::metrics::histogram::{validate_bucket_bounds, Histogram, HistogramCore, Window};
 use crate::metrics::Storage;
+use crate::plugin::{check_period, Collector, Plugin, PluginSet, DEFAULT_PLUGIN_DEADLINE};
 use crate::snapshot::{
     CounterSample, GaugeSample, HistogramSample, MetricInfo, MetricKind, Rate, Snapshot,
     SCHEMA_VERSION,
@@ -47,6 +48,8 @@ pub const OVERFLOW_LABEL: &str = "vitals_overflow";
 const ERRORS_METRIC: &str = "vitals_errors_total";
 /// Counts values sent to an overflow series, by `metric`.
 const OVERFLOW_METRIC: &str = "vitals_cardinality_overflow_total";
+/// Times each plug-in collection, by `collector`.
+const COLLECTION_METRIC: &str = "vitals_collection_duration_seconds";
 
 /// The registry: hands out metric handles by name and labels, keeps their
 /// metadata, and takes [`Snapshot`]s.
@@ -97,6 +100,8 @@ struct Inner {
     rate_window: Duration,
     families: RwLock<HashMap<Arc<str>, Arc<Family>, BuildHasherDefault<NameHasher>>>,
     first_error: Mutex<Option<String>>,
+    plugin_deadline: Duration,
+    plugins: PluginSet,
 }
 
 /// All series of one metric name.
@@ -195,6 +200,7 @@ pub struct Builder {
     max_metrics: usize,
     default_window: Window,
     rate_window: Duration,
+    plugin_deadline: Duration,
 }
 
 impl Builder {
@@ -261,6 +267,21 @@ impl Builder {
         self
     }
 
+    /// How long a snapshot waits for each plug-in registered from now on
+    /// (at least 1 ms; default [`DEFAULT_PLUGIN_DEADLINE`]).
+    /// [`Plugin::set_deadline`] changes one plug-in's.
+    ///
+    /// ```
+    /// let m = vitals::MetricsCollector::builder()
+    ///     .plugin_deadline(std::time::Duration::from_millis(250))
+    ///     .build();
+    /// # let _ = m;
+    /// ```
+    pub fn plugin_deadline(mut self, deadline: Duration) -> Self {
+        self.plugin_deadline = deadline;
+        self
+    }
+
     /// Builds the collector, or says which setting is out of range.
     ///
     /// ```
@@ -301,6 +322,9 @@ impl Builder {
             if self.rate_window < Duration::from_secs(1) {
                 self.rate_window = defaults.rate_window;
             }
+            if check_period("deadline", self.plugin_deadline).is_err() {
+                self.plugin_deadline = defaults.plugin_deadline;
+            }
         }
         let collector = MetricsCollector::from_builder(self, leak);
         if let Some(err) = problem {
@@ -326,6 +350,7 @@ impl Builder {
                 self.rate_window
             )));
         }
+        check_period("deadline", self.plugin_deadline)?;
         self.default_window.validate()
     }
 }
@@ -368,6 +393,7 @@ impl MetricsCollector {
             max_metrics: DEFAULT_MAX_METRICS,
             default_window: Window::default(),
             rate_window: Duration::from_secs(60),
+            plugin_deadline: DEFAULT_PLUGIN_DEADLINE,
         }
     }
 
@@ -388,6 +414,8 @@ impl MetricsCollector {
             rate_window: b.rate_window,
             families: RwLock::new(HashMap::default()),
             first_error: Mutex::new(None),
+            plugin_deadline: b.plugin_deadline,
+            plugins: PluginSet::default(),
         };
         // The internal families exist from the start, so that reporting an
         // error can never fail on the name limit.
@@ -400,9 +428,23 @@ impl MetricsCollector {
                 OVERFLOW_METRIC,
                 "Handles sent to an overflow series by the cardinality limit, by metric.",
             ),
+            (
+                COLLECTION_METRIC,
+                "Time each plug-in collection took, by collector.",
+            ),
         ] {
-            let family = inner.new_family(name, MetricKind::Counter);
-            family.meta.lock().help = Some(help.to_owned());
+            let kind = if name == COLLECTION_METRIC {
+                MetricKind::Histogram
+            } else {
+                MetricKind::Counter
+            };
+            let family = inner.new_family(name, kind);
+            let mut meta = family.meta.lock();
+            meta.help = Some(help.to_owned());
+            if kind == MetricKind::Histogram {
+                meta.unit = Some("seconds".to_owned());
+            }
+            drop(meta);
             inner
                 .families
                 .write()
@@ -663,6 +705,63 @@ impl MetricsCollector {
         }
     }
 
+    /// Registers a plug-in collector and starts its worker thread; returns
+    /// the handle that enables, disables and tunes it. Its samples and
+    /// status appear in every [`Snapshot`] from now on (see
+    /// [`Collector`] for how collections run).
+    ///
+    /// Fails with [`Error::DuplicateCollector`] when a plug-in of that name
+    /// is registered already, [`Error::InvalidConfig`] for an empty name or
+    /// an interval under 1 ms, and [`Error::Collection`] when the worker
+    /// thread cannot be started.
+    ///
+    /// A plug-in must not own a clone of this collector (that would keep it
+    /// alive forever, with its worker threads): hold metric handles instead.
+    ///
+    /// ```
+    /// use vitals::{Collector, Error, MetricsCollector, Samples};
+    ///
+    /// struct OpenFiles;
+    /// impl Collector for OpenFiles {
+    ///     fn name(&self) -> &str { "files" }
+    ///     fn collect(&self, out: &mut Samples) -> Result<(), Error> {
+    ///         out.gauge("open_files", &[], 17.0)
+    ///     }
+    /// }
+    ///
+    /// let metrics = MetricsCollector::new();
+    /// metrics.register(OpenFiles).unwrap();
+    /// assert!(metrics.register(OpenFiles).is_err());
+    /// let boxed: Box<dyn Collector> = Box::new(OpenFiles);
+    /// assert!(MetricsCollector::new().register(boxed).is_ok());
+    /// assert_eq!(metrics.snapshot().plugin("files").unwrap().sample("open_files", &[]), Some(17.0));
+    /// ```
+    pub fn register<C: Collector + 'static>(&self, collector: C) -> Result<Plugin, Error> {
+        let duration = self.histogram(COLLECTION_METRIC, &[("collector", collector.name())]);
+        self.inner.plugins.register(
+            Box::new(collector),
+            Arc::clone(&self.inner.clock),
+            duration,
+            self.inner.plugin_deadline,
+        )
+    }
+
+    /// The control handle of the registered plug-in called `name`.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// assert!(metrics.plugin("system").is_none());
+    /// ```
+    pub fn plugin(&self, name: &str) -> Option<Plugin> {
+        self.inner.plugins.get(name)
+    }
+
+    /// A reference that does not keep the collector alive, for plug-ins
+    /// that create series as they go.
+    pub(crate) fn downgrade(&self) -> WeakCollector {
+        WeakCollector(Arc::downgrade(&self.inner))
+    }
+
     // ------------------------------------------------ support for macros
 
     #[doc(hidden)]
@@ -717,6 +816,18 @@ impl MetricsCollector {
                 H::detached()
             }
         }
+    }
+}
+
+/// A [`MetricsCollector`] that may have been dropped. The built-in
+/// plug-ins are owned by the registry they write to, so a strong reference
+/// would be a cycle.
+#[derive(Clone)]
+pub(crate) struct WeakCollector(Weak<Inner>);
+
+impl WeakCollector {
+    pub(crate) fn upgrade(&self) -> Option<MetricsCollector> {
+        self.0.upgrade().map(|inner| MetricsCollector { inner })
     }
 }
 
@@ -1007,6 +1118,9 @@ impl Inner {
     }
 
     fn snapshot(&self) -> Snapshot {
+        // Plug-ins first: event plug-ins and the collection timer write to
+        // series that the rest of the snapshot reads.
+        let plugins = self.plugins.collect(|| self.clock.monotonic());
         let now = self.clock.monotonic();
         let wall = self.clock.wall();
         let mut families: Vec<Arc<Family>> = self.families.read().values().cloned().collect();
@@ -1022,6 +1136,7 @@ impl Inner {
             histograms: Vec::new(),
             metadata: Vec::with_capacity(families.len()),
             first_error: self.first_error.lock().clone(),
+            plugins,
         };
         for family in &families {
             let meta = family.meta.lock();

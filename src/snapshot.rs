@@ -16,7 +16,14 @@
 //!                               "saturated": 0, "dropped": 0}}],
 //!   "metadata": [{"name": "requests_total", "kind": "counter",
 //!                 "help": "Requests served", "unit": null}],
-//!   "first_error": null
+//!   "first_error": null,
+//!   "plugins": [{"name": "process", "status": "ok",
+//!                "samples": [{"name": "process_resident_memory_bytes", "labels": {},
+//!                             "kind": "gauge", "value": 10485760}],
+//!                "stats": {"collections": 3, "errors": 0, "timeouts": 0,
+//!                          "last_error": null, "last_duration_seconds": 0.0002,
+//!                          "last_success_age_seconds": 0.4, "interval_seconds": 1.0,
+//!                          "deadline_seconds": 1.0}}]
 //! }
 //! ```
 
@@ -26,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::key::Labels;
 use crate::metrics::histogram::HistogramSummary;
+use crate::plugin::PluginReport;
 
 /// The version of the snapshot's JSON shape. Bumped when a field changes
 /// meaning or is removed; new optional fields do not bump it.
@@ -69,6 +77,11 @@ pub struct Snapshot {
     /// The first registration error the collector met, if any (all of them
     /// are counted in `vitals_errors_total{kind}`).
     pub first_error: Option<String>,
+    /// Every registered plug-in's status, latest samples and statistics, in
+    /// registration order. Absent in JSON written before plug-ins existed,
+    /// which reads as empty.
+    #[serde(default)]
+    pub plugins: Vec<PluginReport>,
 }
 
 impl Snapshot {
@@ -102,6 +115,16 @@ impl Snapshot {
     /// ```
     pub fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Option<&HistogramSummary> {
         find(&self.histograms, name, labels, |s| (&*s.name, &s.labels)).map(|s| &s.summary)
+    }
+
+    /// The report of the plug-in called `name`.
+    ///
+    /// ```
+    /// let snap = vitals::MetricsCollector::new().snapshot();
+    /// assert!(snap.plugin("system").is_none());
+    /// ```
+    pub fn plugin(&self, name: &str) -> Option<&PluginReport> {
+        self.plugins.iter().find(|p| &*p.name == name)
     }
 
     /// The full counter sample (value and rate) of one series.
@@ -216,7 +239,7 @@ pub struct GaugeSample {
     /// Label set.
     pub labels: Labels,
     /// The value.
-    #[serde(with = "non_finite")]
+    #[serde(with = "crate::non_finite")]
     pub value: f64,
 }
 
@@ -256,45 +279,6 @@ pub struct MetricInfo {
     pub help: Option<String>,
     /// Unit (`seconds`, `bytes`, ...), if described.
     pub unit: Option<String>,
-}
-
-/// Serde for an `f64` that may be NaN or infinite: finite values are JSON
-/// numbers, the others the strings `"NaN"`, `"+Inf"`, `"-Inf"`.
-mod non_finite {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_finite() {
-            s.serialize_f64(*v)
-        } else if v.is_nan() {
-            s.serialize_str("NaN")
-        } else if *v > 0.0 {
-            s.serialize_str("+Inf")
-        } else {
-            s.serialize_str("-Inf")
-        }
-    }
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Repr {
-        Number(f64),
-        Text(String),
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        match Repr::deserialize(d)? {
-            Repr::Number(v) => Ok(v),
-            Repr::Text(t) => match t.as_str() {
-                "NaN" => Ok(f64::NAN),
-                "+Inf" | "Inf" => Ok(f64::INFINITY),
-                "-Inf" => Ok(f64::NEG_INFINITY),
-                other => Err(serde::de::Error::custom(format!(
-                    "expected a number, \"NaN\", \"+Inf\" or \"-Inf\", found {other:?}"
-                ))),
-            },
-        }
-    }
 }
 
 #[cfg(test)]

@@ -186,7 +186,9 @@ impl HttpServer {
     ) -> Result<HttpServer, Error> {
         config.validate()?;
         let listener = TcpListener::bind(addr).map_err(|e| io_error("bind", &e))?;
-        let addr = listener.local_addr().map_err(|e| io_error("local_addr", &e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| io_error("local_addr", &e))?;
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             collector: collector.clone(),
@@ -487,7 +489,12 @@ fn read_head(
         let n = match stream.read(&mut chunk) {
             Ok(0) => return Ok(None),
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return if buf.is_empty() && !first {
                     Ok(None)
                 } else {
@@ -498,7 +505,11 @@ fn read_head(
             Err(_) => return Ok(None),
         };
         if deadline.is_none() {
-            deadline = Some(if first { now + config.read_timeout } else { Instant::now() + config.read_timeout });
+            deadline = Some(if first {
+                now + config.read_timeout
+            } else {
+                Instant::now() + config.read_timeout
+            });
         }
         buf.extend_from_slice(&chunk[..n]);
         if buf.len() > config.max_request_bytes {
@@ -534,7 +545,9 @@ fn request_from(parsed: &httparse::Request<'_, '_>) -> Result<Option<Request>, R
     if has_body {
         return Err(Response::text(413, "request bodies are not accepted\n"));
     }
-    let connection = header("connection").unwrap_or_default().to_ascii_lowercase();
+    let connection = header("connection")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let keep_alive = if version == 1 {
         !connection.contains("close")
     } else {
@@ -577,7 +590,11 @@ const JSON: &str = "application/json";
 fn health(snapshot: &Snapshot) -> Response {
     let mut dependencies: Vec<(String, String)> = Vec::new();
     for report in &snapshot.plugins {
-        for sample in report.samples.iter().filter(|s| &*s.name == "health_status") {
+        for sample in report
+            .samples
+            .iter()
+            .filter(|s| &*s.name == "health_status")
+        {
             if sample.value == 1.0 {
                 if let (Some(dep), Some(status)) =
                     (sample.labels.get("dependency"), sample.labels.get("status"))
@@ -614,7 +631,11 @@ struct Response {
 
 impl Response {
     fn text(status: u16, body: &str) -> Self {
-        Response::shared(status, "text/plain; charset=utf-8", Arc::new(body.to_owned()))
+        Response::shared(
+            status,
+            "text/plain; charset=utf-8",
+            Arc::new(body.to_owned()),
+        )
     }
 
     fn shared(status: u16, content_type: &'static str, body: Arc<String>) -> Self {
