@@ -326,14 +326,15 @@ enum Body {
 }
 
 impl Shared {
-    /// The body for `kind`, from a snapshot at most `snapshot_ttl` old.
-    /// Holding the lock while rendering is deliberate: scrapes arriving
-    /// together wait for the first one's work instead of each redoing it.
-    fn body(&self, kind: Body) -> Arc<String> {
+    /// The body for `kind`, from a snapshot at most `snapshot_ttl` old or
+    /// one started after this request `arrived`. Holding the lock while
+    /// rendering is deliberate: scrapes arriving together wait for one
+    /// snapshot instead of each taking their own, even with a zero TTL.
+    fn body(&self, kind: Body, arrived: Instant) -> Arc<String> {
         let mut cache = self.cache.lock();
         let stale = cache
             .as_ref()
-            .is_none_or(|r| r.taken.elapsed() >= self.config.snapshot_ttl);
+            .is_none_or(|r| r.taken.elapsed() >= self.config.snapshot_ttl && r.taken < arrived);
         if stale {
             self.stats.snapshots.fetch_add(1, Ordering::Relaxed);
             *cache = Some(Rendered {
@@ -363,8 +364,8 @@ impl Shared {
         }))
     }
 
-    fn snapshot(&self) -> Arc<Snapshot> {
-        self.body(Body::Json);
+    fn snapshot(&self, arrived: Instant) -> Arc<Snapshot> {
+        self.body(Body::Json, arrived);
         match self.cache.lock().as_ref() {
             Some(r) => Arc::clone(&r.snapshot),
             None => Arc::new(self.collector.snapshot()),
@@ -397,10 +398,9 @@ fn accept(listener: TcpListener, tx: SyncSender<TcpStream>, shared: &Shared, sto
         }
         shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
         shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let mut stream = stream;
         let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
         let busy = Response::text(503, "all workers busy\n").header("Retry-After", "1");
-        let _ = write_response(&mut stream, &busy, false, false);
+        let _ = write_response(&stream, &busy, false, false);
         let _ = stream.shutdown(Shutdown::Both);
     }
 }
@@ -409,36 +409,47 @@ fn worker(index: usize, rx: &Mutex<Receiver<TcpStream>>, shared: &Shared, stop: 
     loop {
         let next = rx.lock().recv();
         let Ok(stream) = next else { return };
+        let mut released = false;
         if !stop.load(Ordering::SeqCst) {
             *shared.open[index].lock() = stream.try_clone().ok();
             if stop.load(Ordering::SeqCst) {
                 // Shutdown may have passed this slot before it was filled.
                 let _ = stream.shutdown(Shutdown::Both);
             }
-            serve_connection(stream, shared, stop);
+            released = serve_connection(&stream, shared, stop);
             *shared.open[index].lock() = None;
         }
-        shared.active.fetch_sub(1, Ordering::SeqCst);
+        if !released {
+            shared.active.fetch_sub(1, Ordering::SeqCst);
+        }
+        let _ = stream.shutdown(Shutdown::Both);
     }
 }
 
 /// Serves requests on one connection until it closes, errs, idles out or
-/// reaches the per-connection request cap.
-fn serve_connection(mut stream: TcpStream, shared: &Shared, stop: &AtomicBool) {
+/// reaches the per-connection request cap. Returns whether it already gave
+/// its worker slot back: it does so before a response that ends the
+/// connection, because a client that reconnects as soon as it reads
+/// `Connection: close` must not find every worker busy.
+fn serve_connection(stream: &TcpStream, shared: &Shared, stop: &AtomicBool) -> bool {
+    let release = || {
+        shared.active.fetch_sub(1, Ordering::SeqCst);
+        true
+    };
     let config = &shared.config;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(config.write_timeout));
     let mut buf = Vec::with_capacity(1024);
     for served in 0..config.max_requests_per_connection {
         let first = served == 0;
-        let request = match read_head(&mut stream, &mut buf, config, first) {
+        let request = match read_head(stream, &mut buf, config, first) {
             Ok(Some(request)) => request,
-            Ok(None) => return, // closed or idle
+            Ok(None) => return false, // closed or idle
             Err(response) => {
                 shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-                let _ = write_response(&mut stream, &response, false, false);
-                let _ = stream.shutdown(Shutdown::Both);
-                return;
+                let released = release();
+                let _ = write_response(stream, &response, false, false);
+                return released;
             }
         };
         let last = served + 1 == config.max_requests_per_connection
@@ -446,14 +457,20 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared, stop: &AtomicBool) {
             || stop.load(Ordering::SeqCst);
         let response = route(&request, shared);
         shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-        if write_response(&mut stream, &response, request.head, !last).is_err() || last {
-            let _ = stream.shutdown(Shutdown::Both);
-            return;
+        if last {
+            let released = release();
+            let _ = write_response(stream, &response, request.head, false);
+            return released;
+        }
+        if write_response(stream, &response, request.head, true).is_err() {
+            return false;
         }
     }
+    false
 }
 
 struct Request {
+    arrived: Instant,
     method: String,
     path: String,
     accept: String,
@@ -464,7 +481,7 @@ struct Request {
 /// Reads one request head. `Ok(None)`: the client closed or stayed idle.
 /// `Err`: answer with that response and close.
 fn read_head(
-    stream: &mut TcpStream,
+    stream: &TcpStream,
     buf: &mut Vec<u8>,
     config: &HttpConfig,
     first: bool,
@@ -486,7 +503,7 @@ fn read_head(
             None => config.idle_timeout,
         };
         let _ = stream.set_read_timeout(Some(wait));
-        let n = match stream.read(&mut chunk) {
+        let n = match (&mut &*stream).read(&mut chunk) {
             Ok(0) => return Ok(None),
             Ok(n) => n,
             Err(e)
@@ -555,6 +572,7 @@ fn request_from(parsed: &httparse::Request<'_, '_>) -> Result<Option<Request>, R
     };
     let path = target.split('?').next().unwrap_or(target).to_owned();
     Ok(Some(Request {
+        arrived: Instant::now(),
         head: method == "HEAD",
         method: method.to_owned(),
         path,
@@ -564,6 +582,7 @@ fn request_from(parsed: &httparse::Request<'_, '_>) -> Result<Option<Request>, R
 }
 
 fn route(request: &Request, shared: &Shared) -> Response {
+    let arrived = request.arrived;
     if request.method != "GET" && request.method != "HEAD" {
         return Response::text(405, "only GET and HEAD\n").header("Allow", "GET, HEAD");
     }
@@ -575,10 +594,10 @@ fn route(request: &Request, shared: &Shared) -> Response {
             } else {
                 (Body::Prometheus, TextFormat::Prometheus)
             };
-            Response::shared(200, format.content_type(), shared.body(kind))
+            Response::shared(200, format.content_type(), shared.body(kind, arrived))
         }
-        "/metrics.json" => Response::shared(200, JSON, shared.body(Body::Json)),
-        "/health" => health(&shared.snapshot()),
+        "/metrics.json" => Response::shared(200, JSON, shared.body(Body::Json, arrived)),
+        "/health" => health(&shared.snapshot(arrived)),
         _ => Response::text(404, "not found: try /metrics, /metrics.json or /health\n"),
     }
 }
@@ -668,7 +687,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 fn write_response(
-    stream: &mut TcpStream,
+    stream: &TcpStream,
     response: &Response,
     head_only: bool,
     keep_alive: bool,
@@ -688,9 +707,10 @@ fn write_response(
         head.push_str("\r\n");
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
+    let mut out = stream;
+    out.write_all(head.as_bytes())?;
     if !head_only {
-        stream.write_all(response.body.as_bytes())?;
+        out.write_all(response.body.as_bytes())?;
     }
-    stream.flush()
+    out.flush()
 }
