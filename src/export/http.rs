@@ -389,6 +389,14 @@ fn accept(listener: TcpListener, tx: SyncSender<TcpStream>, shared: &Shared, sto
             std::thread::sleep(Duration::from_millis(10));
             continue;
         };
+        // A worker that has just finished may not have given its slot back
+        // yet when its client reconnects; a short grace keeps that race
+        // from showing as a 503 without letting a flood queue up.
+        let mut waited = 0;
+        while shared.active.load(Ordering::SeqCst) >= shared.config.workers && waited < 10 {
+            std::thread::sleep(Duration::from_millis(5));
+            waited += 1;
+        }
         if shared.active.load(Ordering::SeqCst) < shared.config.workers {
             shared.active.fetch_add(1, Ordering::SeqCst);
             if tx.send(stream).is_err() {
