@@ -30,7 +30,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -128,7 +128,7 @@ pub struct TextRenderer {
     taken: HashSet<Box<str>>,
     /// Label hash → position in the current family's run, for finding
     /// repeated series without cloning their labels.
-    seen: HashMap<u64, usize, BuildHasherDefault<PassThrough>>,
+    seen: HashMap<u64, usize, BuildHasherDefault<crate::key::PrehashedHasher>>,
     order: Vec<usize>,
     scratch: String,
     /// `le` values of the current bucketed family, formatted once.
@@ -828,22 +828,4 @@ fn hash_labels(labels: &Labels) -> u64 {
         }
     }
     h
-}
-
-/// The label hashes are already mixed.
-#[derive(Debug, Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
