@@ -28,10 +28,10 @@
 //! # Ok::<(), vitals::Error>(())
 //! ```
 
-pub(crate) mod jsonl;
-pub(crate) mod prometheus;
-pub(crate) mod reporter;
-pub(crate) mod table;
+pub mod jsonl;
+pub mod prometheus;
+pub mod reporter;
+pub mod table;
 
 pub use jsonl::{FsyncPolicy, JsonLinesBuilder, JsonLinesExporter, JsonLinesReader, SkippedLine};
 pub use prometheus::{
