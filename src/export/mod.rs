@@ -29,11 +29,11 @@
 //! ```
 
 #[cfg(feature = "http")]
-pub(crate) mod http;
-pub(crate) mod jsonl;
-pub(crate) mod prometheus;
-pub(crate) mod reporter;
-pub(crate) mod table;
+pub mod http;
+pub mod jsonl;
+pub mod prometheus;
+pub mod reporter;
+pub mod table;
 
 #[cfg(feature = "http")]
 pub use http::{serve, HttpConfig, HttpServer, HttpServerStats};

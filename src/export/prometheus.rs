@@ -829,3 +829,54 @@ fn hash_labels(labels: &Labels) -> u64 {
     }
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_families_drop_one_total_suffix_but_never_everything() {
+        assert_eq!(counter_base("requests_total"), "requests");
+        assert_eq!(counter_base("requests"), "requests");
+        assert_eq!(counter_base("a_total_total"), "a_total");
+        assert_eq!(counter_base("_total"), "_total");
+    }
+
+    #[test]
+    fn escaping_handles_each_special_character() {
+        let mut out = String::new();
+        escape_into(&mut out, "a\\b\"c\nd", true);
+        assert_eq!(out, "a\\\\b\\\"c\\nd");
+        out.clear();
+        escape_into(&mut out, "a\\b\"c\nd", false);
+        assert_eq!(out, "a\\\\b\"c\\nd");
+        out.clear();
+        escape_into(&mut out, "plain ✓", true);
+        assert_eq!(out, "plain ✓");
+    }
+
+    #[test]
+    fn label_hashes_separate_keys_from_values() {
+        let a = Labels::from_pairs(&[("ab", "c")]);
+        let b = Labels::from_pairs(&[("a", "bc")]);
+        assert_ne!(hash_labels(&a), hash_labels(&b));
+    }
+
+    #[test]
+    fn a_hash_collision_never_hides_a_distinct_series() {
+        let mut r = TextRenderer::new(TextFormat::Prometheus);
+        let labels = [
+            Labels::from_pairs(&[("k", "1")]),
+            Labels::from_pairs(&[("k", "2")]),
+            Labels::from_pairs(&[("k", "1")]),
+        ];
+        let run = [0, 1, 2];
+        let mut report = RenderReport::default();
+        // Pretend series 1 collided with series 0.
+        r.seen.insert(hash_labels(&labels[1]), 0);
+        r.seen.insert(hash_labels(&labels[0]), 0);
+        assert!(!r.is_duplicate(1, &run, |j| &labels[j], &mut report));
+        assert!(r.is_duplicate(2, &run, |j| &labels[j], &mut report));
+        assert_eq!(report.duplicate_series, 1);
+    }
+}
