@@ -1024,13 +1024,6 @@ impl TimeWindow {
 
     /// Adds the given slots of every stripe into `merged`.
     fn add_slots(&self, merged: &mut Merged, slots: &[usize], clear: bool) {
-        let read32 = |a: &AtomicU32| {
-            if clear {
-                a.swap(0, Ordering::Relaxed)
-            } else {
-                a.load(Ordering::Relaxed)
-            }
-        };
         let read64 = |a: &AtomicU64, empty: u64| {
             if clear {
                 a.swap(empty, Ordering::Relaxed)
@@ -1053,11 +1046,21 @@ impl TimeWindow {
                 let into = &mut merged.octaves[position[octave]].1;
                 for &slot in slots {
                     let from = &counts[slot * SUBS..(slot + 1) * SUBS];
-                    for (total, c) in into.iter_mut().zip(from) {
-                        let c = u64::from(read32(c));
-                        *total += c;
-                        added += c;
+                    // Atomic loads one by one, then plain (vectorised) adds.
+                    let mut read = [0u32; SUBS];
+                    if clear {
+                        for (r, c) in read.iter_mut().zip(from) {
+                            *r = c.swap(0, Ordering::Relaxed);
+                        }
+                    } else {
+                        for (r, c) in read.iter_mut().zip(from) {
+                            *r = c.load(Ordering::Relaxed);
+                        }
                     }
+                    for (total, &c) in into.iter_mut().zip(read.iter()) {
+                        *total += u64::from(c);
+                    }
+                    added += read.iter().map(|&c| u64::from(c)).sum::<u64>();
                 }
             }
             for &slot in slots {
@@ -1222,6 +1225,48 @@ fn nearest_rank(q: f64, n: u64) -> u64 {
 
 /// Quantiles and standard deviation of a non-empty window in one pass over
 /// the buckets.
+/// Σc, Σc·k and Σc·k² over the 64 sub-buckets of an octave. Counts almost
+/// always fit 32 bits, and then the products are 32 × 32 → 64-bit
+/// multiplies, which x86-64's baseline vector unit has (64 × 64 it has not,
+/// and emulates with three); otherwise the plain 64-bit loop.
+fn moments(counts: &[u64; SUBS]) -> (u64, u64, u64) {
+    const K: [u32; SUBS] = {
+        let mut k = [0u32; SUBS];
+        let mut i = 0;
+        while i < SUBS {
+            k[i] = i as u32;
+            i += 1;
+        }
+        k
+    };
+    const K2: [u32; SUBS] = {
+        let mut k = [0u32; SUBS];
+        let mut i = 0;
+        while i < SUBS {
+            k[i] = (i * i) as u32;
+            i += 1;
+        }
+        k
+    };
+    let wide = counts.iter().fold(0u64, |acc, &c| acc | c) >> 32 != 0;
+    let (mut c0, mut c1, mut c2) = (0u64, 0u64, 0u64);
+    if wide {
+        for (k, &c) in (0u64..).zip(counts.iter()) {
+            c0 += c;
+            c1 += c * k;
+            c2 += c * k * k;
+        }
+    } else {
+        for i in 0..SUBS {
+            let c = counts[i] as u32;
+            c0 += u64::from(c);
+            c1 += u64::from(c) * u64::from(K[i]);
+            c2 += u64::from(c) * u64::from(K2[i]);
+        }
+    }
+    (c0, c1, c2)
+}
+
 fn bucket_stats(m: &Merged, lo: f64, hi: f64, mean: f64) -> (Quantiles, f64) {
     let ranks = Quantiles::LEVELS.map(|q| nearest_rank(q, m.count));
     let mut out = [hi; 5];
@@ -1238,12 +1283,7 @@ fn bucket_stats(m: &Merged, lo: f64, hi: f64, mean: f64) -> (Quantiles, f64) {
         // The three sums are integer (vectorised, no float dependency
         // chain); they cannot overflow: a bucket holds < 2⁴² values
         // (u32 × 64 slots × 16 stripes) and k² < 2¹².
-        let (mut c0, mut c1, mut c2) = (0u64, 0u64, 0u64);
-        for (k, &c) in (0u64..).zip(counts.iter()) {
-            c0 += c;
-            c1 += c * k;
-            c2 += c * k * k;
-        }
+        let (c0, c1, c2) = moments(counts);
         let low = bucket_midpoint(*octave, 0) - mean;
         let step = bucket_midpoint(*octave, 1) - bucket_midpoint(*octave, 0);
         squares += low * low * c0 as f64 + 2.0 * low * step * c1 as f64 + step * step * c2 as f64;
