@@ -63,6 +63,7 @@
 pub mod bridge;
 mod clock;
 mod error;
+pub mod history;
 mod key;
 mod macros;
 mod metrics;
@@ -84,6 +85,7 @@ pub use metrics::histogram::{
     Histogram, HistogramSummary, HistogramTimer, LifetimeStats, Quantiles, Window, WindowStats,
     MAX_TRACKABLE, MIN_TRACKABLE,
 };
+pub use metrics::sparse::SparseBuckets;
 pub use plugin::{
     Collector, Plugin, PluginReport, PluginStats, PluginStatus, Sample, SampleKind, Samples,
     DEFAULT_PLUGIN_DEADLINE, MAX_PLUGIN_SAMPLES,
