@@ -75,6 +75,18 @@ pub enum Error {
     /// collector.
     #[error("a plug-in collector named {0:?} is already registered")]
     DuplicateCollector(String),
+    /// A file operation failed (history persistence).
+    #[error("{operation} {path:?} failed: {message}")]
+    Io {
+        /// What was being done (`"open"`, `"write"`, `"remove"`, ...).
+        operation: &'static str,
+        /// The file or directory involved.
+        path: String,
+        /// The operating system's error class.
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        message: String,
+    },
     /// A history query's time range is empty or inverted (`start >= end`).
     #[error("invalid time range: start {start_ms} ms is not before end {end_ms} ms")]
     InvalidTimeRange {
@@ -124,11 +136,28 @@ impl Error {
             Error::RecorderAlreadyInstalled => "recorder_already_installed",
             Error::Collection(_) => "collection",
             Error::DuplicateCollector(_) => "duplicate_collector",
+            Error::Io { .. } => "io",
             Error::InvalidTimeRange { .. } => "invalid_time_range",
             Error::ZeroMaxPoints => "zero_max_points",
             Error::UnsupportedAggregation { .. } => "unsupported_aggregation",
             Error::UnknownAggregation(_) => "unknown_aggregation",
             Error::UnknownLevel(_) => "unknown_level",
+        }
+    }
+
+    /// An [`Error::Io`] for `operation` on `path`.
+    ///
+    /// ```
+    /// let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+    /// let err = vitals::Error::io("open", std::path::Path::new("/nope"), &io);
+    /// assert_eq!(err.kind(), "io");
+    /// ```
+    pub fn io(operation: &'static str, path: &std::path::Path, err: &std::io::Error) -> Self {
+        Error::Io {
+            operation,
+            path: path.display().to_string(),
+            kind: err.kind(),
+            message: err.to_string(),
         }
     }
 }

@@ -74,7 +74,7 @@ fn hourly_and_six_hour_quantiles_are_within_one_percent_of_exact() {
             .or_default()
             .extend(&pending);
         pending.clear();
-        history.ingest(&snap);
+        history.ingest(&snap).unwrap();
     }
     // The very first snapshot is the baseline: its values are not in any
     // interval of the store (it saw no earlier reading).

@@ -59,12 +59,14 @@ fn gauges_roll_up_into_minutes_five_minutes_and_hours() {
     for i in 1..=720u64 {
         let t = T0 + i * 10_000;
         let minute = ((t - 1 - T0) / MIN) as f64;
-        history.ingest(&snap(
-            t,
-            i as f64 * 10.0,
-            &[],
-            &[("temp", minute + (i % 6) as f64 / 10.0)],
-        ));
+        history
+            .ingest(&snap(
+                t,
+                i as f64 * 10.0,
+                &[],
+                &[("temp", minute + (i % 6) as f64 / 10.0)],
+            ))
+            .unwrap();
     }
     let raw = values(
         &history,
@@ -114,7 +116,9 @@ fn retention_drops_points_per_level_as_snapshot_time_passes() {
         .build()
         .unwrap();
     for i in 1..=(3 * 360u64) {
-        history.ingest(&snap(T0 + i * 10_000, i as f64 * 10.0, &[], &[("g", 1.0)]));
+        history
+            .ingest(&snap(T0 + i * 10_000, i as f64 * 10.0, &[], &[("g", 1.0)]))
+            .unwrap();
     }
     let now = history.newest_unix_ms().unwrap();
     assert_eq!(now, T0 + 3 * HOUR);
@@ -134,7 +138,8 @@ fn retention_drops_points_per_level_as_snapshot_time_passes() {
     // With the defaults nothing of these three hours would be gone.
     let keep = History::new();
     for i in 1..=(3 * 360u64) {
-        keep.ingest(&snap(T0 + i * 10_000, i as f64 * 10.0, &[], &[("g", 1.0)]));
+        keep.ingest(&snap(T0 + i * 10_000, i as f64 * 10.0, &[], &[("g", 1.0)]))
+            .unwrap();
     }
     assert_eq!(keep.stats().points, [1080, 180, 36, 3]);
 }
@@ -151,7 +156,7 @@ fn retention_follows_a_manual_clock_through_a_collector() {
     for _ in 0..30 {
         c.increment(2);
         clock.advance(Duration::from_secs(10));
-        history.ingest(&metrics.snapshot());
+        history.ingest(&metrics.snapshot()).unwrap();
     }
     let raw = history
         .query(&Query::new("jobs_total", Aggregation::Sum).level(Level::Raw))
@@ -171,12 +176,12 @@ fn retention_follows_a_manual_clock_through_a_collector() {
 fn counter_resets_count_the_new_total_as_increase() {
     let history = History::new();
     let c = |t: u64, up: f64, v: u64| snap(T0 + t * 10_000, up, &[("req_total", &[], v)], &[]);
-    history.ingest(&c(1, 10.0, 1000)); // baseline only
-    history.ingest(&c(2, 20.0, 1100)); // +100
-    history.ingest(&c(3, 30.0, 40)); // went down: reset, +40
-    history.ingest(&c(4, 40.0, 90)); // +50
-    history.ingest(&c(5, 5.0, 100)); // uptime went down: restart, +100
-    history.ingest(&c(6, 15.0, 130)); // +30
+    history.ingest(&c(1, 10.0, 1000)).unwrap(); // baseline only
+    history.ingest(&c(2, 20.0, 1100)).unwrap(); // +100
+    history.ingest(&c(3, 30.0, 40)).unwrap(); // went down: reset, +40
+    history.ingest(&c(4, 40.0, 90)).unwrap(); // +50
+    history.ingest(&c(5, 5.0, 100)).unwrap(); // uptime went down: restart, +100
+    history.ingest(&c(6, 15.0, 130)).unwrap(); // +30
     let raw = values(
         &history,
         &Query::new("req_total", Aggregation::Sum).level(Level::Raw),
@@ -199,13 +204,17 @@ fn counter_resets_count_the_new_total_as_increase() {
 #[test]
 fn a_series_born_between_snapshots_counts_from_zero() {
     let history = History::new();
-    history.ingest(&snap(T0 + 10_000, 10.0, &[("a_total", &[], 5)], &[]));
-    history.ingest(&snap(
-        T0 + 20_000,
-        20.0,
-        &[("a_total", &[], 7), ("b_total", &[], 4)],
-        &[],
-    ));
+    history
+        .ingest(&snap(T0 + 10_000, 10.0, &[("a_total", &[], 5)], &[]))
+        .unwrap();
+    history
+        .ingest(&snap(
+            T0 + 20_000,
+            20.0,
+            &[("a_total", &[], 7), ("b_total", &[], 4)],
+            &[],
+        ))
+        .unwrap();
     let b = values(
         &history,
         &Query::new("b_total", Aggregation::Sum).level(Level::Raw),
@@ -222,17 +231,19 @@ fn a_series_born_between_snapshots_counts_from_zero() {
 fn label_filters_select_exact_values_and_any_value() {
     let history = History::new();
     for i in 1..=6u64 {
-        history.ingest(&snap(
-            T0 + i * 10_000,
-            i as f64 * 10.0,
-            &[
-                ("http_total", &[("route", "/a"), ("code", "200")], i * 10),
-                ("http_total", &[("route", "/b"), ("code", "200")], i * 20),
-                ("http_total", &[("route", "/a"), ("code", "500")], i),
-                ("http_total", &[], i * 1000),
-            ],
-            &[],
-        ));
+        history
+            .ingest(&snap(
+                T0 + i * 10_000,
+                i as f64 * 10.0,
+                &[
+                    ("http_total", &[("route", "/a"), ("code", "200")], i * 10),
+                    ("http_total", &[("route", "/b"), ("code", "200")], i * 20),
+                    ("http_total", &[("route", "/a"), ("code", "500")], i),
+                    ("http_total", &[], i * 1000),
+                ],
+                &[],
+            ))
+            .unwrap();
     }
     let q = Query::new("http_total", Aggregation::Sum).level(Level::Minute);
     let all = history.query(&q).unwrap();
@@ -261,8 +272,10 @@ fn the_level_is_chosen_from_the_range_and_the_point_limit() {
     let history = History::new();
     let day = 24 * HOUR;
     let now = T0 + 40 * day;
-    history.ingest(&snap(now - 40 * day, 1.0, &[], &[("g", 1.0)]));
-    history.ingest(&snap(now, 2.0, &[], &[("g", 1.0)]));
+    history
+        .ingest(&snap(now - 40 * day, 1.0, &[], &[("g", 1.0)]))
+        .unwrap();
+    history.ingest(&snap(now, 2.0, &[], &[("g", 1.0)])).unwrap();
     let q = |start: u64| Query::new("g", Aggregation::Avg).range(start, now);
     // Within 24 h: raw; within 7 d: 1 min; within 30 d: 5 min; else 1 h.
     assert_eq!(history.query(&q(now - HOUR)).unwrap().level, Level::Raw);
@@ -294,12 +307,14 @@ fn the_level_is_chosen_from_the_range_and_the_point_limit() {
 fn downsampling_merges_intervals_into_at_most_n_points() {
     let history = History::new();
     for i in 1..=360u64 {
-        history.ingest(&snap(
-            T0 + i * 10_000,
-            i as f64 * 10.0,
-            &[("c_total", &[], i * 3)],
-            &[("g", i as f64)],
-        ));
+        history
+            .ingest(&snap(
+                T0 + i * 10_000,
+                i as f64 * 10.0,
+                &[("c_total", &[], i * 3)],
+                &[("g", i as f64)],
+            ))
+            .unwrap();
     }
     let r = history
         .query(
@@ -334,7 +349,9 @@ fn missing_names_and_empty_ranges_give_empty_results() {
         .query(&Query::new("nothing", Aggregation::P99))
         .unwrap();
     assert!(r.series.is_empty());
-    history.ingest(&snap(T0 + 1000, 1.0, &[], &[("g", 1.0)]));
+    history
+        .ingest(&snap(T0 + 1000, 1.0, &[], &[("g", 1.0)]))
+        .unwrap();
     let r = history
         .query(&Query::new("g", Aggregation::Avg).range(T0 + HOUR, T0 + 2 * HOUR))
         .unwrap();
@@ -347,7 +364,9 @@ fn missing_names_and_empty_ranges_give_empty_results() {
 #[test]
 fn bad_queries_get_typed_errors() {
     let history = History::new();
-    history.ingest(&snap(T0 + 1000, 1.0, &[("c_total", &[], 1)], &[("g", 1.0)]));
+    history
+        .ingest(&snap(T0 + 1000, 1.0, &[("c_total", &[], 1)], &[("g", 1.0)]))
+        .unwrap();
     let inverted = history.query(&Query::new("g", Aggregation::Avg).range(T0 + 10, T0 + 5));
     assert_eq!(
         inverted.unwrap_err(),
@@ -397,9 +416,15 @@ fn bad_queries_get_typed_errors() {
 #[test]
 fn out_of_order_snapshots_and_kind_clashes_are_counted_not_applied() {
     let history = History::new();
-    history.ingest(&snap(T0 + 20_000, 20.0, &[("x", &[], 1)], &[]));
-    history.ingest(&snap(T0 + 10_000, 10.0, &[("x", &[], 5)], &[]));
-    history.ingest(&snap(T0 + 30_000, 30.0, &[("x", &[], 3)], &[("x", 1.0)]));
+    history
+        .ingest(&snap(T0 + 20_000, 20.0, &[("x", &[], 1)], &[]))
+        .unwrap();
+    history
+        .ingest(&snap(T0 + 10_000, 10.0, &[("x", &[], 5)], &[]))
+        .unwrap();
+    history
+        .ingest(&snap(T0 + 30_000, 30.0, &[("x", &[], 3)], &[("x", 1.0)]))
+        .unwrap();
     let stats = history.stats();
     assert_eq!(
         (stats.snapshots, stats.out_of_order, stats.kind_conflicts),
@@ -417,7 +442,9 @@ fn out_of_order_snapshots_and_kind_clashes_are_counted_not_applied() {
 #[test]
 fn results_are_plain_serde_data() {
     let history = History::new();
-    history.ingest(&snap(T0 + 1000, 1.0, &[], &[("g", 2.5)]));
+    history
+        .ingest(&snap(T0 + 1000, 1.0, &[], &[("g", 2.5)]))
+        .unwrap();
     let r = history.query(&Query::new("g", Aggregation::Last)).unwrap();
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["level"], "raw");

@@ -38,10 +38,12 @@
 //! still fits `range / max_points`; they merge neighbouring intervals into
 //! steps and reduce each step with an [`Aggregation`].
 
+mod persist;
 mod point;
 mod query;
 
 use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +57,7 @@ use crate::snapshot::{MetricKind, Snapshot};
 
 pub use query::{Aggregation, LabelMatch, Query, QueryPoint, QueryResult, SeriesResult};
 
+use persist::Disk;
 use point::{Aggregate, Point};
 
 /// A level of the history.
@@ -158,7 +161,7 @@ impl std::str::FromStr for Level {
 /// let metrics = vitals::MetricsCollector::new();
 /// metrics.gauge("temp", &[]).set(21.5);
 /// let history = History::new();
-/// history.ingest(&metrics.snapshot());
+/// history.ingest(&metrics.snapshot()).unwrap();
 /// match history.latest("temp", &[]) {
 ///     Some(Latest::Gauge { value, .. }) => assert_eq!(value, 21.5),
 ///     other => panic!("{other:?}"),
@@ -208,9 +211,12 @@ pub struct HistoryStats {
     pub kind_conflicts: u64,
     /// Series currently held.
     pub series: usize,
-    /// Points currently held, per level (raw, 1m, 5m, 1h), open intervals
-    /// included.
+    /// Points currently held in memory, per level (raw, 1m, 5m, 1h), open
+    /// intervals included.
     pub points: [usize; 4],
+    /// Lines of the level files that did not parse (torn lines), met while
+    /// reopening or querying a persisted history.
+    pub skipped_lines: u64,
 }
 
 /// Builds a [`History`] with non-default retentions.
@@ -227,6 +233,8 @@ pub struct HistoryStats {
 #[derive(Debug, Clone)]
 pub struct HistoryBuilder {
     retention: [Duration; 4],
+    resident: [Option<Duration>; 4],
+    dir: Option<PathBuf>,
 }
 
 impl HistoryBuilder {
@@ -244,8 +252,42 @@ impl HistoryBuilder {
         self
     }
 
+    /// Keeps only the newest `resident` of `level` in memory (default: all
+    /// of its retention). With [`persist`](HistoryBuilder::persist), older
+    /// points stay on disk until their retention ends and queries read them
+    /// from there; without it they are gone.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vitals::history::{History, Level};
+    /// let history = History::builder().resident(Level::Raw, Duration::from_secs(600)).build().unwrap();
+    /// assert_eq!(history.resident(Level::Raw), Duration::from_secs(600));
+    /// ```
+    pub fn resident(mut self, level: Level, resident: Duration) -> Self {
+        self.resident[level.index()] = Some(resident);
+        self
+    }
+
+    /// Writes every finished point of every level as JSON Lines under
+    /// `dir` (`<dir>/<level>/<segment start ms>.jsonl`), deletes files past
+    /// each level's retention, and on [`build`](HistoryBuilder::build) reads
+    /// back the resident part of what is there. The open (unfinished)
+    /// intervals are kept in memory only.
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("vitals-doc-persist-{}", std::process::id()));
+    /// let history = vitals::history::History::builder().persist(&dir).build().unwrap();
+    /// assert_eq!(history.persisted_dir(), Some(dir.clone()));
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// ```
+    pub fn persist(mut self, dir: impl AsRef<Path>) -> Self {
+        self.dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
     /// The store, or [`Error::InvalidConfig`] for a retention shorter than
-    /// its level's interval.
+    /// its level's interval, or [`Error::Io`] when a persisted directory
+    /// cannot be read back.
     ///
     /// ```
     /// use std::time::Duration;
@@ -264,12 +306,24 @@ impl HistoryBuilder {
                 )));
             }
         }
-        Ok(History {
-            retention_ms: self
-                .retention
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-            inner: Mutex::new(Inner::default()),
-        })
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let retention_ms = self.retention.map(millis);
+        let mut resident_ms = [0; 4];
+        for i in 0..4 {
+            resident_ms[i] = self.resident[i]
+                .map_or(retention_ms[i], millis)
+                .min(retention_ms[i]);
+        }
+        let history = History {
+            retention_ms,
+            resident_ms,
+            inner: Mutex::new(Inner {
+                disk: self.dir.map(Disk::new),
+                ..Inner::default()
+            }),
+        };
+        history.reload()?;
+        Ok(history)
     }
 }
 
@@ -295,7 +349,7 @@ impl HistoryBuilder {
 ///         latency.record(f64::from(ms) / 1000.0);
 ///     }
 ///     clock.advance(Duration::from_secs(10));
-///     history.ingest(&metrics.snapshot());
+///     history.ingest(&metrics.snapshot()).unwrap();
 /// }
 /// let q = Query::new("requests_total", Aggregation::Rate).label("route", "/").level(Level::Minute);
 /// let rates = history.query(&q).unwrap();
@@ -306,6 +360,7 @@ impl HistoryBuilder {
 #[derive(Debug)]
 pub struct History {
     retention_ms: [u64; 4],
+    resident_ms: [u64; 4],
     inner: Mutex<Inner>,
 }
 
@@ -313,8 +368,11 @@ pub struct History {
 struct Inner {
     /// Newest snapshot ingested: (time, uptime).
     last: Option<(u64, f64)>,
-    /// Time of the oldest snapshot ingested.
+    /// Time of the oldest snapshot ingested (or point reloaded).
     first: Option<u64>,
+    /// Newest point reloaded from disk: older snapshots are out of order.
+    floor: Option<u64>,
+    disk: Option<Disk>,
     stats: HistoryStats,
     names: HashMap<Arc<str>, Family>,
 }
@@ -328,7 +386,8 @@ struct Family {
 
 #[derive(Debug)]
 struct Series {
-    previous: Reading,
+    /// `None` for a series reloaded from disk, until its next reading.
+    previous: Option<Reading>,
     previous_ms: u64,
     /// Finished points per level; the roll-up levels' open interval is in
     /// `open`.
@@ -376,6 +435,8 @@ impl History {
     pub fn builder() -> HistoryBuilder {
         HistoryBuilder {
             retention: Level::ALL.map(Level::default_retention),
+            resident: [None; 4],
+            dir: None,
         }
     }
 
@@ -387,6 +448,29 @@ impl History {
     /// ```
     pub fn retention(&self, level: Level) -> Duration {
         Duration::from_millis(self.retention_ms[level.index()])
+    }
+
+    /// How much of `level` is kept in memory.
+    ///
+    /// ```
+    /// use vitals::history::{History, Level};
+    /// assert_eq!(History::new().resident(Level::Hour), History::new().retention(Level::Hour));
+    /// ```
+    pub fn resident(&self, level: Level) -> Duration {
+        Duration::from_millis(self.resident_ms[level.index()])
+    }
+
+    /// The directory the levels are persisted in, if any.
+    ///
+    /// ```
+    /// assert_eq!(vitals::history::History::new().persisted_dir(), None);
+    /// ```
+    pub fn persisted_dir(&self) -> Option<PathBuf> {
+        self.inner
+            .lock()
+            .disk
+            .as_ref()
+            .map(|d| d.dir().to_path_buf())
     }
 
     /// Time of the newest snapshot ingested, Unix ms.
@@ -402,7 +486,7 @@ impl History {
     ///
     /// ```
     /// let history = vitals::history::History::new();
-    /// history.ingest(&vitals::MetricsCollector::new().snapshot());
+    /// history.ingest(&vitals::MetricsCollector::new().snapshot()).unwrap();
     /// assert_eq!(history.stats().snapshots, 1);
     /// ```
     pub fn stats(&self) -> HistoryStats {
@@ -442,9 +526,9 @@ impl History {
                         .iter()
                         .map(|(k, v)| k.len() + v.len() + 32)
                         .sum::<usize>();
-                if let Reading::Histogram {
+                if let Some(Reading::Histogram {
                     buckets: Some(b), ..
-                } = &s.previous
+                }) = &s.previous
                 {
                     bytes += b.heap_bytes();
                 }
@@ -465,26 +549,30 @@ impl History {
 
     /// Adds one snapshot: a raw point per series, merged into the open
     /// roll-up intervals; closes the intervals that ended before the
-    /// snapshot and drops points past their level's retention.
+    /// snapshot and drops points past their level's retention (or resident
+    /// span). With persistence, appends the finished points to the level
+    /// files.
     ///
     /// Snapshots must come in time order: one not newer than the last is
-    /// ignored and counted in [`HistoryStats::out_of_order`].
+    /// ignored and counted in [`HistoryStats::out_of_order`]. The only error
+    /// is [`Error::Io`] from persistence; the snapshot is then still in
+    /// memory.
     ///
     /// ```
     /// let metrics = vitals::MetricsCollector::new();
     /// let history = vitals::history::History::new();
     /// let snap = metrics.snapshot();
-    /// history.ingest(&snap);
-    /// history.ingest(&snap); // the same time again: ignored
+    /// history.ingest(&snap).unwrap();
+    /// history.ingest(&snap).unwrap(); // the same time again: ignored
     /// assert_eq!(history.stats().out_of_order, 1);
     /// ```
-    pub fn ingest(&self, snapshot: &Snapshot) {
+    pub fn ingest(&self, snapshot: &Snapshot) -> Result<(), Error> {
         let mut guard = self.inner.lock();
         let inner = &mut *guard;
         let now = snapshot.timestamp_unix_ms;
-        if inner.last.is_some_and(|(t, _)| now <= t) {
+        if inner.last.is_some_and(|(t, _)| now <= t) || inner.floor.is_some_and(|t| now <= t) {
             inner.stats.out_of_order += 1;
-            return;
+            return Ok(());
         }
         let restarted = inner
             .last
@@ -518,16 +606,48 @@ impl History {
             cx.add(inner, &h.name, &h.labels, reading);
         }
         self.close_and_expire(inner, now);
+        match &mut inner.disk {
+            Some(disk) => disk.flush(now, &self.retention_ms),
+            None => Ok(()),
+        }
+    }
+
+    /// Ingests snapshots in order (a [`JsonLinesReader`](crate::export::JsonLinesReader)
+    /// over an exporter's files, rotated sets included, which skips torn
+    /// lines) and returns how many were read. Stops at the first error
+    /// the iterator yields.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let history = vitals::history::History::new();
+    /// let read = history.replay([Ok(metrics.snapshot())]).unwrap();
+    /// assert_eq!(read, 1);
+    /// ```
+    pub fn replay<I>(&self, snapshots: I) -> Result<u64, Error>
+    where
+        I: IntoIterator<Item = Result<Snapshot, Error>>,
+    {
+        let mut read = 0;
+        for snapshot in snapshots {
+            self.ingest(&snapshot?)?;
+            read += 1;
+        }
+        Ok(read)
     }
 
     fn close_and_expire(&self, inner: &mut Inner, now: u64) {
-        let horizon = self.retention_ms.map(|r| now.saturating_sub(r));
-        inner.names.retain(|_, family| {
-            family.series.retain(|_, s| {
+        let Inner { names, disk, .. } = inner;
+        let horizon = self.resident_ms.map(|r| now.saturating_sub(r));
+        let retention_horizon = self.retention_ms[0];
+        names.retain(|name, family| {
+            family.series.retain(|labels, s| {
                 for (i, level) in Level::ALL[1..].iter().enumerate() {
                     let interval = level.interval_ms().unwrap_or(1);
                     if s.open[i].as_ref().is_some_and(|p| p.t_ms + interval < now) {
                         if let Some(p) = s.open[i].take() {
+                            if let Some(disk) = disk.as_mut() {
+                                disk.push(*level, name, labels, &p);
+                            }
                             s.levels[i + 1].push_back(p);
                         }
                     }
@@ -548,13 +668,64 @@ impl History {
                     }
                 }
                 // A series that stopped reporting is forgotten once every
-                // level has let its points go.
+                // level has let its points go from memory.
                 s.levels.iter().any(|l| !l.is_empty())
                     || s.open.iter().any(Option::is_some)
-                    || s.previous_ms >= horizon[0]
+                    || s.previous_ms >= now.saturating_sub(retention_horizon)
             });
             !family.series.is_empty()
         });
+    }
+
+    /// Reads back the resident part of each persisted level.
+    fn reload(&self) -> Result<(), Error> {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        let Some(disk) = &inner.disk else {
+            return Ok(());
+        };
+        let mut newest = 0;
+        for level in Level::ALL {
+            if let Some((start, _)) = disk.segments(level)?.last() {
+                newest = newest.max(start + persist::segment_ms(level));
+            }
+        }
+        if newest == 0 {
+            return Ok(());
+        }
+        let mut loaded: Vec<(Level, persist::StoredPoint)> = Vec::new();
+        let mut skipped = 0;
+        for level in Level::ALL {
+            let from = newest.saturating_sub(self.resident_ms[level.index()]);
+            skipped += disk.read(level, from, u64::MAX, None, |p| loaded.push((level, p)))?;
+        }
+        inner.stats.skipped_lines += skipped;
+        loaded.sort_by_key(|(level, p)| (*level, p.t_ms));
+        let mut floor = None::<u64>;
+        for (level, p) in loaded {
+            let (name, labels, point) = p.into_point();
+            floor = Some(floor.map_or(point.t_ms, |f| f.max(point.t_ms)));
+            inner.first = Some(inner.first.map_or(point.t_ms, |f| f.min(point.t_ms)));
+            let kind = point.agg.kind();
+            let family = inner.names.entry(name).or_insert_with(|| Family {
+                kind,
+                series: HashMap::new(),
+            });
+            if family.kind != kind {
+                continue;
+            }
+            let series = family.series.entry(labels).or_insert_with(|| Series {
+                previous: None,
+                previous_ms: 0,
+                levels: Default::default(),
+                open: Default::default(),
+            });
+            series.previous_ms = series.previous_ms.max(point.t_ms);
+            series.levels[level.index()].push_back(point);
+        }
+        // A raw point carries its snapshot's time; a roll-up its start.
+        inner.floor = floor;
+        Ok(())
     }
 
     /// The most recent reading of the series `name` with exactly `labels`.
@@ -567,7 +738,7 @@ impl History {
         let family = inner.names.get(name)?;
         let series = family.series.get(&Labels::from_pairs(labels))?;
         let timestamp_unix_ms = series.previous_ms;
-        Some(match &series.previous {
+        Some(match series.previous.as_ref()? {
             Reading::Counter(total) => Latest::Counter {
                 timestamp_unix_ms,
                 total: *total,
@@ -641,7 +812,7 @@ impl History {
     /// ```
     pub fn query(&self, query: &Query) -> Result<QueryResult, Error> {
         query.validate()?;
-        let inner = self.inner.lock();
+        let mut inner = self.inner.lock();
         let now = inner.last.map_or(query.end_ms, |(t, _)| t);
         // A range reaching back past the oldest snapshot is read from
         // there: "everything" is then the finest level that has it all.
@@ -672,13 +843,36 @@ impl History {
             aggregation: query.aggregation,
             series: Vec::new(),
         };
-        let Some(family) = inner.names.get(query.name.as_str()) else {
+        let i = level.index();
+        let inner = &mut *inner;
+        // Points evicted from memory but still within retention are read
+        // from the level's files.
+        let mut on_disk: HashMap<Labels, Vec<Point>> = HashMap::new();
+        let mut disk_kind = None;
+        let memory_from = now.saturating_sub(self.resident_ms[i]);
+        if let Some(disk) = &inner.disk {
+            if self.resident_ms[i] < self.retention_ms[i] && query.start_ms < memory_from {
+                let until = query
+                    .end_ms
+                    .min(memory_from.saturating_add(interval.unwrap_or(0)) + 1);
+                let skipped = disk.read(level, query.start_ms, until, Some(&query.name), |p| {
+                    if query.selects(&p.labels) {
+                        disk_kind.get_or_insert(p.agg.kind());
+                        let (_, labels, point) = p.into_point();
+                        on_disk.entry(labels).or_default().push(point);
+                    }
+                })?;
+                inner.stats.skipped_lines += skipped;
+            }
+        }
+        let family = inner.names.get(query.name.as_str());
+        let Some(kind) = family.map(|f| f.kind).or(disk_kind) else {
             return Ok(result);
         };
-        if !query.aggregation.applies_to(family.kind) {
+        if !query.aggregation.applies_to(kind) {
             return Err(Error::UnsupportedAggregation {
                 aggregation: query.aggregation.as_str(),
-                kind: family.kind.as_str(),
+                kind: kind.as_str(),
                 name: query.name.clone(),
             });
         }
@@ -686,28 +880,40 @@ impl History {
             .names
             .get_key_value(query.name.as_str())
             .map_or_else(|| query.name.as_str().into(), |(k, _)| k.clone());
-        let mut selected: Vec<(&Labels, &Series)> = family
-            .series
-            .iter()
+        let mut selected: Vec<(&Labels, Option<&Series>)> = family
+            .into_iter()
+            .flat_map(|f| f.series.iter())
             .filter(|(labels, _)| query.selects(labels))
+            .map(|(labels, s)| (labels, Some(s)))
             .collect();
+        for labels in on_disk.keys() {
+            if family.is_none_or(|f| !f.series.contains_key(labels)) {
+                selected.push((labels, None));
+            }
+        }
         selected.sort_by(|a, b| a.0.cmp(b.0));
         let (start, end) = (query.start_ms, query.end_ms);
+        let no_points = VecDeque::new();
         for (labels, series) in selected {
-            let i = level.index();
-            let open = i.checked_sub(1).and_then(|o| series.open[o].as_ref());
-            let stored = &series.levels[i];
+            let open = series.and_then(|s| i.checked_sub(1).and_then(|o| s.open[o].as_ref()));
+            let stored = series.map_or(&no_points, |s| &s.levels[i]);
+            let in_memory_from = stored.front().or(open).map_or(u64::MAX, |p| p.t_ms);
+            let disk = on_disk
+                .get(labels)
+                .map_or(&[][..], Vec::as_slice)
+                .iter()
+                .filter(|p| p.t_ms < in_memory_from);
             // Points are in time order: skip to the start by bisection.
             let first = stored.partition_point(|p| p.t_ms < start);
-            let points = stored
-                .range(first..)
+            let points = disk
+                .chain(stored.range(first..))
                 .chain(open)
                 .take_while(|p| p.t_ms < end)
                 .filter(|p| p.t_ms >= start);
             result.series.push(SeriesResult {
                 name: name.clone(),
                 labels: labels.clone(),
-                kind: family.kind,
+                kind,
                 points: query::reduce(points, origin, step, query.aggregation),
             });
         }
@@ -724,30 +930,32 @@ struct Ingest {
 
 impl Ingest {
     fn add(&self, inner: &mut Inner, name: &Arc<str>, labels: &Labels, reading: Reading) {
+        let Inner {
+            names, stats, disk, ..
+        } = inner;
         let kind = match reading {
             Reading::Counter(_) => MetricKind::Counter,
             Reading::Gauge(_) => MetricKind::Gauge,
             Reading::Histogram { .. } => MetricKind::Histogram,
         };
-        let family = match inner.names.get_mut(&**name) {
+        let family = match names.get_mut(&**name) {
             Some(f) => f,
-            None => inner.names.entry(name.clone()).or_insert(Family {
+            None => names.entry(name.clone()).or_insert(Family {
                 kind,
                 series: HashMap::new(),
             }),
         };
         if family.kind != kind {
-            inner.stats.kind_conflicts += 1;
+            stats.kind_conflicts += 1;
             return;
         }
         let series = match family.series.get_mut(labels) {
             Some(s) => s,
-            None => {
-                // A series first seen after an earlier snapshot of the same
-                // process was created since: all of its total is new. In the
-                // first snapshot (or after a restart) it is only a baseline,
-                // unless the process restarted (then it counts from zero).
-                let fresh = match reading {
+            None => family.series.entry(labels.clone()).or_insert(Series {
+                // A series first seen after an earlier snapshot was created
+                // since (or, after a restart, counts from zero): all of its
+                // total is new. In the first snapshot it is a baseline.
+                previous: self.previous_snapshot.map(|_| match reading {
                     Reading::Counter(_) => Reading::Counter(0),
                     Reading::Gauge(v) => Reading::Gauge(v),
                     Reading::Histogram { .. } => Reading::Histogram {
@@ -755,49 +963,41 @@ impl Ingest {
                         sum: 0.0,
                         buckets: Some(SparseBuckets::default()),
                     },
-                };
-                let previous = match (self.previous_snapshot, kind) {
-                    (Some(_), _) | (None, MetricKind::Gauge) => fresh,
-                    (None, _) => reading.clone(),
-                };
-                family.series.entry(labels.clone()).or_insert(Series {
-                    previous,
-                    previous_ms: self.previous_snapshot.unwrap_or(self.now),
-                    levels: Default::default(),
-                    open: Default::default(),
-                })
-            }
+                }),
+                previous_ms: self.previous_snapshot.unwrap_or(self.now),
+                levels: Default::default(),
+                open: Default::default(),
+            }),
         };
         let covered_ms = self.now.saturating_sub(series.previous_ms);
         let agg = match (&series.previous, &reading) {
-            (Reading::Counter(before), Reading::Counter(now)) => {
-                if self.restarted || now < before {
-                    Some(Aggregate::Counter {
+            (_, Reading::Gauge(v)) => (!v.is_nan()).then(|| Aggregate::gauge(*v)),
+            (Some(Reading::Counter(before)), Reading::Counter(now)) => {
+                Some(if self.restarted || now < before {
+                    Aggregate::Counter {
                         increase: *now,
                         resets: 1,
-                    })
+                    }
                 } else {
-                    Some(Aggregate::Counter {
+                    Aggregate::Counter {
                         increase: now - before,
                         resets: 0,
-                    })
-                }
+                    }
+                })
             }
-            (_, Reading::Gauge(v)) => (!v.is_nan()).then(|| Aggregate::gauge(*v)),
             (
-                Reading::Histogram {
+                Some(Reading::Histogram {
                     count: c0,
                     sum: s0,
                     buckets: b0,
-                },
+                }),
                 Reading::Histogram {
                     count: c1,
                     sum: s1,
                     buckets: b1,
                 },
             ) => {
-                let reset = self.restarted || c1 < c0;
-                let (count, sum, buckets) = if reset {
+                let (count, sum, buckets) = if self.restarted || c1 < c0 {
                     (*c1, *s1, b1.clone())
                 } else {
                     let diff = match (b1, b0) {
@@ -812,15 +1012,12 @@ impl Ingest {
                     buckets,
                 })
             }
+            // No earlier reading: a baseline only.
             _ => None,
         };
-        let first_sighting = series.previous_ms == self.now;
-        series.previous = reading;
+        series.previous = Some(reading);
         series.previous_ms = self.now;
         let Some(agg) = agg else { return };
-        if first_sighting && kind != MetricKind::Gauge {
-            return; // a baseline only
-        }
         let point = Point {
             t_ms: self.now,
             covered_ms,
@@ -833,6 +1030,9 @@ impl Ingest {
                 Some(open) if open.t_ms == start => open.merge(&point),
                 slot => {
                     if let Some(done) = slot.take() {
+                        if let Some(disk) = disk.as_mut() {
+                            disk.push(*level, name, labels, &done);
+                        }
                         series.levels[i + 1].push_back(done);
                     }
                     *slot = Some(Point {
@@ -841,6 +1041,9 @@ impl Ingest {
                     });
                 }
             }
+        }
+        if let Some(disk) = disk.as_mut() {
+            disk.push(Level::Raw, name, labels, &point);
         }
         series.levels[0].push_back(point);
     }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::sparse::SparseBuckets;
+use crate::snapshot::MetricKind;
 
 /// What one interval of a series holds, by kind. Merging two adjacent
 /// intervals gives exactly what one interval covering both would hold.
@@ -31,6 +32,14 @@ pub(crate) enum Aggregate {
 }
 
 impl Aggregate {
+    pub(crate) fn kind(&self) -> MetricKind {
+        match self {
+            Aggregate::Counter { .. } => MetricKind::Counter,
+            Aggregate::Gauge { .. } => MetricKind::Gauge,
+            Aggregate::Histogram { .. } => MetricKind::Histogram,
+        }
+    }
+
     pub(crate) fn gauge(value: f64) -> Self {
         Aggregate::Gauge {
             count: 1,
