@@ -75,14 +75,14 @@ pub enum Error {
     /// collector.
     #[error("a plug-in collector named {0:?} is already registered")]
     DuplicateCollector(String),
-    /// A file operation failed (history persistence).
+    /// A file operation of an exporter or reader failed.
     #[error("{operation} {path:?} failed: {message}")]
     Io {
-        /// What was being done (`"open"`, `"write"`, `"remove"`, ...).
+        /// What was being done (`"open"`, `"write"`, `"rename"`, ...).
         operation: &'static str,
         /// The file or directory involved.
         path: String,
-        /// The operating system's error class.
+        /// The operating system's error class (`StorageFull`, `NotFound`, ...).
         kind: std::io::ErrorKind,
         /// The operating system's message.
         message: String,
@@ -116,6 +116,14 @@ pub enum Error {
     /// A history level name that is not one of `raw 1m 5m 1h`.
     #[error("unknown history level {0:?}")]
     UnknownLevel(String),
+    /// An exporter failed for a reason other than I/O, or panicked.
+    #[error("exporter {exporter:?} failed: {message}")]
+    Export {
+        /// The exporter's name.
+        exporter: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl Error {
@@ -142,6 +150,7 @@ impl Error {
             Error::UnsupportedAggregation { .. } => "unsupported_aggregation",
             Error::UnknownAggregation(_) => "unknown_aggregation",
             Error::UnknownLevel(_) => "unknown_level",
+            Error::Export { .. } => "export",
         }
     }
 
@@ -150,6 +159,7 @@ impl Error {
     /// ```
     /// let io = std::io::Error::from(std::io::ErrorKind::NotFound);
     /// let err = vitals::Error::io("open", std::path::Path::new("/nope"), &io);
+    /// assert!(matches!(err, vitals::Error::Io { kind: std::io::ErrorKind::NotFound, .. }));
     /// assert_eq!(err.kind(), "io");
     /// ```
     pub fn io(operation: &'static str, path: &std::path::Path, err: &std::io::Error) -> Self {

@@ -64,6 +64,7 @@ pub mod bridge;
 mod clock;
 mod error;
 pub mod history;
+pub mod export;
 mod key;
 mod macros;
 mod metrics;
@@ -82,8 +83,8 @@ pub use macros::__private;
 pub use metrics::counter::Counter;
 pub use metrics::gauge::Gauge;
 pub use metrics::histogram::{
-    Histogram, HistogramSummary, HistogramTimer, LifetimeStats, Quantiles, Window, WindowStats,
-    MAX_TRACKABLE, MIN_TRACKABLE,
+    BucketCounts, Histogram, HistogramSummary, HistogramTimer, LifetimeStats, Quantiles, Window,
+    WindowStats, MAX_BUCKETS, MAX_TRACKABLE, MIN_TRACKABLE,
 };
 pub use metrics::sparse::SparseBuckets;
 pub use plugin::{

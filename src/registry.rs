@@ -15,7 +15,7 @@ use crate::key::{
 };
 use crate::metrics::counter::{Counter, CounterCore};
 use crate::metrics::gauge::{Gauge, GaugeCore};
-use crate::metrics::histogram::{Histogram, HistogramCore, Window};
+use crate::metrics::histogram::{validate_bucket_bounds, Histogram, HistogramCore, Window};
 use crate::metrics::Storage;
 use crate::plugin::{check_period, Collector, Plugin, PluginSet, DEFAULT_PLUGIN_DEADLINE};
 use crate::snapshot::{
@@ -133,6 +133,7 @@ struct Meta {
     help: Option<String>,
     unit: Option<String>,
     window: Option<Window>,
+    buckets: Option<Arc<[f64]>>,
 }
 
 /// Series in creation order, indexed by label hash. Colliding hashes chain
@@ -590,6 +591,42 @@ impl MetricsCollector {
             )));
         }
         family.meta.lock().window = Some(window);
+        Ok(())
+    }
+
+    /// Gives histogram `name` bucket bounds, so that its series also count
+    /// values per bucket over their life and Prometheus exporters render it
+    /// as a `histogram` with cumulative `le` buckets (instead of a
+    /// `summary`). Bounds are inclusive upper bounds: 1 to
+    /// [`MAX_BUCKETS`](crate::MAX_BUCKETS) finite, non-negative, strictly
+    /// increasing values; `+Inf` is implied. Only before the histogram's first series
+    /// exists, like [`configure_histogram`](Self::configure_histogram).
+    ///
+    /// Only these histograms pay for bucket counting on the record path.
+    ///
+    /// ```
+    /// use vitals::MetricsCollector;
+    ///
+    /// let metrics = MetricsCollector::new();
+    /// metrics
+    ///     .configure_histogram_buckets("request_duration_seconds", &[0.01, 0.1, 1.0])
+    ///     .unwrap();
+    /// assert!(metrics.configure_histogram_buckets("h", &[1.0, 0.5]).is_err());
+    /// assert!(metrics.configure_histogram_buckets("h", &[f64::INFINITY]).is_err());
+    /// metrics.histogram("request_duration_seconds", &[]).record(0.05);
+    /// let snap = metrics.snapshot();
+    /// let buckets = snap.histogram("request_duration_seconds", &[]).unwrap().buckets.as_ref();
+    /// assert_eq!(buckets.unwrap().cumulative, [0, 1, 1]);
+    /// ```
+    pub fn configure_histogram_buckets(&self, name: &str, bounds: &[f64]) -> Result<(), Error> {
+        validate_bucket_bounds(name, bounds)?;
+        let family = self.inner.family(name, MetricKind::Histogram)?;
+        if !family.series.read().list.is_empty() {
+            return Err(Error::InvalidConfig(format!(
+                "histogram {name:?} already has series; configure its buckets before first use"
+            )));
+        }
+        family.meta.lock().buckets = Some(Arc::from(bounds));
         Ok(())
     }
 
@@ -1054,8 +1091,15 @@ impl Inner {
                 self.leak,
             ))),
             MetricKind::Histogram => {
-                let window = family.meta.lock().window.unwrap_or(self.default_window);
-                let mut core = HistogramCore::new(window, self.clock.monotonic());
+                let (window, buckets) = {
+                    let meta = family.meta.lock();
+                    (
+                        meta.window.unwrap_or(self.default_window),
+                        meta.buckets.clone(),
+                    )
+                };
+                let mut core =
+                    HistogramCore::new(window, self.clock.monotonic(), buckets.as_deref());
                 if self.lifetime_buckets {
                     core = core.with_lifetime_buckets();
                 }

@@ -196,6 +196,121 @@ pub struct HistogramSummary {
     /// [`History`](crate::history::History) keeps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifetime_buckets: Option<SparseBuckets>,
+    /// Lifetime counts per configured bucket bound, for histograms given
+    /// bounds with
+    /// [`configure_histogram_buckets`](crate::MetricsCollector::configure_histogram_buckets);
+    /// absent otherwise (and from JSON written before buckets existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<BucketCounts>,
+}
+
+/// The most bucket bounds one histogram may configure. Each bound costs an
+/// atomic counter per series and a line per series in Prometheus output.
+///
+/// ```
+/// assert_eq!(vitals::MAX_BUCKETS, 128);
+/// ```
+pub const MAX_BUCKETS: usize = 128;
+
+/// Cumulative bucket counts over a histogram's life, as Prometheus
+/// histograms expose them.
+///
+/// `cumulative[i]` counts the values `<= bounds[i]`; `count` counts every
+/// value recorded (the `+Inf` bucket). Values dropped as NaN or negative are
+/// in none; values clamped as saturated are counted at their original value
+/// (so `+Inf` lands only in the `+Inf` bucket).
+///
+/// ```
+/// let metrics = vitals::MetricsCollector::new();
+/// metrics.configure_histogram_buckets("size_bytes", &[10.0, 100.0]).unwrap();
+/// let h = metrics.histogram("size_bytes", &[]);
+/// for v in [5.0, 10.0, 50.0, 500.0] {
+///     h.record(v);
+/// }
+/// let snap = metrics.snapshot();
+/// let b = snap.histogram("size_bytes", &[]).unwrap().buckets.clone().unwrap();
+/// assert_eq!(b.bounds, [10.0, 100.0]);
+/// assert_eq!(b.cumulative, [2, 3]);
+/// assert_eq!(b.count, 4);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BucketCounts {
+    /// Upper bounds (inclusive), finite and strictly increasing.
+    pub bounds: Vec<f64>,
+    /// Values at or below each bound, one per bound.
+    pub cumulative: Vec<u64>,
+    /// All values counted (the `+Inf` bucket).
+    pub count: u64,
+}
+
+/// Checks bucket bounds: 1 to [`MAX_BUCKETS`] finite, non-negative,
+/// strictly increasing values.
+pub(crate) fn validate_bucket_bounds(name: &str, bounds: &[f64]) -> Result<(), Error> {
+    if bounds.is_empty() || bounds.len() > MAX_BUCKETS {
+        return Err(Error::InvalidConfig(format!(
+            "histogram {name:?} needs 1 to {MAX_BUCKETS} bucket bounds, not {}",
+            bounds.len()
+        )));
+    }
+    if let Some(bad) = bounds.iter().find(|b| !b.is_finite()) {
+        return Err(Error::InvalidConfig(format!(
+            "bucket bound {bad} of histogram {name:?} is not finite (+Inf is implied)"
+        )));
+    }
+    // Negative values are never recorded, and OpenMetrics forbids a `_sum`
+    // beside negative buckets.
+    if let Some(bad) = bounds.iter().find(|b| **b < 0.0) {
+        return Err(Error::InvalidConfig(format!(
+            "bucket bound {bad} of histogram {name:?} is negative; histograms record values >= 0"
+        )));
+    }
+    if let Some(w) = bounds.windows(2).find(|w| w[0] >= w[1]) {
+        return Err(Error::InvalidConfig(format!(
+            "bucket bounds of histogram {name:?} must strictly increase: {} then {}",
+            w[0], w[1]
+        )));
+    }
+    Ok(())
+}
+
+/// Per-bound lifetime counters; only histograms that configured bounds
+/// have them, so the default record path pays one never-taken branch.
+struct BucketCounters {
+    bounds: Box<[f64]>,
+    /// One per bound plus the overflow (`+Inf`) bucket; not cumulative.
+    counts: Box<[AtomicU64]>,
+}
+
+impl BucketCounters {
+    fn new(bounds: &[f64]) -> Self {
+        BucketCounters {
+            bounds: bounds.into(),
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    #[inline]
+    fn record(&self, value: f64) {
+        let i = self.bounds.partition_point(|b| *b < value);
+        if let Some(c) = self.counts.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn read(&self) -> BucketCounts {
+        let mut running = 0u64;
+        let mut cumulative = Vec::with_capacity(self.bounds.len());
+        for c in &self.counts[..self.bounds.len()] {
+            running += c.load(Ordering::Relaxed);
+            cumulative.push(running);
+        }
+        let overflow = self.counts.last().map_or(0, |c| c.load(Ordering::Relaxed));
+        BucketCounts {
+            bounds: self.bounds.to_vec(),
+            cumulative,
+            count: running + overflow,
+        }
+    }
 }
 
 /// Statistics over a histogram's rolling window.
@@ -358,6 +473,7 @@ pub(crate) struct HistogramCore {
     kind: WindowCore,
     dropped: AtomicU64,
     saturated: AtomicU64,
+    buckets: Option<Box<BucketCounters>>,
 }
 
 enum WindowCore {
@@ -374,7 +490,7 @@ impl Histogram {
     pub(crate) fn detached() -> Self {
         Histogram {
             core: Storage::new(
-                HistogramCore::new(Window::Count { values: 1 }, Duration::ZERO),
+                HistogramCore::new(Window::Count { values: 1 }, Duration::ZERO, None),
                 false,
             ),
         }
@@ -398,6 +514,9 @@ impl Histogram {
         // and both ends of the range (non-negative floats order as integers).
         if bits.wrapping_sub(MIN_BITS) <= MAX_BITS - MIN_BITS {
             core.record_bits(bits);
+            if let Some(buckets) = &core.buckets {
+                buckets.record(value);
+            }
         } else {
             core.record_unusual(value);
         }
@@ -559,8 +678,8 @@ impl std::fmt::Debug for HistogramTimer {
 }
 
 impl HistogramCore {
-    /// `window` must have been validated.
-    pub(crate) fn new(window: Window, now: Duration) -> Self {
+    /// `window` and `buckets` must have been validated.
+    pub(crate) fn new(window: Window, now: Duration, buckets: Option<&[f64]>) -> Self {
         let kind = match window {
             Window::Time { length, slots } => WindowCore::Time(TimeWindow::new(length, slots, now)),
             Window::Count { values } => WindowCore::Count(CountWindow::new(values, now)),
@@ -569,6 +688,7 @@ impl HistogramCore {
             kind,
             dropped: AtomicU64::new(0),
             saturated: AtomicU64::new(0),
+            buckets: buckets.map(|b| Box::new(BucketCounters::new(b))),
         }
     }
 
@@ -583,6 +703,11 @@ impl HistogramCore {
     #[cold]
     #[inline(never)]
     fn record_unusual(&self, value: f64) {
+        if value >= 0.0 {
+            if let Some(buckets) = &self.buckets {
+                buckets.record(value);
+            }
+        }
         if value == 0.0 {
             match &self.kind {
                 WindowCore::Time(w) => w.record_zero(),
@@ -633,6 +758,7 @@ impl HistogramCore {
             saturated: self.saturated.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             lifetime_buckets,
+            buckets: self.buckets.as_ref().map(|b| b.read()),
         }
     }
 
@@ -836,6 +962,13 @@ impl LifeBuckets {
     fn heap_bytes(&self) -> usize {
         self.octaves.capacity() * std::mem::size_of::<(usize, [u64; SUBS])>()
     }
+}
+
+thread_local! {
+    /// Closed slots plus the current one, rebuilt at every snapshot of a
+    /// time window: one buffer per snapshotting thread, reused, rather than
+    /// an allocation per series per snapshot or a copy kept per series.
+    static SCRATCH: std::cell::RefCell<Merged> = const { std::cell::RefCell::new(Merged::empty()) };
 }
 
 /// Counts and totals of some slots, merged across stripes.
@@ -1062,24 +1195,45 @@ impl TimeWindow {
             .map(|s| reader.starts[s])
             .min()
             .unwrap_or(now);
-        let live = &reader.live;
-        let closed = reader.closed.get_or_insert_with(|| {
+        if reader.closed.is_none() {
             let others: Vec<usize> = (0..self.slots)
-                .filter(|&s| s != current && live[s])
+                .filter(|&s| s != current && reader.live[s])
                 .collect();
-            self.take_slots(&others, false)
-        });
-        let mut m = closed.clone();
-        self.add_slots(&mut m, &[current], false);
+            reader.closed = Some(self.take_slots(&others, false));
+        }
+        let reader: &TimeReader = reader;
+        let nothing_closed = Merged::empty();
+        let closed = reader.closed.as_ref().unwrap_or(&nothing_closed);
+        let mut own = None;
+        SCRATCH.with(|cell| {
+            let mut shared = cell.try_borrow_mut();
+            let m = match &mut shared {
+                Ok(m) => &mut **m,
+                Err(_) => own.get_or_insert_with(Merged::empty),
+            };
+            m.copy_from(closed);
+            self.add_slots(m, &[current], false);
+            self.stats(reader, m, now, oldest)
+        })
+    }
+
+    /// Window and lifetime statistics from the merged window `m`.
+    fn stats(
+        &self,
+        reader: &TimeReader,
+        m: &Merged,
+        now: Duration,
+        oldest: Duration,
+    ) -> (WindowStats, LifetimeStats, Option<SparseBuckets>) {
         let empty = m.count == 0;
         let min = (!empty).then(|| f64::from_bits(m.min));
         let max = (!empty).then(|| f64::from_bits(m.max));
         let mean = (!empty).then(|| m.sum / m.count as f64);
         let (quantiles, stddev) = match (min, max, mean) {
-            (Some(lo), Some(hi), Some(mean)) => (
-                Some(bucket_quantiles(&m, lo, hi)),
-                Some(bucket_stddev(&m, mean)),
-            ),
+            (Some(lo), Some(hi), Some(mean)) => {
+                let (q, sd) = bucket_stats(m, lo, hi, mean);
+                (Some(q), Some(sd))
+            }
             _ => (None, None),
         };
         let window = WindowStats {
@@ -1105,7 +1259,7 @@ impl TimeWindow {
             min: (life_count > 0).then(|| f64::from_bits(life_min)),
             max: (life_count > 0).then(|| f64::from_bits(life_max)),
         };
-        let buckets = reader.life_buckets.as_ref().map(|life| life.with_live(&m));
+        let buckets = reader.life_buckets.as_ref().map(|life| life.with_live(m));
         (window, lifetime, buckets)
     }
 
@@ -1128,7 +1282,17 @@ impl TimeWindow {
 }
 
 impl Merged {
-    fn empty() -> Self {
+    fn copy_from(&mut self, other: &Merged) {
+        self.octaves.clear();
+        self.octaves.extend_from_slice(&other.octaves);
+        self.zeros = other.zeros;
+        self.count = other.count;
+        self.sum = other.sum;
+        self.min = other.min;
+        self.max = other.max;
+    }
+
+    const fn empty() -> Self {
         Merged {
             octaves: Vec::new(),
             zeros: 0,
@@ -1153,7 +1317,9 @@ fn nearest_rank(q: f64, n: u64) -> u64 {
     ((q * n as f64).ceil() as u64).clamp(1, n)
 }
 
-fn bucket_quantiles(m: &Merged, lo: f64, hi: f64) -> Quantiles {
+/// Quantiles and standard deviation of a non-empty window in one pass over
+/// the buckets.
+fn bucket_stats(m: &Merged, lo: f64, hi: f64, mean: f64) -> (Quantiles, f64) {
     let ranks = Quantiles::LEVELS.map(|q| nearest_rank(q, m.count));
     let mut out = [hi; 5];
     let mut next = 0;
@@ -1161,31 +1327,6 @@ fn bucket_quantiles(m: &Merged, lo: f64, hi: f64) -> Quantiles {
     while next < 5 && ranks[next] <= seen {
         out[next] = 0.0;
         next += 1;
-    }
-    for (octave, counts) in &m.octaves {
-        if next == 5 {
-            break;
-        }
-        // Skip whole octaves that end before the next rank (the common case).
-        let in_octave: u64 = counts.iter().sum();
-        if seen + in_octave < ranks[next] {
-            seen += in_octave;
-            continue;
-        }
-        for (sub, &c) in counts.iter().enumerate() {
-            seen += c;
-            while next < 5 && ranks[next] <= seen {
-                out[next] = bucket_midpoint(*octave, sub).clamp(lo, hi);
-                next += 1;
-            }
-        }
-    }
-    Quantiles::from_values(out)
-}
-
-fn bucket_stddev(m: &Merged, mean: f64) -> f64 {
-    if m.count < 2 {
-        return 0.0;
     }
     let mut squares = m.zeros as f64 * mean * mean;
     for (octave, counts) in &m.octaves {
@@ -1203,8 +1344,25 @@ fn bucket_stddev(m: &Merged, mean: f64) -> f64 {
         let low = bucket_midpoint(*octave, 0) - mean;
         let step = bucket_midpoint(*octave, 1) - bucket_midpoint(*octave, 0);
         squares += low * low * c0 as f64 + 2.0 * low * step * c1 as f64 + step * step * c2 as f64;
+        // Walk the buckets only in an octave that holds the next rank.
+        if next < 5 && seen + c0 >= ranks[next] {
+            let mut at = seen;
+            for (sub, &c) in counts.iter().enumerate() {
+                at += c;
+                while next < 5 && ranks[next] <= at {
+                    out[next] = bucket_midpoint(*octave, sub).clamp(lo, hi);
+                    next += 1;
+                }
+            }
+        }
+        seen += c0;
     }
-    (squares / m.count as f64).sqrt()
+    let stddev = if m.count < 2 {
+        0.0
+    } else {
+        (squares / m.count as f64).sqrt()
+    };
+    (Quantiles::from_values(out), stddev)
 }
 
 // --------------------------------------------------------------- count window
@@ -1330,7 +1488,7 @@ mod tests {
 
     fn time_histogram() -> Histogram {
         Histogram::from_storage(Storage::new(
-            HistogramCore::new(Window::default(), Duration::ZERO),
+            HistogramCore::new(Window::default(), Duration::ZERO, None),
             false,
         ))
     }
@@ -1427,5 +1585,42 @@ mod tests {
         }
         let bytes = h.heap_bytes();
         assert!(bytes <= 32 * 1024, "{bytes} bytes");
+    }
+
+    #[test]
+    fn bucket_bounds_are_validated() {
+        assert!(validate_bucket_bounds("h", &[]).is_err());
+        assert!(validate_bucket_bounds("h", &[1.0, f64::INFINITY]).is_err());
+        assert!(validate_bucket_bounds("h", &[f64::NAN]).is_err());
+        assert!(validate_bucket_bounds("h", &[1.0, 1.0]).is_err());
+        assert!(validate_bucket_bounds("h", &[2.0, 1.0]).is_err());
+        assert!(validate_bucket_bounds("h", &[-1.0, 1.0]).is_err());
+        assert!(validate_bucket_bounds("h", &vec![1.0; MAX_BUCKETS + 1]).is_err());
+        let many: Vec<f64> = (0..MAX_BUCKETS).map(|i| i as f64).collect();
+        assert!(validate_bucket_bounds("h", &many).is_ok());
+    }
+
+    #[test]
+    fn buckets_count_edges_inclusively_and_skip_dropped_values() {
+        let h = Histogram::from_storage(Storage::new(
+            HistogramCore::new(Window::default(), Duration::ZERO, Some(&[0.0, 1.0, 2.0])),
+            false,
+        ));
+        for v in [
+            0.0,
+            1.0,
+            1.5,
+            2.0,
+            3.0,
+            f64::INFINITY,
+            f64::NAN,
+            -1.0,
+            1e-300,
+        ] {
+            h.record(v);
+        }
+        let b = h.summary(Duration::ZERO).buckets.unwrap();
+        assert_eq!(b.cumulative, [1, 3, 5]);
+        assert_eq!(b.count, 7);
     }
 }

@@ -1,0 +1,107 @@
+//! Exporter costs: snapshot + Prometheus text of 1,000 counter series
+//! (10 names × 100 label values) and 100 histogram series (10 × 10, with
+//! window quantiles), the render alone, and JSON-Lines serialisation
+//! throughput. The comparison with peer crates encoding the same registry is
+//! `benches/peers/benches/encode.rs`.
+//!
+//! Bytes per series of a JSON line are printed when the bench starts.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use vitals::export::{JsonLinesExporter, TextFormat, TextRenderer};
+use vitals::MetricsCollector;
+
+/// The registry every export bench uses (the same shape as the peer bench).
+fn registry() -> MetricsCollector {
+    let metrics = MetricsCollector::new();
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    for name in 0..10 {
+        let counter = format!("counter_{name}_total");
+        for label in 0..100u64 {
+            metrics
+                .counter(&counter, &[("id", &label.to_string())])
+                .increment(label * 1000 + name);
+        }
+        let histogram = format!("histogram_{name}_seconds");
+        for label in 0..10 {
+            let h = metrics.histogram(&histogram, &[("id", &label.to_string())]);
+            for _ in 0..1000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Log-uniform over 1 µs .. 1 s.
+                h.record(10f64.powf((x >> 11) as f64 / (1u64 << 53) as f64 * 6.0) / 1e6);
+            }
+        }
+    }
+    metrics
+}
+
+fn prometheus(c: &mut Criterion) {
+    let metrics = registry();
+    let mut g = c.benchmark_group("export_prometheus");
+    let mut renderer = TextRenderer::new(TextFormat::Prometheus);
+    let mut out = String::new();
+    g.bench_function("snapshot_and_render_1000c_100h", |b| {
+        b.iter(|| {
+            out.clear();
+            let snap = metrics.snapshot();
+            renderer.render_into(&snap, &mut out);
+            black_box(out.len())
+        })
+    });
+    let snap = metrics.snapshot();
+    g.bench_function("render_only_1000c_100h", |b| {
+        b.iter(|| {
+            out.clear();
+            renderer.render_into(black_box(&snap), &mut out);
+            black_box(out.len())
+        })
+    });
+    let mut om = TextRenderer::new(TextFormat::OpenMetrics);
+    g.bench_function("render_only_openmetrics_1000c_100h", |b| {
+        b.iter(|| {
+            out.clear();
+            om.render_into(black_box(&snap), &mut out);
+            black_box(out.len())
+        })
+    });
+    g.bench_function("snapshot_only_1000c_100h", |b| {
+        b.iter(|| black_box(metrics.snapshot()))
+    });
+    g.finish();
+}
+
+fn jsonl(c: &mut Criterion) {
+    let metrics = registry();
+    let snap = metrics.snapshot();
+    let mut line = Vec::new();
+    JsonLinesExporter::encode_line(&snap, &mut line).expect("serialise");
+    let series = snap.counters.len() + snap.gauges.len() + snap.histograms.len();
+    eprintln!(
+        "jsonl: one line of {series} series is {} bytes, {:.0} bytes per series",
+        line.len(),
+        line.len() as f64 / series as f64
+    );
+    let mut g = c.benchmark_group("export_jsonl");
+    g.throughput(Throughput::Bytes(line.len() as u64));
+    g.bench_function("serialise_line_1000c_100h", |b| {
+        b.iter(|| {
+            line.clear();
+            JsonLinesExporter::encode_line(black_box(&snap), &mut line).expect("serialise");
+            black_box(line.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = prometheus, jsonl
+}
+criterion_main!(benches);

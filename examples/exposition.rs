@@ -1,0 +1,129 @@
+//! Writes every output format of one awkward registry into a directory, for
+//! the external checkers in `scripts/ci_export_checks.sh` (`promtool check
+//! metrics`, the Python `prometheus_client` parsers, `json`).
+//!
+//! ```text
+//! cargo run --example exposition -- OUT_DIR
+//! ```
+//!
+//! Writes `OUT_DIR/metrics.prom` (Prometheus 0.0.4), `OUT_DIR/metrics.om`
+//! (OpenMetrics 1.0), `OUT_DIR/snapshot.json` (the snapshot both were
+//! rendered from) and `OUT_DIR/snapshots.jsonl` (several snapshots through
+//! the JSON-Lines exporter).
+
+use std::path::PathBuf;
+
+use vitals::export::{render_openmetrics, render_prometheus, Exporter, JsonLinesExporter};
+use vitals::{MetricKind, MetricsCollector, Window};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out = PathBuf::from(std::env::args().nth(1).ok_or("usage: exposition OUT_DIR")?);
+    std::fs::create_dir_all(&out)?;
+    let metrics = registry()?;
+
+    let mut jsonl = JsonLinesExporter::new(out.join("snapshots.jsonl"))?;
+    for round in 0..3 {
+        metrics
+            .counter("http_requests_total", &[("method", "GET"), ("path", "/")])
+            .increment(round);
+        jsonl.export(&metrics.snapshot())?;
+    }
+
+    let snapshot = metrics.snapshot();
+    std::fs::write(out.join("metrics.prom"), render_prometheus(&snapshot))?;
+    std::fs::write(out.join("metrics.om"), render_openmetrics(&snapshot))?;
+    std::fs::write(
+        out.join("snapshot.json"),
+        serde_json::to_string_pretty(&snapshot)?,
+    )?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// Every kind, described and not, with labels that need escaping,
+/// non-finite gauges, empty and bucketed histograms.
+fn registry() -> Result<MetricsCollector, vitals::Error> {
+    let m = MetricsCollector::new();
+    m.try_describe(
+        MetricKind::Counter,
+        "http_requests_total",
+        None,
+        "HTTP requests served, by method and path.",
+    )?;
+    for (method, path, n) in [
+        ("GET", "/", 120),
+        ("POST", "/api/\"quoted\"", 7),
+        ("GET", "C:\\windows\\path", 3),
+        ("GET", "line\nbreak", 1),
+        ("GET", "ünïcödé ✓ 日本", 42),
+    ] {
+        m.try_counter("http_requests_total", &[("method", method), ("path", path)])?
+            .increment(n);
+    }
+    // Named without `_total` (the exporters add it).
+    m.try_describe(MetricKind::Counter, "jobs_processed", None, "Jobs done.")?;
+    m.try_counter("jobs_processed", &[])?.increment(9);
+    m.try_describe(
+        MetricKind::Counter,
+        "sent_bytes_total",
+        Some("bytes"),
+        "Bytes sent.",
+    )?;
+    m.try_counter("sent_bytes_total", &[])?.increment(1 << 40);
+
+    m.try_describe(
+        MetricKind::Gauge,
+        "temperature_celsius",
+        Some("celsius"),
+        "Sensor readings; help with a \\ backslash,\na newline and \"quotes\".",
+    )?;
+    m.try_gauge("temperature_celsius", &[("sensor", "ok")])?
+        .set(21.5);
+    m.try_gauge("temperature_celsius", &[("sensor", "nan")])?
+        .set(f64::NAN);
+    m.try_gauge("temperature_celsius", &[("sensor", "hot")])?
+        .set(f64::INFINITY);
+    m.try_gauge("temperature_celsius", &[("sensor", "cold")])?
+        .set(f64::NEG_INFINITY);
+    m.try_gauge("temperature_celsius", &[("sensor", "tiny")])?
+        .set(1e-300);
+    m.try_describe(MetricKind::Gauge, "queue_depth", None, "Jobs waiting.")?;
+    m.try_gauge("queue_depth", &[])?.set(-3.0);
+
+    m.try_describe(
+        MetricKind::Histogram,
+        "request_duration_seconds",
+        Some("seconds"),
+        "Request latency over the last minute.",
+    )?;
+    let latency = m.try_histogram("request_duration_seconds", &[("path", "/")])?;
+    for i in 1..=1000 {
+        latency.record(f64::from(i) / 10_000.0);
+    }
+    // Empty histograms: a summary and a bucketed one.
+    m.try_histogram("request_duration_seconds", &[("path", "/idle")])?;
+    m.try_describe(
+        MetricKind::Histogram,
+        "payload_size_bytes",
+        Some("bytes"),
+        "Request payload sizes.",
+    )?;
+    m.configure_histogram_buckets("payload_size_bytes", &[100.0, 1_000.0, 10_000.0])?;
+    let sizes = m.try_histogram("payload_size_bytes", &[("kind", "upload")])?;
+    for v in [0.0, 50.0, 100.0, 150.0, 5_000.0, 1e9] {
+        sizes.record(v);
+    }
+    m.try_histogram("payload_size_bytes", &[("kind", "empty")])?;
+    m.configure_histogram("batch_size", Window::Count { values: 100 })?;
+    m.try_describe(
+        MetricKind::Histogram,
+        "batch_size",
+        None,
+        "Items per batch.",
+    )?;
+    let batch = m.try_histogram("batch_size", &[])?;
+    for v in [1.0, 2.0, 3.0, 5.0, 8.0] {
+        batch.record(v);
+    }
+    Ok(m)
+}

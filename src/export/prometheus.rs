@@ -1,0 +1,849 @@
+//! Prometheus text exposition 0.0.4 and OpenMetrics 1.0 rendering of a
+//! [`Snapshot`].
+//!
+//! # Mapping
+//!
+//! | vitals | exposed as |
+//! |---|---|
+//! | counter `x_total` or `x` | `counter`; samples `x_total` (0.0.4 family `x_total`, OpenMetrics family `x`) |
+//! | gauge `x` | `gauge`; `NaN`, `+Inf`, `-Inf` spelled so |
+//! | histogram `x` | `summary`: `x{quantile="0.5"…"0.999"}` over the rolling window (`NaN` while the window is empty), `x_sum` and `x_count` over the series' life |
+//! | histogram `x` with [bucket bounds](crate::MetricsCollector::configure_histogram_buckets) | `histogram`: cumulative `x_bucket{le=…}` ending with `le="+Inf"`, `x_sum`, `x_count`, all over the life (its window quantiles stay in the JSON snapshot) |
+//!
+//! A family gets a `HELP` line when its metric was described (describe
+//! every metric: `promtool check metrics` warns about a family without
+//! help). OpenMetrics gets a `UNIT` line when the metric's
+//! unit is described and its family name ends with `_<unit>`, as the format
+//! requires. Label values are escaped (`\\`, `\"`, `\n`), help text too
+//! (`\\`, `\n`, and `\"` in OpenMetrics).
+//!
+//! # Guarantees for any snapshot
+//!
+//! The series of a family are contiguous, even if the snapshot lists them
+//! apart. A series whose name and labels repeat one already written is left
+//! out. A family whose exposed names would clash with an earlier family's
+//! (a counter `x` and a gauge `x_total`, a gauge `x_count` beside a summary
+//! `x`) is left out whole; both are counted in the [`RenderReport`].
+//!
+//! Rendering writes into one `String` with [`std::fmt::Write`]; a
+//! [`TextRenderer`] keeps its scratch buffers between calls.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::key::Labels;
+use crate::metrics::histogram::{HistogramSummary, Quantiles};
+use crate::plugin::{Sample, SampleKind};
+use crate::snapshot::{CounterSample, GaugeSample, HistogramSample, MetricInfo, Snapshot};
+
+use super::Exporter;
+
+/// HTTP `Content-Type` of the Prometheus text format 0.0.4.
+///
+/// ```
+/// assert!(vitals::export::PROMETHEUS_CONTENT_TYPE.contains("version=0.0.4"));
+/// ```
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// HTTP `Content-Type` of OpenMetrics 1.0 text.
+///
+/// ```
+/// assert!(vitals::export::OPENMETRICS_CONTENT_TYPE.starts_with("application/openmetrics-text"));
+/// ```
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Which text format to render.
+///
+/// ```
+/// use vitals::export::TextFormat;
+/// assert_eq!(TextFormat::OpenMetrics.content_type(), vitals::export::OPENMETRICS_CONTENT_TYPE);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TextFormat {
+    /// Prometheus text exposition format 0.0.4.
+    Prometheus,
+    /// OpenMetrics 1.0 text (ends with `# EOF`).
+    OpenMetrics,
+}
+
+impl TextFormat {
+    /// The HTTP `Content-Type` of this format.
+    ///
+    /// ```
+    /// use vitals::export::TextFormat;
+    /// assert_eq!(TextFormat::Prometheus.content_type(), vitals::export::PROMETHEUS_CONTENT_TYPE);
+    /// ```
+    pub fn content_type(self) -> &'static str {
+        match self {
+            TextFormat::Prometheus => PROMETHEUS_CONTENT_TYPE,
+            TextFormat::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+        }
+    }
+}
+
+/// What one rendering wrote and what it left out.
+///
+/// ```
+/// let metrics = vitals::MetricsCollector::new();
+/// metrics.counter("x_total", &[]).inc();
+/// metrics.gauge("x", &[]).set(1.0); // clashes with the counter's family `x`
+/// let mut out = String::new();
+/// let report = vitals::export::TextRenderer::new(vitals::export::TextFormat::OpenMetrics)
+///     .render_into(&metrics.snapshot(), &mut out);
+/// assert_eq!(report.clashing_families, ["x"]);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RenderReport {
+    /// Families written.
+    pub families: usize,
+    /// Series written (a summary or histogram series counts once).
+    pub series: usize,
+    /// Series left out because the same name and labels came earlier.
+    pub duplicate_series: usize,
+    /// Families left out because their exposed names clash with an earlier
+    /// family's.
+    pub clashing_families: Vec<String>,
+}
+
+/// Renders snapshots as Prometheus or OpenMetrics text, keeping scratch
+/// buffers between calls.
+///
+/// ```
+/// use vitals::export::{TextFormat, TextRenderer};
+///
+/// let metrics = vitals::MetricsCollector::new();
+/// metrics.counter("requests_total", &[("route", "/")]).increment(7);
+/// let mut renderer = TextRenderer::new(TextFormat::Prometheus);
+/// let mut out = String::new();
+/// renderer.render_into(&metrics.snapshot(), &mut out);
+/// assert!(out.contains("# TYPE requests_total counter\nrequests_total{route=\"/\"} 7\n"));
+/// ```
+pub struct TextRenderer {
+    format: TextFormat,
+    taken: HashSet<Box<str>>,
+    /// Label hash → position in the current family's run, for finding
+    /// repeated series without cloning their labels.
+    seen: HashMap<u64, usize, BuildHasherDefault<PassThrough>>,
+    order: Vec<usize>,
+    scratch: String,
+    /// `le` values of the current bucketed family, formatted once.
+    bounds: Vec<f64>,
+    bound_text: Vec<String>,
+    floats: zmij::Buffer,
+}
+
+impl std::fmt::Debug for TextRenderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextRenderer")
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Renders a snapshot as Prometheus text 0.0.4.
+///
+/// ```
+/// let metrics = vitals::MetricsCollector::new();
+/// metrics.gauge("temperature_celsius", &[]).set(f64::NAN);
+/// let text = vitals::export::render_prometheus(&metrics.snapshot());
+/// assert!(text.contains("temperature_celsius NaN\n"));
+/// ```
+pub fn render_prometheus(snapshot: &Snapshot) -> String {
+    let mut out = String::new();
+    TextRenderer::new(TextFormat::Prometheus).render_into(snapshot, &mut out);
+    out
+}
+
+/// Renders a snapshot as OpenMetrics 1.0 text.
+///
+/// ```
+/// let metrics = vitals::MetricsCollector::new();
+/// metrics.counter("jobs_total", &[]).inc();
+/// let text = vitals::export::render_openmetrics(&metrics.snapshot());
+/// assert!(text.contains("# TYPE jobs counter\njobs_total 1\n"));
+/// assert!(text.ends_with("# EOF\n"));
+/// ```
+pub fn render_openmetrics(snapshot: &Snapshot) -> String {
+    let mut out = String::new();
+    TextRenderer::new(TextFormat::OpenMetrics).render_into(snapshot, &mut out);
+    out
+}
+
+/// The exposition type of a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FamilyType {
+    Counter,
+    Gauge,
+    Summary,
+    Histogram,
+}
+
+impl FamilyType {
+    fn as_str(self) -> &'static str {
+        match self {
+            FamilyType::Counter => "counter",
+            FamilyType::Gauge => "gauge",
+            FamilyType::Summary => "summary",
+            FamilyType::Histogram => "histogram",
+        }
+    }
+
+    /// Suffixes a family of this type exposes, the bare name included; a
+    /// family is written only if none of them is taken yet.
+    fn suffixes(self) -> &'static [&'static str] {
+        match self {
+            FamilyType::Counter => &["", "_total", "_created"],
+            FamilyType::Gauge => &[""],
+            FamilyType::Summary => &["", "_sum", "_count", "_created"],
+            FamilyType::Histogram => &["", "_bucket", "_sum", "_count", "_created"],
+        }
+    }
+}
+
+/// A family about to be written: its base name (counters without
+/// `_total`), type, and metadata. Plug-in samples can be rendered through
+/// the same path by building one of these.
+struct FamilyHeader<'a> {
+    base: &'a str,
+    kind: FamilyType,
+    help: Option<&'a str>,
+    unit: Option<&'a str>,
+}
+
+impl TextRenderer {
+    /// A renderer for `format`.
+    ///
+    /// ```
+    /// let r = vitals::export::TextRenderer::new(vitals::export::TextFormat::OpenMetrics);
+    /// assert_eq!(r.format(), vitals::export::TextFormat::OpenMetrics);
+    /// ```
+    pub fn new(format: TextFormat) -> Self {
+        TextRenderer {
+            format,
+            taken: HashSet::new(),
+            seen: HashMap::default(),
+            order: Vec::new(),
+            scratch: String::new(),
+            bounds: Vec::new(),
+            bound_text: Vec::new(),
+            floats: zmij::Buffer::new(),
+        }
+    }
+
+    /// The format this renderer writes.
+    ///
+    /// ```
+    /// let r = vitals::export::TextRenderer::new(vitals::export::TextFormat::Prometheus);
+    /// assert_eq!(r.format().content_type(), vitals::export::PROMETHEUS_CONTENT_TYPE);
+    /// ```
+    pub fn format(&self) -> TextFormat {
+        self.format
+    }
+
+    /// Appends the rendering of `snapshot` to `out` and says what was
+    /// written. Never fails: see the [module notes](self) for what is left
+    /// out of a malformed snapshot.
+    ///
+    /// ```
+    /// use vitals::export::{TextFormat, TextRenderer};
+    ///
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.histogram("latency_seconds", &[]).record(0.25);
+    /// let mut out = String::new();
+    /// let report = TextRenderer::new(TextFormat::OpenMetrics)
+    ///     .render_into(&metrics.snapshot(), &mut out);
+    /// assert!(out.contains("latency_seconds{quantile=\"0.99\"} "));
+    /// assert!(out.contains("latency_seconds_count 1\n"));
+    /// assert!(report.series >= 1);
+    /// ```
+    pub fn render_into(&mut self, snapshot: &Snapshot, out: &mut String) -> RenderReport {
+        self.taken.clear();
+        let mut report = RenderReport::default();
+        let meta = &snapshot.metadata;
+
+        // Taken out so that `self` stays free to borrow while iterating.
+        let mut order = std::mem::take(&mut self.order);
+        sorted_order(&snapshot.counters, |s| &s.name, &mut order);
+        for run in runs(&order, |i| &*snapshot.counters[i].name) {
+            let first = &snapshot.counters[run[0]];
+            let info = lookup(meta, &first.name);
+            let header = FamilyHeader {
+                base: counter_base(&first.name),
+                kind: FamilyType::Counter,
+                help: info.and_then(|m| m.help.as_deref()),
+                unit: info.and_then(|m| m.unit.as_deref()),
+            };
+            self.counter_family(&header, &snapshot.counters, run, out, &mut report);
+        }
+
+        sorted_order(&snapshot.gauges, |s| &s.name, &mut order);
+        for run in runs(&order, |i| &*snapshot.gauges[i].name) {
+            let first = &snapshot.gauges[run[0]];
+            let info = lookup(meta, &first.name);
+            let header = FamilyHeader {
+                base: &first.name,
+                kind: FamilyType::Gauge,
+                help: info.and_then(|m| m.help.as_deref()),
+                unit: info.and_then(|m| m.unit.as_deref()),
+            };
+            self.gauge_family(&header, &snapshot.gauges, run, out, &mut report);
+        }
+
+        sorted_order(&snapshot.histograms, |s| &s.name, &mut order);
+        for run in runs(&order, |i| &*snapshot.histograms[i].name) {
+            let first = &snapshot.histograms[run[0]];
+            let info = lookup(meta, &first.name);
+            let kind = if first.summary.buckets.is_some() {
+                FamilyType::Histogram
+            } else {
+                FamilyType::Summary
+            };
+            let header = FamilyHeader {
+                base: &first.name,
+                kind,
+                help: info.and_then(|m| m.help.as_deref()),
+                unit: info.and_then(|m| m.unit.as_deref()),
+            };
+            self.histogram_family(&header, &snapshot.histograms, run, out, &mut report);
+        }
+        self.order = order;
+
+        // Plug-in samples, one family per name across all plug-ins.
+        let mut samples: Vec<(&str, &Sample)> = snapshot
+            .plugins
+            .iter()
+            .flat_map(|p| p.samples.iter().map(move |s| (&*p.name, s)))
+            .collect();
+        samples.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        let mut start = 0;
+        while start < samples.len() {
+            let name = &samples[start].1.name;
+            let len = samples[start..]
+                .iter()
+                .take_while(|(_, s)| s.name == *name)
+                .count();
+            let group = &samples[start..start + len];
+            start += len;
+            self.plugin_family(group, out, &mut report);
+        }
+
+        if self.format == TextFormat::OpenMetrics {
+            out.push_str("# EOF\n");
+        }
+        report
+    }
+
+    /// One family of plug-in samples sharing a name. Plug-ins give no help
+    /// text, so the help names the plug-in (promtool lints a family
+    /// without one). A sample whose kind differs from the family's first is
+    /// left out and counted as a clash.
+    fn plugin_family(
+        &mut self,
+        group: &[(&str, &Sample)],
+        out: &mut String,
+        report: &mut RenderReport,
+    ) {
+        let (plugin, first) = group[0];
+        let kind = match first.kind {
+            SampleKind::Counter => FamilyType::Counter,
+            SampleKind::Gauge => FamilyType::Gauge,
+        };
+        let help = format!("Reported by the {plugin} plug-in.");
+        let base = if kind == FamilyType::Counter {
+            counter_base(&first.name)
+        } else {
+            &first.name
+        };
+        let header = FamilyHeader {
+            base,
+            kind,
+            help: Some(&help),
+            unit: None,
+        };
+        if !self.begin_family(&header, out, report) {
+            return;
+        }
+        self.seen.clear();
+        let run: Vec<usize> = (0..group.len()).collect();
+        for pos in 0..group.len() {
+            let s = group[pos].1;
+            if s.kind != first.kind {
+                report.clashing_families.push(s.name.to_string());
+                continue;
+            }
+            if self.is_duplicate(pos, &run, |j| &group[j].1.labels, report) {
+                continue;
+            }
+            let suffix = if kind == FamilyType::Counter {
+                "_total"
+            } else {
+                ""
+            };
+            write_name(out, base, suffix);
+            write_labels(out, &s.labels, None);
+            out.push(' ');
+            self.write_f64(out, s.value);
+            out.push('\n');
+            report.series += 1;
+        }
+    }
+
+    fn counter_family(
+        &mut self,
+        header: &FamilyHeader<'_>,
+        items: &[CounterSample],
+        run: &[usize],
+        out: &mut String,
+        report: &mut RenderReport,
+    ) {
+        if !self.begin_family(header, out, report) {
+            return;
+        }
+        self.seen.clear();
+        for (pos, &i) in run.iter().enumerate() {
+            let s = &items[i];
+            if self.is_duplicate(pos, run, |j| &items[j].labels, report) {
+                continue;
+            }
+            write_name(out, header.base, "_total");
+            write_labels(out, &s.labels, None);
+            out.push(' ');
+            write_u64(out, s.value);
+            out.push('\n');
+            report.series += 1;
+        }
+    }
+
+    fn gauge_family(
+        &mut self,
+        header: &FamilyHeader<'_>,
+        items: &[GaugeSample],
+        run: &[usize],
+        out: &mut String,
+        report: &mut RenderReport,
+    ) {
+        if !self.begin_family(header, out, report) {
+            return;
+        }
+        self.seen.clear();
+        for (pos, &i) in run.iter().enumerate() {
+            let s = &items[i];
+            if self.is_duplicate(pos, run, |j| &items[j].labels, report) {
+                continue;
+            }
+            write_name(out, header.base, "");
+            write_labels(out, &s.labels, None);
+            out.push(' ');
+            self.write_f64(out, s.value);
+            out.push('\n');
+            report.series += 1;
+        }
+    }
+
+    fn histogram_family(
+        &mut self,
+        header: &FamilyHeader<'_>,
+        items: &[HistogramSample],
+        run: &[usize],
+        out: &mut String,
+        report: &mut RenderReport,
+    ) {
+        if !self.begin_family(header, out, report) {
+            return;
+        }
+        self.seen.clear();
+        self.bounds.clear();
+        for (pos, &i) in run.iter().enumerate() {
+            let s = &items[i];
+            if self.is_duplicate(pos, run, |j| &items[j].labels, report) {
+                continue;
+            }
+            match header.kind {
+                FamilyType::Histogram => self.histogram_series(header.base, s, out),
+                _ => self.summary_series(header.base, &s.labels, &s.summary, out),
+            }
+            report.series += 1;
+        }
+    }
+
+    fn summary_series(
+        &mut self,
+        base: &str,
+        labels: &Labels,
+        summary: &HistogramSummary,
+        out: &mut String,
+    ) {
+        let quantiles = summary.window.quantiles;
+        for (level, text) in Quantiles::LEVELS.into_iter().zip(QUANTILE_LABELS) {
+            write_name(out, base, "");
+            write_labels(out, labels, Some(("quantile", text)));
+            out.push(' ');
+            let value = quantiles.and_then(|q| q.get(level)).unwrap_or(f64::NAN);
+            self.write_f64(out, value);
+            out.push('\n');
+        }
+        write_name(out, base, "_sum");
+        write_labels(out, labels, None);
+        out.push(' ');
+        self.write_f64(out, summary.lifetime.sum);
+        out.push('\n');
+        write_name(out, base, "_count");
+        write_labels(out, labels, None);
+        out.push(' ');
+        write_u64(out, summary.lifetime.count);
+        out.push('\n');
+    }
+
+    fn histogram_series(&mut self, base: &str, s: &HistogramSample, out: &mut String) {
+        let life = &s.summary.lifetime;
+        // A series without buckets in a bucketed family (only in a
+        // hand-made snapshot) still gets its `+Inf` bucket.
+        let (bounds, cumulative, count): (&[f64], &[u64], u64) = match &s.summary.buckets {
+            Some(b) => (&b.bounds, &b.cumulative, b.count),
+            None => (&[], &[], life.count),
+        };
+        if self.bounds.as_slice() != bounds {
+            // Series of one family share their bounds: format them once.
+            self.bounds.clear();
+            self.bounds.extend_from_slice(bounds);
+            self.bound_text.clear();
+            for b in bounds {
+                self.bound_text
+                    .push(self.floats.format_finite(*b).to_owned());
+            }
+        }
+        let mut last = 0u64;
+        for (text, &c) in self.bound_text.iter().zip(cumulative) {
+            // Keep buckets cumulative even for a malformed snapshot.
+            last = last.max(c).min(count);
+            write_name(out, base, "_bucket");
+            write_labels(out, &s.labels, Some(("le", text)));
+            out.push(' ');
+            write_u64(out, last);
+            out.push('\n');
+        }
+        write_name(out, base, "_bucket");
+        write_labels(out, &s.labels, Some(("le", "+Inf")));
+        out.push(' ');
+        write_u64(out, count);
+        out.push('\n');
+        write_name(out, base, "_sum");
+        write_labels(out, &s.labels, None);
+        out.push(' ');
+        self.write_f64(out, life.sum);
+        out.push('\n');
+        write_name(out, base, "_count");
+        write_labels(out, &s.labels, None);
+        out.push(' ');
+        write_u64(out, count);
+        out.push('\n');
+    }
+
+    /// Shortest round-trip decimal (`0.1`, `1e-7`, `3.0`, `1e+300`), or
+    /// `NaN`, `+Inf`, `-Inf`, which both formats (and Go's and Python's
+    /// parsers) accept.
+    fn write_f64(&mut self, out: &mut String, v: f64) {
+        if v.is_nan() {
+            out.push_str("NaN");
+        } else if v.is_infinite() {
+            out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+        } else {
+            out.push_str(self.floats.format_finite(v));
+        }
+    }
+
+    /// Claims the family's exposed names and writes its metadata lines;
+    /// false (and nothing written) if a name is already taken.
+    fn begin_family(
+        &mut self,
+        header: &FamilyHeader<'_>,
+        out: &mut String,
+        report: &mut RenderReport,
+    ) -> bool {
+        let suffixes = header.kind.suffixes();
+        for suffix in suffixes {
+            self.scratch.clear();
+            self.scratch.push_str(header.base);
+            self.scratch.push_str(suffix);
+            if self.taken.contains(self.scratch.as_str()) {
+                report.clashing_families.push(header.base.to_owned());
+                return false;
+            }
+        }
+        for suffix in suffixes {
+            self.scratch.clear();
+            self.scratch.push_str(header.base);
+            self.scratch.push_str(suffix);
+            self.taken.insert(self.scratch.as_str().into());
+        }
+        report.families += 1;
+        let kind = header.kind.as_str();
+        match self.format {
+            TextFormat::Prometheus => {
+                // In 0.0.4 a counter's family is named like its samples.
+                let suffix = if header.kind == FamilyType::Counter {
+                    "_total"
+                } else {
+                    ""
+                };
+                if let Some(help) = header.help {
+                    out.push_str("# HELP ");
+                    write_name(out, header.base, suffix);
+                    out.push(' ');
+                    escape_into(out, help, false);
+                    out.push('\n');
+                }
+                out.push_str("# TYPE ");
+                write_name(out, header.base, suffix);
+                let _ = writeln!(out, " {kind}");
+            }
+            TextFormat::OpenMetrics => {
+                let _ = writeln!(out, "# TYPE {} {kind}", header.base);
+                if let Some(unit) = header.unit {
+                    let matches = header
+                        .base
+                        .strip_suffix(unit)
+                        .is_some_and(|rest| rest.ends_with('_'));
+                    if matches {
+                        let _ = writeln!(out, "# UNIT {} {unit}", header.base);
+                    }
+                }
+                if let Some(help) = header.help {
+                    let _ = write!(out, "# HELP {} ", header.base);
+                    escape_into(out, help, true);
+                    out.push('\n');
+                }
+            }
+        }
+        true
+    }
+
+    /// True if the labels of series `pos` of `run` repeat an earlier
+    /// series' of the same run (counted in the report).
+    fn is_duplicate<'a>(
+        &mut self,
+        pos: usize,
+        run: &[usize],
+        labels_of: impl Fn(usize) -> &'a Labels,
+        report: &mut RenderReport,
+    ) -> bool {
+        let labels = labels_of(run[pos]);
+        let hash = hash_labels(labels);
+        let repeated = match self.seen.get(&hash) {
+            None => {
+                self.seen.insert(hash, pos);
+                false
+            }
+            // Equal hashes: compare exactly, and scan the run on a true
+            // collision, so that a distinct series is never hidden.
+            Some(&at) => {
+                labels_of(run[at]) == labels || run[..pos].iter().any(|&j| labels_of(j) == labels)
+            }
+        };
+        if repeated {
+            report.duplicate_series += 1;
+        }
+        repeated
+    }
+}
+
+/// Keeps a file of Prometheus or OpenMetrics text current, for a
+/// `node_exporter` textfile collector or any scraper that reads files.
+///
+/// Each export renders into a temporary file beside the target and renames
+/// it over the target, so readers see the old text or the new, never half.
+///
+/// ```
+/// use vitals::export::{Exporter, TextFileExporter, TextFormat};
+///
+/// let dir = std::env::temp_dir().join(format!("vitals-doc-prom-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("app.prom");
+/// let mut exporter = TextFileExporter::new(&path, TextFormat::Prometheus).unwrap();
+/// let metrics = vitals::MetricsCollector::new();
+/// metrics.counter("jobs_total", &[]).inc();
+/// exporter.export(&metrics.snapshot()).unwrap();
+/// assert!(std::fs::read_to_string(&path).unwrap().contains("jobs_total 1"));
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct TextFileExporter {
+    path: PathBuf,
+    temp: PathBuf,
+    renderer: TextRenderer,
+    buf: String,
+}
+
+impl TextFileExporter {
+    /// An exporter writing `format` to `path`, whose directory must exist
+    /// and be writable (checked here by creating the temporary file).
+    ///
+    /// ```
+    /// use vitals::export::{TextFileExporter, TextFormat};
+    /// assert!(TextFileExporter::new("/nonexistent/app.prom", TextFormat::Prometheus).is_err());
+    /// ```
+    pub fn new(path: impl AsRef<Path>, format: TextFormat) -> Result<Self, Error> {
+        let path = path.as_ref().to_path_buf();
+        let name = path
+            .file_name()
+            .ok_or_else(|| Error::InvalidConfig(format!("{path:?} does not name a file")))?;
+        let mut temp_name = std::ffi::OsString::from(".");
+        temp_name.push(name);
+        temp_name.push(".tmp");
+        let temp = path.with_file_name(temp_name);
+        std::fs::File::create(&temp).map_err(|e| Error::io("create", &temp, &e))?;
+        Ok(TextFileExporter {
+            path,
+            temp,
+            renderer: TextRenderer::new(format),
+            buf: String::new(),
+        })
+    }
+}
+
+impl Exporter for TextFileExporter {
+    fn name(&self) -> &str {
+        match self.renderer.format() {
+            TextFormat::Prometheus => "prometheus_file",
+            TextFormat::OpenMetrics => "openmetrics_file",
+        }
+    }
+
+    fn export(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
+        self.buf.clear();
+        self.renderer.render_into(snapshot, &mut self.buf);
+        let mut file =
+            std::fs::File::create(&self.temp).map_err(|e| Error::io("create", &self.temp, &e))?;
+        file.write_all(self.buf.as_bytes())
+            .map_err(|e| Error::io("write", &self.temp, &e))?;
+        drop(file);
+        std::fs::rename(&self.temp, &self.path).map_err(|e| Error::io("rename", &self.temp, &e))
+    }
+}
+
+/// The family name of a counter: its name without a trailing `_total`.
+fn counter_base(name: &str) -> &str {
+    match name.strip_suffix("_total") {
+        Some(base) if !base.is_empty() => base,
+        _ => name,
+    }
+}
+
+/// Fills `order` with the indices of `items`, stably sorted by name, so that
+/// the series of one family come together even in a hand-made snapshot.
+fn sorted_order<T>(items: &[T], name: impl Fn(&T) -> &std::sync::Arc<str>, order: &mut Vec<usize>) {
+    order.clear();
+    order.extend(0..items.len());
+    let sorted = items.windows(2).all(|w| name(&w[0]) <= name(&w[1]));
+    if !sorted {
+        order.sort_by(|&a, &b| name(&items[a]).cmp(name(&items[b])));
+    }
+}
+
+/// Consecutive runs of `order` with the same name.
+fn runs<'o, 's>(
+    order: &'o [usize],
+    name: impl Fn(usize) -> &'s str + 'o,
+) -> impl Iterator<Item = &'o [usize]> + 'o {
+    let mut rest = order;
+    std::iter::from_fn(move || {
+        let (&first, _) = rest.split_first()?;
+        let n = name(first);
+        let len = rest.iter().take_while(|&&i| name(i) == n).count();
+        let (run, tail) = rest.split_at(len);
+        rest = tail;
+        Some(run)
+    })
+}
+
+fn lookup<'m>(meta: &'m [MetricInfo], name: &str) -> Option<&'m MetricInfo> {
+    match meta.binary_search_by(|m| (*m.name).cmp(name)) {
+        Ok(i) => Some(&meta[i]),
+        // Metadata out of order (a hand-made snapshot): look everywhere.
+        Err(_) => meta.iter().find(|m| &*m.name == name),
+    }
+}
+
+fn write_name(out: &mut String, base: &str, suffix: &str) {
+    out.push_str(base);
+    out.push_str(suffix);
+}
+
+fn write_labels(out: &mut String, labels: &Labels, extra: Option<(&str, &str)>) {
+    if labels.is_empty() && extra.is_none() {
+        return;
+    }
+    out.push('{');
+    let mut first = true;
+    for (k, v) in labels.iter().chain(extra) {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(k);
+        out.push_str("=\"");
+        escape_into(out, v, true);
+        out.push('"');
+    }
+    out.push('}');
+}
+
+/// Escapes `\` and newline, and `"` when `quote` (label values always; help
+/// text in OpenMetrics only).
+fn escape_into(out: &mut String, text: &str, quote: bool) {
+    if !text.bytes().any(|b| matches!(b, b'\\' | b'\n' | b'"')) {
+        out.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if quote => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+fn write_u64(out: &mut String, v: u64) {
+    out.push_str(itoa::Buffer::new().format(v));
+}
+
+/// The quantile levels as label values, formatted once.
+const QUANTILE_LABELS: [&str; 5] = ["0.5", "0.9", "0.95", "0.99", "0.999"];
+
+/// FNV-1a over keys and values, with separators so that `("ab","c")` and
+/// `("a","bc")` differ. Collisions are resolved by an exact comparison.
+fn hash_labels(labels: &Labels) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (k, v) in labels.iter() {
+        for b in k.bytes().chain([0xff]).chain(v.bytes()).chain([0xfe]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The label hashes are already mixed.
+#[derive(Debug, Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
