@@ -63,8 +63,8 @@
 pub mod bridge;
 mod clock;
 mod error;
-pub mod history;
 pub mod export;
+pub mod history;
 mod key;
 mod macros;
 mod metrics;

@@ -51,6 +51,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::export::{Exporter, JsonLinesReader, SkippedLine};
 use crate::key::Labels;
 use crate::metrics::sparse::SparseBuckets;
 use crate::snapshot::{MetricKind, Snapshot};
@@ -217,6 +218,33 @@ pub struct HistoryStats {
     /// Lines of the level files that did not parse (torn lines), met while
     /// reopening or querying a persisted history.
     pub skipped_lines: u64,
+}
+
+/// What [`History::replay_files`] read.
+///
+/// ```
+/// let report = vitals::history::ReplayReport { snapshots: 0, skipped: Vec::new() };
+/// assert!(report.skipped.is_empty());
+/// ```
+#[derive(Debug, Clone)]
+pub struct ReplayReport {
+    /// Snapshots ingested.
+    pub snapshots: u64,
+    /// Lines skipped (torn or not a snapshot), with file and line number.
+    pub skipped: Vec<SkippedLine>,
+}
+
+/// A shared history is an [`Exporter`]: give a
+/// [`Reporter`](crate::export::Reporter) an `Arc<History>` and every
+/// snapshot it takes is ingested.
+impl Exporter for Arc<History> {
+    fn name(&self) -> &str {
+        "history"
+    }
+
+    fn export(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
+        self.ingest(snapshot)
+    }
 }
 
 /// Builds a [`History`] with non-default retentions.
@@ -635,6 +663,36 @@ impl History {
         Ok(read)
     }
 
+    /// Rebuilds history from an exporter's JSON-Lines files: `path` and its
+    /// rotated siblings, oldest first (see
+    /// [`JsonLinesReader::open_rotated`]). Torn or unreadable lines are
+    /// skipped and listed in the report.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// let dir = std::env::temp_dir().join(format!("vitals-doc-replay-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("metrics.jsonl");
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let mut line = Vec::new();
+    /// vitals::export::JsonLinesExporter::encode_line(&metrics.snapshot(), &mut line).unwrap();
+    /// let mut file = std::fs::File::create(&path).unwrap();
+    /// file.write_all(&line).unwrap();
+    /// file.write_all(b"{\"schema_version\":2,\"timest").unwrap(); // torn
+    /// let history = vitals::history::History::new();
+    /// let report = history.replay_files(&path).unwrap();
+    /// assert_eq!((report.snapshots, report.skipped.len()), (1, 1));
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// ```
+    pub fn replay_files(&self, path: impl AsRef<Path>) -> Result<ReplayReport, Error> {
+        let mut reader = JsonLinesReader::open_rotated(path)?;
+        let snapshots = self.replay(&mut reader)?;
+        Ok(ReplayReport {
+            snapshots,
+            skipped: reader.skipped().to_vec(),
+        })
+    }
+
     fn close_and_expire(&self, inner: &mut Inner, now: u64) {
         let Inner { names, disk, .. } = inner;
         let horizon = self.resident_ms.map(|r| now.saturating_sub(r));
@@ -684,17 +742,20 @@ impl History {
         let Some(disk) = &inner.disk else {
             return Ok(());
         };
-        let mut newest = 0;
+        // The newest point of any level: from the last segment of each.
+        let mut newest = None::<u64>;
         for level in Level::ALL {
             if let Some((start, _)) = disk.segments(level)?.last() {
-                newest = newest.max(start + persist::segment_ms(level));
+                disk.read(level, *start, u64::MAX, None, |p| {
+                    newest = Some(newest.map_or(p.t_ms, |n| n.max(p.t_ms)));
+                })?;
             }
         }
-        if newest == 0 {
+        let Some(newest) = newest else {
             return Ok(());
-        }
-        let mut loaded: Vec<(Level, persist::StoredPoint)> = Vec::new();
+        };
         let mut skipped = 0;
+        let mut loaded: Vec<(Level, persist::StoredPoint)> = Vec::new();
         for level in Level::ALL {
             let from = newest.saturating_sub(self.resident_ms[level.index()]);
             skipped += disk.read(level, from, u64::MAX, None, |p| loaded.push((level, p)))?;
@@ -855,7 +916,13 @@ impl History {
                 let until = query
                     .end_ms
                     .min(memory_from.saturating_add(interval.unwrap_or(0)) + 1);
-                let skipped = disk.read(level, query.start_ms, until, Some(&query.name), |p| {
+                // Whole segment files outlive the retention a little: the
+                // retention is applied to their points here.
+                let kept_from = now
+                    .saturating_sub(self.retention_ms[i])
+                    .saturating_sub(interval.unwrap_or(0));
+                let from = query.start_ms.max(kept_from);
+                let skipped = disk.read(level, from, until, Some(&query.name), |p| {
                     if query.selects(&p.labels) {
                         disk_kind.get_or_insert(p.agg.kind());
                         let (_, labels, point) = p.into_point();
