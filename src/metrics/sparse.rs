@@ -160,6 +160,11 @@ impl SparseBuckets {
             self.counts.extend_from_slice(&other.counts);
             return;
         }
+        // The common case when an interval keeps absorbing short deltas:
+        // every bucket of `other` is already here, so add in place.
+        if self.add_in_place(other) {
+            return;
+        }
         let mut out = Vec::with_capacity(self.counts.len().max(other.counts.len()) + 8);
         let (mut a, mut b) = (
             self.counts.iter().peekable(),
@@ -192,6 +197,26 @@ impl SparseBuckets {
             }
         }
         self.counts = out;
+    }
+
+    /// Adds `other` without allocating when all of its buckets are present;
+    /// returns false (and changes nothing) otherwise.
+    fn add_in_place(&mut self, other: &SparseBuckets) -> bool {
+        let mut at = Vec::with_capacity(other.counts.len());
+        let mut i = 0;
+        for &(bucket, _) in &other.counts {
+            while i < self.counts.len() && self.counts[i].0 < bucket {
+                i += 1;
+            }
+            if i == self.counts.len() || self.counts[i].0 != bucket {
+                return false;
+            }
+            at.push(i);
+        }
+        for (&i, &(_, c)) in at.iter().zip(&other.counts) {
+            self.counts[i].1 = self.counts[i].1.saturating_add(c);
+        }
+        true
     }
 
     /// These counts minus `earlier`'s (both normalised): the values recorded
