@@ -12,13 +12,11 @@ const HOUR: u64 = 60 * MIN;
 /// An hour-aligned start, so that interval boundaries are easy to reason on.
 const T0: u64 = 1_800_000_000_000 - 1_800_000_000_000 % HOUR;
 
+/// A counter sample: name, labels, total.
+type CounterSpec<'a> = (&'a str, &'a [(&'a str, &'a str)], u64);
+
 /// A hand-made snapshot at `t` ms with the given counters and gauges.
-fn snap(
-    t: u64,
-    uptime: f64,
-    counters: &[(&str, &[(&str, &str)], u64)],
-    gauges: &[(&str, f64)],
-) -> Snapshot {
+fn snap(t: u64, uptime: f64, counters: &[CounterSpec], gauges: &[(&str, f64)]) -> Snapshot {
     let mut s = MetricsCollector::new().snapshot();
     s.timestamp_unix_ms = t;
     s.uptime_seconds = uptime;

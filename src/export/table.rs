@@ -435,7 +435,7 @@ fn write_plain(out: &mut String, v: f64) {
         return;
     }
     let a = v.abs();
-    if a >= 1000.0 && a < 1e18 {
+    if (1000.0..1e18).contains(&a) {
         if v < 0.0 {
             out.push('-');
         }
@@ -464,7 +464,7 @@ fn write_duration(out: &mut String, secs: f64) {
         return;
     }
     let (value, suffix) = match secs.abs() {
-        a if a == 0.0 => (0.0, "s"),
+        0.0 => (0.0, "s"),
         a if a >= 1.0 => (secs, "s"),
         a if a >= 1e-3 => (secs * 1e3, "ms"),
         a if a >= 1e-6 => (secs * 1e6, "µs"),

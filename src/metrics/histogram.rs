@@ -476,6 +476,9 @@ pub(crate) struct HistogramCore {
     buckets: Option<Box<BucketCounters>>,
 }
 
+// One per series, its variant fixed at creation: boxing the larger one
+// would add a pointer chase to every `record`.
+#[allow(clippy::large_enum_variant)]
 enum WindowCore {
     Time(TimeWindow),
     Count(CountWindow),
@@ -739,7 +742,7 @@ impl HistogramCore {
     /// only: a count window keeps no buckets).
     pub(crate) fn with_lifetime_buckets(self) -> Self {
         if let WindowCore::Time(w) = &self.kind {
-            w.reader.lock().life_buckets = Some(LifeBuckets::default());
+            w.reader.lock().life_buckets = Some(Box::default());
         }
         self
     }
@@ -893,7 +896,7 @@ struct TimeReader {
     closed: Option<Merged>,
     /// Counts of the retired slots, per octave, when snapshots carry
     /// lifetime buckets.
-    life_buckets: Option<LifeBuckets>,
+    life_buckets: Option<Box<LifeBuckets>>,
 }
 
 /// Bucket counts of every retired slot, kept only by collectors built with
@@ -1267,10 +1270,7 @@ impl TimeWindow {
         let reader = self.reader.lock();
         let cache = reader.closed.as_ref().map_or(0, |m| {
             m.octaves.capacity() * std::mem::size_of::<(usize, [u64; SUBS])>()
-        }) + reader
-            .life_buckets
-            .as_ref()
-            .map_or(0, LifeBuckets::heap_bytes);
+        }) + reader.life_buckets.as_ref().map_or(0, |l| l.heap_bytes());
         drop(reader);
         cache
             + self.all_stripes().map(Stripe::heap_bytes).sum::<usize>()

@@ -237,7 +237,7 @@ impl SparseBuckets {
         let mut old = earlier.counts.iter().peekable();
         for &(bucket, count) in &self.counts {
             let mut before = 0;
-            while let Some(&&(b, c)) = old.peek() {
+            if let Some(&&(b, c)) = old.peek() {
                 if b < bucket {
                     return None; // a bucket vanished
                 }
@@ -245,7 +245,6 @@ impl SparseBuckets {
                     before = c;
                     old.next();
                 }
-                break;
             }
             let diff = count.checked_sub(before)?;
             if diff > 0 {
