@@ -640,7 +640,7 @@ impl History {
         }
     }
 
-    /// Ingests snapshots in order (a [`JsonLinesReader`](crate::export::JsonLinesReader)
+    /// Ingests snapshots in order (a [`JsonLinesReader`]
     /// over an exporter's files, rotated sets included, which skips torn
     /// lines) and returns how many were read. Stops at the first error
     /// the iterator yields.
