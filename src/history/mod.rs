@@ -59,7 +59,7 @@ use crate::snapshot::{MetricKind, Snapshot};
 pub use query::{Aggregation, LabelMatch, Query, QueryPoint, QueryResult, SeriesResult};
 
 use persist::Disk;
-use point::{Aggregate, Point};
+use point::{Aggregate, Dist, Point};
 
 /// A level of the history.
 ///
@@ -706,7 +706,7 @@ impl History {
                             if let Some(disk) = disk.as_mut() {
                                 disk.push(*level, name, labels, &p);
                             }
-                            s.levels[i + 1].push_back(p);
+                            s.levels[i + 1].push_back(p.packed());
                         }
                     }
                 }
@@ -782,7 +782,7 @@ impl History {
                 open: Default::default(),
             });
             series.previous_ms = series.previous_ms.max(point.t_ms);
-            series.levels[level.index()].push_back(point);
+            series.levels[level.index()].push_back(point.packed());
         }
         // A raw point carries its snapshot's time; a roll-up its start.
         inner.floor = floor;
@@ -1076,7 +1076,7 @@ impl Ingest {
                 Some(Aggregate::Histogram {
                     count,
                     sum,
-                    buckets,
+                    buckets: buckets.map(Dist::Open),
                 })
             }
             // No earlier reading: a baseline only.
@@ -1100,7 +1100,7 @@ impl Ingest {
                         if let Some(disk) = disk.as_mut() {
                             disk.push(*level, name, labels, &done);
                         }
-                        series.levels[i + 1].push_back(done);
+                        series.levels[i + 1].push_back(done.packed());
                     }
                     *slot = Some(Point {
                         t_ms: start,
@@ -1112,6 +1112,6 @@ impl Ingest {
         if let Some(disk) = disk.as_mut() {
             disk.push(Level::Raw, name, labels, &point);
         }
-        series.levels[0].push_back(point);
+        series.levels[0].push_back(point.packed());
     }
 }
