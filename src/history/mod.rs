@@ -844,7 +844,9 @@ impl History {
         match query.max_points {
             Some(n) if n > 0 => {
                 let end = query.end_ms.min(now_ms.saturating_add(1));
-                let wanted = end.saturating_sub(start_ms) / n as u64;
+                // The range as asked (not clipped to the data held): a
+                // day in 24 points reads hours.
+                let wanted = end.saturating_sub(query.start_ms.min(start_ms)) / n as u64;
                 covering
                     .iter()
                     .rev()
