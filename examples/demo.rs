@@ -59,40 +59,6 @@ fn serve(rng: &mut Rng, route: &str) {
     gauge!("http_in_flight_requests").decrement(1.0);
 }
 
-/// CPU and resident memory of this process from `/proc` (Linux only; on
-/// other systems the status line simply leaves them out).
-struct ProcessProbe {
-    last: Option<(Instant, f64)>,
-}
-
-impl ProcessProbe {
-    fn sample(&mut self) {
-        let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-            return;
-        };
-        // Fields after the command name, which is in parentheses.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            return;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of the line, in clock ticks
-        // (100 per second on Linux); rss, field 24, is in pages (4 KiB).
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-        if let (Some(user), Some(system), Some(rss)) = (ticks(11), ticks(12), ticks(21)) {
-            let cpu_seconds = (user + system) / 100.0;
-            let now = Instant::now();
-            if let Some((then, before)) = self.last {
-                let wall = now.duration_since(then).as_secs_f64();
-                if wall > 0.0 {
-                    gauge!("process_cpu_usage_ratio").set((cpu_seconds - before) / wall);
-                }
-            }
-            self.last = Some((now, cpu_seconds));
-            gauge!("process_resident_memory_bytes").set(rss * 4096.0);
-        }
-    }
-}
-
 fn main() -> Result<(), vitals::Error> {
     let seconds: u64 = std::env::var("VITALS_DEMO_SECONDS")
         .ok()
@@ -113,6 +79,12 @@ fn main() -> Result<(), vitals::Error> {
     let dir = std::env::temp_dir().join(format!("vitals-demo-{}", std::process::id()));
     let path = dir.join("metrics.jsonl");
     let metrics = vitals::global();
+    // CPU and memory for the status line come from the built-in plug-ins.
+    #[cfg(feature = "system")]
+    {
+        metrics.register(vitals::collectors::SystemCollector::new())?;
+        metrics.register(vitals::collectors::ProcessCollector::new())?;
+    }
     let reporter = Reporter::builder(metrics)
         .interval(Duration::from_secs(1))
         .exporter(JsonLinesExporter::builder(&path).build()?)
@@ -136,12 +108,10 @@ fn main() -> Result<(), vitals::Error> {
         })
         .collect();
 
-    let mut probe = ProcessProbe { last: None };
     let started = Instant::now();
     let mut next_table = started + Duration::from_secs(2);
     while started.elapsed() < Duration::from_secs(seconds) {
         thread::sleep(Duration::from_millis(250));
-        probe.sample();
         if Instant::now() >= next_table {
             next_table += Duration::from_secs(2);
             let snap = metrics.snapshot();

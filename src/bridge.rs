@@ -62,7 +62,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -334,7 +334,7 @@ impl HistogramFn for Histogram {
 /// A `MetricsCollector` method taking a name and labels.
 type Lookup<T> = fn(&MetricsCollector, &str, &[(&str, &str)]) -> T;
 
-type KeyMap<H> = HashMap<Key, Arc<H>, BuildHasherDefault<KeyHashPassthrough>>;
+type KeyMap<H> = HashMap<Key, Arc<H>, BuildHasherDefault<crate::key::PrehashedHasher>>;
 
 /// `metrics::Key` → vitals handle, sharded by the key's hash.
 struct HandleCache<H> {
@@ -391,29 +391,6 @@ impl<H> HandleCache<H> {
         self.len.fetch_add(1, Ordering::Relaxed);
         map.insert(key.clone(), Arc::clone(&handle));
         handle
-    }
-}
-
-/// `metrics::Key` hashes itself by writing its precomputed hash; passing it
-/// through avoids hashing the name and labels again on every macro call.
-#[derive(Default)]
-struct KeyHashPassthrough(u64);
-
-impl Hasher for KeyHashPassthrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Not reached through `Key`; folds bytes in so any other use still
-        // hashes correctly.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
     }
 }
 

@@ -263,6 +263,29 @@ fn str_eq(a: &str, b: &str) -> bool {
     }
 }
 
+/// A [`Hasher`](std::hash::Hasher) for keys that are already well-mixed
+/// hashes (label-set hashes, `metrics::Key`'s precomputed hash): hashing
+/// them again would be wasted work. Other input is folded in byte by byte,
+/// so any other use still hashes correctly.
+#[derive(Debug, Default)]
+pub(crate) struct PrehashedHasher(u64);
+
+impl std::hash::Hasher for PrehashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// A [`Hasher`](std::hash::Hasher) over [`hash_bytes`], for maps keyed by
 /// metric name: SipHash would cost more than the rest of a name lookup.
 /// Names can come from runtime data, but the number of names is capped.

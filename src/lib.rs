@@ -22,6 +22,17 @@
 //! feature, `bridge::install` makes vitals the `metrics` recorder, so
 //! `metrics::counter!` and friends from any library land in vitals series.
 //!
+//! **Outputs** live in [`export`]: every exporter renders a [`Snapshot`],
+//! never the registry. A [`Reporter`](export::Reporter) thread snapshots
+//! every interval and feeds the exporters, isolating their failures;
+//! [`JsonLinesExporter`](export::JsonLinesExporter) appends one snapshot per
+//! line with rotation, retention and an fsync policy, and
+//! [`JsonLinesReader`](export::JsonLinesReader) reads the files back;
+//! [`render_prometheus`](export::render_prometheus) and
+//! [`render_openmetrics`](export::render_openmetrics) write the scrape
+//! formats; [`render_table`](export::render_table) and
+//! [`status_line`](export::status_line) are for people and logs.
+//!
 //! **Bad input never panics.** The `try_*` methods return an [`Error`];
 //! the macros and plain methods hand back a detached handle and count the
 //! problem in `vitals_errors_total{kind}`. NaN gauges are kept (and spelled

@@ -2,7 +2,7 @@
 //! global collector.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -12,6 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::key::{
     hash_labels, labels_match, validate_labels, validate_metric_name, Labels, NameHasher,
+    PrehashedHasher,
 };
 use crate::metrics::counter::{Counter, CounterCore};
 use crate::metrics::gauge::{Gauge, GaugeCore};
@@ -159,26 +160,6 @@ enum Metric {
     Counter(Counter),
     Gauge(Gauge),
     Histogram(Histogram),
-}
-
-/// The label hash is already well mixed; hashing it again is wasted work.
-#[derive(Default)]
-struct PrehashedHasher(u64);
-
-impl Hasher for PrehashedHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
 
 /// Settings for a [`MetricsCollector`].

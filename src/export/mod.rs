@@ -28,11 +28,15 @@
 //! # Ok::<(), vitals::Error>(())
 //! ```
 
-pub(crate) mod jsonl;
-pub(crate) mod prometheus;
-pub(crate) mod reporter;
-pub(crate) mod table;
+#[cfg(feature = "http")]
+pub mod http;
+pub mod jsonl;
+pub mod prometheus;
+pub mod reporter;
+pub mod table;
 
+#[cfg(feature = "http")]
+pub use http::{serve, HttpConfig, HttpServer, HttpServerStats};
 pub use jsonl::{FsyncPolicy, JsonLinesBuilder, JsonLinesExporter, JsonLinesReader, SkippedLine};
 pub use prometheus::{
     render_openmetrics, render_prometheus, RenderReport, TextFileExporter, TextFormat,

@@ -30,7 +30,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -128,7 +128,7 @@ pub struct TextRenderer {
     taken: HashSet<Box<str>>,
     /// Label hash → position in the current family's run, for finding
     /// repeated series without cloning their labels.
-    seen: HashMap<u64, usize, BuildHasherDefault<PassThrough>>,
+    seen: HashMap<u64, usize, BuildHasherDefault<crate::key::PrehashedHasher>>,
     order: Vec<usize>,
     scratch: String,
     /// `le` values of the current bucketed family, formatted once.
@@ -830,20 +830,53 @@ fn hash_labels(labels: &Labels) -> u64 {
     h
 }
 
-/// The label hashes are already mixed.
-#[derive(Debug, Default)]
-struct PassThrough(u64);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
+    #[test]
+    fn counter_families_drop_one_total_suffix_but_never_everything() {
+        assert_eq!(counter_base("requests_total"), "requests");
+        assert_eq!(counter_base("requests"), "requests");
+        assert_eq!(counter_base("a_total_total"), "a_total");
+        assert_eq!(counter_base("_total"), "_total");
     }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
+
+    #[test]
+    fn escaping_handles_each_special_character() {
+        let mut out = String::new();
+        escape_into(&mut out, "a\\b\"c\nd", true);
+        assert_eq!(out, "a\\\\b\\\"c\\nd");
+        out.clear();
+        escape_into(&mut out, "a\\b\"c\nd", false);
+        assert_eq!(out, "a\\\\b\"c\\nd");
+        out.clear();
+        escape_into(&mut out, "plain ✓", true);
+        assert_eq!(out, "plain ✓");
     }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+
+    #[test]
+    fn label_hashes_separate_keys_from_values() {
+        let a = Labels::from_pairs(&[("ab", "c")]);
+        let b = Labels::from_pairs(&[("a", "bc")]);
+        assert_ne!(hash_labels(&a), hash_labels(&b));
+    }
+
+    #[test]
+    fn a_hash_collision_never_hides_a_distinct_series() {
+        let mut r = TextRenderer::new(TextFormat::Prometheus);
+        let labels = [
+            Labels::from_pairs(&[("k", "1")]),
+            Labels::from_pairs(&[("k", "2")]),
+            Labels::from_pairs(&[("k", "1")]),
+        ];
+        let run = [0, 1, 2];
+        let mut report = RenderReport::default();
+        // Pretend series 1 collided with series 0.
+        r.seen.insert(hash_labels(&labels[1]), 0);
+        r.seen.insert(hash_labels(&labels[0]), 0);
+        assert!(!r.is_duplicate(1, &run, |j| &labels[j], &mut report));
+        assert!(r.is_duplicate(2, &run, |j| &labels[j], &mut report));
+        assert_eq!(report.duplicate_series, 1);
     }
 }

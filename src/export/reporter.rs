@@ -169,7 +169,14 @@ impl ReporterBuilder {
         };
         let thread = std::thread::Builder::new()
             .name("vitals-reporter".into())
-            .spawn(move || worker.run())
+            .spawn(move || {
+                let shared = Arc::clone(&worker.shared);
+                // Whatever happens in the worker, callers of `tick_now` must
+                // not wait for it forever.
+                let _ = catch_unwind(AssertUnwindSafe(|| worker.run()));
+                shared.control.lock().stop = true;
+                shared.wake.notify_all();
+            })
             .map_err(|e| Error::io("spawn", std::path::Path::new("vitals-reporter"), &e))?;
         Ok(Reporter {
             shared,

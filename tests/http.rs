@@ -1,0 +1,478 @@
+//! The HTTP endpoint, through real sockets on loopback: routes, content
+//! negotiation, every limit, health, shared snapshots, and the scraped text
+//! checked by promtool and the Python prometheus_client parsers when they are
+//! installed (CI installs them and sets VITALS_REQUIRE_TOOLS=1).
+#![cfg(feature = "http")]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use vitals::collectors::HealthCollector;
+use vitals::export::{
+    serve, HttpConfig, HttpServer, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE,
+};
+use vitals::{MetricsCollector, Snapshot};
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `raw` on a new connection and reads until the server closes it.
+fn exchange(addr: SocketAddr, raw: &[u8]) -> Reply {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(raw).unwrap();
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    parse(&bytes)
+}
+
+fn parse(bytes: &[u8]) -> Reply {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+fn get(addr: SocketAddr, path: &str, extra: &str) -> Reply {
+    let raw = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{extra}\r\n");
+    exchange(addr, raw.as_bytes())
+}
+
+fn populated() -> MetricsCollector {
+    use vitals::MetricKind::{Counter, Gauge, Histogram};
+    let m = MetricsCollector::new();
+    // promtool's linter wants help text on every family.
+    m.describe(Counter, "requests_total", None, "Requests served");
+    m.describe(
+        Gauge,
+        "temperature_celsius",
+        Some("celsius"),
+        "Room temperature",
+    );
+    m.describe(Gauge, "broken_ratio", None, "A sensor that reads NaN");
+    m.describe(
+        Histogram,
+        "latency_seconds",
+        Some("seconds"),
+        "Request latency",
+    );
+    m.counter("requests_total", &[("path", "/a \"quoted\" \\ path\nnext")])
+        .increment(42);
+    m.gauge("temperature_celsius", &[("room", "küche")])
+        .set(21.5);
+    m.gauge("broken_ratio", &[]).set(f64::NAN);
+    let h = m.histogram("latency_seconds", &[("route", "/")]);
+    for ms in 1..=100 {
+        h.record(f64::from(ms) / 1000.0);
+    }
+    m
+}
+
+fn quick(workers: usize) -> HttpConfig {
+    HttpConfig {
+        workers,
+        read_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(300),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn metrics_are_served_as_prometheus_text_by_default() {
+    let m = populated();
+    let server = serve(&m, "127.0.0.1:0").unwrap();
+    assert!(server.local_addr().ip().is_loopback());
+    let reply = get(server.local_addr(), "/metrics", "");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some(PROMETHEUS_CONTENT_TYPE));
+    assert_eq!(
+        reply
+            .header("content-length")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap(),
+        reply.body.len()
+    );
+    assert!(reply.body.contains("requests_total{"), "{}", reply.body);
+    assert!(reply.body.contains(" 42\n"));
+    assert!(!reply.body.contains("# EOF"));
+    // A query string does not change the route.
+    assert_eq!(get(server.local_addr(), "/metrics?x=1", "").status, 200);
+}
+
+#[test]
+fn openmetrics_is_served_when_the_accept_header_asks_for_it() {
+    let m = populated();
+    let server = serve(&m, "127.0.0.1:0").unwrap();
+    let accept =
+        "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n";
+    let reply = get(server.local_addr(), "/metrics", accept);
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some(OPENMETRICS_CONTENT_TYPE));
+    assert!(reply.body.ends_with("# EOF\n"));
+    let plain = get(server.local_addr(), "/metrics", "Accept: text/plain\r\n");
+    assert_eq!(plain.header("content-type"), Some(PROMETHEUS_CONTENT_TYPE));
+}
+
+#[test]
+fn the_snapshot_is_served_as_json() {
+    let m = populated();
+    let server = serve(&m, "127.0.0.1:0").unwrap();
+    let reply = get(server.local_addr(), "/metrics.json", "");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let snap: Snapshot = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(
+        snap.counter("requests_total", &[("path", "/a \"quoted\" \\ path\nnext")]),
+        Some(42)
+    );
+}
+
+#[test]
+fn head_has_the_headers_and_no_body() {
+    let m = populated();
+    let server = serve(&m, "127.0.0.1:0").unwrap();
+    let full = get(server.local_addr(), "/metrics", "");
+    let raw = "HEAD /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    let head = exchange(server.local_addr(), raw.as_bytes());
+    assert_eq!(head.status, 200);
+    assert_eq!(head.body, "");
+    assert_eq!(head.header("content-length"), full.header("content-length"));
+}
+
+#[test]
+fn other_methods_unknown_paths_and_malformed_requests_are_refused() {
+    let m = populated();
+    let server = serve(&m, "127.0.0.1:0").unwrap();
+    let addr = server.local_addr();
+    let post = exchange(
+        addr,
+        b"POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    for method in ["PUT", "DELETE", "OPTIONS"] {
+        let raw = format!("{method} /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        assert_eq!(exchange(addr, raw.as_bytes()).status, 405, "{method}");
+    }
+    assert_eq!(get(addr, "/nope", "").status, 404);
+    assert_eq!(get(addr, "/", "").status, 404);
+    assert_eq!(exchange(addr, b"GARBAGE\r\n\r\n").status, 400);
+    assert_eq!(
+        exchange(addr, b"GET /metrics HTTP/1.1\r\nBad Header\r\n\r\n").status,
+        400
+    );
+    let with_body = exchange(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    assert_eq!(with_body.status, 413);
+}
+
+#[test]
+fn an_oversized_request_head_gets_431() {
+    let m = populated();
+    let server = serve(&m, "127.0.0.1:0").unwrap();
+    let big = format!(
+        "GET /metrics HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    assert_eq!(exchange(server.local_addr(), big.as_bytes()).status, 431);
+    // The server is still fine afterwards.
+    assert_eq!(get(server.local_addr(), "/metrics", "").status, 200);
+}
+
+#[test]
+fn a_slow_client_is_cut_off_after_the_read_timeout() {
+    let m = populated();
+    let server = HttpServer::start(&m, "127.0.0.1:0", quick(1)).unwrap();
+    let mut slow = TcpStream::connect(server.local_addr()).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
+    // One header byte at a time, slower than the server allows in total.
+    for b in b"Host: slow" {
+        std::thread::sleep(Duration::from_millis(60));
+        if slow.write_all(&[*b]).is_err() {
+            break;
+        }
+    }
+    let mut bytes = Vec::new();
+    let _ = slow.read_to_end(&mut bytes);
+    let reply = parse(&bytes);
+    assert_eq!(reply.status, 408);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The only worker is free again.
+    assert_eq!(get(server.local_addr(), "/metrics", "").status, 200);
+}
+
+#[test]
+fn connections_beyond_the_worker_count_get_503() {
+    let m = populated();
+    let config = HttpConfig {
+        workers: 2,
+        read_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let server = HttpServer::start(&m, "127.0.0.1:0", config).unwrap();
+    // Two silent connections hold both workers.
+    let _a = TcpStream::connect(server.local_addr()).unwrap();
+    let _b = TcpStream::connect(server.local_addr()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let third = get(server.local_addr(), "/metrics", "");
+    assert_eq!(third.status, 503);
+    assert_eq!(third.header("retry-after"), Some("1"));
+    assert!(server.stats().rejected_connections >= 1);
+}
+
+#[test]
+fn keep_alive_serves_several_requests_on_one_connection() {
+    let m = populated();
+    let server = serve(&m, "127.0.0.1:0").unwrap();
+    let mut stream = TcpStream::connect(server.local_addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    for _ in 0..3 {
+        stream
+            .write_all(b"GET /metrics.json HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        // Read the head, then exactly Content-Length bytes.
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let reply = parse(&head);
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("connection"), Some("keep-alive"));
+        let len: usize = reply.header("content-length").unwrap().parse().unwrap();
+        let mut body = vec![0u8; len];
+        stream.read_exact(&mut body).unwrap();
+        assert!(serde_json::from_slice::<Snapshot>(&body).is_ok());
+    }
+}
+
+#[test]
+fn concurrent_scrapes_share_one_snapshot() {
+    let m = populated();
+    let config = HttpConfig {
+        snapshot_ttl: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let server = HttpServer::start(&m, "127.0.0.1:0", config).unwrap();
+    let addr = server.local_addr();
+    let barrier = Arc::new(Barrier::new(8));
+    let scrapers: Vec<_> = (0..8)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                get(addr, "/metrics", "").status
+            })
+        })
+        .collect();
+    for s in scrapers {
+        assert_eq!(s.join().unwrap(), 200);
+    }
+    assert_eq!(server.stats().snapshots, 1);
+    assert_eq!(server.stats().requests, 8);
+}
+
+#[test]
+fn health_is_503_when_a_dependency_is_down() {
+    let m = MetricsCollector::new();
+    let server = serve(&m, "127.0.0.1:0").unwrap();
+    let none = get(server.local_addr(), "/health", "");
+    assert_eq!(none.status, 200, "no health plug-in: nothing is down");
+    drop(server);
+
+    let health = HealthCollector::new(&m);
+    m.register(health.clone()).unwrap();
+    let config = HttpConfig {
+        snapshot_ttl: Duration::ZERO,
+        ..Default::default()
+    };
+    let server = HttpServer::start(&m, "127.0.0.1:0", config).unwrap();
+    let (db, cache) = (health.dependency("postgres"), health.dependency("redis"));
+    db.success();
+    cache.success();
+    let ok = get(server.local_addr(), "/health", "");
+    assert_eq!(ok.status, 200);
+    let body: serde_json::Value = serde_json::from_str(&ok.body).unwrap();
+    assert_eq!(body["status"], "up");
+    assert_eq!(body["dependencies"].as_array().unwrap().len(), 2);
+
+    for _ in 0..3 {
+        cache.failure();
+    }
+    let down = get(server.local_addr(), "/health", "");
+    assert_eq!(down.status, 503);
+    let body: serde_json::Value = serde_json::from_str(&down.body).unwrap();
+    assert_eq!(body["status"], "down");
+    let redis = body["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "redis")
+        .unwrap()
+        .clone();
+    assert_eq!(redis["status"], "down");
+}
+
+#[test]
+fn shutdown_is_prompt_even_with_an_idle_client() {
+    let m = populated();
+    let server = serve(&m, "127.0.0.1:0").unwrap();
+    let _idle = TcpStream::connect(server.local_addr()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    server.shutdown();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn bad_configuration_and_unbindable_addresses_are_errors() {
+    let m = MetricsCollector::new();
+    for bad in [
+        HttpConfig {
+            workers: 0,
+            ..Default::default()
+        },
+        HttpConfig {
+            max_request_bytes: 10,
+            ..Default::default()
+        },
+        HttpConfig {
+            read_timeout: Duration::ZERO,
+            ..Default::default()
+        },
+        HttpConfig {
+            max_requests_per_connection: 0,
+            ..Default::default()
+        },
+    ] {
+        assert!(HttpServer::start(&m, "127.0.0.1:0", bad).is_err());
+    }
+    let taken = serve(&m, "127.0.0.1:0").unwrap();
+    assert!(serve(&m, taken.local_addr()).is_err(), "address in use");
+}
+
+/// Runs an external checker if it is installed; with VITALS_REQUIRE_TOOLS=1
+/// (as in CI) a missing tool fails the test.
+fn tool(program: &str) -> Option<Command> {
+    let present = Command::new(program).arg("--version").output().is_ok();
+    if !present && std::env::var("VITALS_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        panic!("{program} is required (VITALS_REQUIRE_TOOLS=1) but not installed");
+    }
+    present.then(|| Command::new(program))
+}
+
+#[test]
+fn the_scraped_text_passes_promtool_and_the_python_parsers() {
+    let m = populated();
+    let server = serve(&m, "127.0.0.1:0").unwrap();
+    let text = get(server.local_addr(), "/metrics", "").body;
+    let open = get(
+        server.local_addr(),
+        "/metrics",
+        "Accept: application/openmetrics-text\r\n",
+    )
+    .body;
+    let dir = std::env::temp_dir().join(format!("vitals-http-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (prom_path, om_path) = (dir.join("scrape.prom"), dir.join("scrape.om"));
+    std::fs::write(&prom_path, &text).unwrap();
+    std::fs::write(&om_path, &open).unwrap();
+    if let Some(mut promtool) = tool("promtool") {
+        let out = promtool
+            .args(["check", "metrics"])
+            .stdin(std::fs::File::open(&prom_path).unwrap())
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && said.trim().is_empty(),
+            "promtool: {said}"
+        );
+    }
+    if let Some(mut python) = tool("python3") {
+        let script = r#"
+import sys
+try:
+    from prometheus_client.parser import text_string_to_metric_families as classic
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as strict
+except ImportError:
+    sys.exit(3)
+prom = open(sys.argv[1]).read()
+om = open(sys.argv[2]).read()
+fams = list(classic(prom))
+list(strict(om))
+values = {s.name: s.value for f in fams for s in f.samples}
+assert values.get("requests_total") == 42.0, values
+assert values.get("temperature_celsius") == 21.5, values
+"#;
+        let out = python
+            .arg("-c")
+            .arg(script)
+            .arg(&prom_path)
+            .arg(&om_path)
+            .output()
+            .unwrap();
+        let code = out.status.code();
+        let required = std::env::var("VITALS_REQUIRE_TOOLS").as_deref() == Ok("1");
+        if code == Some(3) {
+            assert!(
+                !required,
+                "python prometheus_client is required but not installed"
+            );
+        } else {
+            assert!(
+                out.status.success(),
+                "python parsers: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
