@@ -451,3 +451,62 @@ fn results_are_plain_serde_data() {
     let back: vitals::history::QueryResult = serde_json::from_value(json).unwrap();
     assert_eq!(back, r);
 }
+
+#[test]
+fn extreme_times_and_limits_do_not_panic() {
+    let empty = History::new();
+    for q in [
+        Query::new("g", Aggregation::Avg).max_points(1),
+        Query::new("g", Aggregation::Avg)
+            .range(0, u64::MAX)
+            .max_points(usize::MAX),
+        Query::new("g", Aggregation::Avg)
+            .range(u64::MAX - 1, u64::MAX)
+            .level(Level::Hour),
+    ] {
+        assert!(empty.query(&q).unwrap().series.is_empty());
+    }
+    let history = History::new();
+    history
+        .ingest(&snap(
+            u64::MAX - 10,
+            1.0,
+            &[("c_total", &[], 1)],
+            &[("g", 1.0)],
+        ))
+        .unwrap();
+    history
+        .ingest(&snap(
+            u64::MAX - 1,
+            2.0,
+            &[("c_total", &[], u64::MAX)],
+            &[("g", f64::NAN)],
+        ))
+        .unwrap();
+    history
+        .ingest(&snap(
+            u64::MAX,
+            3.0,
+            &[("c_total", &[], 0)],
+            &[("g", f64::INFINITY)],
+        ))
+        .unwrap();
+    for level in Level::ALL {
+        for q in [
+            Query::new("g", Aggregation::Max).level(level).max_points(1),
+            Query::new("g", Aggregation::Last).level(level),
+            Query::new("c_total", Aggregation::Rate)
+                .level(level)
+                .max_points(3),
+        ] {
+            history.query(&q).unwrap();
+        }
+    }
+    let sum = history
+        .query(&Query::new("c_total", Aggregation::Sum).level(Level::Raw))
+        .unwrap();
+    // u64::MAX - 1 more; the reset at u64::MAX is past the default range's
+    // exclusive end.
+    assert_eq!(sum.series[0].points.len(), 1);
+    assert_eq!(sum.series[0].points[0].value, (u64::MAX - 1) as f64);
+}

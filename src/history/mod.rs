@@ -701,7 +701,10 @@ impl History {
             family.series.retain(|labels, s| {
                 for (i, level) in Level::ALL[1..].iter().enumerate() {
                     let interval = level.interval_ms().unwrap_or(1);
-                    if s.open[i].as_ref().is_some_and(|p| p.t_ms + interval < now) {
+                    if s.open[i]
+                        .as_ref()
+                        .is_some_and(|p| p.t_ms.saturating_add(interval) < now)
+                    {
                         if let Some(p) = s.open[i].take() {
                             if let Some(disk) = disk.as_mut() {
                                 disk.push(*level, name, labels, &p);
@@ -712,7 +715,10 @@ impl History {
                 }
                 for (i, level) in s.levels.iter_mut().enumerate() {
                     let span = Level::ALL[i].interval_ms().unwrap_or(0);
-                    while level.front().is_some_and(|p| p.t_ms + span < horizon[i]) {
+                    while level
+                        .front()
+                        .is_some_and(|p| p.t_ms.saturating_add(span) < horizon[i])
+                    {
                         level.pop_front();
                     }
                 }
@@ -720,7 +726,7 @@ impl History {
                     let span = Level::ALL[i + 1].interval_ms().unwrap_or(0);
                     if open
                         .as_ref()
-                        .is_some_and(|p| p.t_ms + span < horizon[i + 1])
+                        .is_some_and(|p| p.t_ms.saturating_add(span) < horizon[i + 1])
                     {
                         *open = None;
                     }
@@ -895,7 +901,7 @@ impl History {
                 let wanted = range.div_ceil(n as u64).max(base);
                 // Whole intervals per step, so that steps merge intervals
                 // exactly.
-                let step = wanted.div_ceil(base) * base;
+                let step = wanted.div_ceil(base).saturating_mul(base);
                 (step > base || interval.is_some()).then_some(step)
             }
             None => interval,
@@ -915,9 +921,11 @@ impl History {
         let memory_from = now.saturating_sub(self.resident_ms[i]);
         if let Some(disk) = &inner.disk {
             if self.resident_ms[i] < self.retention_ms[i] && query.start_ms < memory_from {
-                let until = query
-                    .end_ms
-                    .min(memory_from.saturating_add(interval.unwrap_or(0)) + 1);
+                let until = query.end_ms.min(
+                    memory_from
+                        .saturating_add(interval.unwrap_or(0))
+                        .saturating_add(1),
+                );
                 // Whole segment files outlive the retention a little: the
                 // retention is applied to their points here.
                 let kept_from = now
