@@ -510,3 +510,46 @@ fn extreme_times_and_limits_do_not_panic() {
     assert_eq!(sum.series[0].points.len(), 1);
     assert_eq!(sum.series[0].points[0].value, (u64::MAX - 1) as f64);
 }
+
+#[test]
+fn histogram_restarts_count_the_new_lifetime_as_the_interval() {
+    let history = History::new();
+    let first = MetricsCollector::builder().lifetime_buckets(true).build();
+    let h = first.histogram("latency_seconds", &[]);
+    let mut at = |metrics: &MetricsCollector, t: u64, uptime: f64| {
+        let mut s = metrics.snapshot();
+        s.timestamp_unix_ms = T0 + t * 10_000;
+        s.uptime_seconds = uptime;
+        history.ingest(&s).unwrap();
+    };
+    h.record(0.5);
+    at(&first, 1, 10.0); // baseline
+    for _ in 0..3 {
+        h.record(1.0);
+    }
+    at(&first, 2, 20.0); // 3 values of 1.0
+    let second = MetricsCollector::builder().lifetime_buckets(true).build();
+    let h2 = second.histogram("latency_seconds", &[]);
+    h2.record(4.0);
+    h2.record(4.0);
+    at(&second, 3, 5.0); // restarted: its 2 values of 4.0
+    let q = |agg| Query::new("latency_seconds", agg).level(Level::Raw);
+    let counts = values(&history, &q(Aggregation::Count));
+    assert_eq!(counts, [(T0 + 20_000, 3.0), (T0 + 30_000, 2.0)]);
+    let sums = values(&history, &q(Aggregation::Sum));
+    assert_eq!(sums, [(T0 + 20_000, 3.0), (T0 + 30_000, 8.0)]);
+    let p50: Vec<f64> = values(&history, &q(Aggregation::P50))
+        .iter()
+        .map(|p| p.1)
+        .collect();
+    assert!(
+        (p50[0] - 1.0).abs() < 0.008 && (p50[1] - 4.0).abs() < 0.032,
+        "{p50:?}"
+    );
+    // The minute merges both: five values, p99 from the restarted process.
+    let minute = values(
+        &history,
+        &Query::new("latency_seconds", Aggregation::P99).level(Level::Minute),
+    );
+    assert!((minute[0].1 - 4.0).abs() < 0.032, "{minute:?}");
+}
