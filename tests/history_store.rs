@@ -516,7 +516,7 @@ fn histogram_restarts_count_the_new_lifetime_as_the_interval() {
     let history = History::new();
     let first = MetricsCollector::builder().lifetime_buckets(true).build();
     let h = first.histogram("latency_seconds", &[]);
-    let mut at = |metrics: &MetricsCollector, t: u64, uptime: f64| {
+    let at = |metrics: &MetricsCollector, t: u64, uptime: f64| {
         let mut s = metrics.snapshot();
         s.timestamp_unix_ms = T0 + t * 10_000;
         s.uptime_seconds = uptime;

@@ -165,7 +165,7 @@ impl SparseBuckets {
         if self.add_in_place(other) {
             return;
         }
-        let mut out = Vec::with_capacity(self.counts.len().max(other.counts.len()) + 8);
+        let mut out = Vec::with_capacity(self.counts.len() + other.counts.len());
         let (mut a, mut b) = (
             self.counts.iter().peekable(),
             other.counts.iter().peekable(),
