@@ -1198,9 +1198,15 @@ impl TimeWindow {
             .map(|s| reader.starts[s])
             .min()
             .unwrap_or(now);
+        // The current slot and the one current before the last rotation
+        // (late writers may still add to it) are read afresh; the others
+        // come from the cache.
+        let previous = reader.previous.filter(|&p| p != current);
+        let fresh_slots = [current, previous.unwrap_or(current)];
+        let fresh = &fresh_slots[..if previous.is_some() { 2 } else { 1 }];
         if reader.closed.is_none() {
             let others: Vec<usize> = (0..self.slots)
-                .filter(|&s| s != current && reader.live[s])
+                .filter(|&s| reader.live[s] && !fresh.contains(&s))
                 .collect();
             reader.closed = Some(self.take_slots(&others, false));
         }
@@ -1215,7 +1221,7 @@ impl TimeWindow {
                 Err(_) => own.get_or_insert_with(Merged::empty),
             };
             m.copy_from(closed);
-            self.add_slots(m, &[current], false);
+            self.add_slots(m, fresh, false);
             self.stats(reader, m, now, oldest)
         })
     }
@@ -1573,6 +1579,26 @@ mod tests {
         h.record(2.0);
         let s = h.summary(Duration::ZERO);
         assert_eq!(s.window.count, u64::from(u32::MAX) + 1);
+    }
+
+    #[test]
+    fn a_late_write_to_the_previous_slot_shows_in_the_next_snapshot() {
+        let h = time_histogram();
+        h.record(2.0);
+        let WindowCore::Time(w) = &h.core.kind else {
+            unreachable!()
+        };
+        let before = w.current.load(Ordering::Relaxed);
+        // A read 10 s later opens a new slot and caches the closed ones.
+        assert_eq!(h.summary(Duration::from_secs(10)).window.count, 1);
+        assert_ne!(w.current.load(Ordering::Relaxed), before);
+        // A writer that read the slot index before that rotation adds now.
+        let octave = ((2f64.to_bits() >> 52) - (MIN_BITS >> 52)) as usize;
+        w.base.octave(octave, w.slots)[before * SUBS].fetch_add(1, Ordering::Relaxed);
+        w.base.totals[before].add_sum_contended(2.0);
+        let s = h.summary(Duration::from_secs(11));
+        assert_eq!((s.window.count, s.window.sum), (2, 4.0));
+        assert_eq!(s.lifetime.count, 2);
     }
 
     #[test]
