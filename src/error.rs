@@ -87,6 +87,35 @@ pub enum Error {
         /// The operating system's message.
         message: String,
     },
+    /// A history query's time range is empty or inverted (`start >= end`).
+    #[error("invalid time range: start {start_ms} ms is not before end {end_ms} ms")]
+    InvalidTimeRange {
+        /// Start of the range, Unix ms.
+        start_ms: u64,
+        /// End of the range, Unix ms.
+        end_ms: u64,
+    },
+    /// A history query asked for at most zero points.
+    #[error("a query must allow at least one point per series, not 0")]
+    ZeroMaxPoints,
+    /// A history query's aggregation has no meaning for the metric's kind
+    /// (`p95` of a gauge, `last` of a counter, ...).
+    #[error("aggregation {aggregation:?} does not apply to {kind} {name:?}")]
+    UnsupportedAggregation {
+        /// The aggregation asked for.
+        aggregation: &'static str,
+        /// The metric's kind.
+        kind: &'static str,
+        /// The metric's name.
+        name: String,
+    },
+    /// An aggregation name that is not one of `sum avg min max count last
+    /// rate p50 p90 p95 p99`.
+    #[error("unknown aggregation {0:?}")]
+    UnknownAggregation(String),
+    /// A history level name that is not one of `raw 1m 5m 1h`.
+    #[error("unknown history level {0:?}")]
+    UnknownLevel(String),
     /// An exporter failed for a reason other than I/O, or panicked.
     #[error("exporter {exporter:?} failed: {message}")]
     Export {
@@ -116,6 +145,11 @@ impl Error {
             Error::Collection(_) => "collection",
             Error::DuplicateCollector(_) => "duplicate_collector",
             Error::Io { .. } => "io",
+            Error::InvalidTimeRange { .. } => "invalid_time_range",
+            Error::ZeroMaxPoints => "zero_max_points",
+            Error::UnsupportedAggregation { .. } => "unsupported_aggregation",
+            Error::UnknownAggregation(_) => "unknown_aggregation",
+            Error::UnknownLevel(_) => "unknown_level",
             Error::Export { .. } => "export",
         }
     }

@@ -33,6 +33,12 @@
 //! formats; [`render_table`](export::render_table) and
 //! [`status_line`](export::status_line) are for people and logs.
 //!
+//! **History.** [`history::History`] keeps snapshots as time series at
+//! raw, 1 min, 5 min and 1 h levels with a retention each, rebuilt from
+//! JSON-Lines files or fed live, and answers queries by name, labels and
+//! time range (rates, averages, quantiles merged exactly from bucket
+//! counts; see [`Builder::lifetime_buckets`]).
+//!
 //! **Bad input never panics.** The `try_*` methods return an [`Error`];
 //! the macros and plain methods hand back a detached handle and count the
 //! problem in `vitals_errors_total{kind}`. NaN gauges are kept (and spelled
@@ -75,6 +81,7 @@ pub mod bridge;
 mod clock;
 mod error;
 pub mod export;
+pub mod history;
 mod key;
 mod macros;
 mod metrics;
@@ -96,6 +103,7 @@ pub use metrics::histogram::{
     BucketCounts, Histogram, HistogramSummary, HistogramTimer, LifetimeStats, Quantiles, Window,
     WindowStats, MAX_BUCKETS, MAX_TRACKABLE, MIN_TRACKABLE,
 };
+pub use metrics::sparse::SparseBuckets;
 pub use plugin::{
     Collector, Plugin, PluginReport, PluginStats, PluginStatus, Sample, SampleKind, Samples,
     DEFAULT_PLUGIN_DEADLINE, MAX_PLUGIN_SAMPLES,

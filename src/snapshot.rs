@@ -36,12 +36,15 @@ use crate::metrics::histogram::HistogramSummary;
 use crate::plugin::PluginReport;
 
 /// The version of the snapshot's JSON shape. Bumped when a field changes
-/// meaning or is removed; new optional fields do not bump it.
+/// meaning or is removed, or when a field is added that a reader must not
+/// silently miss. Version 2 added the optional lifetime bucket counts of
+/// histograms ([`HistogramSummary::lifetime_buckets`]); version-1 lines read
+/// as version 2 without them.
 ///
 /// ```
-/// assert_eq!(vitals::SCHEMA_VERSION, 1);
+/// assert_eq!(vitals::SCHEMA_VERSION, 2);
 /// ```
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Every series of a collector at one moment, as plain data.
 ///

@@ -242,7 +242,7 @@ impl JsonLinesBuilder {
 }
 
 /// Appends one [`Snapshot`] per line to a file; see the
-/// [module notes](self) for the layout and guarantees.
+/// [module notes](crate::export) for the layout and guarantees.
 ///
 /// ```
 /// use vitals::export::{Exporter, JsonLinesExporter, JsonLinesReader};

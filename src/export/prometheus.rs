@@ -246,7 +246,7 @@ impl TextRenderer {
     }
 
     /// Appends the rendering of `snapshot` to `out` and says what was
-    /// written. Never fails: see the [module notes](self) for what is left
+    /// written. Never fails: see the [module notes](crate::export) for what is left
     /// out of a malformed snapshot.
     ///
     /// ```

@@ -173,7 +173,7 @@ pub fn render_table_into(snapshot: &Snapshot, out: &mut String) {
     }
 }
 
-/// A one-line summary for logs; see the [module notes](self) for the rule.
+/// A one-line summary for logs; see the [module notes](crate::export) for the rule.
 ///
 /// ```
 /// let metrics = vitals::MetricsCollector::new();

@@ -34,6 +34,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::counter::Counter;
+use super::sparse::SparseBuckets;
 use super::{move_thread_index, stripe_count, thread_index, Storage};
 use crate::error::Error;
 
@@ -187,6 +188,14 @@ pub struct HistogramSummary {
     pub saturated: u64,
     /// NaN and negative values, which were counted here and not recorded.
     pub dropped: u64,
+    /// Cumulative counts per bucket over the series' life, for collectors
+    /// built with [`lifetime_buckets(true)`](crate::Builder::lifetime_buckets)
+    /// (time windows only; absent otherwise, and from JSON written before
+    /// schema version 2). Two snapshots' difference is the exact
+    /// distribution of the values recorded between them, which is what
+    /// [`History`](crate::history::History) keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime_buckets: Option<SparseBuckets>,
     /// Lifetime counts per configured bucket bound, for histograms given
     /// bounds with
     /// [`configure_histogram_buckets`](crate::MetricsCollector::configure_histogram_buckets);
@@ -467,6 +476,9 @@ pub(crate) struct HistogramCore {
     buckets: Option<Box<BucketCounters>>,
 }
 
+// One per series, its variant fixed at creation: boxing the larger one
+// would add a pointer chase to every `record`.
+#[allow(clippy::large_enum_variant)]
 enum WindowCore {
     Time(TimeWindow),
     Count(CountWindow),
@@ -726,16 +738,29 @@ impl HistogramCore {
         }
     }
 
+    /// Makes snapshots carry the lifetime bucket counts (time windows
+    /// only: a count window keeps no buckets).
+    pub(crate) fn with_lifetime_buckets(self) -> Self {
+        if let WindowCore::Time(w) = &self.kind {
+            w.reader.lock().life_buckets = Some(Box::default());
+        }
+        self
+    }
+
     fn summary(&self, now: Duration) -> HistogramSummary {
-        let (window, lifetime) = match &self.kind {
+        let (window, lifetime, lifetime_buckets) = match &self.kind {
             WindowCore::Time(w) => w.summary(now),
-            WindowCore::Count(w) => w.summary(now),
+            WindowCore::Count(w) => {
+                let (window, lifetime) = w.summary(now);
+                (window, lifetime, None)
+            }
         };
         HistogramSummary {
             window,
             lifetime,
             saturated: self.saturated.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            lifetime_buckets,
             buckets: self.buckets.as_ref().map(|b| b.read()),
         }
     }
@@ -869,6 +894,77 @@ struct TimeReader {
     /// a cached slot; it then shows from the next rotation on, and is never
     /// lost: retiring a slot takes its counters with atomic swaps.
     closed: Option<Merged>,
+    /// Counts of the retired slots, per octave, when snapshots carry
+    /// lifetime buckets.
+    life_buckets: Option<Box<LifeBuckets>>,
+}
+
+/// Bucket counts of every retired slot, kept only by collectors built with
+/// `lifetime_buckets(true)`: 520 bytes per octave the series has used.
+#[derive(Default)]
+struct LifeBuckets {
+    /// (octave, counts of its sub-buckets), ascending by octave.
+    octaves: Vec<(usize, [u64; SUBS])>,
+    zeros: u64,
+}
+
+impl LifeBuckets {
+    fn add(&mut self, gone: &Merged) {
+        self.zeros += gone.zeros;
+        for (octave, counts) in &gone.octaves {
+            let at = match self.octaves.binary_search_by_key(octave, |(o, _)| *o) {
+                Ok(at) => at,
+                Err(at) => {
+                    self.octaves.insert(at, (*octave, [0; SUBS]));
+                    at
+                }
+            };
+            for (total, c) in self.octaves[at].1.iter_mut().zip(counts) {
+                *total += c;
+            }
+        }
+    }
+
+    /// These counts plus the live slots', as sparse buckets.
+    fn with_live(&self, live: &Merged) -> SparseBuckets {
+        let mut all = SparseBuckets {
+            zeros: self.zeros + live.zeros,
+            counts: Vec::new(),
+        };
+        let (mut a, mut b) = (
+            self.octaves.iter().peekable(),
+            live.octaves.iter().peekable(),
+        );
+        let empty = [0u64; SUBS];
+        loop {
+            let (octave, x, y) = match (a.peek(), b.peek()) {
+                (Some(p), Some(q)) if p.0 == q.0 => (p.0, &p.1, &q.1),
+                (Some(p), Some(q)) if p.0 < q.0 => (p.0, &p.1, &empty),
+                (Some(p), None) => (p.0, &p.1, &empty),
+                (_, Some(q)) => (q.0, &empty, &q.1),
+                (None, None) => break,
+            };
+            if a.peek().is_some_and(|p| p.0 == octave) {
+                a.next();
+            }
+            if b.peek().is_some_and(|q| q.0 == octave) {
+                b.next();
+            }
+            for (sub, (c1, c2)) in x.iter().zip(y).enumerate() {
+                let c = c1 + c2;
+                if c > 0 {
+                    if let Ok(bucket) = u16::try_from(octave * SUBS + sub) {
+                        all.counts.push((bucket, c));
+                    }
+                }
+            }
+        }
+        all
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.octaves.capacity() * std::mem::size_of::<(usize, [u64; SUBS])>()
+    }
 }
 
 thread_local! {
@@ -910,6 +1006,7 @@ impl TimeWindow {
                 life_max: 0f64.to_bits(),
                 previous: None,
                 closed: None,
+                life_buckets: None,
             }),
         }
     }
@@ -1008,6 +1105,9 @@ impl TimeWindow {
         reader.life_sum += gone.sum;
         reader.life_min = reader.life_min.min(gone.min);
         reader.life_max = reader.life_max.max(gone.max);
+        if let Some(life) = &mut reader.life_buckets {
+            life.add(&gone);
+        }
         reader.live[slot] = false;
         if reader.previous == Some(slot) {
             reader.previous = None;
@@ -1091,7 +1191,7 @@ impl TimeWindow {
         merged.count += added;
     }
 
-    fn summary(&self, now: Duration) -> (WindowStats, LifetimeStats) {
+    fn summary(&self, now: Duration) -> (WindowStats, LifetimeStats, Option<SparseBuckets>) {
         let mut guard = self.reader.lock();
         let reader = &mut *guard;
         self.rotate(reader, now);
@@ -1136,7 +1236,7 @@ impl TimeWindow {
         m: &Merged,
         now: Duration,
         oldest: Duration,
-    ) -> (WindowStats, LifetimeStats) {
+    ) -> (WindowStats, LifetimeStats, Option<SparseBuckets>) {
         let empty = m.count == 0;
         let min = (!empty).then(|| f64::from_bits(m.min));
         let max = (!empty).then(|| f64::from_bits(m.max));
@@ -1171,13 +1271,16 @@ impl TimeWindow {
             min: (life_count > 0).then(|| f64::from_bits(life_min)),
             max: (life_count > 0).then(|| f64::from_bits(life_max)),
         };
-        (window, lifetime)
+        let buckets = reader.life_buckets.as_ref().map(|life| life.with_live(m));
+        (window, lifetime, buckets)
     }
 
     fn heap_bytes(&self) -> usize {
-        let cache = self.reader.lock().closed.as_ref().map_or(0, |m| {
+        let reader = self.reader.lock();
+        let cache = reader.closed.as_ref().map_or(0, |m| {
             m.octaves.capacity() * std::mem::size_of::<(usize, [u64; SUBS])>()
-        });
+        }) + reader.life_buckets.as_ref().map_or(0, |l| l.heap_bytes());
+        drop(reader);
         cache
             + self.all_stripes().map(Stripe::heap_bytes).sum::<usize>()
             + self

@@ -4,6 +4,7 @@
 pub(crate) mod counter;
 pub(crate) mod gauge;
 pub(crate) mod histogram;
+pub(crate) mod sparse;
 
 use std::cell::Cell;
 use std::ops::Deref;

@@ -1,0 +1,1127 @@
+//! History: snapshots rolled up into levels (raw → 1 min → 5 min → 1 h),
+//! each kept for its own retention, and queried by name, labels and time.
+//!
+//! # How it works
+//!
+//! [`History::ingest`] takes [`Snapshot`]s in time order. Time is the
+//! snapshots' own `timestamp_unix_ms`: nothing reads a clock, so a day of
+//! data can be fed in a second (tests use a [`ManualClock`](crate::ManualClock)
+//! on the collector).
+//!
+//! For each series it keeps the previous cumulative reading and turns every
+//! snapshot into one raw point: what happened since the previous snapshot.
+//!
+//! - **Counters**: the increase. A total that went down, or a snapshot whose
+//!   `uptime_seconds` went down (the process restarted), is a reset: the
+//!   increase is the new total, and the reset is counted.
+//! - **Gauges**: the reading (count, sum, min, max, last).
+//! - **Histograms**: the values recorded since the previous snapshot, from
+//!   the difference of the lifetime count and sum, and, when the collector
+//!   was built with
+//!   [`lifetime_buckets(true)`](crate::Builder::lifetime_buckets), of the
+//!   lifetime bucket counts: the exact distribution of the interval, which
+//!   merges exactly. So the p95 of an hour is the p95 of every value
+//!   recorded in it (within the buckets' 0.79%), never an average of
+//!   per-minute p95s. Rolling windows overlap from one snapshot to the next
+//!   and are not used. Count windows carry no bucket state: their history
+//!   has count, sum, avg and rate, but no quantiles.
+//!
+//! Each raw point is also merged into the open 1 min, 5 min and 1 h
+//! intervals of its series (the interval holding the snapshot's time, minus
+//! a millisecond: a snapshot at 12:01:00 closes the minute 12:00). An
+//! interval is closed once a snapshot comes after its end, and points leave
+//! a level once they are older than its retention (measured from the
+//! newest snapshot).
+//!
+//! Queries read one level, the finest whose retention still covers the
+//! start of the range and, with a point limit, the coarsest whose interval
+//! still fits `range / max_points`; they merge neighbouring intervals into
+//! steps and reduce each step with an [`Aggregation`].
+
+mod persist;
+mod point;
+mod query;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::export::{Exporter, JsonLinesReader, SkippedLine};
+use crate::key::Labels;
+use crate::metrics::sparse::SparseBuckets;
+use crate::snapshot::{MetricKind, Snapshot};
+
+pub use query::{Aggregation, LabelMatch, Query, QueryPoint, QueryResult, SeriesResult};
+
+use persist::Disk;
+use point::{Aggregate, Dist, Point};
+
+/// A level of the history.
+///
+/// ```
+/// use std::time::Duration;
+/// use vitals::history::Level;
+/// assert_eq!(Level::FiveMinutes.interval(), Some(Duration::from_secs(300)));
+/// assert_eq!(Level::Raw.interval(), None);
+/// assert_eq!("1h".parse::<Level>().unwrap(), Level::Hour);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Level {
+    /// One point per snapshot.
+    #[serde(rename = "raw")]
+    Raw,
+    /// One point per minute.
+    #[serde(rename = "1m")]
+    Minute,
+    /// One point per five minutes.
+    #[serde(rename = "5m")]
+    FiveMinutes,
+    /// One point per hour.
+    #[serde(rename = "1h")]
+    Hour,
+}
+
+impl Level {
+    /// Every level, finest first.
+    pub const ALL: [Level; 4] = [Level::Raw, Level::Minute, Level::FiveMinutes, Level::Hour];
+
+    /// The length of one interval (`None` for raw: one point per snapshot).
+    ///
+    /// ```
+    /// assert_eq!(vitals::history::Level::Hour.interval().unwrap().as_secs(), 3600);
+    /// ```
+    pub fn interval(self) -> Option<Duration> {
+        self.interval_ms().map(Duration::from_millis)
+    }
+
+    fn interval_ms(self) -> Option<u64> {
+        match self {
+            Level::Raw => None,
+            Level::Minute => Some(60_000),
+            Level::FiveMinutes => Some(300_000),
+            Level::Hour => Some(3_600_000),
+        }
+    }
+
+    /// The short name: `raw`, `1m`, `5m`, `1h`.
+    ///
+    /// ```
+    /// assert_eq!(vitals::history::Level::Minute.as_str(), "1m");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Raw => "raw",
+            Level::Minute => "1m",
+            Level::FiveMinutes => "5m",
+            Level::Hour => "1h",
+        }
+    }
+
+    /// The default retention: 24 h, 7 days, 30 days, 365 days.
+    ///
+    /// ```
+    /// use vitals::history::Level;
+    /// assert_eq!(Level::Minute.default_retention().as_secs(), 7 * 24 * 3600);
+    /// ```
+    pub fn default_retention(self) -> Duration {
+        const DAY: u64 = 24 * 3600;
+        Duration::from_secs(match self {
+            Level::Raw => DAY,
+            Level::Minute => 7 * DAY,
+            Level::FiveMinutes => 30 * DAY,
+            Level::Hour => 365 * DAY,
+        })
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::str::FromStr for Level {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Level::ALL
+            .into_iter()
+            .find(|l| l.as_str() == s)
+            .ok_or_else(|| Error::UnknownLevel(s.to_owned()))
+    }
+}
+
+/// The most recent reading of one series, from the newest snapshot that
+/// held it.
+///
+/// ```
+/// use vitals::history::{History, Latest};
+/// let metrics = vitals::MetricsCollector::new();
+/// metrics.gauge("temp", &[]).set(21.5);
+/// let history = History::new();
+/// history.ingest(&metrics.snapshot()).unwrap();
+/// match history.latest("temp", &[]) {
+///     Some(Latest::Gauge { value, .. }) => assert_eq!(value, 21.5),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Latest {
+    /// A counter's total.
+    Counter {
+        /// Snapshot time, Unix ms.
+        timestamp_unix_ms: u64,
+        /// The total.
+        total: u64,
+    },
+    /// A gauge's value.
+    Gauge {
+        /// Snapshot time, Unix ms.
+        timestamp_unix_ms: u64,
+        /// The value.
+        value: f64,
+    },
+    /// A histogram's lifetime count and sum.
+    Histogram {
+        /// Snapshot time, Unix ms.
+        timestamp_unix_ms: u64,
+        /// Values recorded over the series' life.
+        count: u64,
+        /// Their sum.
+        sum: f64,
+    },
+}
+
+/// Counts of what ingestion did, for checking a store's health.
+///
+/// ```
+/// let stats = vitals::history::History::new().stats();
+/// assert_eq!(stats.snapshots, 0);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryStats {
+    /// Snapshots ingested.
+    pub snapshots: u64,
+    /// Snapshots ignored because they were not newer than the last one.
+    pub out_of_order: u64,
+    /// Series samples ignored because their name was seen as another kind.
+    pub kind_conflicts: u64,
+    /// Series currently held.
+    pub series: usize,
+    /// Points currently held in memory, per level (raw, 1m, 5m, 1h), open
+    /// intervals included.
+    pub points: [usize; 4],
+    /// Lines of the level files that did not parse (torn lines), met while
+    /// reopening or querying a persisted history.
+    pub skipped_lines: u64,
+}
+
+/// What [`History::replay_files`] read.
+///
+/// ```
+/// let report = vitals::history::ReplayReport { snapshots: 0, skipped: Vec::new() };
+/// assert!(report.skipped.is_empty());
+/// ```
+#[derive(Debug, Clone)]
+pub struct ReplayReport {
+    /// Snapshots ingested.
+    pub snapshots: u64,
+    /// Lines skipped (torn or not a snapshot), with file and line number.
+    pub skipped: Vec<SkippedLine>,
+}
+
+/// A shared history is an [`Exporter`]: give a
+/// [`Reporter`](crate::export::Reporter) an `Arc<History>` and every
+/// snapshot it takes is ingested.
+impl Exporter for Arc<History> {
+    fn name(&self) -> &str {
+        "history"
+    }
+
+    fn export(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
+        self.ingest(snapshot)
+    }
+}
+
+/// Builds a [`History`] with non-default retentions.
+///
+/// ```
+/// use std::time::Duration;
+/// use vitals::history::{History, Level};
+/// let history = History::builder()
+///     .retention(Level::Raw, Duration::from_secs(3600))
+///     .build()
+///     .unwrap();
+/// assert_eq!(history.retention(Level::Raw), Duration::from_secs(3600));
+/// ```
+#[derive(Debug, Clone)]
+pub struct HistoryBuilder {
+    retention: [Duration; 4],
+    resident: [Option<Duration>; 4],
+    dir: Option<PathBuf>,
+}
+
+impl HistoryBuilder {
+    /// Keeps `level`'s points for `retention` (at least one interval of the
+    /// level, one second for raw).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vitals::history::{History, Level};
+    /// let b = History::builder().retention(Level::Hour, Duration::from_secs(86_400 * 90));
+    /// assert!(b.build().is_ok());
+    /// ```
+    pub fn retention(mut self, level: Level, retention: Duration) -> Self {
+        self.retention[level.index()] = retention;
+        self
+    }
+
+    /// Keeps only the newest `resident` of `level` in memory (default: all
+    /// of its retention). With [`persist`](HistoryBuilder::persist), older
+    /// points stay on disk until their retention ends and queries read them
+    /// from there; without it they are gone.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vitals::history::{History, Level};
+    /// let history = History::builder().resident(Level::Raw, Duration::from_secs(600)).build().unwrap();
+    /// assert_eq!(history.resident(Level::Raw), Duration::from_secs(600));
+    /// ```
+    pub fn resident(mut self, level: Level, resident: Duration) -> Self {
+        self.resident[level.index()] = Some(resident);
+        self
+    }
+
+    /// Writes every finished point of every level as JSON Lines under
+    /// `dir` (`<dir>/<level>/<segment start ms>.jsonl`), deletes files past
+    /// each level's retention, and on [`build`](HistoryBuilder::build) reads
+    /// back the resident part of what is there. The open (unfinished)
+    /// intervals are kept in memory only.
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("vitals-doc-persist-{}", std::process::id()));
+    /// let history = vitals::history::History::builder().persist(&dir).build().unwrap();
+    /// assert_eq!(history.persisted_dir(), Some(dir.clone()));
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// ```
+    pub fn persist(mut self, dir: impl AsRef<Path>) -> Self {
+        self.dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// The store, or [`Error::InvalidConfig`] for a retention shorter than
+    /// its level's interval, or [`Error::Io`] when a persisted directory
+    /// cannot be read back.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use vitals::history::{History, Level};
+    /// let err = History::builder().retention(Level::Hour, Duration::from_secs(60)).build();
+    /// assert!(matches!(err, Err(vitals::Error::InvalidConfig(_))));
+    /// ```
+    pub fn build(self) -> Result<History, Error> {
+        for level in Level::ALL {
+            let least = level.interval().unwrap_or(Duration::from_secs(1));
+            let kept = self.retention[level.index()];
+            if kept < least {
+                return Err(Error::InvalidConfig(format!(
+                    "the {} level needs a retention of at least {least:?}, not {kept:?}",
+                    level.as_str()
+                )));
+            }
+        }
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let retention_ms = self.retention.map(millis);
+        let mut resident_ms = [0; 4];
+        for i in 0..4 {
+            resident_ms[i] = self.resident[i]
+                .map_or(retention_ms[i], millis)
+                .min(retention_ms[i]);
+        }
+        let history = History {
+            retention_ms,
+            resident_ms,
+            inner: Mutex::new(Inner {
+                disk: self.dir.map(Disk::new),
+                ..Inner::default()
+            }),
+        };
+        history.reload()?;
+        Ok(history)
+    }
+}
+
+/// An in-memory history of snapshots, rolled up into levels and queried.
+///
+/// `Send + Sync`: share it in an `Arc` between the thread that ingests and
+/// those that query. See the [module docs](self) for how it works.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use vitals::history::{Aggregation, History, Level, Query};
+/// use vitals::{ManualClock, MetricsCollector};
+///
+/// let clock = Arc::new(ManualClock::new());
+/// let metrics = MetricsCollector::builder().clock(clock.clone()).lifetime_buckets(true).build();
+/// let history = History::new();
+/// let requests = metrics.counter("requests_total", &[("route", "/")]);
+/// let latency = metrics.histogram("latency_seconds", &[("route", "/")]);
+/// for _ in 0..360 {
+///     requests.increment(50);
+///     for ms in 1..=50 {
+///         latency.record(f64::from(ms) / 1000.0);
+///     }
+///     clock.advance(Duration::from_secs(10));
+///     history.ingest(&metrics.snapshot()).unwrap();
+/// }
+/// let q = Query::new("requests_total", Aggregation::Rate).label("route", "/").level(Level::Minute);
+/// let rates = history.query(&q).unwrap();
+/// assert!(rates.series[0].points.iter().all(|p| p.value == 5.0));
+/// let p95 = history.query(&Query::new("latency_seconds", Aggregation::P95).level(Level::Hour)).unwrap();
+/// assert!((p95.series[0].points[0].value - 0.048).abs() < 0.001);
+/// ```
+#[derive(Debug)]
+pub struct History {
+    retention_ms: [u64; 4],
+    resident_ms: [u64; 4],
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Newest snapshot ingested: (time, uptime).
+    last: Option<(u64, f64)>,
+    /// Time of the oldest snapshot ingested (or point reloaded).
+    first: Option<u64>,
+    /// Newest point reloaded from disk: older snapshots are out of order.
+    floor: Option<u64>,
+    disk: Option<Disk>,
+    stats: HistoryStats,
+    names: HashMap<Arc<str>, Family>,
+}
+
+/// Every series of one metric name.
+#[derive(Debug)]
+struct Family {
+    kind: MetricKind,
+    series: HashMap<Labels, Series>,
+}
+
+#[derive(Debug)]
+struct Series {
+    /// `None` for a series reloaded from disk, until its next reading.
+    previous: Option<Reading>,
+    previous_ms: u64,
+    /// Finished points per level; the roll-up levels' open interval is in
+    /// `open`.
+    levels: [VecDeque<Point>; 4],
+    open: [Option<Point>; 3],
+}
+
+/// A series' cumulative reading in one snapshot.
+#[derive(Debug, Clone)]
+enum Reading {
+    Counter(u64),
+    Gauge(f64),
+    Histogram {
+        count: u64,
+        sum: f64,
+        buckets: Option<SparseBuckets>,
+    },
+}
+
+impl Default for History {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl History {
+    /// A store with the default retentions (24 h, 7 d, 30 d, 365 d).
+    ///
+    /// ```
+    /// let history = vitals::history::History::new();
+    /// assert_eq!(history.stats().series, 0);
+    /// ```
+    pub fn new() -> Self {
+        Self::builder()
+            .build()
+            .unwrap_or_else(|_| unreachable!("the default retentions are valid"))
+    }
+
+    /// A builder, to set retentions.
+    ///
+    /// ```
+    /// let history = vitals::history::History::builder().build().unwrap();
+    /// # let _ = history;
+    /// ```
+    pub fn builder() -> HistoryBuilder {
+        HistoryBuilder {
+            retention: Level::ALL.map(Level::default_retention),
+            resident: [None; 4],
+            dir: None,
+        }
+    }
+
+    /// How long `level` keeps its points.
+    ///
+    /// ```
+    /// use vitals::history::{History, Level};
+    /// assert_eq!(History::new().retention(Level::Raw).as_secs(), 86_400);
+    /// ```
+    pub fn retention(&self, level: Level) -> Duration {
+        Duration::from_millis(self.retention_ms[level.index()])
+    }
+
+    /// How much of `level` is kept in memory.
+    ///
+    /// ```
+    /// use vitals::history::{History, Level};
+    /// assert_eq!(History::new().resident(Level::Hour), History::new().retention(Level::Hour));
+    /// ```
+    pub fn resident(&self, level: Level) -> Duration {
+        Duration::from_millis(self.resident_ms[level.index()])
+    }
+
+    /// The directory the levels are persisted in, if any.
+    ///
+    /// ```
+    /// assert_eq!(vitals::history::History::new().persisted_dir(), None);
+    /// ```
+    pub fn persisted_dir(&self) -> Option<PathBuf> {
+        self.inner
+            .lock()
+            .disk
+            .as_ref()
+            .map(|d| d.dir().to_path_buf())
+    }
+
+    /// Time of the newest snapshot ingested, Unix ms.
+    ///
+    /// ```
+    /// assert_eq!(vitals::history::History::new().newest_unix_ms(), None);
+    /// ```
+    pub fn newest_unix_ms(&self) -> Option<u64> {
+        self.inner.lock().last.map(|(t, _)| t)
+    }
+
+    /// What ingestion has done so far and what the store holds.
+    ///
+    /// ```
+    /// let history = vitals::history::History::new();
+    /// history.ingest(&vitals::MetricsCollector::new().snapshot()).unwrap();
+    /// assert_eq!(history.stats().snapshots, 1);
+    /// ```
+    pub fn stats(&self) -> HistoryStats {
+        let inner = self.inner.lock();
+        let mut stats = inner.stats.clone();
+        stats.series = 0;
+        stats.points = [0; 4];
+        for family in inner.names.values() {
+            stats.series += family.series.len();
+            for s in family.series.values() {
+                for (i, level) in s.levels.iter().enumerate() {
+                    stats.points[i] += level.len();
+                }
+                for (i, open) in s.open.iter().enumerate() {
+                    stats.points[i + 1] += usize::from(open.is_some());
+                }
+            }
+        }
+        stats
+    }
+
+    /// Bytes of memory the points and series hold (an estimate from sizes
+    /// and capacities, excluding the allocator's overhead).
+    ///
+    /// ```
+    /// assert!(vitals::history::History::new().memory_bytes() < 1024);
+    /// ```
+    pub fn memory_bytes(&self) -> usize {
+        let inner = self.inner.lock();
+        let point = std::mem::size_of::<Point>();
+        let mut bytes = std::mem::size_of::<History>();
+        for (name, family) in &inner.names {
+            bytes += name.len() + std::mem::size_of::<(Arc<str>, Family)>();
+            for (labels, s) in &family.series {
+                bytes += std::mem::size_of::<(Labels, Series)>()
+                    + labels
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len() + 32)
+                        .sum::<usize>();
+                if let Some(Reading::Histogram {
+                    buckets: Some(b), ..
+                }) = &s.previous
+                {
+                    bytes += b.heap_bytes();
+                }
+                for level in &s.levels {
+                    bytes += level.capacity() * point;
+                    bytes += level.iter().map(|p| p.agg.heap_bytes()).sum::<usize>();
+                }
+                bytes += s
+                    .open
+                    .iter()
+                    .flatten()
+                    .map(|p| p.agg.heap_bytes())
+                    .sum::<usize>();
+            }
+        }
+        bytes
+    }
+
+    /// Adds one snapshot: a raw point per series, merged into the open
+    /// roll-up intervals; closes the intervals that ended before the
+    /// snapshot and drops points past their level's retention (or resident
+    /// span). With persistence, appends the finished points to the level
+    /// files.
+    ///
+    /// Snapshots must come in time order: one not newer than the last is
+    /// ignored and counted in [`HistoryStats::out_of_order`]. The only error
+    /// is [`Error::Io`] from persistence; the snapshot is then still in
+    /// memory.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let history = vitals::history::History::new();
+    /// let snap = metrics.snapshot();
+    /// history.ingest(&snap).unwrap();
+    /// history.ingest(&snap).unwrap(); // the same time again: ignored
+    /// assert_eq!(history.stats().out_of_order, 1);
+    /// ```
+    pub fn ingest(&self, snapshot: &Snapshot) -> Result<(), Error> {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        let now = snapshot.timestamp_unix_ms;
+        if inner.last.is_some_and(|(t, _)| now <= t) || inner.floor.is_some_and(|t| now <= t) {
+            inner.stats.out_of_order += 1;
+            return Ok(());
+        }
+        let restarted = inner
+            .last
+            .is_some_and(|(_, uptime)| snapshot.uptime_seconds < uptime);
+        let previous_snapshot = inner.last.map(|(t, _)| t);
+        inner.last = Some((now, snapshot.uptime_seconds));
+        inner.first.get_or_insert(now);
+        inner.stats.snapshots += 1;
+        let cx = Ingest {
+            now,
+            restarted,
+            previous_snapshot,
+        };
+        for c in &snapshot.counters {
+            cx.add(inner, &c.name, &c.labels, Reading::Counter(c.value));
+        }
+        for g in &snapshot.gauges {
+            cx.add(inner, &g.name, &g.labels, Reading::Gauge(g.value));
+        }
+        for h in &snapshot.histograms {
+            let life = &h.summary.lifetime;
+            let buckets = h.summary.lifetime_buckets.clone().map(|mut b| {
+                b.normalize();
+                b
+            });
+            let reading = Reading::Histogram {
+                count: life.count,
+                sum: life.sum,
+                buckets,
+            };
+            cx.add(inner, &h.name, &h.labels, reading);
+        }
+        self.close_and_expire(inner, now);
+        match &mut inner.disk {
+            Some(disk) => disk.flush(now, &self.retention_ms),
+            None => Ok(()),
+        }
+    }
+
+    /// Ingests snapshots in order (a [`JsonLinesReader`]
+    /// over an exporter's files, rotated sets included, which skips torn
+    /// lines) and returns how many were read. Stops at the first error
+    /// the iterator yields.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let history = vitals::history::History::new();
+    /// let read = history.replay([Ok(metrics.snapshot())]).unwrap();
+    /// assert_eq!(read, 1);
+    /// ```
+    pub fn replay<I>(&self, snapshots: I) -> Result<u64, Error>
+    where
+        I: IntoIterator<Item = Result<Snapshot, Error>>,
+    {
+        let mut read = 0;
+        for snapshot in snapshots {
+            self.ingest(&snapshot?)?;
+            read += 1;
+        }
+        Ok(read)
+    }
+
+    /// Rebuilds history from an exporter's JSON-Lines files: `path` and its
+    /// rotated siblings, oldest first (see
+    /// [`JsonLinesReader::open_rotated`]). Torn or unreadable lines are
+    /// skipped and listed in the report.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// let dir = std::env::temp_dir().join(format!("vitals-doc-replay-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("metrics.jsonl");
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let mut line = Vec::new();
+    /// vitals::export::JsonLinesExporter::encode_line(&metrics.snapshot(), &mut line).unwrap();
+    /// let mut file = std::fs::File::create(&path).unwrap();
+    /// file.write_all(&line).unwrap();
+    /// file.write_all(b"{\"schema_version\":2,\"timest").unwrap(); // torn
+    /// let history = vitals::history::History::new();
+    /// let report = history.replay_files(&path).unwrap();
+    /// assert_eq!((report.snapshots, report.skipped.len()), (1, 1));
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// ```
+    pub fn replay_files(&self, path: impl AsRef<Path>) -> Result<ReplayReport, Error> {
+        let mut reader = JsonLinesReader::open_rotated(path)?;
+        let snapshots = self.replay(&mut reader)?;
+        Ok(ReplayReport {
+            snapshots,
+            skipped: reader.skipped().to_vec(),
+        })
+    }
+
+    fn close_and_expire(&self, inner: &mut Inner, now: u64) {
+        let Inner { names, disk, .. } = inner;
+        let horizon = self.resident_ms.map(|r| now.saturating_sub(r));
+        let retention_horizon = self.retention_ms[0];
+        names.retain(|name, family| {
+            family.series.retain(|labels, s| {
+                for (i, level) in Level::ALL[1..].iter().enumerate() {
+                    let interval = level.interval_ms().unwrap_or(1);
+                    if s.open[i]
+                        .as_ref()
+                        .is_some_and(|p| p.t_ms.saturating_add(interval) < now)
+                    {
+                        if let Some(p) = s.open[i].take() {
+                            if let Some(disk) = disk.as_mut() {
+                                disk.push(*level, name, labels, &p);
+                            }
+                            s.levels[i + 1].push_back(p.packed());
+                        }
+                    }
+                }
+                for (i, level) in s.levels.iter_mut().enumerate() {
+                    let span = Level::ALL[i].interval_ms().unwrap_or(0);
+                    while level
+                        .front()
+                        .is_some_and(|p| p.t_ms.saturating_add(span) < horizon[i])
+                    {
+                        level.pop_front();
+                    }
+                }
+                for (i, open) in s.open.iter_mut().enumerate() {
+                    let span = Level::ALL[i + 1].interval_ms().unwrap_or(0);
+                    if open
+                        .as_ref()
+                        .is_some_and(|p| p.t_ms.saturating_add(span) < horizon[i + 1])
+                    {
+                        *open = None;
+                    }
+                }
+                // A series that stopped reporting is forgotten once every
+                // level has let its points go from memory.
+                s.levels.iter().any(|l| !l.is_empty())
+                    || s.open.iter().any(Option::is_some)
+                    || s.previous_ms >= now.saturating_sub(retention_horizon)
+            });
+            !family.series.is_empty()
+        });
+    }
+
+    /// Reads back the resident part of each persisted level.
+    fn reload(&self) -> Result<(), Error> {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        let Some(disk) = &inner.disk else {
+            return Ok(());
+        };
+        // The newest point of any level: from the last segment of each.
+        let mut newest = None::<u64>;
+        for level in Level::ALL {
+            if let Some((start, _)) = disk.segments(level)?.last() {
+                disk.read(level, *start, u64::MAX, None, |p| {
+                    newest = Some(newest.map_or(p.t_ms, |n| n.max(p.t_ms)));
+                })?;
+            }
+        }
+        let Some(newest) = newest else {
+            return Ok(());
+        };
+        let mut skipped = 0;
+        let mut loaded: Vec<(Level, persist::StoredPoint)> = Vec::new();
+        for level in Level::ALL {
+            let from = newest.saturating_sub(self.resident_ms[level.index()]);
+            skipped += disk.read(level, from, u64::MAX, None, |p| loaded.push((level, p)))?;
+        }
+        inner.stats.skipped_lines += skipped;
+        loaded.sort_by_key(|(level, p)| (*level, p.t_ms));
+        let mut floor = None::<u64>;
+        for (level, p) in loaded {
+            let (name, labels, point) = p.into_point();
+            floor = Some(floor.map_or(point.t_ms, |f| f.max(point.t_ms)));
+            inner.first = Some(inner.first.map_or(point.t_ms, |f| f.min(point.t_ms)));
+            let kind = point.agg.kind();
+            let family = inner.names.entry(name).or_insert_with(|| Family {
+                kind,
+                series: HashMap::new(),
+            });
+            if family.kind != kind {
+                continue;
+            }
+            let series = family.series.entry(labels).or_insert_with(|| Series {
+                previous: None,
+                previous_ms: 0,
+                levels: Default::default(),
+                open: Default::default(),
+            });
+            series.previous_ms = series.previous_ms.max(point.t_ms);
+            series.levels[level.index()].push_back(point.packed());
+        }
+        // A raw point carries its snapshot's time; a roll-up its start.
+        inner.floor = floor;
+        Ok(())
+    }
+
+    /// The most recent reading of the series `name` with exactly `labels`.
+    ///
+    /// ```
+    /// assert_eq!(vitals::history::History::new().latest("nope", &[]), None);
+    /// ```
+    pub fn latest(&self, name: &str, labels: &[(&str, &str)]) -> Option<Latest> {
+        let inner = self.inner.lock();
+        let family = inner.names.get(name)?;
+        let series = family.series.get(&Labels::from_pairs(labels))?;
+        let timestamp_unix_ms = series.previous_ms;
+        Some(match series.previous.as_ref()? {
+            Reading::Counter(total) => Latest::Counter {
+                timestamp_unix_ms,
+                total: *total,
+            },
+            Reading::Gauge(value) => Latest::Gauge {
+                timestamp_unix_ms,
+                value: *value,
+            },
+            Reading::Histogram { count, sum, .. } => Latest::Histogram {
+                timestamp_unix_ms,
+                count: *count,
+                sum: *sum,
+            },
+        })
+    }
+
+    /// The level a query without one reads: the finest level whose retention
+    /// still reaches back to `start_ms`, and, with a point limit, the
+    /// coarsest of those whose interval is at most `range / max_points`
+    /// (fewer intervals to merge). The hourly level when none reaches back.
+    ///
+    /// ```
+    /// use vitals::history::{Aggregation, History, Level, Query};
+    /// let history = History::new();
+    /// let day = 86_400_000;
+    /// let q = Query::new("x", Aggregation::Sum).range(10 * day, 11 * day).max_points(100);
+    /// // 24 h / 100 points = 14.4 min: the 5-minute level, three intervals a point.
+    /// assert_eq!(history.choose_level(&q, 11 * day), Level::FiveMinutes);
+    /// ```
+    pub fn choose_level(&self, query: &Query, now_ms: u64) -> Level {
+        self.pick_level(query.start_ms, query, now_ms)
+    }
+
+    fn pick_level(&self, start_ms: u64, query: &Query, now_ms: u64) -> Level {
+        let covering: Vec<Level> = Level::ALL
+            .into_iter()
+            .filter(|l| start_ms >= now_ms.saturating_sub(self.retention_ms[l.index()]))
+            .collect();
+        let Some(&finest) = covering.first() else {
+            return Level::Hour;
+        };
+        match query.max_points {
+            Some(n) if n > 0 => {
+                let end = query.end_ms.min(now_ms.saturating_add(1));
+                // The range as asked (not clipped to the data held): a
+                // day in 24 points reads hours.
+                let wanted = end.saturating_sub(query.start_ms.min(start_ms)) / n as u64;
+                covering
+                    .iter()
+                    .rev()
+                    .find(|l| l.interval_ms().unwrap_or(0) <= wanted)
+                    .copied()
+                    .unwrap_or(finest)
+            }
+            _ => finest,
+        }
+    }
+
+    /// Runs a query: every series of `query.name` whose labels satisfy its
+    /// conditions, reduced to steps of the chosen level.
+    ///
+    /// A missing name, or no series matching, gives an empty result, not an
+    /// error. Errors: [`Error::InvalidTimeRange`] when `start >= end`,
+    /// [`Error::ZeroMaxPoints`] for a point limit of 0, and
+    /// [`Error::UnsupportedAggregation`] when the aggregation has no meaning
+    /// for the metric's kind (see [`Aggregation`]).
+    ///
+    /// ```
+    /// use vitals::history::{Aggregation, History, Query};
+    /// let history = History::new();
+    /// let err = history.query(&Query::new("x", Aggregation::Sum).range(10, 5)).unwrap_err();
+    /// assert!(matches!(err, vitals::Error::InvalidTimeRange { .. }));
+    /// ```
+    pub fn query(&self, query: &Query) -> Result<QueryResult, Error> {
+        query.validate()?;
+        let mut inner = self.inner.lock();
+        let now = inner.last.map_or(query.end_ms, |(t, _)| t);
+        // A range reaching back past the oldest snapshot is read from
+        // there: "everything" is then the finest level that has it all.
+        let start = query.start_ms.max(inner.first.unwrap_or(0));
+        let level = query
+            .level
+            .unwrap_or_else(|| self.pick_level(start, query, now));
+        let interval = level.interval_ms();
+        // Steps start at the range's start rounded down to the level's
+        // interval, so that `max_points` steps cover the range.
+        let origin = start - start % interval.unwrap_or(1);
+        let step = match query.max_points {
+            Some(n) => {
+                let end = query.end_ms.min(now.saturating_add(1)).max(start + 1);
+                let range = end - origin;
+                let base = interval.unwrap_or(1);
+                let wanted = range.div_ceil(n as u64).max(base);
+                // Whole intervals per step, so that steps merge intervals
+                // exactly.
+                let step = wanted.div_ceil(base).saturating_mul(base);
+                (step > base || interval.is_some()).then_some(step)
+            }
+            None => interval,
+        };
+        let mut result = QueryResult {
+            level,
+            step_ms: step,
+            aggregation: query.aggregation,
+            series: Vec::new(),
+        };
+        let i = level.index();
+        let inner = &mut *inner;
+        // Points evicted from memory but still within retention are read
+        // from the level's files.
+        let mut on_disk: HashMap<Labels, Vec<Point>> = HashMap::new();
+        let mut disk_kind = None;
+        let memory_from = now.saturating_sub(self.resident_ms[i]);
+        if let Some(disk) = &inner.disk {
+            if self.resident_ms[i] < self.retention_ms[i] && query.start_ms < memory_from {
+                let until = query.end_ms.min(
+                    memory_from
+                        .saturating_add(interval.unwrap_or(0))
+                        .saturating_add(1),
+                );
+                // Whole segment files outlive the retention a little: the
+                // retention is applied to their points here.
+                let kept_from = now
+                    .saturating_sub(self.retention_ms[i])
+                    .saturating_sub(interval.unwrap_or(0));
+                let from = query.start_ms.max(kept_from);
+                let skipped = disk.read(level, from, until, Some(&query.name), |p| {
+                    if query.selects(&p.labels) {
+                        disk_kind.get_or_insert(p.agg.kind());
+                        let (_, labels, point) = p.into_point();
+                        on_disk.entry(labels).or_default().push(point);
+                    }
+                })?;
+                inner.stats.skipped_lines += skipped;
+            }
+        }
+        let family = inner.names.get(query.name.as_str());
+        let Some(kind) = family.map(|f| f.kind).or(disk_kind) else {
+            return Ok(result);
+        };
+        if !query.aggregation.applies_to(kind) {
+            return Err(Error::UnsupportedAggregation {
+                aggregation: query.aggregation.as_str(),
+                kind: kind.as_str(),
+                name: query.name.clone(),
+            });
+        }
+        let name: Arc<str> = inner
+            .names
+            .get_key_value(query.name.as_str())
+            .map_or_else(|| query.name.as_str().into(), |(k, _)| k.clone());
+        let mut selected: Vec<(&Labels, Option<&Series>)> = family
+            .into_iter()
+            .flat_map(|f| f.series.iter())
+            .filter(|(labels, _)| query.selects(labels))
+            .map(|(labels, s)| (labels, Some(s)))
+            .collect();
+        for labels in on_disk.keys() {
+            if family.is_none_or(|f| !f.series.contains_key(labels)) {
+                selected.push((labels, None));
+            }
+        }
+        selected.sort_by(|a, b| a.0.cmp(b.0));
+        let (start, end) = (query.start_ms, query.end_ms);
+        let no_points = VecDeque::new();
+        for (labels, series) in selected {
+            let open = series.and_then(|s| i.checked_sub(1).and_then(|o| s.open[o].as_ref()));
+            let stored = series.map_or(&no_points, |s| &s.levels[i]);
+            let in_memory_from = stored.front().or(open).map_or(u64::MAX, |p| p.t_ms);
+            let disk = on_disk
+                .get(labels)
+                .map_or(&[][..], Vec::as_slice)
+                .iter()
+                .filter(|p| p.t_ms < in_memory_from);
+            // Points are in time order: skip to the start by bisection.
+            let first = stored.partition_point(|p| p.t_ms < start);
+            let points = disk
+                .chain(stored.range(first..))
+                .chain(open)
+                .take_while(|p| p.t_ms < end)
+                .filter(|p| p.t_ms >= start);
+            result.series.push(SeriesResult {
+                name: name.clone(),
+                labels: labels.clone(),
+                kind,
+                points: query::reduce(points, origin, step, query.aggregation),
+            });
+        }
+        Ok(result)
+    }
+}
+
+/// One snapshot's ingestion context.
+struct Ingest {
+    now: u64,
+    restarted: bool,
+    previous_snapshot: Option<u64>,
+}
+
+impl Ingest {
+    fn add(&self, inner: &mut Inner, name: &Arc<str>, labels: &Labels, reading: Reading) {
+        let Inner {
+            names, stats, disk, ..
+        } = inner;
+        let kind = match reading {
+            Reading::Counter(_) => MetricKind::Counter,
+            Reading::Gauge(_) => MetricKind::Gauge,
+            Reading::Histogram { .. } => MetricKind::Histogram,
+        };
+        let family = match names.get_mut(&**name) {
+            Some(f) => f,
+            None => names.entry(name.clone()).or_insert(Family {
+                kind,
+                series: HashMap::new(),
+            }),
+        };
+        if family.kind != kind {
+            stats.kind_conflicts += 1;
+            return;
+        }
+        let series = match family.series.get_mut(labels) {
+            Some(s) => s,
+            None => family.series.entry(labels.clone()).or_insert(Series {
+                // A series first seen after an earlier snapshot was created
+                // since (or, after a restart, counts from zero): all of its
+                // total is new. In the first snapshot it is a baseline.
+                previous: self.previous_snapshot.map(|_| match reading {
+                    Reading::Counter(_) => Reading::Counter(0),
+                    Reading::Gauge(v) => Reading::Gauge(v),
+                    Reading::Histogram { .. } => Reading::Histogram {
+                        count: 0,
+                        sum: 0.0,
+                        buckets: Some(SparseBuckets::default()),
+                    },
+                }),
+                previous_ms: self.previous_snapshot.unwrap_or(self.now),
+                levels: Default::default(),
+                open: Default::default(),
+            }),
+        };
+        let covered_ms = self.now.saturating_sub(series.previous_ms);
+        let agg = match (&series.previous, &reading) {
+            (_, Reading::Gauge(v)) => (!v.is_nan()).then(|| Aggregate::gauge(*v)),
+            (Some(Reading::Counter(before)), Reading::Counter(now)) => {
+                Some(if self.restarted || now < before {
+                    Aggregate::Counter {
+                        increase: *now,
+                        resets: 1,
+                    }
+                } else {
+                    Aggregate::Counter {
+                        increase: now - before,
+                        resets: 0,
+                    }
+                })
+            }
+            (
+                Some(Reading::Histogram {
+                    count: c0,
+                    sum: s0,
+                    buckets: b0,
+                }),
+                Reading::Histogram {
+                    count: c1,
+                    sum: s1,
+                    buckets: b1,
+                },
+            ) => {
+                let (count, sum, buckets) = if self.restarted || c1 < c0 {
+                    (*c1, *s1, b1.clone())
+                } else {
+                    let diff = match (b1, b0) {
+                        (Some(now), Some(before)) => now.checked_sub(before),
+                        _ => None,
+                    };
+                    (c1 - c0, (s1 - s0).max(0.0), diff)
+                };
+                Some(Aggregate::Histogram {
+                    count,
+                    sum,
+                    buckets: buckets.map(Dist::Open),
+                })
+            }
+            // No earlier reading: a baseline only.
+            _ => None,
+        };
+        series.previous = Some(reading);
+        series.previous_ms = self.now;
+        let Some(agg) = agg else { return };
+        let point = Point {
+            t_ms: self.now,
+            covered_ms,
+            agg,
+        };
+        for (i, level) in Level::ALL[1..].iter().enumerate() {
+            let interval = level.interval_ms().unwrap_or(1);
+            let start = self.now.saturating_sub(1) / interval * interval;
+            match &mut series.open[i] {
+                Some(open) if open.t_ms == start => open.merge(&point),
+                slot => {
+                    if let Some(done) = slot.take() {
+                        if let Some(disk) = disk.as_mut() {
+                            disk.push(*level, name, labels, &done);
+                        }
+                        series.levels[i + 1].push_back(done.packed());
+                    }
+                    *slot = Some(Point {
+                        t_ms: start,
+                        ..point.clone()
+                    });
+                }
+            }
+        }
+        if let Some(disk) = disk.as_mut() {
+            disk.push(Level::Raw, name, labels, &point);
+        }
+        series.levels[0].push_back(point.packed());
+    }
+}
