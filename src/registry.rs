@@ -1156,15 +1156,25 @@ impl Inner {
         let wall = self.clock.wall();
         let mut families: Vec<Arc<Family>> = self.families.read().values().cloned().collect();
         families.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        // Size the sample vectors once instead of growing them by copying.
+        let mut sizes = [0usize; 3];
+        for family in &families {
+            let slot = match family.kind {
+                MetricKind::Counter => 0,
+                MetricKind::Gauge => 1,
+                MetricKind::Histogram => 2,
+            };
+            sizes[slot] += family.series.read().list.len();
+        }
         let mut snap = Snapshot {
             schema_version: SCHEMA_VERSION,
             timestamp_unix_ms: wall
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             uptime_seconds: now.saturating_sub(self.created).as_secs_f64(),
-            counters: Vec::new(),
-            gauges: Vec::new(),
-            histograms: Vec::new(),
+            counters: Vec::with_capacity(sizes[0]),
+            gauges: Vec::with_capacity(sizes[1]),
+            histograms: Vec::with_capacity(sizes[2]),
             metadata: Vec::with_capacity(families.len()),
             first_error: self.first_error.lock().clone(),
             plugins,
