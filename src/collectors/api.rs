@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::named::{Named, OVERFLOW_NAME};
+use super::named::{bounded_histogram, Named, OVERFLOW_NAME};
 use super::trailing::Trailing;
 use super::DEFAULT_WINDOW;
 use crate::clock::Clock;
@@ -282,18 +282,7 @@ impl ApiCollector {
             return Some(Endpoint::detached(&self.inner));
         };
         let labels = [("endpoint", name)];
-        let duration = if overflow {
-            metrics.histogram(DURATION, &labels)
-        } else {
-            match metrics.try_histogram(DURATION, &labels) {
-                Ok(h) => h,
-                Err(Error::CardinalityLimit { .. }) => return None,
-                Err(err) => {
-                    metrics.__report(err);
-                    Histogram::detached()
-                }
-            }
-        };
+        let duration = bounded_histogram(&metrics, DURATION, &labels, overflow)?;
         Some(Endpoint {
             inner: Arc::new(EndpointInner {
                 name: name.into(),

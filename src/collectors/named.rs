@@ -7,7 +7,10 @@ use std::sync::OnceLock;
 
 use parking_lot::RwLock;
 
+use crate::error::Error;
 use crate::key::NameHasher;
+use crate::metrics::histogram::Histogram;
+use crate::registry::MetricsCollector;
 
 /// The label value under which an event plug-in records the names that
 /// came after its metrics reached the cardinality limit (see
@@ -90,6 +93,30 @@ impl<H: Clone> Named<H> {
         let mut out: Vec<H> = named.into_iter().map(|(_, h)| h.clone()).collect();
         out.extend(self.overflow.get().cloned());
         out
+    }
+}
+
+/// The histogram for one name of an event plug-in. With `overflow` (the
+/// plug-in's overflow name) it never fails; otherwise `None` says the
+/// metric is at its cardinality limit, so the caller moves the name to its
+/// overflow handle. Any other error is counted on the collector and gives a
+/// detached handle.
+pub(crate) fn bounded_histogram(
+    metrics: &MetricsCollector,
+    name: &str,
+    labels: &[(&str, &str)],
+    overflow: bool,
+) -> Option<Histogram> {
+    if overflow {
+        return Some(metrics.histogram(name, labels));
+    }
+    match metrics.try_histogram(name, labels) {
+        Ok(h) => Some(h),
+        Err(Error::CardinalityLimit { .. }) => None,
+        Err(err) => {
+            metrics.__report(err);
+            Some(Histogram::detached())
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::named::{Named, OVERFLOW_NAME};
+use super::named::{bounded_histogram, Named, OVERFLOW_NAME};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::metrics::counter::Counter;
@@ -141,18 +141,7 @@ impl StageCollector {
             return Some(Stage::detached(name));
         };
         let labels = [("stage", name)];
-        let duration = if overflow {
-            metrics.histogram(DURATION, &labels)
-        } else {
-            match metrics.try_histogram(DURATION, &labels) {
-                Ok(h) => h,
-                Err(Error::CardinalityLimit { .. }) => return None,
-                Err(err) => {
-                    metrics.__report(err);
-                    Histogram::detached()
-                }
-            }
-        };
+        let duration = bounded_histogram(&metrics, DURATION, &labels, overflow)?;
         Some(Stage {
             inner: Arc::new(StageInner {
                 name: name.into(),

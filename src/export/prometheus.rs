@@ -365,32 +365,26 @@ impl TextRenderer {
             help: Some(&help),
             unit: None,
         };
-        if !self.begin_family(&header, out, report) {
-            return;
-        }
-        self.seen.clear();
-        let run: Vec<usize> = (0..group.len()).collect();
-        for pos in 0..group.len() {
-            let s = group[pos].1;
-            if s.kind != first.kind {
-                report.clashing_families.push(s.name.to_string());
-                continue;
-            }
-            if self.is_duplicate(pos, &run, |j| &group[j].1.labels, report) {
-                continue;
-            }
-            let suffix = if kind == FamilyType::Counter {
-                "_total"
-            } else {
-                ""
-            };
-            write_name(out, base, suffix);
-            write_labels(out, &s.labels, None);
-            out.push(' ');
-            self.write_f64(out, s.value);
-            out.push('\n');
-            report.series += 1;
-        }
+        // Samples of another kind under the same name cannot join the family.
+        let run: Vec<usize> = (0..group.len())
+            .filter(|&j| {
+                let same = group[j].1.kind == first.kind;
+                if !same {
+                    report.clashing_families.push(group[j].1.name.to_string());
+                }
+                same
+            })
+            .collect();
+        self.plain_family(
+            &header,
+            &run,
+            |j| &group[j].1.labels,
+            out,
+            report,
+            |r, out, i| {
+                r.write_f64(out, group[i].1.value);
+            },
+        );
     }
 
     fn counter_family(
@@ -401,22 +395,16 @@ impl TextRenderer {
         out: &mut String,
         report: &mut RenderReport,
     ) {
-        if !self.begin_family(header, out, report) {
-            return;
-        }
-        self.seen.clear();
-        for (pos, &i) in run.iter().enumerate() {
-            let s = &items[i];
-            if self.is_duplicate(pos, run, |j| &items[j].labels, report) {
-                continue;
-            }
-            write_name(out, header.base, "_total");
-            write_labels(out, &s.labels, None);
-            out.push(' ');
-            write_u64(out, s.value);
-            out.push('\n');
-            report.series += 1;
-        }
+        self.plain_family(
+            header,
+            run,
+            |j| &items[j].labels,
+            out,
+            report,
+            |_, out, i| {
+                write_u64(out, items[i].value);
+            },
+        );
     }
 
     fn gauge_family(
@@ -427,19 +415,46 @@ impl TextRenderer {
         out: &mut String,
         report: &mut RenderReport,
     ) {
+        self.plain_family(
+            header,
+            run,
+            |j| &items[j].labels,
+            out,
+            report,
+            |r, out, i| {
+                r.write_f64(out, items[i].value);
+            },
+        );
+    }
+
+    /// A family of one sample per series (counters and gauges): metadata,
+    /// then `name{labels} value` for each series of `run` not seen before.
+    fn plain_family<'a>(
+        &mut self,
+        header: &FamilyHeader<'_>,
+        run: &[usize],
+        labels_of: impl Fn(usize) -> &'a Labels,
+        out: &mut String,
+        report: &mut RenderReport,
+        mut value: impl FnMut(&mut Self, &mut String, usize),
+    ) {
         if !self.begin_family(header, out, report) {
             return;
         }
         self.seen.clear();
+        let suffix = if header.kind == FamilyType::Counter {
+            "_total"
+        } else {
+            ""
+        };
         for (pos, &i) in run.iter().enumerate() {
-            let s = &items[i];
-            if self.is_duplicate(pos, run, |j| &items[j].labels, report) {
+            if self.is_duplicate(pos, run, &labels_of, report) {
                 continue;
             }
-            write_name(out, header.base, "");
-            write_labels(out, &s.labels, None);
+            write_name(out, header.base, suffix);
+            write_labels(out, labels_of(i), None);
             out.push(' ');
-            self.write_f64(out, s.value);
+            value(self, out, i);
             out.push('\n');
             report.series += 1;
         }
