@@ -1,0 +1,580 @@
+//! Histograms over a rolling window: by time (the last 60 s in 6 slots by
+//! default) or by count (the last N values, exact quantiles).
+//!
+//! # Layout of a time window
+//!
+//! A value's bucket comes straight from the bits of its `f64`: the exponent
+//! picks an octave (a power of two) and the top 6 mantissa bits one of 64
+//! linear sub-buckets in it. A bucket is at most 1/64 of its lower bound wide,
+//! so its midpoint is within 0.79% of any value in it: quantiles are within
+//! 0.79% of the exact nearest-rank quantile. Octaves cover 2⁻³⁰ (about 1 ns
+//! when recording seconds) to 2⁵⁰ (about 10¹⁵).
+//!
+//! Each octave's counters (`slots × 64` × `u32`) are allocated the first time
+//! a value lands in it, so a series only pays for the range it uses: values
+//! over four decades touch 14 octaves, about 21 KiB with 6 slots.
+//!
+//! `record` never reads the clock and never locks: it reads the current slot
+//! index, adds one to a bucket, adds the value to the slot's sum with one CAS,
+//! and touches min/max only when they change. Readers (snapshots) rotate the
+//! slots when the clock says a slot has ended, folding the slot that leaves
+//! the window into the lifetime totals with atomic swaps, so a write racing
+//! with rotation lands in the old or the new slot and is never lost.
+//!
+//! When two threads collide on the same histogram (a failed CAS on the sum),
+//! it grows per-thread stripes, as [`Counter`](crate::Counter) does, so that
+//! contended threads stop sharing cache lines.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::counter::Counter;
+use super::sparse::SparseBuckets;
+use super::Storage;
+use crate::error::Error;
+
+const SUB_BITS: u32 = 6;
+const SUBS: usize = 1 << SUB_BITS;
+const MIN_EXP: i64 = -30;
+const MAX_EXP: i64 = 50;
+const OCTAVES: usize = (MAX_EXP - MIN_EXP) as usize;
+const EXP_BIAS: i64 = 1023;
+const MIN_BITS: u64 = ((MIN_EXP + EXP_BIAS) as u64) << 52;
+const MAX_BITS: u64 = (((MAX_EXP + EXP_BIAS) as u64) << 52) - 1;
+/// Marks an unwritten cell of a count window (NaN is never recorded).
+const EMPTY: u64 = u64::MAX;
+
+/// The smallest positive value a time window tells apart (2⁻³⁰ ≈ 9.3e-10).
+/// Smaller positive values are recorded as this and counted as saturated;
+/// zero is recorded exactly.
+///
+/// ```
+/// assert!(vitals::MIN_TRACKABLE < 1e-9);
+/// ```
+pub const MIN_TRACKABLE: f64 = f64::from_bits(MIN_BITS);
+
+/// The largest value a time window tracks (just under 2⁵⁰ ≈ 1.1e15). Larger
+/// values, +∞ included, are recorded as this and counted as saturated.
+///
+/// ```
+/// assert!(vitals::MAX_TRACKABLE > 1e15);
+/// ```
+pub const MAX_TRACKABLE: f64 = f64::from_bits(MAX_BITS);
+
+mod buckets;
+mod count;
+mod summary;
+mod time;
+
+pub(crate) use buckets::validate_bucket_bounds;
+use buckets::BucketCounters;
+pub use buckets::{BucketCounts, MAX_BUCKETS};
+use count::CountWindow;
+pub use summary::{HistogramSummary, LifetimeStats, Quantiles, Window, WindowStats};
+#[cfg(test)]
+use time::bucket_midpoint;
+use time::TimeWindow;
+
+/// A distribution of values over a rolling window, such as request latency.
+///
+/// **How it works.** A value's bucket comes from the bits of its `f64`: the
+/// exponent picks an octave, the top 6 mantissa bits one of 64 sub-buckets,
+/// so a bucket's midpoint is within 0.79% of every value in it; octaves are
+/// allocated on first use (values over four decades: about 25 KiB per series
+/// with the default window). `record` never reads the clock and never locks:
+/// one atomic add on the bucket of the current slot and one CAS on the
+/// slot's exact sum. Snapshots rotate the slots and merge them; a contended
+/// histogram grows per-thread stripes, as [`Counter`] does.
+///
+/// Record durations in seconds
+/// (the Prometheus base unit): [`record_duration`](Histogram::record_duration)
+/// and the timers do.
+///
+/// **Bad values.** NaN and negative values are dropped and counted
+/// ([`HistogramSummary::dropped`]); values beyond the trackable range are
+/// clamped and counted ([`HistogramSummary::saturated`]). Neither panics.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let metrics = vitals::MetricsCollector::new();
+/// let latency = metrics.histogram("request_duration_seconds", &[("route", "/")]);
+/// latency.record(0.012);
+/// latency.record_duration(Duration::from_millis(30));
+/// {
+///     let _timer = latency.start_timer(); // records when dropped
+/// }
+/// let snap = metrics.snapshot();
+/// assert_eq!(snap.histograms[0].summary.window.count, 3);
+/// ```
+#[derive(Clone)]
+pub struct Histogram {
+    core: Storage<HistogramCore>,
+}
+
+pub(crate) struct HistogramCore {
+    kind: WindowCore,
+    dropped: AtomicU64,
+    saturated: AtomicU64,
+    buckets: Option<Box<BucketCounters>>,
+}
+
+// One per series, its variant fixed at creation: boxing the larger one
+// would add a pointer chase to every `record`.
+#[allow(clippy::large_enum_variant)]
+enum WindowCore {
+    Time(TimeWindow),
+    Count(CountWindow),
+}
+
+impl Histogram {
+    pub(crate) fn from_storage(core: Storage<HistogramCore>) -> Self {
+        Histogram { core }
+    }
+
+    /// A handle attached to no collector (see [`Counter`]).
+    pub(crate) fn detached() -> Self {
+        Histogram {
+            core: Storage::new(
+                HistogramCore::new(Window::Count { values: 1 }, Duration::ZERO, None),
+                false,
+            ),
+        }
+    }
+
+    /// Records one value.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let h = metrics.histogram("payload_bytes", &[]);
+    /// h.record(1500.0);
+    /// h.record(f64::NAN); // dropped and counted
+    /// let summary = &metrics.snapshot().histograms[0].summary;
+    /// assert_eq!((summary.window.count, summary.dropped), (1, 1));
+    /// ```
+    #[inline]
+    pub fn record(&self, value: f64) {
+        let core = &*self.core;
+        let bits = value.to_bits();
+        // Hot path: one range check on the bits covers NaN, negatives, zero,
+        // and both ends of the range (non-negative floats order as integers).
+        if bits.wrapping_sub(MIN_BITS) <= MAX_BITS - MIN_BITS {
+            core.record_bits(bits);
+            if let Some(buckets) = &core.buckets {
+                buckets.record(value);
+            }
+        } else {
+            core.record_unusual(value);
+        }
+    }
+
+    /// Records a duration in seconds.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.histogram("sleep_seconds", &[]).record_duration(Duration::from_millis(250));
+    /// assert_eq!(metrics.snapshot().histograms[0].summary.window.sum, 0.25);
+    /// ```
+    #[inline]
+    pub fn record_duration(&self, elapsed: Duration) {
+        self.record(elapsed.as_secs_f64());
+    }
+
+    /// Starts a timer that records the elapsed seconds when stopped or
+    /// dropped.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let h = metrics.histogram("step_seconds", &[]);
+    /// let timer = h.start_timer();
+    /// let elapsed = timer.stop();
+    /// assert!(elapsed.as_secs() < 60);
+    /// assert_eq!(metrics.snapshot().histograms[0].summary.window.count, 1);
+    /// ```
+    pub fn start_timer(&self) -> HistogramTimer {
+        HistogramTimer {
+            histogram: Some(self.clone()),
+            started: Instant::now(),
+        }
+    }
+
+    /// Runs `work`, records how long it took, and returns its result.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let h = metrics.histogram("parse_seconds", &[]);
+    /// let n: u32 = h.time(|| "42".parse().unwrap());
+    /// assert_eq!(n, 42);
+    /// ```
+    pub fn time<T>(&self, work: impl FnOnce() -> T) -> T {
+        let timer = self.start_timer();
+        let out = work();
+        timer.stop();
+        out
+    }
+
+    /// Runs `work`, records how long it took, and increments `errors` when it
+    /// returns `Err`.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let h = metrics.histogram("query_seconds", &[]);
+    /// let errors = metrics.counter("query_errors_total", &[]);
+    /// let r: Result<u8, String> = h.time_result(&errors, || Err("timeout".into()));
+    /// assert!(r.is_err());
+    /// assert_eq!(errors.value(), 1);
+    /// ```
+    pub fn time_result<T, E>(
+        &self,
+        errors: &Counter,
+        work: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let out = self.time(work);
+        if out.is_err() {
+            errors.inc();
+        }
+        out
+    }
+
+    /// True when both handles record into the same series.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let a = metrics.histogram("h", &[]);
+    /// assert!(a.same_series(&metrics.histogram("h", &[])));
+    /// ```
+    pub fn same_series(&self, other: &Histogram) -> bool {
+        self.core.same(&other.core)
+    }
+
+    pub(crate) fn summary(&self, now: Duration) -> HistogramSummary {
+        self.core.summary(now)
+    }
+
+    /// Bytes of heap this series uses now (counters, buckets, stripes).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.core.heap_bytes()
+    }
+}
+
+impl std::fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Histogram").finish_non_exhaustive()
+    }
+}
+
+/// Records the seconds since it was started into its histogram when
+/// [`stop`](HistogramTimer::stop)ped or dropped, unless
+/// [`discard`](HistogramTimer::discard)ed.
+///
+/// ```
+/// let metrics = vitals::MetricsCollector::new();
+/// let h = metrics.histogram("cancelled_seconds", &[]);
+/// h.start_timer().discard();
+/// assert_eq!(metrics.snapshot().histograms[0].summary.window.count, 0);
+/// ```
+#[must_use = "a timer records when it is dropped; bind it to a variable"]
+pub struct HistogramTimer {
+    histogram: Option<Histogram>,
+    started: Instant,
+}
+
+impl HistogramTimer {
+    /// Records the elapsed time and returns it.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let elapsed = metrics.histogram("t_seconds", &[]).start_timer().stop();
+    /// assert!(elapsed.as_secs_f64() >= 0.0);
+    /// ```
+    pub fn stop(mut self) -> Duration {
+        let elapsed = self.started.elapsed();
+        if let Some(h) = self.histogram.take() {
+            h.record_duration(elapsed);
+        }
+        elapsed
+    }
+
+    /// Drops the timer without recording.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.histogram("t_seconds", &[]).start_timer().discard();
+    /// ```
+    pub fn discard(mut self) {
+        self.histogram = None;
+    }
+}
+
+impl Drop for HistogramTimer {
+    fn drop(&mut self) {
+        if let Some(h) = self.histogram.take() {
+            h.record_duration(self.started.elapsed());
+        }
+    }
+}
+
+impl std::fmt::Debug for HistogramTimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistogramTimer")
+            .field("started", &self.started)
+            .finish()
+    }
+}
+
+impl HistogramCore {
+    /// `window` and `buckets` must have been validated.
+    pub(crate) fn new(window: Window, now: Duration, buckets: Option<&[f64]>) -> Self {
+        let kind = match window {
+            Window::Time { length, slots } => WindowCore::Time(TimeWindow::new(length, slots, now)),
+            Window::Count { values } => WindowCore::Count(CountWindow::new(values, now)),
+        };
+        HistogramCore {
+            kind,
+            dropped: AtomicU64::new(0),
+            saturated: AtomicU64::new(0),
+            buckets: buckets.map(|b| Box::new(BucketCounters::new(b))),
+        }
+    }
+
+    #[inline]
+    fn record_bits(&self, bits: u64) {
+        match &self.kind {
+            WindowCore::Time(w) => w.record(bits),
+            WindowCore::Count(w) => w.record(bits),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_unusual(&self, value: f64) {
+        if value >= 0.0 {
+            if let Some(buckets) = &self.buckets {
+                buckets.record(value);
+            }
+        }
+        if value == 0.0 {
+            match &self.kind {
+                WindowCore::Time(w) => w.record_zero(),
+                WindowCore::Count(w) => w.record(0f64.to_bits()),
+            }
+        } else if value.is_nan() || value < 0.0 {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        } else if let WindowCore::Count(w) = &self.kind {
+            // A count window stores values exactly; only +inf is clamped, so
+            // that sums stay finite.
+            if value.is_finite() {
+                w.record(value.to_bits());
+            } else {
+                self.saturated.fetch_add(1, Ordering::Relaxed);
+                w.record(f64::MAX.to_bits());
+            }
+        } else {
+            self.saturated.fetch_add(1, Ordering::Relaxed);
+            let clamped = if value < MIN_TRACKABLE {
+                MIN_BITS
+            } else {
+                MAX_BITS
+            };
+            self.record_bits(clamped);
+        }
+    }
+
+    /// Makes snapshots carry the lifetime bucket counts (time windows
+    /// only: a count window keeps no buckets).
+    pub(crate) fn with_lifetime_buckets(self) -> Self {
+        if let WindowCore::Time(w) = &self.kind {
+            w.reader.lock().life_buckets = Some(Box::default());
+        }
+        self
+    }
+
+    fn summary(&self, now: Duration) -> HistogramSummary {
+        let (window, lifetime, lifetime_buckets) = match &self.kind {
+            WindowCore::Time(w) => w.summary(now),
+            WindowCore::Count(w) => {
+                let (window, lifetime) = w.summary(now);
+                (window, lifetime, None)
+            }
+        };
+        HistogramSummary {
+            window,
+            lifetime,
+            saturated: self.saturated.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            lifetime_buckets,
+            buckets: self.buckets.as_ref().map(|b| b.read()),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match &self.kind {
+            WindowCore::Time(w) => w.heap_bytes(),
+            WindowCore::Count(w) => w.ring.len() * 8,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time_histogram() -> Histogram {
+        Histogram::from_storage(Storage::new(
+            HistogramCore::new(Window::default(), Duration::ZERO, None),
+            false,
+        ))
+    }
+
+    #[test]
+    fn bucket_midpoints_are_within_bound_of_their_values() {
+        for v in [
+            MIN_TRACKABLE,
+            1e-6,
+            0.5,
+            1.0,
+            1.015625,
+            3.0,
+            1e6,
+            123456.789,
+            MAX_TRACKABLE,
+        ] {
+            let bits = f64::to_bits(v);
+            let octave = ((bits >> 52) - (MIN_BITS >> 52)) as usize;
+            let sub = ((bits >> (52 - SUB_BITS)) as usize) & (SUBS - 1);
+            let mid = bucket_midpoint(octave, sub);
+            assert!(((mid - v) / v).abs() <= 1.0 / 128.0 + 1e-12, "{v} -> {mid}");
+        }
+    }
+
+    #[test]
+    fn edge_values_are_clamped_counted_or_dropped() {
+        let h = time_histogram();
+        h.record(0.0);
+        h.record(-0.0);
+        h.record(1e-300);
+        h.record(f64::INFINITY);
+        h.record(1e300);
+        h.record(-1.0);
+        h.record(f64::NAN);
+        h.record(f64::NEG_INFINITY);
+        let s = h.summary(Duration::ZERO);
+        assert_eq!(s.window.count, 5);
+        assert_eq!(s.saturated, 3);
+        assert_eq!(s.dropped, 3);
+        assert_eq!(s.window.min, Some(0.0));
+        assert_eq!(s.window.max, Some(MAX_TRACKABLE));
+        let q = s.window.quantiles.unwrap();
+        assert!((q.p50 - MIN_TRACKABLE) / MIN_TRACKABLE <= 1.0 / 128.0);
+        assert!((MAX_TRACKABLE - q.p999) / MAX_TRACKABLE <= 1.0 / 128.0);
+    }
+
+    #[test]
+    fn window_config_bounds_are_checked() {
+        assert!(Window::Time {
+            length: Duration::from_secs(1),
+            slots: 0
+        }
+        .validate()
+        .is_err());
+        assert!(Window::Time {
+            length: Duration::from_secs(1),
+            slots: 65
+        }
+        .validate()
+        .is_err());
+        assert!(Window::Time {
+            length: Duration::from_micros(10),
+            slots: 2
+        }
+        .validate()
+        .is_err());
+        assert!(Window::Count { values: 1_000_001 }.validate().is_err());
+        assert!(Window::Count { values: 1 }.validate().is_ok());
+    }
+
+    #[test]
+    fn wrapped_bucket_counters_are_not_lost() {
+        let h = time_histogram();
+        h.record(2.0);
+        let WindowCore::Time(w) = &h.core.kind else {
+            unreachable!()
+        };
+        let octave = ((2f64.to_bits() >> 52) - (MIN_BITS >> 52)) as usize;
+        // Force the counter to the brink, as 2^32 - 1 records would.
+        w.base.octave(octave, w.slots)[0].store(u32::MAX, Ordering::Relaxed);
+        h.record(2.0);
+        let s = h.summary(Duration::ZERO);
+        assert_eq!(s.window.count, u64::from(u32::MAX) + 1);
+    }
+
+    #[test]
+    fn a_late_write_to_the_previous_slot_shows_in_the_next_snapshot() {
+        let h = time_histogram();
+        h.record(2.0);
+        let WindowCore::Time(w) = &h.core.kind else {
+            unreachable!()
+        };
+        let before = w.current.load(Ordering::Relaxed);
+        // A read 10 s later opens a new slot and caches the closed ones.
+        assert_eq!(h.summary(Duration::from_secs(10)).window.count, 1);
+        assert_ne!(w.current.load(Ordering::Relaxed), before);
+        // A writer that read the slot index before that rotation adds now.
+        let octave = ((2f64.to_bits() >> 52) - (MIN_BITS >> 52)) as usize;
+        w.base.octave(octave, w.slots)[before * SUBS].fetch_add(1, Ordering::Relaxed);
+        w.base.totals[before].add_sum_contended(2.0);
+        let s = h.summary(Duration::from_secs(11));
+        assert_eq!((s.window.count, s.window.sum), (2, 4.0));
+        assert_eq!(s.lifetime.count, 2);
+    }
+
+    #[test]
+    fn memory_stays_small_for_four_decades() {
+        let h = time_histogram();
+        let mut v = 0.001;
+        while v < 10.0 {
+            h.record(v);
+            v *= 1.01;
+        }
+        let bytes = h.heap_bytes();
+        assert!(bytes <= 32 * 1024, "{bytes} bytes");
+    }
+
+    #[test]
+    fn bucket_bounds_are_validated() {
+        assert!(validate_bucket_bounds("h", &[]).is_err());
+        assert!(validate_bucket_bounds("h", &[1.0, f64::INFINITY]).is_err());
+        assert!(validate_bucket_bounds("h", &[f64::NAN]).is_err());
+        assert!(validate_bucket_bounds("h", &[1.0, 1.0]).is_err());
+        assert!(validate_bucket_bounds("h", &[2.0, 1.0]).is_err());
+        assert!(validate_bucket_bounds("h", &[-1.0, 1.0]).is_err());
+        assert!(validate_bucket_bounds("h", &vec![1.0; MAX_BUCKETS + 1]).is_err());
+        let many: Vec<f64> = (0..MAX_BUCKETS).map(|i| i as f64).collect();
+        assert!(validate_bucket_bounds("h", &many).is_ok());
+    }
+
+    #[test]
+    fn buckets_count_edges_inclusively_and_skip_dropped_values() {
+        let h = Histogram::from_storage(Storage::new(
+            HistogramCore::new(Window::default(), Duration::ZERO, Some(&[0.0, 1.0, 2.0])),
+            false,
+        ));
+        for v in [
+            0.0,
+            1.0,
+            1.5,
+            2.0,
+            3.0,
+            f64::INFINITY,
+            f64::NAN,
+            -1.0,
+            1e-300,
+        ] {
+            h.record(v);
+        }
+        let b = h.summary(Duration::ZERO).buckets.unwrap();
+        assert_eq!(b.cumulative, [1, 3, 5]);
+        assert_eq!(b.count, 7);
+    }
+}

@@ -1,0 +1,651 @@
+//! The time window: slots of log-linear bucket counters, rotated by reads.
+//! See [`Histogram`](super::Histogram) for how recording and reading meet.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::*;
+use crate::metrics::sparse::SparseBuckets;
+use crate::metrics::{move_thread_index, stripe_count, thread_index};
+
+pub(super) struct TimeWindow {
+    pub(super) length: Duration,
+    pub(super) slot_len: Duration,
+    pub(super) slots: usize,
+    pub(super) current: AtomicUsize,
+    pub(super) base: Stripe,
+    pub(super) stripes: OnceLock<Box<[Stripe]>>,
+    pub(super) reader: Mutex<TimeReader>,
+}
+
+/// One thread's (or, before contention, everyone's) counters for every slot.
+pub(super) struct Stripe {
+    /// Per octave, `slots × SUBS` bucket counters, allocated on first use.
+    pub(super) octaves: Box<[OnceLock<Box<[AtomicU32]>>]>,
+    pub(super) totals: Box<[SlotTotals]>,
+    /// Bucket counters that wrapped past `u32::MAX`: (slot, bucket), one
+    /// entry per 2³² values. Needs 4 billion values in one bucket in one slot.
+    pub(super) wraps: Mutex<Vec<(usize, usize)>>,
+}
+
+pub(super) struct SlotTotals {
+    pub(super) sum: AtomicU64,
+    pub(super) min: AtomicU64,
+    pub(super) max: AtomicU64,
+    pub(super) zeros: AtomicU64,
+}
+
+impl SlotTotals {
+    pub(super) fn new() -> Self {
+        SlotTotals {
+            sum: AtomicU64::new(0f64.to_bits()),
+            min: AtomicU64::new(f64::INFINITY.to_bits()),
+            max: AtomicU64::new(0f64.to_bits()),
+            zeros: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    pub(super) fn add_sum(&self, value: f64) -> bool {
+        let current = self.sum.load(Ordering::Relaxed);
+        let next = (f64::from_bits(current) + value).to_bits();
+        self.sum
+            .compare_exchange(current, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    pub(super) fn add_sum_contended(&self, value: f64) {
+        let _ = self
+            .sum
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some((f64::from_bits(b) + value).to_bits())
+            });
+    }
+
+    #[inline]
+    pub(super) fn update_extremes(&self, bits: u64) {
+        // Loads first: once min and max settle, these lines stay shared.
+        if bits < self.min.load(Ordering::Relaxed) {
+            self.min.fetch_min(bits, Ordering::Relaxed);
+        }
+        if bits > self.max.load(Ordering::Relaxed) {
+            self.max.fetch_max(bits, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Stripe {
+    pub(super) fn new(slots: usize) -> Self {
+        Stripe {
+            octaves: (0..OCTAVES).map(|_| OnceLock::new()).collect(),
+            totals: (0..slots).map(|_| SlotTotals::new()).collect(),
+            wraps: Mutex::new(Vec::new()),
+        }
+    }
+
+    #[inline]
+    pub(super) fn octave(&self, octave: usize, slots: usize) -> &[AtomicU32] {
+        self.octaves[octave].get_or_init(|| (0..slots * SUBS).map(|_| AtomicU32::new(0)).collect())
+    }
+
+    pub(super) fn heap_bytes(&self) -> usize {
+        let allocated = self.octaves.iter().filter_map(OnceLock::get);
+        self.octaves.len() * std::mem::size_of::<OnceLock<Box<[AtomicU32]>>>()
+            + self.totals.len() * std::mem::size_of::<SlotTotals>()
+            + allocated.map(|o| o.len() * 4).sum::<usize>()
+    }
+}
+
+/// Reader-side state of a time window: when each slot was current.
+///
+/// Writers never read the clock, so a slot's time span is known only from
+/// the reads around it: slot `s` holds the values recorded between
+/// `starts[s]` (the read that opened it) and `ends[s]` (the read that
+/// closed it). A read opens a new slot once the current one is at least
+/// `length / slots` old, reusing the oldest slot, and drops a closed slot
+/// early once all of its span is older than `length`. With reads at least
+/// once per slot length (a reporter, a scrape) the window covers the last
+/// (slots − 1) / slots of `length` to all of it: 50–60 s by default. With
+/// rarer reads it covers more, and every snapshot reports the span it
+/// really covered.
+pub(super) struct TimeReader {
+    pub(super) starts: Box<[Duration]>,
+    pub(super) ends: Box<[Duration]>,
+    pub(super) live: Box<[bool]>,
+    pub(super) life_count: u64,
+    pub(super) life_sum: f64,
+    pub(super) life_min: u64,
+    pub(super) life_max: u64,
+    /// The slot that was current before the last rotation. Writers that
+    /// read the slot index just before a rotation still add to it, so it is
+    /// read afresh at every snapshot, like the current one.
+    pub(super) previous: Option<usize>,
+    /// The other live slots, merged when first needed after a rotation:
+    /// with it a snapshot reads two slots instead of all of them. Only a
+    /// write delayed across two rotations (a thread descheduled for a whole
+    /// slot length between reading the slot index and adding) could land in
+    /// a cached slot; it then shows from the next rotation on, and is never
+    /// lost: retiring a slot takes its counters with atomic swaps.
+    pub(super) closed: Option<Merged>,
+    /// Counts of the retired slots, per octave, when snapshots carry
+    /// lifetime buckets.
+    pub(super) life_buckets: Option<Box<LifeBuckets>>,
+}
+
+/// Bucket counts of every retired slot, kept only by collectors built with
+/// `lifetime_buckets(true)`: 520 bytes per octave the series has used.
+#[derive(Default)]
+pub(super) struct LifeBuckets {
+    /// (octave, counts of its sub-buckets), ascending by octave.
+    pub(super) octaves: Vec<(usize, [u64; SUBS])>,
+    pub(super) zeros: u64,
+}
+
+impl LifeBuckets {
+    pub(super) fn add(&mut self, gone: &Merged) {
+        self.zeros += gone.zeros;
+        for (octave, counts) in &gone.octaves {
+            let at = match self.octaves.binary_search_by_key(octave, |(o, _)| *o) {
+                Ok(at) => at,
+                Err(at) => {
+                    self.octaves.insert(at, (*octave, [0; SUBS]));
+                    at
+                }
+            };
+            for (total, c) in self.octaves[at].1.iter_mut().zip(counts) {
+                *total += c;
+            }
+        }
+    }
+
+    /// These counts plus the live slots', as sparse buckets.
+    pub(super) fn with_live(&self, live: &Merged) -> SparseBuckets {
+        let mut all = SparseBuckets {
+            zeros: self.zeros + live.zeros,
+            counts: Vec::new(),
+        };
+        let (mut a, mut b) = (
+            self.octaves.iter().peekable(),
+            live.octaves.iter().peekable(),
+        );
+        let empty = [0u64; SUBS];
+        loop {
+            let (octave, x, y) = match (a.peek(), b.peek()) {
+                (Some(p), Some(q)) if p.0 == q.0 => (p.0, &p.1, &q.1),
+                (Some(p), Some(q)) if p.0 < q.0 => (p.0, &p.1, &empty),
+                (Some(p), None) => (p.0, &p.1, &empty),
+                (_, Some(q)) => (q.0, &empty, &q.1),
+                (None, None) => break,
+            };
+            if a.peek().is_some_and(|p| p.0 == octave) {
+                a.next();
+            }
+            if b.peek().is_some_and(|q| q.0 == octave) {
+                b.next();
+            }
+            for (sub, (c1, c2)) in x.iter().zip(y).enumerate() {
+                let c = c1 + c2;
+                if c > 0 {
+                    if let Ok(bucket) = u16::try_from(octave * SUBS + sub) {
+                        all.counts.push((bucket, c));
+                    }
+                }
+            }
+        }
+        all
+    }
+
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.octaves.capacity() * std::mem::size_of::<(usize, [u64; SUBS])>()
+    }
+}
+
+thread_local! {
+    /// Closed slots plus the current one, rebuilt at every snapshot of a
+    /// time window: one buffer per snapshotting thread, reused, rather than
+    /// an allocation per series per snapshot or a copy kept per series.
+    static SCRATCH: std::cell::RefCell<Merged> = const { std::cell::RefCell::new(Merged::empty()) };
+}
+
+/// Counts and totals of some slots, merged across stripes.
+#[derive(Clone)]
+pub(super) struct Merged {
+    /// (octave, counts of its sub-buckets), ascending by octave.
+    pub(super) octaves: Vec<(usize, [u64; SUBS])>,
+    pub(super) zeros: u64,
+    pub(super) count: u64,
+    pub(super) sum: f64,
+    pub(super) min: u64,
+    pub(super) max: u64,
+}
+
+impl TimeWindow {
+    pub(super) fn new(length: Duration, slots: u32, now: Duration) -> Self {
+        let slots = slots as usize;
+        TimeWindow {
+            length,
+            slot_len: length / slots as u32,
+            slots,
+            current: AtomicUsize::new(0),
+            base: Stripe::new(slots),
+            stripes: OnceLock::new(),
+            reader: Mutex::new(TimeReader {
+                starts: vec![now; slots].into(),
+                ends: vec![now; slots].into(),
+                live: (0..slots).map(|s| s == 0).collect(),
+                life_count: 0,
+                life_sum: 0.0,
+                life_min: f64::INFINITY.to_bits(),
+                life_max: 0f64.to_bits(),
+                previous: None,
+                closed: None,
+                life_buckets: None,
+            }),
+        }
+    }
+
+    #[inline]
+    pub(super) fn stripe(&self) -> &Stripe {
+        match self.stripes.get() {
+            Some(stripes) => &stripes[thread_index() & (stripes.len() - 1)],
+            None => &self.base,
+        }
+    }
+
+    #[inline]
+    pub(super) fn record(&self, bits: u64) {
+        let octave = ((bits >> 52) - MIN_BITS.wrapping_shr(52)) as usize;
+        let sub = ((bits >> (52 - SUB_BITS)) as usize) & (SUBS - 1);
+        let slot = self.current.load(Ordering::Relaxed);
+        let stripe = self.stripe();
+        let index = slot * SUBS + sub;
+        let before = stripe.octave(octave, self.slots)[index].fetch_add(1, Ordering::Relaxed);
+        if before == u32::MAX {
+            stripe.wraps.lock().push((slot, octave * SUBS + sub));
+        }
+        let totals = &stripe.totals[slot];
+        let value = f64::from_bits(bits);
+        if !totals.add_sum(value) {
+            self.contended(stripe, totals, value);
+        }
+        totals.update_extremes(bits);
+    }
+
+    pub(super) fn record_zero(&self) {
+        let slot = self.current.load(Ordering::Relaxed);
+        let totals = &self.stripe().totals[slot];
+        totals.zeros.fetch_add(1, Ordering::Relaxed);
+        totals.min.fetch_min(0, Ordering::Relaxed);
+    }
+
+    /// Another thread wrote the same sum between our load and CAS.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn contended(&self, stripe: &Stripe, totals: &SlotTotals, value: f64) {
+        totals.add_sum_contended(value);
+        if std::ptr::eq(stripe, &self.base) {
+            self.stripes.get_or_init(|| {
+                (0..stripe_count(1, 16))
+                    .map(|_| Stripe::new(self.slots))
+                    .collect()
+            });
+        } else {
+            move_thread_index();
+        }
+    }
+
+    pub(super) fn all_stripes(&self) -> impl Iterator<Item = &Stripe> {
+        std::iter::once(&self.base).chain(self.stripes.get().into_iter().flat_map(|s| s.iter()))
+    }
+
+    /// Opens a new slot if the current one has run for a slot's length, and
+    /// drops the closed slots whose whole span has left the window, folding
+    /// what they held into the lifetime totals.
+    pub(super) fn rotate(&self, reader: &mut TimeReader, now: Duration) {
+        let current = self.current.load(Ordering::Relaxed);
+        if now.saturating_sub(reader.starts[current]) >= self.slot_len {
+            reader.ends[current] = now;
+            let next = (current + 1) % self.slots;
+            if reader.live[next] {
+                self.retire(reader, next);
+            }
+            reader.starts[next] = now;
+            reader.live[next] = true;
+            // The slot is empty before writers are sent to it.
+            self.current.store(next, Ordering::Release);
+            reader.previous = Some(current);
+            reader.closed = None;
+        }
+        let current = self.current.load(Ordering::Relaxed);
+        let horizon = now.saturating_sub(self.length);
+        for slot in 0..self.slots {
+            if slot != current
+                && reader.live[slot]
+                && reader.ends[slot] <= horizon
+                && now >= self.length
+            {
+                self.retire(reader, slot);
+                reader.closed = None;
+            }
+        }
+    }
+
+    /// Empties `slot` into the lifetime totals (atomic swaps: a racing write
+    /// is either taken here or stays for the slot's next use).
+    pub(super) fn retire(&self, reader: &mut TimeReader, slot: usize) {
+        let gone = self.take_slots(&[slot], true);
+        reader.life_count += gone.count;
+        reader.life_sum += gone.sum;
+        reader.life_min = reader.life_min.min(gone.min);
+        reader.life_max = reader.life_max.max(gone.max);
+        if let Some(life) = &mut reader.life_buckets {
+            life.add(&gone);
+        }
+        reader.live[slot] = false;
+        if reader.previous == Some(slot) {
+            reader.previous = None;
+        }
+    }
+
+    /// Reads (and, with `clear`, empties by atomic swaps) the given slots of
+    /// every stripe.
+    pub(super) fn take_slots(&self, slots: &[usize], clear: bool) -> Merged {
+        let mut merged = Merged::empty();
+        self.add_slots(&mut merged, slots, clear);
+        merged
+    }
+
+    /// Adds the given slots of every stripe into `merged`.
+    pub(super) fn add_slots(&self, merged: &mut Merged, slots: &[usize], clear: bool) {
+        let read64 = |a: &AtomicU64, empty: u64| {
+            if clear {
+                a.swap(empty, Ordering::Relaxed)
+            } else {
+                a.load(Ordering::Relaxed)
+            }
+        };
+        let mut position = [usize::MAX; OCTAVES];
+        for (i, (octave, _)) in merged.octaves.iter().enumerate() {
+            position[*octave] = i;
+        }
+        let mut added = 0u64;
+        for stripe in self.all_stripes() {
+            for (octave, cell) in stripe.octaves.iter().enumerate() {
+                let Some(counts) = cell.get() else { continue };
+                if position[octave] == usize::MAX {
+                    position[octave] = merged.octaves.len();
+                    merged.octaves.push((octave, [0; SUBS]));
+                }
+                let into = &mut merged.octaves[position[octave]].1;
+                for &slot in slots {
+                    let from = &counts[slot * SUBS..(slot + 1) * SUBS];
+                    // Atomic loads one by one, then plain (vectorised) adds.
+                    let mut read = [0u32; SUBS];
+                    if clear {
+                        for (r, c) in read.iter_mut().zip(from) {
+                            *r = c.swap(0, Ordering::Relaxed);
+                        }
+                    } else {
+                        for (r, c) in read.iter_mut().zip(from) {
+                            *r = c.load(Ordering::Relaxed);
+                        }
+                    }
+                    for (total, &c) in into.iter_mut().zip(read.iter()) {
+                        *total += u64::from(c);
+                    }
+                    added += read.iter().map(|&c| u64::from(c)).sum::<u64>();
+                }
+            }
+            for &slot in slots {
+                let t = &stripe.totals[slot];
+                merged.sum += f64::from_bits(read64(&t.sum, 0f64.to_bits()));
+                let zeros = read64(&t.zeros, 0);
+                merged.zeros += zeros;
+                added += zeros;
+                merged.min = merged.min.min(read64(&t.min, f64::INFINITY.to_bits()));
+                merged.max = merged.max.max(read64(&t.max, 0));
+            }
+            let mut wraps = stripe.wraps.lock();
+            wraps.retain(|&(slot, bucket)| {
+                if !slots.contains(&slot) {
+                    return true;
+                }
+                let (octave, sub) = (bucket / SUBS, bucket % SUBS);
+                if let Some(&p) = position.get(octave) {
+                    if p != usize::MAX {
+                        merged.octaves[p].1[sub] += 1 << 32;
+                        added += 1 << 32;
+                    }
+                }
+                !clear
+            });
+        }
+        merged.octaves.sort_unstable_by_key(|(o, _)| *o);
+        merged.count += added;
+    }
+
+    pub(super) fn summary(
+        &self,
+        now: Duration,
+    ) -> (WindowStats, LifetimeStats, Option<SparseBuckets>) {
+        let mut guard = self.reader.lock();
+        let reader = &mut *guard;
+        self.rotate(reader, now);
+        let current = self.current.load(Ordering::Relaxed);
+        let oldest = (0..self.slots)
+            .filter(|&s| reader.live[s])
+            .map(|s| reader.starts[s])
+            .min()
+            .unwrap_or(now);
+        // The current slot and the one current before the last rotation
+        // (late writers may still add to it) are read afresh; the others
+        // come from the cache.
+        let previous = reader.previous.filter(|&p| p != current);
+        let fresh_slots = [current, previous.unwrap_or(current)];
+        let fresh = &fresh_slots[..if previous.is_some() { 2 } else { 1 }];
+        if reader.closed.is_none() {
+            let others: Vec<usize> = (0..self.slots)
+                .filter(|&s| reader.live[s] && !fresh.contains(&s))
+                .collect();
+            reader.closed = Some(self.take_slots(&others, false));
+        }
+        let reader: &TimeReader = reader;
+        let nothing_closed = Merged::empty();
+        let closed = reader.closed.as_ref().unwrap_or(&nothing_closed);
+        let mut own = None;
+        SCRATCH.with(|cell| {
+            let mut shared = cell.try_borrow_mut();
+            let m = match &mut shared {
+                Ok(m) => &mut **m,
+                Err(_) => own.get_or_insert_with(Merged::empty),
+            };
+            m.copy_from(closed);
+            self.add_slots(m, fresh, false);
+            self.stats(reader, m, now, oldest)
+        })
+    }
+
+    /// Window and lifetime statistics from the merged window `m`.
+    pub(super) fn stats(
+        &self,
+        reader: &TimeReader,
+        m: &Merged,
+        now: Duration,
+        oldest: Duration,
+    ) -> (WindowStats, LifetimeStats, Option<SparseBuckets>) {
+        let empty = m.count == 0;
+        let min = (!empty).then(|| f64::from_bits(m.min));
+        let max = (!empty).then(|| f64::from_bits(m.max));
+        let mean = (!empty).then(|| m.sum / m.count as f64);
+        let (quantiles, stddev) = match (min, max, mean) {
+            (Some(lo), Some(hi), Some(mean)) => {
+                let (q, sd) = bucket_stats(m, lo, hi, mean);
+                (Some(q), Some(sd))
+            }
+            _ => (None, None),
+        };
+        let window = WindowStats {
+            window: Window::Time {
+                length: self.length,
+                slots: self.slots as u32,
+            },
+            span_seconds: now.saturating_sub(oldest).as_secs_f64(),
+            count: m.count,
+            sum: m.sum,
+            min,
+            max,
+            mean,
+            stddev,
+            quantiles,
+        };
+        let life_count = reader.life_count + m.count;
+        let life_min = reader.life_min.min(m.min);
+        let life_max = reader.life_max.max(m.max);
+        let lifetime = LifetimeStats {
+            count: life_count,
+            sum: reader.life_sum + m.sum,
+            min: (life_count > 0).then(|| f64::from_bits(life_min)),
+            max: (life_count > 0).then(|| f64::from_bits(life_max)),
+        };
+        let buckets = reader.life_buckets.as_ref().map(|life| life.with_live(m));
+        (window, lifetime, buckets)
+    }
+
+    pub(super) fn heap_bytes(&self) -> usize {
+        let reader = self.reader.lock();
+        let cache = reader.closed.as_ref().map_or(0, |m| {
+            m.octaves.capacity() * std::mem::size_of::<(usize, [u64; SUBS])>()
+        }) + reader.life_buckets.as_ref().map_or(0, |l| l.heap_bytes());
+        drop(reader);
+        cache
+            + self.all_stripes().map(Stripe::heap_bytes).sum::<usize>()
+            + self
+                .stripes
+                .get()
+                .map_or(0, |s| s.len() * std::mem::size_of::<Stripe>())
+    }
+}
+
+impl Merged {
+    pub(super) fn copy_from(&mut self, other: &Merged) {
+        self.octaves.clear();
+        self.octaves.extend_from_slice(&other.octaves);
+        self.zeros = other.zeros;
+        self.count = other.count;
+        self.sum = other.sum;
+        self.min = other.min;
+        self.max = other.max;
+    }
+
+    pub(super) const fn empty() -> Self {
+        Merged {
+            octaves: Vec::new(),
+            zeros: 0,
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY.to_bits(),
+            max: 0,
+        }
+    }
+}
+
+/// The midpoint of a bucket: within half a bucket (≤ 1/128 relative) of any
+/// value in it.
+pub(super) fn bucket_midpoint(octave: usize, sub: usize) -> f64 {
+    let lower = MIN_BITS + ((octave as u64) << 52) + ((sub as u64) << (52 - SUB_BITS));
+    let upper = lower + (1 << (52 - SUB_BITS));
+    (f64::from_bits(lower) + f64::from_bits(upper)) / 2.0
+}
+
+/// The 1-based nearest rank of quantile `q` among `n` values.
+pub(super) fn nearest_rank(q: f64, n: u64) -> u64 {
+    ((q * n as f64).ceil() as u64).clamp(1, n)
+}
+
+/// Quantiles and standard deviation of a non-empty window in one pass over
+/// the buckets.
+/// Σc, Σc·k and Σc·k² over the 64 sub-buckets of an octave. Counts almost
+/// always fit 32 bits, and then the products are 32 × 32 → 64-bit
+/// multiplies, which x86-64's baseline vector unit has (64 × 64 it has not,
+/// and emulates with three); otherwise the plain 64-bit loop.
+pub(super) fn moments(counts: &[u64; SUBS]) -> (u64, u64, u64) {
+    const K: [u32; SUBS] = {
+        let mut k = [0u32; SUBS];
+        let mut i = 0;
+        while i < SUBS {
+            k[i] = i as u32;
+            i += 1;
+        }
+        k
+    };
+    const K2: [u32; SUBS] = {
+        let mut k = [0u32; SUBS];
+        let mut i = 0;
+        while i < SUBS {
+            k[i] = (i * i) as u32;
+            i += 1;
+        }
+        k
+    };
+    let wide = counts.iter().fold(0u64, |acc, &c| acc | c) >> 32 != 0;
+    let (mut c0, mut c1, mut c2) = (0u64, 0u64, 0u64);
+    if wide {
+        for (k, &c) in (0u64..).zip(counts.iter()) {
+            c0 += c;
+            c1 += c * k;
+            c2 += c * k * k;
+        }
+    } else {
+        for i in 0..SUBS {
+            let c = counts[i] as u32;
+            c0 += u64::from(c);
+            c1 += u64::from(c) * u64::from(K[i]);
+            c2 += u64::from(c) * u64::from(K2[i]);
+        }
+    }
+    (c0, c1, c2)
+}
+
+pub(super) fn bucket_stats(m: &Merged, lo: f64, hi: f64, mean: f64) -> (Quantiles, f64) {
+    let ranks = Quantiles::LEVELS.map(|q| nearest_rank(q, m.count));
+    let mut out = [hi; 5];
+    let mut next = 0;
+    let mut seen = m.zeros;
+    while next < 5 && ranks[next] <= seen {
+        out[next] = 0.0;
+        next += 1;
+    }
+    let mut squares = m.zeros as f64 * mean * mean;
+    for (octave, counts) in &m.octaves {
+        // With d(k) = low + step·k the distance of sub-bucket k's midpoint
+        // from the mean, Σ c·d² = low²·Σc + 2·low·step·Σc·k + step²·Σc·k².
+        // The three sums are integer (vectorised, no float dependency
+        // chain); they cannot overflow: a bucket holds < 2⁴² values
+        // (u32 × 64 slots × 16 stripes) and k² < 2¹².
+        let (c0, c1, c2) = moments(counts);
+        let low = bucket_midpoint(*octave, 0) - mean;
+        let step = bucket_midpoint(*octave, 1) - bucket_midpoint(*octave, 0);
+        squares += low * low * c0 as f64 + 2.0 * low * step * c1 as f64 + step * step * c2 as f64;
+        // Walk the buckets only in an octave that holds the next rank.
+        if next < 5 && seen + c0 >= ranks[next] {
+            let mut at = seen;
+            for (sub, &c) in counts.iter().enumerate() {
+                at += c;
+                while next < 5 && ranks[next] <= at {
+                    out[next] = bucket_midpoint(*octave, sub).clamp(lo, hi);
+                    next += 1;
+                }
+            }
+        }
+        seen += c0;
+    }
+    let stddev = if m.count < 2 {
+        0.0
+    } else {
+        (squares / m.count as f64).sqrt()
+    };
+    (Quantiles::from_values(out), stddev)
+}
