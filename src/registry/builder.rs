@@ -1,0 +1,203 @@
+//! `Builder`: the settings of a `MetricsCollector`, checked before use.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+
+/// Settings for a [`MetricsCollector`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use vitals::{ManualClock, MetricsCollector, Window};
+///
+/// let metrics = MetricsCollector::builder()
+///     .clock(Arc::new(ManualClock::new()))
+///     .cardinality_limit(100)
+///     .histogram_window(Window::Count { values: 500 })
+///     .rate_window(Duration::from_secs(30))
+///     .try_build()
+///     .unwrap();
+/// # let _ = metrics;
+/// ```
+#[derive(Debug)]
+pub struct Builder {
+    pub(super) clock: Option<Arc<dyn Clock>>,
+    pub(super) cardinality_limit: usize,
+    pub(super) max_metrics: usize,
+    pub(super) default_window: Window,
+    pub(super) rate_window: Duration,
+    pub(super) plugin_deadline: Duration,
+    pub(super) lifetime_buckets: bool,
+}
+
+impl Builder {
+    /// The clock for windows, rates and timestamps (default: the system clock).
+    ///
+    /// ```
+    /// let m = vitals::MetricsCollector::builder()
+    ///     .clock(std::sync::Arc::new(vitals::ManualClock::new()))
+    ///     .build();
+    /// # let _ = m;
+    /// ```
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Label sets allowed per metric name (at least 1; default
+    /// [`DEFAULT_CARDINALITY_LIMIT`]).
+    ///
+    /// ```
+    /// let m = vitals::MetricsCollector::builder().cardinality_limit(10).build();
+    /// # let _ = m;
+    /// ```
+    pub fn cardinality_limit(mut self, limit: usize) -> Self {
+        self.cardinality_limit = limit;
+        self
+    }
+
+    /// Metric names allowed (at least 1; default [`DEFAULT_MAX_METRICS`]).
+    ///
+    /// ```
+    /// let m = vitals::MetricsCollector::builder().max_metrics(500).build();
+    /// # let _ = m;
+    /// ```
+    pub fn max_metrics(mut self, max: usize) -> Self {
+        self.max_metrics = max;
+        self
+    }
+
+    /// The window of histograms not configured otherwise (default: 60 s in
+    /// 6 slots).
+    ///
+    /// ```
+    /// let m = vitals::MetricsCollector::builder()
+    ///     .histogram_window(vitals::Window::Count { values: 1000 })
+    ///     .build();
+    /// # let _ = m;
+    /// ```
+    pub fn histogram_window(mut self, window: Window) -> Self {
+        self.default_window = window;
+        self
+    }
+
+    /// How far back counter rates look (at least 1 s; default 60 s).
+    ///
+    /// ```
+    /// let m = vitals::MetricsCollector::builder()
+    ///     .rate_window(std::time::Duration::from_secs(10))
+    ///     .build();
+    /// # let _ = m;
+    /// ```
+    pub fn rate_window(mut self, window: Duration) -> Self {
+        self.rate_window = window;
+        self
+    }
+
+    /// Makes snapshots carry each time-window histogram's lifetime bucket
+    /// counts ([`HistogramSummary::lifetime_buckets`](crate::HistogramSummary)),
+    /// which [`History`](crate::history::History) needs for quantiles over
+    /// its intervals (default: off). Costs each histogram series 520 bytes
+    /// per octave it uses (about 7 KiB over four decades), and each snapshot
+    /// line a few bytes per non-empty bucket.
+    ///
+    /// ```
+    /// let m = vitals::MetricsCollector::builder().lifetime_buckets(true).build();
+    /// m.histogram("h", &[]).record(0.5);
+    /// let snap = m.snapshot();
+    /// assert_eq!(snap.histogram("h", &[]).unwrap().lifetime_buckets.as_ref().unwrap().count(), 1);
+    /// ```
+    pub fn lifetime_buckets(mut self, on: bool) -> Self {
+        self.lifetime_buckets = on;
+        self
+    }
+
+    /// How long a snapshot waits for each plug-in registered from now on
+    /// (at least 1 ms; default [`DEFAULT_PLUGIN_DEADLINE`]).
+    /// [`Plugin::set_deadline`] changes one plug-in's.
+    ///
+    /// ```
+    /// let m = vitals::MetricsCollector::builder()
+    ///     .plugin_deadline(std::time::Duration::from_millis(250))
+    ///     .build();
+    /// # let _ = m;
+    /// ```
+    pub fn plugin_deadline(mut self, deadline: Duration) -> Self {
+        self.plugin_deadline = deadline;
+        self
+    }
+
+    /// Builds the collector, or says which setting is out of range.
+    ///
+    /// ```
+    /// let err = vitals::MetricsCollector::builder().cardinality_limit(0).try_build();
+    /// assert!(err.is_err());
+    /// ```
+    pub fn try_build(self) -> Result<MetricsCollector, Error> {
+        self.validate()?;
+        Ok(MetricsCollector::from_builder(self, false))
+    }
+
+    /// Builds the collector. A setting out of range is replaced by its
+    /// default, and the error is counted and kept as
+    /// [`Snapshot::first_error`] (use [`try_build`](Builder::try_build) to
+    /// get it instead).
+    ///
+    /// ```
+    /// let m = vitals::MetricsCollector::builder().cardinality_limit(0).build();
+    /// assert!(m.snapshot().first_error.unwrap().contains("cardinality"));
+    /// ```
+    pub fn build(self) -> MetricsCollector {
+        self.build_inner(false)
+    }
+
+    pub(super) fn build_inner(mut self, leak: bool) -> MetricsCollector {
+        let problem = self.validate().err();
+        if problem.is_some() {
+            let defaults = MetricsCollector::builder();
+            if self.cardinality_limit == 0 {
+                self.cardinality_limit = defaults.cardinality_limit;
+            }
+            if self.max_metrics == 0 {
+                self.max_metrics = defaults.max_metrics;
+            }
+            if self.default_window.validate().is_err() {
+                self.default_window = defaults.default_window;
+            }
+            if self.rate_window < Duration::from_secs(1) {
+                self.rate_window = defaults.rate_window;
+            }
+            if check_period("deadline", self.plugin_deadline).is_err() {
+                self.plugin_deadline = defaults.plugin_deadline;
+            }
+        }
+        let collector = MetricsCollector::from_builder(self, leak);
+        if let Some(err) = problem {
+            collector.inner.report(err);
+        }
+        collector
+    }
+
+    pub(super) fn validate(&self) -> Result<(), Error> {
+        if self.cardinality_limit == 0 {
+            return Err(Error::InvalidConfig(
+                "the cardinality limit must be at least 1".into(),
+            ));
+        }
+        if self.max_metrics == 0 {
+            return Err(Error::InvalidConfig(
+                "max_metrics must be at least 1".into(),
+            ));
+        }
+        if self.rate_window < Duration::from_secs(1) {
+            return Err(Error::InvalidConfig(format!(
+                "the rate window must be at least 1 s, not {:?}",
+                self.rate_window
+            )));
+        }
+        check_period("deadline", self.plugin_deadline)?;
+        self.default_window.validate()
+    }
+}
