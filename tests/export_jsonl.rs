@@ -2,41 +2,16 @@
 //! retention on a manual clock, torn lines, unwritable paths, a full disk and
 //! a deleted directory.
 
+mod common;
+use common::TempDir;
+
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use vitals::export::{Exporter, FsyncPolicy, JsonLinesExporter, JsonLinesReader};
 use vitals::{Error, ManualClock, MetricsCollector};
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "vitals-test-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn manual() -> (Arc<ManualClock>, MetricsCollector) {
     let clock = Arc::new(ManualClock::new());

@@ -2,8 +2,10 @@
 //! drop, nothing lost under concurrent updates, failing and panicking
 //! exporters isolated and counted.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+mod common;
+use common::TempDir;
+
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,32 +13,6 @@ use vitals::export::{
     Exporter, JsonLinesExporter, JsonLinesReader, Reporter, EXPORT_ERRORS_METRIC,
 };
 use vitals::{Error, MetricsCollector, Snapshot};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "vitals-reporter-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn snapshots(path: &Path) -> Vec<Snapshot> {
     let mut reader = JsonLinesReader::open(path).unwrap();

@@ -2,8 +2,10 @@
 //! resident span with queries reaching back to disk, reopening, replay of
 //! an exporter's JSON-Lines files equal to live ingestion, torn lines.
 
+mod common;
+use common::TempDir;
+
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,23 +14,6 @@ use vitals::history::{Aggregation, History, Level, Query, QueryResult};
 use vitals::{ManualClock, MetricsCollector, Snapshot};
 
 const HOUR: u64 = 3_600_000;
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("vitals-history-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `ticks` snapshots 10 s apart of a counter, a gauge and a histogram with
 /// two label sets, from a collector on a manual clock.
