@@ -334,6 +334,13 @@ impl HistoryBuilder {
                 )));
             }
         }
+        let history = self.assemble();
+        history.reload()?;
+        Ok(history)
+    }
+
+    /// The store these settings describe, without validation or reloading.
+    fn assemble(self) -> History {
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let retention_ms = self.retention.map(millis);
         let mut resident_ms = [0; 4];
@@ -342,16 +349,14 @@ impl HistoryBuilder {
                 .map_or(retention_ms[i], millis)
                 .min(retention_ms[i]);
         }
-        let history = History {
+        History {
             retention_ms,
             resident_ms,
             inner: Mutex::new(Inner {
                 disk: self.dir.map(Disk::new),
                 ..Inner::default()
             }),
-        };
-        history.reload()?;
-        Ok(history)
+        }
     }
 }
 
@@ -449,9 +454,8 @@ impl History {
     /// assert_eq!(history.stats().series, 0);
     /// ```
     pub fn new() -> Self {
-        Self::builder()
-            .build()
-            .unwrap_or_else(|_| unreachable!("the default retentions are valid"))
+        // The default retentions are valid and nothing is on disk to reload.
+        Self::builder().assemble()
     }
 
     /// A builder, to set retentions.
