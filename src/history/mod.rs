@@ -38,11 +38,13 @@
 //! still fits `range / max_points`; they merge neighbouring intervals into
 //! steps and reduce each step with an [`Aggregation`].
 
+mod column;
 mod persist;
 mod point;
 mod query;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,12 +54,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::export::{Exporter, JsonLinesReader, SkippedLine};
-use crate::key::Labels;
+use crate::key::{Labels, NameHasher};
 use crate::metrics::sparse::SparseBuckets;
 use crate::snapshot::{MetricKind, Snapshot};
 
 pub use query::{Aggregation, LabelMatch, Query, QueryPoint, QueryResult, SeriesResult};
 
+use column::Column;
 use persist::Disk;
 use point::{Aggregate, Dist, Point};
 
@@ -407,14 +410,18 @@ struct Inner {
     floor: Option<u64>,
     disk: Option<Disk>,
     stats: HistoryStats,
-    names: HashMap<Arc<str>, Family>,
+    names: FastMap<Arc<str>, Family>,
 }
+
+/// Names and label sets come from the program's own registry (bounded by
+/// its cardinality limits) or its own files: a fast hash, not SipHash.
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<NameHasher>>;
 
 /// Every series of one metric name.
 #[derive(Debug)]
 struct Family {
     kind: MetricKind,
-    series: HashMap<Labels, Series>,
+    series: FastMap<Labels, Series>,
 }
 
 #[derive(Debug)]
@@ -424,7 +431,7 @@ struct Series {
     previous_ms: u64,
     /// Finished points per level; the roll-up levels' open interval is in
     /// `open`.
-    levels: [VecDeque<Point>; 4],
+    levels: [Column; 4],
     open: [Option<Point>; 3],
 }
 
@@ -548,7 +555,6 @@ impl History {
     /// ```
     pub fn memory_bytes(&self) -> usize {
         let inner = self.inner.lock();
-        let point = std::mem::size_of::<Point>();
         let mut bytes = std::mem::size_of::<History>();
         for (name, family) in &inner.names {
             bytes += name.len() + std::mem::size_of::<(Arc<str>, Family)>();
@@ -564,10 +570,7 @@ impl History {
                 {
                     bytes += b.heap_bytes();
                 }
-                for level in &s.levels {
-                    bytes += level.capacity() * point;
-                    bytes += level.iter().map(|p| p.agg.heap_bytes()).sum::<usize>();
-                }
+                bytes += s.levels.iter().map(Column::heap_bytes).sum::<usize>();
                 bytes += s
                     .open
                     .iter()
@@ -713,18 +716,14 @@ impl History {
                             if let Some(disk) = disk.as_mut() {
                                 disk.push(*level, name, labels, &p);
                             }
-                            s.levels[i + 1].push_back(p.packed());
+                            s.levels[i + 1].push(&p);
                         }
                     }
                 }
                 for (i, level) in s.levels.iter_mut().enumerate() {
+                    // A point stays while its interval reaches the horizon.
                     let span = Level::ALL[i].interval_ms().unwrap_or(0);
-                    while level
-                        .front()
-                        .is_some_and(|p| p.t_ms.saturating_add(span) < horizon[i])
-                    {
-                        level.pop_front();
-                    }
+                    level.expire_before(horizon[i].saturating_sub(span));
                 }
                 for (i, open) in s.open.iter_mut().enumerate() {
                     let span = Level::ALL[i + 1].interval_ms().unwrap_or(0);
@@ -780,7 +779,7 @@ impl History {
             let kind = point.agg.kind();
             let family = inner.names.entry(name).or_insert_with(|| Family {
                 kind,
-                series: HashMap::new(),
+                series: FastMap::default(),
             });
             if family.kind != kind {
                 continue;
@@ -792,7 +791,7 @@ impl History {
                 open: Default::default(),
             });
             series.previous_ms = series.previous_ms.max(point.t_ms);
-            series.levels[level.index()].push_back(point.packed());
+            series.levels[level.index()].push(&point);
         }
         // A raw point carries its snapshot's time; a roll-up its start.
         inner.floor = floor;
@@ -974,21 +973,23 @@ impl History {
         }
         selected.sort_by(|a, b| a.0.cmp(b.0));
         let (start, end) = (query.start_ms, query.end_ms);
-        let no_points = VecDeque::new();
+        let no_points = Column::default();
         for (labels, series) in selected {
             let open = series.and_then(|s| i.checked_sub(1).and_then(|o| s.open[o].as_ref()));
             let stored = series.map_or(&no_points, |s| &s.levels[i]);
-            let in_memory_from = stored.front().or(open).map_or(u64::MAX, |p| p.t_ms);
+            let in_memory_from = stored
+                .first_t()
+                .or(open.map(|p| p.t_ms))
+                .unwrap_or(u64::MAX);
             let disk = on_disk
                 .get(labels)
                 .map_or(&[][..], Vec::as_slice)
                 .iter()
-                .filter(|p| p.t_ms < in_memory_from);
-            // Points are in time order: skip to the start by bisection.
-            let first = stored.partition_point(|p| p.t_ms < start);
+                .filter(|p| p.t_ms < in_memory_from)
+                .cloned();
             let points = disk
-                .chain(stored.range(first..))
-                .chain(open)
+                .chain(stored.iter_from(start))
+                .chain(open.cloned())
                 .take_while(|p| p.t_ms < end)
                 .filter(|p| p.t_ms >= start);
             result.series.push(SeriesResult {
@@ -1023,7 +1024,7 @@ impl Ingest {
             Some(f) => f,
             None => names.entry(name.clone()).or_insert(Family {
                 kind,
-                series: HashMap::new(),
+                series: FastMap::default(),
             }),
         };
         if family.kind != kind {
@@ -1114,7 +1115,7 @@ impl Ingest {
                         if let Some(disk) = disk.as_mut() {
                             disk.push(*level, name, labels, &done);
                         }
-                        series.levels[i + 1].push_back(done.packed());
+                        series.levels[i + 1].push(&done);
                     }
                     *slot = Some(Point {
                         t_ms: start,
@@ -1126,6 +1127,6 @@ impl Ingest {
         if let Some(disk) = disk.as_mut() {
             disk.push(Level::Raw, name, labels, &point);
         }
-        series.levels[0].push_back(point.packed());
+        series.levels[0].push(&point);
     }
 }

@@ -1,6 +1,10 @@
 //! One interval of one series at one level, and how intervals merge.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::column::{get_varint, put_varint};
 
 use crate::metrics::sparse::SparseBuckets;
 use crate::snapshot::MetricKind;
@@ -146,18 +150,6 @@ impl Point {
         self.covered_ms = self.covered_ms.saturating_add(later.covered_ms);
         self.agg.merge(&later.agg);
     }
-
-    /// Packs the distribution of a point that will not change any more.
-    pub(crate) fn packed(mut self) -> Point {
-        if let Aggregate::Histogram {
-            buckets: Some(dist),
-            ..
-        } = &mut self.agg
-        {
-            dist.pack();
-        }
-        self
-    }
 }
 
 /// The distribution of an interval: open (still being merged into) as
@@ -171,19 +163,19 @@ pub(crate) enum Dist {
 }
 
 impl Dist {
-    fn pack(&mut self) {
-        if let Dist::Open(b) = self {
-            let mut bytes = Vec::with_capacity(b.counts.len() * 3);
-            let mut last = 0u16;
-            for &(bucket, count) in &b.counts {
-                put_varint(&mut bytes, u64::from(bucket.wrapping_sub(last)));
-                put_varint(&mut bytes, count);
-                last = bucket;
-            }
-            *self = Dist::Packed {
-                zeros: b.zeros,
-                bytes: bytes.into_boxed_slice(),
-            };
+    /// The zero count and the packed pairs, packing an open distribution.
+    pub(crate) fn packed_parts(&self) -> (u64, Cow<'_, [u8]>) {
+        match self {
+            Dist::Open(b) => (b.zeros, Cow::Owned(pack_pairs(&b.counts))),
+            Dist::Packed { zeros, bytes } => (*zeros, Cow::Borrowed(bytes)),
+        }
+    }
+
+    /// A finished distribution from its zero count and packed pairs.
+    pub(crate) fn from_packed(zeros: u64, pairs: &[u8]) -> Self {
+        Dist::Packed {
+            zeros,
+            bytes: pairs.into(),
         }
     }
 
@@ -318,25 +310,17 @@ impl Iterator for Pairs<'_> {
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
+/// Each non-empty bucket as the gap from the previous one and its count,
+/// LEB128 varints.
+fn pack_pairs(counts: &[(u16, u64)]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(counts.len() * 3);
+    let mut last = 0u16;
+    for &(bucket, count) in counts {
+        put_varint(&mut bytes, u64::from(bucket.wrapping_sub(last)));
+        put_varint(&mut bytes, count);
+        last = bucket;
     }
-    out.push(v as u8);
-}
-
-fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *bytes.get(*at)?;
-        *at += 1;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return Some(v);
-        }
-    }
-    None
+    bytes
 }
 
 #[cfg(test)]
@@ -354,8 +338,8 @@ mod tests {
             b.record(1e9); // large counts in one bucket
         }
         let open = Dist::Open(b.clone());
-        let mut packed = open.clone();
-        packed.pack();
+        let (zeros, pairs) = open.packed_parts();
+        let packed = Dist::from_packed(zeros, &pairs);
         assert!(packed.heap_bytes() * 4 < b.heap_bytes());
         assert_eq!(packed.to_sparse(), b);
         for q in [0.0001, 0.5, 0.9, 0.95, 0.99, 1.0] {

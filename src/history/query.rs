@@ -406,8 +406,8 @@ pub struct QueryPoint {
 /// Reduces the points of one series (time-ordered, the level's own
 /// intervals) to the query's steps. `step` is `None` for raw points kept one
 /// per snapshot; steps are counted from `origin` (at or before every point).
-pub(crate) fn reduce<'a>(
-    points: impl Iterator<Item = &'a Point>,
+pub(crate) fn reduce(
+    points: impl Iterator<Item = Point>,
     origin: u64,
     step: Option<u64>,
     aggregation: Aggregation,
@@ -431,12 +431,12 @@ pub(crate) fn reduce<'a>(
             None => p.t_ms,
         };
         match &mut current {
-            Some((k, acc)) if *k == key => acc.merge(p),
+            Some((k, acc)) if *k == key => acc.merge(&p),
             _ => {
                 if let Some((k, acc)) = current.take() {
                     flush(k, &acc, &mut out);
                 }
-                current = Some((key, p.clone()));
+                current = Some((key, p));
             }
         }
     }
