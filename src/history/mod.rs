@@ -39,10 +39,12 @@
 //! steps and reduce each step with an [`Aggregation`].
 
 mod column;
+mod dense;
 mod persist;
 mod point;
 mod query;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::path::{Path, PathBuf};
@@ -55,12 +57,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::export::{Exporter, JsonLinesReader, SkippedLine};
 use crate::key::{Labels, NameHasher};
-use crate::metrics::sparse::SparseBuckets;
+use crate::metrics::sparse::{SparseBuckets, BUCKETS};
 use crate::snapshot::{MetricKind, Snapshot};
 
 pub use query::{Aggregation, LabelMatch, Query, QueryPoint, QueryResult, SeriesResult};
 
 use column::Column;
+use dense::Dense;
 use persist::Disk;
 use point::{Aggregate, Dist, Point};
 
@@ -435,7 +438,28 @@ struct Series {
     open: [Option<Point>; 3],
 }
 
-/// A series' cumulative reading in one snapshot.
+impl Series {
+    /// Lets go of the points whose interval ends before `horizon` (per
+    /// level).
+    fn expire(&mut self, horizon: &[u64; 4]) {
+        for (i, level) in self.levels.iter_mut().enumerate() {
+            // A point stays while its interval reaches the horizon.
+            let span = Level::ALL[i].interval_ms().unwrap_or(0);
+            level.expire_before(horizon[i].saturating_sub(span));
+        }
+        for (i, open) in self.open.iter_mut().enumerate() {
+            let span = Level::ALL[i + 1].interval_ms().unwrap_or(0);
+            if open
+                .as_ref()
+                .is_some_and(|p| p.t_ms.saturating_add(span) < horizon[i + 1])
+            {
+                *open = None;
+            }
+        }
+    }
+}
+
+/// A series' cumulative reading in its latest snapshot.
 #[derive(Debug, Clone)]
 enum Reading {
     Counter(u64),
@@ -443,7 +467,23 @@ enum Reading {
     Histogram {
         count: u64,
         sum: f64,
-        buckets: Option<SparseBuckets>,
+        /// Lifetime bucket counts, dense so that the next reading's
+        /// difference is one pass over its pairs.
+        buckets: Option<Dense>,
+        /// The sum of `buckets`' counts (zeros apart): a bucket that
+        /// vanished from the next reading shows as a shortfall.
+        in_buckets: u64,
+    },
+}
+
+/// A series' reading as a snapshot carries it.
+enum Incoming<'a> {
+    Counter(u64),
+    Gauge(f64),
+    Histogram {
+        count: u64,
+        sum: f64,
+        buckets: Option<Cow<'a, SparseBuckets>>,
     },
 }
 
@@ -617,30 +657,41 @@ impl History {
         inner.first.get_or_insert(now);
         inner.stats.snapshots += 1;
         let cx = Ingest {
+            horizon: self.resident_ms.map(|r| now.saturating_sub(r)),
             now,
             restarted,
             previous_snapshot,
         };
         for c in &snapshot.counters {
-            cx.add(inner, &c.name, &c.labels, Reading::Counter(c.value));
+            cx.add(inner, &c.name, &c.labels, Incoming::Counter(c.value));
         }
         for g in &snapshot.gauges {
-            cx.add(inner, &g.name, &g.labels, Reading::Gauge(g.value));
+            cx.add(inner, &g.name, &g.labels, Incoming::Gauge(g.value));
         }
         for h in &snapshot.histograms {
             let life = &h.summary.lifetime;
-            let buckets = h.summary.lifetime_buckets.clone().map(|mut b| {
-                b.normalize();
-                b
-            });
-            let reading = Reading::Histogram {
+            // Checked for order where they are read (`advance`): what the
+            // collector wrote is in order, other input is sorted (a copy).
+            let buckets = h.summary.lifetime_buckets.as_ref().map(Cow::Borrowed);
+            let reading = Incoming::Histogram {
                 count: life.count,
                 sum: life.sum,
                 buckets,
             };
             cx.add(inner, &h.name, &h.labels, reading);
         }
-        self.close_and_expire(inner, now);
+        // Series that reported closed their own finished intervals and let
+        // go of their expired points above. The sweep over every series
+        // (intervals of series that did not report, their expired points,
+        // series to forget) runs when a minute ends, the finest roll-up
+        // interval.
+        let minute = Level::Minute.interval_ms().unwrap_or(1);
+        let sweep = previous_snapshot.is_none_or(|t| {
+            t.saturating_sub(1) / minute != now.saturating_sub(1) / minute
+        });
+        if sweep {
+            self.close_and_expire(inner, now);
+        }
         match &mut inner.disk {
             Some(disk) => disk.flush(now, &self.retention_ms),
             None => Ok(()),
@@ -720,20 +771,7 @@ impl History {
                         }
                     }
                 }
-                for (i, level) in s.levels.iter_mut().enumerate() {
-                    // A point stays while its interval reaches the horizon.
-                    let span = Level::ALL[i].interval_ms().unwrap_or(0);
-                    level.expire_before(horizon[i].saturating_sub(span));
-                }
-                for (i, open) in s.open.iter_mut().enumerate() {
-                    let span = Level::ALL[i + 1].interval_ms().unwrap_or(0);
-                    if open
-                        .as_ref()
-                        .is_some_and(|p| p.t_ms.saturating_add(span) < horizon[i + 1])
-                    {
-                        *open = None;
-                    }
-                }
+                s.expire(&horizon);
                 // A series that stopped reporting is forgotten once every
                 // level has let its points go from memory.
                 s.levels.iter().any(|l| !l.is_empty())
@@ -1006,19 +1044,21 @@ impl History {
 /// One snapshot's ingestion context.
 struct Ingest {
     now: u64,
+    /// Per level, the time before which points leave memory.
+    horizon: [u64; 4],
     restarted: bool,
     previous_snapshot: Option<u64>,
 }
 
 impl Ingest {
-    fn add(&self, inner: &mut Inner, name: &Arc<str>, labels: &Labels, reading: Reading) {
+    fn add(&self, inner: &mut Inner, name: &Arc<str>, labels: &Labels, reading: Incoming<'_>) {
         let Inner {
             names, stats, disk, ..
         } = inner;
         let kind = match reading {
-            Reading::Counter(_) => MetricKind::Counter,
-            Reading::Gauge(_) => MetricKind::Gauge,
-            Reading::Histogram { .. } => MetricKind::Histogram,
+            Incoming::Counter(_) => MetricKind::Counter,
+            Incoming::Gauge(_) => MetricKind::Gauge,
+            Incoming::Histogram { .. } => MetricKind::Histogram,
         };
         let family = match names.get_mut(&**name) {
             Some(f) => f,
@@ -1038,12 +1078,13 @@ impl Ingest {
                 // since (or, after a restart, counts from zero): all of its
                 // total is new. In the first snapshot it is a baseline.
                 previous: self.previous_snapshot.map(|_| match reading {
-                    Reading::Counter(_) => Reading::Counter(0),
-                    Reading::Gauge(v) => Reading::Gauge(v),
-                    Reading::Histogram { .. } => Reading::Histogram {
+                    Incoming::Counter(_) => Reading::Counter(0),
+                    Incoming::Gauge(v) => Reading::Gauge(v),
+                    Incoming::Histogram { .. } => Reading::Histogram {
                         count: 0,
                         sum: 0.0,
-                        buckets: Some(SparseBuckets::default()),
+                        buckets: Some(Dense::default()),
+                        in_buckets: 0,
                     },
                 }),
                 previous_ms: self.previous_snapshot.unwrap_or(self.now),
@@ -1052,53 +1093,101 @@ impl Ingest {
             }),
         };
         let covered_ms = self.now.saturating_sub(series.previous_ms);
-        let agg = match (&series.previous, &reading) {
-            (_, Reading::Gauge(v)) => (!v.is_nan()).then(|| Aggregate::gauge(*v)),
-            (Some(Reading::Counter(before)), Reading::Counter(now)) => {
-                Some(if self.restarted || now < before {
+        series.previous_ms = self.now;
+        let agg = match (&mut series.previous, reading) {
+            (previous, Incoming::Gauge(v)) => {
+                *previous = Some(Reading::Gauge(v));
+                (!v.is_nan()).then(|| Aggregate::gauge(v))
+            }
+            (Some(Reading::Counter(before)), Incoming::Counter(now)) => {
+                let agg = if self.restarted || now < *before {
                     Aggregate::Counter {
-                        increase: *now,
+                        increase: now,
                         resets: 1,
                     }
                 } else {
                     Aggregate::Counter {
-                        increase: now - before,
+                        increase: now - *before,
                         resets: 0,
                     }
-                })
+                };
+                *before = now;
+                Some(agg)
             }
             (
                 Some(Reading::Histogram {
                     count: c0,
                     sum: s0,
                     buckets: b0,
+                    in_buckets,
                 }),
-                Reading::Histogram {
+                Incoming::Histogram {
                     count: c1,
                     sum: s1,
                     buckets: b1,
                 },
             ) => {
-                let (count, sum, buckets) = if self.restarted || c1 < c0 {
-                    (*c1, *s1, b1.clone())
+                let reset = self.restarted || c1 < *c0;
+                let (count, sum) = if reset {
+                    (c1, s1)
                 } else {
-                    let diff = match (b1, b0) {
-                        (Some(now), Some(before)) => now.checked_sub(before),
-                        _ => None,
-                    };
-                    (c1 - c0, (s1 - s0).max(0.0), diff)
+                    (c1 - *c0, (s1 - *s0).max(0.0))
+                };
+                (*c0, *s0) = (c1, s1);
+                let dist = match (b1, b0.as_mut()) {
+                    (None, _) => {
+                        *b0 = None;
+                        None
+                    }
+                    (Some(now), Some(before)) => {
+                        let (added, now) = match advance(before, in_buckets, &now) {
+                            Advanced::Unordered => {
+                                let mut sorted = now.into_owned();
+                                sorted.normalize();
+                                (advance(before, in_buckets, &sorted), Cow::Owned(sorted))
+                            }
+                            added => (added, now),
+                        };
+                        match added {
+                            _ if reset => Some(now.into_owned()),
+                            Advanced::Added(d) => Some(d),
+                            Advanced::Reset | Advanced::Unordered => None,
+                        }
+                    }
+                    (Some(now), None) => {
+                        let now = normalized(now);
+                        *b0 = Some(Dense::from(&*now));
+                        *in_buckets = now.count().saturating_sub(now.zeros);
+                        reset.then(|| now.into_owned())
+                    }
                 };
                 Some(Aggregate::Histogram {
                     count,
                     sum,
-                    buckets: buckets.map(Dist::Open),
+                    buckets: dist.map(Dist::Open),
                 })
             }
-            // No earlier reading: a baseline only.
-            _ => None,
+            // No earlier reading (or one of another kind): a baseline only.
+            (previous, reading) => {
+                *previous = Some(match reading {
+                    Incoming::Counter(v) => Reading::Counter(v),
+                    Incoming::Gauge(v) => Reading::Gauge(v),
+                    Incoming::Histogram {
+                        count,
+                        sum,
+                        buckets,
+                    } => Reading::Histogram {
+                        count,
+                        sum,
+                        in_buckets: buckets.as_ref().map_or(0, |b| b.count().saturating_sub(b.zeros)),
+                        // Dense counts add repeated buckets up and ignore
+                        // the order: no sorting needed.
+                        buckets: buckets.map(|b| Dense::from(&*b)),
+                    },
+                });
+                None
+            }
         };
-        series.previous = Some(reading);
-        series.previous_ms = self.now;
         let Some(agg) = agg else { return };
         let point = Point {
             t_ms: self.now,
@@ -1128,5 +1217,67 @@ impl Ingest {
             disk.push(Level::Raw, name, labels, &point);
         }
         series.levels[0].push(&point);
+        series.expire(&self.horizon);
     }
+}
+
+/// What [`advance`] found.
+enum Advanced {
+    /// The values recorded between the two readings.
+    Added(SparseBuckets),
+    /// A bucket went down or vanished, which only a reset explains.
+    Reset,
+    /// `now`'s pairs are not in order: nothing was changed.
+    Unordered,
+}
+
+/// Moves `previous` (lifetime counts summing to `in_buckets`) to `now`: one
+/// pass reads `now` and checks its order, the update then touches only the
+/// buckets that grew.
+fn advance(previous: &mut Dense, in_buckets: &mut u64, now: &SparseBuckets) -> Advanced {
+    let mut ok = now.zeros >= previous.zeros;
+    let (mut matched, mut total) = (0u64, 0u64);
+    let mut counts = Vec::new();
+    let mut last = None;
+    for &(bucket, n) in &now.counts {
+        if last.is_some_and(|l| bucket <= l) || n == 0 || usize::from(bucket) >= BUCKETS {
+            return Advanced::Unordered;
+        }
+        last = Some(bucket);
+        let before = previous.get(bucket);
+        matched = matched.saturating_add(before);
+        total = total.saturating_add(n);
+        match n.checked_sub(before) {
+            Some(0) => {}
+            Some(d) => counts.push((bucket, d)),
+            None => ok = false,
+        }
+    }
+    // Every earlier count must be found again in `now`.
+    ok &= matched == *in_buckets;
+    *in_buckets = total;
+    if !ok {
+        previous.clear();
+        previous.zeros = now.zeros;
+        for &(bucket, n) in &now.counts {
+            previous.set(bucket, n);
+        }
+        return Advanced::Reset;
+    }
+    let zeros = now.zeros - previous.zeros;
+    previous.zeros = now.zeros;
+    for &(bucket, d) in &counts {
+        previous.add(bucket, d);
+    }
+    Advanced::Added(SparseBuckets { zeros, counts })
+}
+
+/// `b`, sorted (a copy) unless it already is.
+fn normalized(b: Cow<'_, SparseBuckets>) -> Cow<'_, SparseBuckets> {
+    if b.is_normalized() {
+        return b;
+    }
+    let mut b = b.into_owned();
+    b.normalize();
+    Cow::Owned(b)
 }

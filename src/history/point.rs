@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::column::{get_varint, put_varint};
+use super::dense::Dense;
 
 use crate::metrics::sparse::SparseBuckets;
 use crate::snapshot::MetricKind;
@@ -107,12 +108,14 @@ impl Aggregate {
                 // silently leave values out.
                 *buckets = match (buckets.take(), b) {
                     (Some(mine), Some(theirs)) => {
-                        let mut mine = mine.into_sparse();
-                        match theirs {
-                            Dist::Open(t) => mine.merge(t),
-                            packed => mine.merge(&packed.to_sparse()),
+                        // Merged into dense counts: each later interval
+                        // then costs its own buckets, not all of them.
+                        let mut mine = mine.into_dense();
+                        mine.zeros = mine.zeros.saturating_add(theirs.zeros());
+                        for (bucket, count) in theirs.pairs() {
+                            mine.add(bucket, count);
                         }
-                        Some(Dist::Open(mine))
+                        Some(Dist::Dense(mine))
                     }
                     (Some(mine), None) if *c == 0 => Some(mine),
                     (None, Some(theirs)) if *count == 0 => Some(theirs.clone()),
@@ -152,13 +155,15 @@ impl Point {
     }
 }
 
-/// The distribution of an interval: open (still being merged into) as
-/// sparse pairs, finished as packed bytes: each non-empty bucket is the gap
-/// from the previous one and its count, as LEB128 varints, about 2 to 4
-/// bytes a bucket instead of 16.
+/// The distribution of an interval: the sparse difference of two readings
+/// (a raw interval, or read from disk), dense while intervals are merged
+/// into it, or packed once finished: each non-empty bucket is the gap from
+/// the previous one and its count, as LEB128 varints, about 2 to 4 bytes a
+/// bucket instead of 16.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Dist {
     Open(SparseBuckets),
+    Dense(Dense),
     Packed { zeros: u64, bytes: Box<[u8]> },
 }
 
@@ -166,8 +171,8 @@ impl Dist {
     /// The zero count and the packed pairs, packing an open distribution.
     pub(crate) fn packed_parts(&self) -> (u64, Cow<'_, [u8]>) {
         match self {
-            Dist::Open(b) => (b.zeros, Cow::Owned(pack_pairs(&b.counts))),
             Dist::Packed { zeros, bytes } => (*zeros, Cow::Borrowed(bytes)),
+            other => (other.zeros(), Cow::Owned(pack_pairs(other.pairs()))),
         }
     }
 
@@ -182,6 +187,10 @@ impl Dist {
     fn pairs(&self) -> Pairs<'_> {
         match self {
             Dist::Open(b) => Pairs::Open(b.counts.iter()),
+            Dist::Dense(d) => {
+                let (first, counts) = d.range();
+                Pairs::Dense { first, counts, at: 0 }
+            }
             Dist::Packed { bytes, .. } => Pairs::Packed {
                 bytes,
                 at: 0,
@@ -193,6 +202,7 @@ impl Dist {
     fn zeros(&self) -> u64 {
         match self {
             Dist::Open(b) => b.zeros,
+            Dist::Dense(d) => d.zeros,
             Dist::Packed { zeros, .. } => *zeros,
         }
     }
@@ -200,17 +210,18 @@ impl Dist {
     pub(crate) fn to_sparse(&self) -> SparseBuckets {
         match self {
             Dist::Open(b) => b.clone(),
-            Dist::Packed { zeros, .. } => SparseBuckets {
-                zeros: *zeros,
-                counts: self.pairs().collect(),
+            other => SparseBuckets {
+                zeros: other.zeros(),
+                counts: other.pairs().collect(),
             },
         }
     }
 
-    fn into_sparse(self) -> SparseBuckets {
+    /// Dense counts, to merge more intervals into.
+    pub(crate) fn into_dense(self) -> Dense {
         match self {
-            Dist::Open(b) => b,
-            packed => packed.to_sparse(),
+            Dist::Dense(d) => d,
+            other => Dense::from_pairs(other.zeros(), other.pairs()),
         }
     }
 
@@ -262,6 +273,7 @@ impl Dist {
     fn heap_bytes(&self) -> usize {
         match self {
             Dist::Open(b) => b.heap_bytes(),
+            Dist::Dense(d) => d.heap_bytes(),
             Dist::Packed { bytes, .. } => bytes.len(),
         }
     }
@@ -287,6 +299,11 @@ impl<'de> Deserialize<'de> for Dist {
 
 enum Pairs<'a> {
     Open(std::slice::Iter<'a, (u16, u64)>),
+    Dense {
+        first: usize,
+        counts: &'a [u64],
+        at: usize,
+    },
     Packed {
         bytes: &'a [u8],
         at: usize,
@@ -300,6 +317,16 @@ impl Iterator for Pairs<'_> {
     fn next(&mut self) -> Option<(u16, u64)> {
         match self {
             Pairs::Open(it) => it.next().copied(),
+            Pairs::Dense { first, counts, at } => {
+                while let Some(&count) = counts.get(*at) {
+                    *at += 1;
+                    if count > 0 {
+                        // The range stays within the layout's u16 indexes.
+                        return Some(((*first + *at - 1) as u16, count));
+                    }
+                }
+                None
+            }
             Pairs::Packed { bytes, at, bucket } => {
                 let gap = get_varint(bytes, at)?;
                 let count = get_varint(bytes, at)?;
@@ -312,10 +339,10 @@ impl Iterator for Pairs<'_> {
 
 /// Each non-empty bucket as the gap from the previous one and its count,
 /// LEB128 varints.
-fn pack_pairs(counts: &[(u16, u64)]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(counts.len() * 3);
+fn pack_pairs(counts: impl Iterator<Item = (u16, u64)>) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(counts.size_hint().0 * 3);
     let mut last = 0u16;
-    for &(bucket, count) in counts {
+    for (bucket, count) in counts {
         put_varint(&mut bytes, u64::from(bucket.wrapping_sub(last)));
         put_varint(&mut bytes, count);
         last = bucket;

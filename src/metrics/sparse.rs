@@ -143,6 +143,17 @@ impl SparseBuckets {
             .retain(|(b, c)| *c > 0 && usize::from(*b) < BUCKETS);
     }
 
+    /// True when the pairs are as [`normalize`](SparseBuckets::normalize)
+    /// leaves them: ascending, no repeats, no empty buckets, all within the
+    /// layout.
+    pub(crate) fn is_normalized(&self) -> bool {
+        self.counts.windows(2).all(|w| w[0].0 < w[1].0)
+            && self
+                .counts
+                .iter()
+                .all(|&(b, c)| c > 0 && usize::from(b) < BUCKETS)
+    }
+
     /// Adds `other`'s counts to these (both normalised).
     ///
     /// ```
