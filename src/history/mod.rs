@@ -1237,20 +1237,27 @@ enum Advanced {
 fn advance(previous: &mut Dense, in_buckets: &mut u64, now: &SparseBuckets) -> Advanced {
     let mut ok = now.zeros >= previous.zeros;
     let (mut matched, mut total) = (0u64, 0u64);
-    let mut counts = Vec::new();
-    let mut last = None;
+    let mut counts = Vec::with_capacity(now.counts.len().min(64));
+    let (first, before) = previous.range();
+    // One past the previous bucket: the next must be at least this.
+    let mut next = 0;
     for &(bucket, n) in &now.counts {
-        if last.is_some_and(|l| bucket <= l) || n == 0 || usize::from(bucket) >= BUCKETS {
+        let b = usize::from(bucket);
+        if b < next || n == 0 || b >= BUCKETS {
             return Advanced::Unordered;
         }
-        last = Some(bucket);
-        let before = previous.get(bucket);
-        matched = matched.saturating_add(before);
-        total = total.saturating_add(n);
-        match n.checked_sub(before) {
-            Some(0) => {}
-            Some(d) => counts.push((bucket, d)),
-            None => ok = false,
+        next = b + 1;
+        let was = b
+            .checked_sub(first)
+            .and_then(|i| before.get(i))
+            .copied()
+            .unwrap_or(0);
+        matched = matched.wrapping_add(was);
+        total = total.wrapping_add(n);
+        if n > was {
+            counts.push((bucket, n - was));
+        } else if n < was {
+            ok = false;
         }
     }
     // Every earlier count must be found again in `now`.
@@ -1280,4 +1287,99 @@ fn normalized(b: Cow<'_, SparseBuckets>) -> Cow<'_, SparseBuckets> {
     let mut b = b.into_owned();
     b.normalize();
     Cow::Owned(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sparse(zeros: u64, counts: &[(u16, u64)]) -> SparseBuckets {
+        SparseBuckets {
+            zeros,
+            counts: counts.to_vec(),
+        }
+    }
+
+    fn dense_of(b: &SparseBuckets) -> (Dense, u64) {
+        (Dense::from(b), b.count() - b.zeros)
+    }
+
+    #[test]
+    fn advance_returns_what_grew_and_moves_the_reading() {
+        let (mut prev, mut total) = dense_of(&sparse(1, &[(3, 2), (9, 5)]));
+        let now = sparse(2, &[(3, 2), (7, 1), (9, 8)]);
+        let Advanced::Added(d) = advance(&mut prev, &mut total, &now) else {
+            panic!("expected a difference");
+        };
+        assert_eq!(d, sparse(1, &[(7, 1), (9, 3)]));
+        assert_eq!((prev, total), dense_of(&now));
+    }
+
+    #[test]
+    fn a_bucket_that_went_down_or_vanished_is_a_reset() {
+        for now in [
+            sparse(1, &[(3, 1), (9, 9)]), // 3 went down
+            sparse(1, &[(9, 9)]),         // 3 vanished, count still grew
+            sparse(0, &[(3, 2), (9, 9)]), // zeros went down
+        ] {
+            let (mut prev, mut total) = dense_of(&sparse(1, &[(3, 2), (9, 5)]));
+            assert!(matches!(advance(&mut prev, &mut total, &now), Advanced::Reset));
+            // The reading is `now`, and nothing of the old one is left.
+            assert_eq!((prev, total), dense_of(&now));
+        }
+    }
+
+    #[test]
+    fn unordered_pairs_change_nothing_and_are_reported() {
+        for bad in [
+            sparse(0, &[(9, 6), (3, 2)]),
+            sparse(0, &[(3, 2), (3, 1)]),
+            sparse(0, &[(3, 0)]),
+            sparse(0, &[(u16::MAX, 1)]),
+        ] {
+            let (mut prev, mut total) = dense_of(&sparse(0, &[(3, 2), (9, 5)]));
+            let before = (prev.clone(), total);
+            assert!(matches!(
+                advance(&mut prev, &mut total, &bad),
+                Advanced::Unordered
+            ));
+            assert_eq!((prev, total), before);
+        }
+    }
+
+    /// A snapshot written by another program may list lifetime buckets in
+    /// any order, repeated or empty: the history sorts a copy and gets the
+    /// same distribution as from the sorted pairs.
+    #[test]
+    fn unordered_lifetime_buckets_in_a_snapshot_give_the_same_history() {
+        use crate::{ManualClock, MetricsCollector};
+        let clock = Arc::new(ManualClock::new());
+        let metrics = MetricsCollector::builder()
+            .clock(clock.clone())
+            .lifetime_buckets(true)
+            .build();
+        let h = metrics.histogram("latency_seconds", &[]);
+        let (sorted, shuffled) = (History::new(), History::new());
+        for i in 0..30u32 {
+            for v in 1..=20 {
+                h.record(f64::from(v * (i % 3 + 1)) / 1000.0);
+            }
+            clock.advance(Duration::from_secs(10));
+            let snap = metrics.snapshot();
+            sorted.ingest(&snap).unwrap();
+            let mut snap = snap;
+            if let Some(b) = &mut snap.histograms[0].summary.lifetime_buckets {
+                b.counts.reverse();
+                let first = b.counts[0];
+                b.counts.push((first.0, 0));
+            }
+            shuffled.ingest(&snap).unwrap();
+        }
+        for agg in [Aggregation::P50, Aggregation::P99, Aggregation::Count] {
+            let q = Query::new("latency_seconds", agg).level(Level::Minute);
+            let (a, b) = (sorted.query(&q).unwrap(), shuffled.query(&q).unwrap());
+            assert!(!a.series[0].points.is_empty());
+            assert_eq!(a.series[0].points, b.series[0].points, "{agg:?}");
+        }
+    }
 }

@@ -1,7 +1,5 @@
 //! One interval of one series at one level, and how intervals merge.
 
-use std::borrow::Cow;
-
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::column::{get_varint, put_varint};
@@ -169,10 +167,20 @@ pub(crate) enum Dist {
 
 impl Dist {
     /// The zero count and the packed pairs, packing an open distribution.
-    pub(crate) fn packed_parts(&self) -> (u64, Cow<'_, [u8]>) {
+    #[cfg(test)]
+    pub(crate) fn packed_parts(&self) -> (u64, std::borrow::Cow<'_, [u8]>) {
+        use std::borrow::Cow;
         match self {
             Dist::Packed { zeros, bytes } => (*zeros, Cow::Borrowed(bytes)),
             other => (other.zeros(), Cow::Owned(pack_pairs(other.pairs()))),
+        }
+    }
+
+    /// Appends the packed pairs to `out`.
+    pub(crate) fn write_packed(&self, out: &mut Vec<u8>) {
+        match self {
+            Dist::Packed { bytes, .. } => out.extend_from_slice(bytes),
+            other => put_pairs(out, other.pairs()),
         }
     }
 
@@ -199,7 +207,7 @@ impl Dist {
         }
     }
 
-    fn zeros(&self) -> u64 {
+    pub(crate) fn zeros(&self) -> u64 {
         match self {
             Dist::Open(b) => b.zeros,
             Dist::Dense(d) => d.zeros,
@@ -339,15 +347,20 @@ impl Iterator for Pairs<'_> {
 
 /// Each non-empty bucket as the gap from the previous one and its count,
 /// LEB128 varints.
+#[cfg(test)]
 fn pack_pairs(counts: impl Iterator<Item = (u16, u64)>) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(counts.size_hint().0 * 3);
+    put_pairs(&mut bytes, counts);
+    bytes
+}
+
+fn put_pairs(out: &mut Vec<u8>, counts: impl Iterator<Item = (u16, u64)>) {
     let mut last = 0u16;
     for (bucket, count) in counts {
-        put_varint(&mut bytes, u64::from(bucket.wrapping_sub(last)));
-        put_varint(&mut bytes, count);
+        put_varint(out, u64::from(bucket.wrapping_sub(last)));
+        put_varint(out, count);
         last = bucket;
     }
-    bytes
 }
 
 #[cfg(test)]
