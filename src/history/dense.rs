@@ -134,8 +134,14 @@ mod tests {
         d.add(1000, 1);
         d.add(7, 0); // nothing
         d.add(u16::MAX, 9); // past the layout: ignored
-        assert_eq!(d.pairs().collect::<Vec<_>>(), [(5, 1), (1000, 3), (4000, 3)]);
-        assert_eq!((d.get(1000), d.get(6), d.get(0), d.get(u16::MAX)), (3, 0, 0, 0));
+        assert_eq!(
+            d.pairs().collect::<Vec<_>>(),
+            [(5, 1), (1000, 3), (4000, 3)]
+        );
+        assert_eq!(
+            (d.get(1000), d.get(6), d.get(0), d.get(u16::MAX)),
+            (3, 0, 0, 0)
+        );
         d.set(1000, 7);
         d.set(3, 0); // a zero outside the range does not grow it
         assert_eq!(d.get(1000), 7);
@@ -147,7 +153,10 @@ mod tests {
             counts: vec![(9, 1), (3, 2), (9, 1)],
         };
         let d = Dense::from(&s);
-        assert_eq!((d.zeros, d.pairs().collect::<Vec<_>>()), (4, vec![(3, 2), (9, 2)]));
+        assert_eq!(
+            (d.zeros, d.pairs().collect::<Vec<_>>()),
+            (4, vec![(3, 2), (9, 2)])
+        );
     }
 
     #[test]

@@ -432,13 +432,80 @@ struct Series {
     /// `None` for a series reloaded from disk, until its next reading.
     previous: Option<Reading>,
     previous_ms: u64,
-    /// Finished points per level; the roll-up levels' open interval is in
-    /// `open`.
+    /// Finished points per level.
     levels: [Column; 4],
+    /// The open interval of each roll-up level, as a cascade: raw points
+    /// merge into the open minute only; a minute that ends is merged into
+    /// the open 5 minutes, and those into the open hour. The open hour
+    /// therefore lacks the minutes still open below it:
+    /// [`open_points`](Series::open_points) adds them back for queries.
     open: [Option<Point>; 3],
 }
 
 impl Series {
+    /// Closes the open intervals that ended before `now`, finest first,
+    /// each merged into the open interval above it.
+    fn roll(&mut self, now: u64, sink: &mut Sink<'_>) {
+        for i in 0..3 {
+            let interval = Level::ALL[i + 1].interval_ms().unwrap_or(1);
+            if self.open[i]
+                .as_ref()
+                .is_some_and(|p| p.t_ms.saturating_add(interval) < now)
+            {
+                self.close(i, sink);
+            }
+        }
+    }
+
+    /// Finishes open interval `i`: into its level, and into the open
+    /// interval above (closing that one first if it is of an earlier
+    /// interval).
+    fn close(&mut self, i: usize, sink: &mut Sink<'_>) {
+        let Some(mut done) = self.open[i].take() else {
+            return;
+        };
+        let level = Level::ALL[i + 1];
+        sink.push(level, &done);
+        self.levels[i + 1].push(&done);
+        let Some(above) = Level::ALL.get(i + 2) else {
+            return;
+        };
+        let up = above.interval_ms().unwrap_or(1);
+        let start = done.t_ms / up * up;
+        if self.open[i + 1].as_ref().is_some_and(|p| p.t_ms != start) {
+            self.close(i + 1, sink);
+        }
+        match &mut self.open[i + 1] {
+            Some(open) => open.merge(&done),
+            slot => {
+                done.t_ms = start;
+                *slot = Some(done);
+            }
+        }
+    }
+
+    /// What a query of roll-up `level` reads beyond the finished points:
+    /// its open interval with the open intervals below it merged in, or,
+    /// when the finest ones already started the next interval, one point
+    /// per interval.
+    fn open_points(&self, level: Level) -> Vec<Point> {
+        let Some(interval) = level.interval_ms() else {
+            return Vec::new();
+        };
+        let mut out: Vec<Point> = Vec::new();
+        for open in self.open[..level.index()].iter().rev().flatten() {
+            let start = open.t_ms / interval * interval;
+            match out.last_mut() {
+                Some(last) if last.t_ms == start => last.merge(open),
+                _ => out.push(Point {
+                    t_ms: start,
+                    ..open.clone()
+                }),
+            }
+        }
+        out
+    }
+
     /// Lets go of the points whose interval ends before `horizon` (per
     /// level).
     fn expire(&mut self, horizon: &[u64; 4]) {
@@ -579,8 +646,8 @@ impl History {
                 for (i, level) in s.levels.iter().enumerate() {
                     stats.points[i] += level.len();
                 }
-                for (i, open) in s.open.iter().enumerate() {
-                    stats.points[i + 1] += usize::from(open.is_some());
+                for level in &Level::ALL[1..] {
+                    stats.points[level.index()] += s.open_points(*level).len();
                 }
             }
         }
@@ -686,9 +753,8 @@ impl History {
         // series to forget) runs when a minute ends, the finest roll-up
         // interval.
         let minute = Level::Minute.interval_ms().unwrap_or(1);
-        let sweep = previous_snapshot.is_none_or(|t| {
-            t.saturating_sub(1) / minute != now.saturating_sub(1) / minute
-        });
+        let sweep = previous_snapshot
+            .is_none_or(|t| t.saturating_sub(1) / minute != now.saturating_sub(1) / minute);
         if sweep {
             self.close_and_expire(inner, now);
         }
@@ -757,20 +823,12 @@ impl History {
         let retention_horizon = self.retention_ms[0];
         names.retain(|name, family| {
             family.series.retain(|labels, s| {
-                for (i, level) in Level::ALL[1..].iter().enumerate() {
-                    let interval = level.interval_ms().unwrap_or(1);
-                    if s.open[i]
-                        .as_ref()
-                        .is_some_and(|p| p.t_ms.saturating_add(interval) < now)
-                    {
-                        if let Some(p) = s.open[i].take() {
-                            if let Some(disk) = disk.as_mut() {
-                                disk.push(*level, name, labels, &p);
-                            }
-                            s.levels[i + 1].push(&p);
-                        }
-                    }
-                }
+                let mut sink = Sink {
+                    disk: disk.as_mut(),
+                    name,
+                    labels,
+                };
+                s.roll(now, &mut sink);
                 s.expire(&horizon);
                 // A series that stopped reporting is forgotten once every
                 // level has let its points go from memory.
@@ -1013,11 +1071,11 @@ impl History {
         let (start, end) = (query.start_ms, query.end_ms);
         let no_points = Column::default();
         for (labels, series) in selected {
-            let open = series.and_then(|s| i.checked_sub(1).and_then(|o| s.open[o].as_ref()));
+            let open = series.map_or_else(Vec::new, |s| s.open_points(level));
             let stored = series.map_or(&no_points, |s| &s.levels[i]);
             let in_memory_from = stored
                 .first_t()
-                .or(open.map(|p| p.t_ms))
+                .or(open.first().map(|p| p.t_ms))
                 .unwrap_or(u64::MAX);
             let disk = on_disk
                 .get(labels)
@@ -1027,7 +1085,7 @@ impl History {
                 .cloned();
             let points = disk
                 .chain(stored.iter_from(start))
-                .chain(open.cloned())
+                .chain(open)
                 .take_while(|p| p.t_ms < end)
                 .filter(|p| p.t_ms >= start);
             result.series.push(SeriesResult {
@@ -1179,7 +1237,9 @@ impl Ingest {
                     } => Reading::Histogram {
                         count,
                         sum,
-                        in_buckets: buckets.as_ref().map_or(0, |b| b.count().saturating_sub(b.zeros)),
+                        in_buckets: buckets
+                            .as_ref()
+                            .map_or(0, |b| b.count().saturating_sub(b.zeros)),
                         // Dense counts add repeated buckets up and ignore
                         // the order: no sorting needed.
                         buckets: buckets.map(|b| Dense::from(&*b)),
@@ -1194,30 +1254,41 @@ impl Ingest {
             covered_ms,
             agg,
         };
-        for (i, level) in Level::ALL[1..].iter().enumerate() {
-            let interval = level.interval_ms().unwrap_or(1);
-            let start = self.now.saturating_sub(1) / interval * interval;
-            match &mut series.open[i] {
-                Some(open) if open.t_ms == start => open.merge(&point),
-                slot => {
-                    if let Some(done) = slot.take() {
-                        if let Some(disk) = disk.as_mut() {
-                            disk.push(*level, name, labels, &done);
-                        }
-                        series.levels[i + 1].push(&done);
-                    }
-                    *slot = Some(Point {
-                        t_ms: start,
-                        ..point.clone()
-                    });
-                }
+        let mut sink = Sink {
+            disk: disk.as_mut(),
+            name,
+            labels,
+        };
+        sink.push(Level::Raw, &point);
+        series.levels[0].push(&point);
+        let minute = Level::Minute.interval_ms().unwrap_or(1);
+        let start = self.now.saturating_sub(1) / minute * minute;
+        match &mut series.open[0] {
+            Some(open) if open.t_ms == start => open.merge(&point),
+            _ => {
+                series.roll(self.now, &mut sink);
+                series.open[0] = Some(Point {
+                    t_ms: start,
+                    ..point
+                });
             }
         }
-        if let Some(disk) = disk.as_mut() {
-            disk.push(Level::Raw, name, labels, &point);
-        }
-        series.levels[0].push(&point);
         series.expire(&self.horizon);
+    }
+}
+
+/// Where finished points go besides memory: the level files, if any.
+struct Sink<'a> {
+    disk: Option<&'a mut Disk>,
+    name: &'a str,
+    labels: &'a Labels,
+}
+
+impl Sink<'_> {
+    fn push(&mut self, level: Level, point: &Point) {
+        if let Some(disk) = self.disk.as_mut() {
+            disk.push(level, self.name, self.labels, point);
+        }
     }
 }
 
@@ -1323,7 +1394,10 @@ mod tests {
             sparse(0, &[(3, 2), (9, 9)]), // zeros went down
         ] {
             let (mut prev, mut total) = dense_of(&sparse(1, &[(3, 2), (9, 5)]));
-            assert!(matches!(advance(&mut prev, &mut total, &now), Advanced::Reset));
+            assert!(matches!(
+                advance(&mut prev, &mut total, &now),
+                Advanced::Reset
+            ));
             // The reading is `now`, and nothing of the old one is left.
             assert_eq!((prev, total), dense_of(&now));
         }
@@ -1380,6 +1454,49 @@ mod tests {
             let (a, b) = (sorted.query(&q).unwrap(), shuffled.query(&q).unwrap());
             assert!(!a.series[0].points.is_empty());
             assert_eq!(a.series[0].points, b.series[0].points, "{agg:?}");
+        }
+    }
+
+    /// Open intervals cascade (raw → minute → 5 min → hour), yet every
+    /// level answers for the interval in progress as if it had absorbed
+    /// each raw point itself.
+    #[test]
+    fn open_intervals_answer_for_everything_since_they_began() {
+        use crate::{ManualClock, MetricsCollector};
+        let clock = Arc::new(ManualClock::new());
+        let metrics = MetricsCollector::builder().clock(clock.clone()).build();
+        let c = metrics.counter("c_total", &[]);
+        let history = History::new();
+        history.ingest(&metrics.snapshot()).unwrap();
+        let mut raw: Vec<(u64, u64)> = Vec::new();
+        for i in 0..800u64 {
+            c.increment(i % 5 + 1);
+            // Uneven steps: some snapshots land exactly on boundaries.
+            clock.advance(Duration::from_secs(if i % 3 == 0 { 10 } else { 5 }));
+            let snap = metrics.snapshot();
+            raw.push((snap.timestamp_unix_ms, i % 5 + 1));
+            history.ingest(&snap).unwrap();
+            if i % 7 != 0 {
+                continue;
+            }
+            for level in [Level::Minute, Level::FiveMinutes, Level::Hour] {
+                let interval = level.interval_ms().unwrap();
+                let q = Query::new("c_total", Aggregation::Sum).level(level);
+                let result = history.query(&q).unwrap();
+                let points = &result.series[0].points;
+                // Every step, finished or open, holds exactly its raw points.
+                for p in points {
+                    let start = p.timestamp_unix_ms;
+                    let want: u64 = raw
+                        .iter()
+                        .filter(|(t, _)| (t - 1) / interval * interval == start)
+                        .map(|(_, v)| v)
+                        .sum();
+                    assert_eq!(p.value, want as f64, "{level:?} at {start}, after {i}");
+                }
+                let total: f64 = points.iter().map(|p| p.value).sum();
+                assert_eq!(total, raw.iter().map(|(_, v)| *v as f64).sum::<f64>());
+            }
         }
     }
 }

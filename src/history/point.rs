@@ -197,7 +197,11 @@ impl Dist {
             Dist::Open(b) => Pairs::Open(b.counts.iter()),
             Dist::Dense(d) => {
                 let (first, counts) = d.range();
-                Pairs::Dense { first, counts, at: 0 }
+                Pairs::Dense {
+                    first,
+                    counts,
+                    at: 0,
+                }
             }
             Dist::Packed { bytes, .. } => Pairs::Packed {
                 bytes,
