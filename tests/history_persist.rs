@@ -300,3 +300,71 @@ fn a_reopened_history_answers_from_its_files_and_skips_a_torn_line() {
     reopened.ingest(&snaps[10]).unwrap();
     assert_eq!(reopened.stats().out_of_order, 1);
 }
+
+/// Ingests into both; returns the most memory `limited` held right after
+/// applying its limit, which it does on the first snapshot after a minute
+/// ends.
+fn feed(limited: &History, other: &History, snaps: &[Snapshot]) -> usize {
+    let mut peak = 0;
+    let mut previous = None::<u64>;
+    for s in snaps {
+        limited.ingest(s).unwrap();
+        other.ingest(s).unwrap();
+        let now = s.timestamp_unix_ms;
+        if previous.is_some_and(|p| (p - 1) / 60_000 != (now - 1) / 60_000) {
+            peak = peak.max(limited.memory_bytes());
+        }
+        previous = Some(now);
+    }
+    peak
+}
+
+#[test]
+fn a_memory_limit_shrinks_what_stays_in_memory_and_queries_read_the_rest_from_disk() {
+    let dir = TempDir::new("limit");
+    let snaps = snapshots(6 * 360); // six hours, five series
+    let limit = 96 << 10;
+    let limited = History::builder()
+        .persist(&dir.0)
+        .memory_limit(limit)
+        .build()
+        .unwrap();
+    assert_eq!(limited.memory_limit(), Some(limit));
+    let reference = History::new();
+    assert_eq!(reference.memory_limit(), None);
+    let peak_after_sweep = feed(&limited, &reference, &snaps);
+    let (l, r) = (limited.stats(), reference.stats());
+    assert!(l.shrinks > 0, "{l:?}");
+    assert!(
+        peak_after_sweep <= limit,
+        "{peak_after_sweep} > {limit}: {l:?}"
+    );
+    assert!(r.memory_bytes > limit, "the reference needs more: {r:?}");
+    assert!(l.resident_ms[0] < r.resident_ms[0], "{l:?}");
+    assert!(l.points[0] < r.points[0] && l.points[1] < r.points[1]);
+    // Same answers: what left memory is read from the level files.
+    let t0 = snaps[0].timestamp_unix_ms;
+    same(&run_queries(&limited, t0), &run_queries(&reference, t0));
+}
+
+#[test]
+fn without_persistence_there_is_no_default_limit_and_an_explicit_one_drops_old_points() {
+    let snaps = snapshots(3 * 360);
+    let limit = 64 << 10;
+    let limited = History::builder().memory_limit(limit).build().unwrap();
+    let unlimited = History::new();
+    let peak = feed(&limited, &unlimited, &snaps);
+    assert!(unlimited.memory_bytes() > limit);
+    assert!(peak <= limit, "{peak}");
+    // What is resident is answered alike; older raw points are gone.
+    let newest = limited.newest_unix_ms().unwrap();
+    let resident = limited.stats().resident_ms[0];
+    assert!(resident >= 60_000, "{resident}");
+    let q = Query::new("requests_total", Aggregation::Sum)
+        .level(Level::Raw)
+        .range(newest - resident + 60_000, newest + 1);
+    assert_eq!(limited.query(&q).unwrap(), unlimited.query(&q).unwrap());
+    let all = Query::new("requests_total", Aggregation::Sum).level(Level::Raw);
+    let count = |h: &History| h.query(&all).unwrap().series[0].points.len();
+    assert!(count(&limited) < count(&unlimited));
+}

@@ -125,6 +125,44 @@ impl Column {
         self.front_last_t = self.chunks.front().map_or(0, |c| c.last_t);
     }
 
+    /// Frees what expiry left in memory: the points below the floor in the
+    /// first chunk (which is encoded again from the first point kept) and
+    /// spare capacity. Costs a decode and an encode of one chunk.
+    pub(crate) fn trim(&mut self) {
+        let kind = self.kind;
+        let floor = self.floor;
+        if let Some(first) = self.chunks.front_mut() {
+            if first.first_t < floor {
+                let kept: Vec<Point> = Decoder::new(first, kind)
+                    .skip_while(|p| p.t_ms < floor)
+                    .collect();
+                let mut fresh = Chunk {
+                    first_t: kept.first().map_or(0, |p| p.t_ms),
+                    last_t: 0,
+                    len: 0,
+                    bytes: Vec::new(),
+                    tail: State::default(),
+                };
+                fresh.tail = State::starting_at(fresh.first_t);
+                for p in &kept {
+                    encode(&mut fresh.bytes, &mut fresh.tail, p);
+                    fresh.len += 1;
+                    fresh.last_t = p.t_ms;
+                }
+                if kept.is_empty() {
+                    self.chunks.pop_front();
+                } else {
+                    *first = fresh;
+                }
+            }
+        }
+        for chunk in &mut self.chunks {
+            chunk.bytes.shrink_to_fit();
+        }
+        self.chunks.shrink_to_fit();
+        self.front_last_t = self.chunks.front().map_or(0, |c| c.last_t);
+    }
+
     /// True when no point at or above the floor is held.
     pub(crate) fn is_empty(&self) -> bool {
         self.chunks.back().is_none_or(|c| c.last_t < self.floor)

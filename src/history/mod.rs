@@ -224,6 +224,13 @@ pub struct HistoryStats {
     /// Lines of the level files that did not parse (torn lines), met while
     /// reopening or querying a persisted history.
     pub skipped_lines: u64,
+    /// Bytes of memory held, as [`History::memory_bytes`] counts them.
+    pub memory_bytes: usize,
+    /// How much of each level is in memory now, ms: the configured
+    /// resident span, or less while the memory limit holds it down.
+    pub resident_ms: [u64; 4],
+    /// Times the memory limit shrank the resident spans.
+    pub shrinks: u64,
 }
 
 /// What [`History::replay_files`] read.
@@ -269,7 +276,12 @@ pub struct HistoryBuilder {
     retention: [Duration; 4],
     resident: [Option<Duration>; 4],
     dir: Option<PathBuf>,
+    memory_limit: Option<usize>,
 }
+
+/// The memory limit of a persisted history unless
+/// [`memory_limit`](HistoryBuilder::memory_limit) says otherwise: 64 MiB.
+pub const DEFAULT_MEMORY_LIMIT: usize = 64 << 20;
 
 impl HistoryBuilder {
     /// Keeps `level`'s points for `retention` (at least one interval of the
@@ -319,6 +331,30 @@ impl HistoryBuilder {
         self
     }
 
+    /// Bounds the memory the points take (as [`History::memory_bytes`]
+    /// counts it). When a minute ends and the store holds more, every
+    /// level's resident span shrinks by the same factor and the oldest
+    /// points leave memory; the spans grow back (10% a minute) once the
+    /// store is below 80% of the limit. With
+    /// [`persist`](HistoryBuilder::persist) what leaves memory stays on
+    /// disk and queries read it there; without, it is gone, so the limit is
+    /// then off unless set here. The default with persistence is
+    /// [`DEFAULT_MEMORY_LIMIT`]. The previous readings and open intervals
+    /// (about 1 KiB a series, plus 8 bytes a bucket in use for histograms)
+    /// do not shrink: with too many series the spans stop at one interval
+    /// per level and [`HistoryStats::memory_bytes`] stays above the limit.
+    ///
+    /// ```
+    /// use vitals::history::{History, Level};
+    /// let history = History::builder().memory_limit(8 << 20).build().unwrap();
+    /// assert_eq!(history.memory_limit(), Some(8 << 20));
+    /// assert_eq!(History::new().memory_limit(), None);
+    /// ```
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
     /// The store, or [`Error::InvalidConfig`] for a retention shorter than
     /// its level's interval, or [`Error::Io`] when a persisted directory
     /// cannot be read back.
@@ -355,11 +391,18 @@ impl HistoryBuilder {
                 .map_or(retention_ms[i], millis)
                 .min(retention_ms[i]);
         }
+        let memory_limit = match (self.memory_limit, &self.dir) {
+            (Some(limit), _) => Some(limit),
+            (None, Some(_)) => Some(DEFAULT_MEMORY_LIMIT),
+            (None, None) => None,
+        };
         History {
             retention_ms,
             resident_ms,
+            memory_limit,
             inner: Mutex::new(Inner {
                 disk: self.dir.map(Disk::new),
+                resident_now: resident_ms,
                 ..Inner::default()
             }),
         }
@@ -399,7 +442,9 @@ impl HistoryBuilder {
 #[derive(Debug)]
 pub struct History {
     retention_ms: [u64; 4],
+    /// Configured resident spans.
     resident_ms: [u64; 4],
+    memory_limit: Option<usize>,
     inner: Mutex<Inner>,
 }
 
@@ -414,6 +459,13 @@ struct Inner {
     disk: Option<Disk>,
     stats: HistoryStats,
     names: FastMap<Arc<str>, Family>,
+    /// Resident spans in force: the configured ones, or less under the
+    /// memory limit.
+    resident_now: [u64; 4],
+    /// Per level, the time before which memory may lack points (they
+    /// expired or left for the memory limit): queries reaching further
+    /// back read the level files.
+    memory_from: [u64; 4],
 }
 
 /// Names and label sets come from the program's own registry (bounded by
@@ -583,6 +635,7 @@ impl History {
             retention: Level::ALL.map(Level::default_retention),
             resident: [None; 4],
             dir: None,
+            memory_limit: None,
         }
     }
 
@@ -604,6 +657,16 @@ impl History {
     /// ```
     pub fn resident(&self, level: Level) -> Duration {
         Duration::from_millis(self.resident_ms[level.index()])
+    }
+
+    /// The memory limit, if any (see
+    /// [`HistoryBuilder::memory_limit`]).
+    ///
+    /// ```
+    /// assert_eq!(vitals::history::History::new().memory_limit(), None);
+    /// ```
+    pub fn memory_limit(&self) -> Option<usize> {
+        self.memory_limit
     }
 
     /// The directory the levels are persisted in, if any.
@@ -651,6 +714,8 @@ impl History {
                 }
             }
         }
+        stats.memory_bytes = memory_of(&inner);
+        stats.resident_ms = inner.resident_now;
         stats
     }
 
@@ -661,32 +726,7 @@ impl History {
     /// assert!(vitals::history::History::new().memory_bytes() < 1024);
     /// ```
     pub fn memory_bytes(&self) -> usize {
-        let inner = self.inner.lock();
-        let mut bytes = std::mem::size_of::<History>();
-        for (name, family) in &inner.names {
-            bytes += name.len() + std::mem::size_of::<(Arc<str>, Family)>();
-            for (labels, s) in &family.series {
-                bytes += std::mem::size_of::<(Labels, Series)>()
-                    + labels
-                        .iter()
-                        .map(|(k, v)| k.len() + v.len() + 32)
-                        .sum::<usize>();
-                if let Some(Reading::Histogram {
-                    buckets: Some(b), ..
-                }) = &s.previous
-                {
-                    bytes += b.heap_bytes();
-                }
-                bytes += s.levels.iter().map(Column::heap_bytes).sum::<usize>();
-                bytes += s
-                    .open
-                    .iter()
-                    .flatten()
-                    .map(|p| p.agg.heap_bytes())
-                    .sum::<usize>();
-            }
-        }
-        bytes
+        memory_of(&self.inner.lock())
     }
 
     /// Adds one snapshot: a raw point per series, merged into the open
@@ -724,11 +764,13 @@ impl History {
         inner.first.get_or_insert(now);
         inner.stats.snapshots += 1;
         let cx = Ingest {
-            horizon: self.resident_ms.map(|r| now.saturating_sub(r)),
+            horizon: inner.resident_now.map(|r| now.saturating_sub(r)),
             now,
             restarted,
             previous_snapshot,
         };
+        // Series expire their own points as they report.
+        Self::note_horizon(inner, &cx.horizon);
         for c in &snapshot.counters {
             cx.add(inner, &c.name, &c.labels, Incoming::Counter(c.value));
         }
@@ -757,6 +799,9 @@ impl History {
             .is_none_or(|t| t.saturating_sub(1) / minute != now.saturating_sub(1) / minute);
         if sweep {
             self.close_and_expire(inner, now);
+            if let Some(limit) = self.memory_limit {
+                self.hold_to(limit, inner, now);
+            }
         }
         match &mut inner.disk {
             Some(disk) => disk.flush(now, &self.retention_ms),
@@ -817,9 +862,62 @@ impl History {
         })
     }
 
+    /// Shrinks the resident spans while memory is over `limit`, or lets
+    /// them grow back (10% a minute, up to the configured spans) while it
+    /// is under 80% of it.
+    fn hold_to(&self, limit: usize, inner: &mut Inner, now: u64) {
+        for round in 0.. {
+            let bytes = memory_of(inner);
+            if bytes <= limit {
+                if round == 0 && bytes < limit / 10 * 8 {
+                    for (now_span, span) in inner.resident_now.iter_mut().zip(self.resident_ms) {
+                        *now_span = span.min(now_span.saturating_add(*now_span / 10));
+                    }
+                }
+                return;
+            }
+            if round == 16 {
+                return;
+            }
+            // Points spread evenly over time: memory follows the spans.
+            let factor = (limit as f64 * 0.8 / bytes as f64).clamp(0.1, 0.9);
+            let mut shrunk = false;
+            for (i, level) in Level::ALL.into_iter().enumerate() {
+                let least = level.interval_ms().unwrap_or(10_000);
+                let span = inner.resident_now[i];
+                let next = ((span as f64 * factor) as u64).max(least).min(span);
+                shrunk |= next < span;
+                inner.resident_now[i] = next;
+            }
+            if !shrunk {
+                return; // one interval per level: the rest does not shrink
+            }
+            inner.stats.shrinks += 1;
+            let horizon = inner.resident_now.map(|r| now.saturating_sub(r));
+            Self::note_horizon(inner, &horizon);
+            for family in inner.names.values_mut() {
+                for s in family.series.values_mut() {
+                    s.expire(&horizon);
+                    // Under pressure, partly expired chunks are cut too.
+                    s.levels.iter_mut().for_each(Column::trim);
+                }
+            }
+        }
+    }
+
+    /// Records that memory lacks the points before `horizon`.
+    fn note_horizon(inner: &mut Inner, horizon: &[u64; 4]) {
+        for (i, h) in horizon.iter().enumerate() {
+            let span = Level::ALL[i].interval_ms().unwrap_or(0);
+            let from = h.saturating_sub(span);
+            inner.memory_from[i] = inner.memory_from[i].max(from);
+        }
+    }
+
     fn close_and_expire(&self, inner: &mut Inner, now: u64) {
+        let horizon = inner.resident_now.map(|r| now.saturating_sub(r));
+        Self::note_horizon(inner, &horizon);
         let Inner { names, disk, .. } = inner;
-        let horizon = self.resident_ms.map(|r| now.saturating_sub(r));
         let retention_horizon = self.retention_ms[0];
         names.retain(|name, family| {
             family.series.retain(|labels, s| {
@@ -863,6 +961,7 @@ impl History {
         let mut loaded: Vec<(Level, persist::StoredPoint)> = Vec::new();
         for level in Level::ALL {
             let from = newest.saturating_sub(self.resident_ms[level.index()]);
+            inner.memory_from[level.index()] = from;
             skipped += disk.read(level, from, u64::MAX, None, |p| loaded.push((level, p)))?;
         }
         inner.stats.skipped_lines += skipped;
@@ -1017,20 +1116,21 @@ impl History {
         // from the level's files.
         let mut on_disk: HashMap<Labels, Vec<Point>> = HashMap::new();
         let mut disk_kind = None;
-        let memory_from = now.saturating_sub(self.resident_ms[i]);
+        // Whole segment files outlive the retention a little: the
+        // retention is applied to their points here.
+        let kept_from = now
+            .saturating_sub(self.retention_ms[i])
+            .saturating_sub(interval.unwrap_or(0));
+        let memory_from = inner.memory_from[i];
         if let Some(disk) = &inner.disk {
-            if self.resident_ms[i] < self.retention_ms[i] && query.start_ms < memory_from {
-                let until = query.end_ms.min(
-                    memory_from
-                        .saturating_add(interval.unwrap_or(0))
-                        .saturating_add(1),
-                );
-                // Whole segment files outlive the retention a little: the
-                // retention is applied to their points here.
-                let kept_from = now
-                    .saturating_sub(self.retention_ms[i])
-                    .saturating_sub(interval.unwrap_or(0));
-                let from = query.start_ms.max(kept_from);
+            // Only what left memory before its retention ended is read.
+            let from = query.start_ms.max(kept_from);
+            let until = query.end_ms.min(
+                memory_from
+                    .saturating_add(interval.unwrap_or(0))
+                    .saturating_add(1),
+            );
+            if from < memory_from && from < until {
                 let skipped = disk.read(level, from, until, Some(&query.name), |p| {
                     if query.selects(&p.labels) {
                         disk_kind.get_or_insert(p.agg.kind());
@@ -1358,6 +1458,37 @@ fn normalized(b: Cow<'_, SparseBuckets>) -> Cow<'_, SparseBuckets> {
     let mut b = b.into_owned();
     b.normalize();
     Cow::Owned(b)
+}
+
+/// What [`History::memory_bytes`] reports: sizes and capacities of the
+/// maps, series, chunks and distributions (not the allocator's overhead).
+fn memory_of(inner: &Inner) -> usize {
+    let mut bytes = std::mem::size_of::<History>()
+        + inner.names.capacity() * std::mem::size_of::<(Arc<str>, Family)>();
+    for (name, family) in &inner.names {
+        bytes +=
+            name.len() + family.series.capacity() * (std::mem::size_of::<(Labels, Series)>() + 1);
+        for (labels, s) in &family.series {
+            bytes += labels
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 32)
+                .sum::<usize>();
+            if let Some(Reading::Histogram {
+                buckets: Some(b), ..
+            }) = &s.previous
+            {
+                bytes += b.heap_bytes();
+            }
+            bytes += s.levels.iter().map(Column::heap_bytes).sum::<usize>();
+            bytes += s
+                .open
+                .iter()
+                .flatten()
+                .map(|p| p.agg.heap_bytes())
+                .sum::<usize>();
+        }
+    }
+    bytes
 }
 
 #[cfg(test)]
