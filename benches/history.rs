@@ -77,47 +77,112 @@ impl Registry {
     }
 }
 
-fn print_memory() {
-    let mut registry = Registry::new();
-    let history = History::new();
-    for _ in 0..360 {
-        history.ingest(&registry.tick()).unwrap();
-    }
-    let stats = history.stats();
-    let bytes = history.memory_bytes();
-    let points: usize = stats.points.iter().sum();
-    let per_point = bytes as f64 / points as f64;
-    // Histogram points dominate: measure them apart.
-    let counters_only = History::new();
-    let mut registry = Registry::new();
-    for _ in 0..360 {
+/// Memory and points of a store after `hours` more hours of 10 s
+/// snapshots.
+fn grow(history: &History, registry: &mut Registry, hours: u32, counters_only: bool) -> (f64, f64) {
+    for _ in 0..hours * 360 {
         let mut snap = registry.tick();
-        snap.histograms.clear();
-        counters_only.ingest(&snap).unwrap();
+        if counters_only {
+            snap.histograms.clear();
+        }
+        history.ingest(&snap).unwrap();
     }
-    let counter_point = counters_only.memory_bytes() as f64
-        / counters_only.stats().points.iter().sum::<usize>() as f64;
-    let histogram_point = (bytes as f64 - counters_only.memory_bytes() as f64)
-        / (points - counters_only.stats().points.iter().sum::<usize>()) as f64;
+    let points: usize = history.stats().points.iter().sum();
+    (history.memory_bytes() as f64, points as f64)
+}
+
+/// Resident set size of this process, bytes (Linux; 0 elsewhere).
+fn rss() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0);
+    pages * 4096.0
+}
+
+fn disk_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let meta = entry.metadata().unwrap();
+        total += if meta.is_dir() {
+            disk_bytes(&entry.path())
+        } else {
+            meta.len()
+        };
+    }
+    total
+}
+
+fn print_memory() {
+    const MIB: f64 = 1048576.0;
+    // What one more point costs, everything resident: the growth from the
+    // first to the second hour (the fixed part per series, previous
+    // readings and open intervals, is in both).
+    let mut per_point = [0.0; 2];
+    let mut fixed = [0.0; 2];
+    for (i, counters_only) in [true, false].into_iter().enumerate() {
+        let history = History::new();
+        let mut registry = Registry::new();
+        let (m1, p1) = grow(&history, &mut registry, 1, counters_only);
+        let (m2, p2) = grow(&history, &mut registry, 1, counters_only);
+        per_point[i] = (m2 - m1) / (p2 - p1);
+        fixed[i] = m1 - p1 * per_point[i];
+    }
+    let counter_point = per_point[0];
+    let histogram_point = (per_point[1] * 1100.0 - counter_point * 1000.0) / 100.0;
     // Points per series over the default retentions with 10 s snapshots.
-    let full = [8640.0, 10080.0, 8640.0, 8760.0f64];
-    let total: f64 = full.iter().sum();
+    let full: f64 = [8640.0, 10080.0, 8640.0, 8760.0f64].iter().sum();
     println!(
-        "history memory after 1 h of 1,100 series: {:.1} MiB, {} points, {:.0} B/point \
-         (counter point {:.0} B, histogram point {:.0} B)",
-        bytes as f64 / 1048576.0,
-        points,
-        per_point,
-        counter_point,
-        histogram_point
+        "history, everything resident: {counter_point:.1} B a counter point, {histogram_point:.0} B a histogram point (mean over levels), fixed part {:.1} MiB for 1,100 series; default retentions ({full} points a series) would take {:.0} MiB for the 1,000 counters + {:.0} MiB for the 100 histograms",
+        fixed[1] / MIB,
+        1000.0 * full * counter_point / MIB,
+        100.0 * full * histogram_point / MIB
     );
+    // Persisted with the default retentions and memory limit: six hours.
+    let dir = std::env::temp_dir().join(format!("vitals-bench-persist-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let before = rss();
+    let history = History::builder().persist(&dir).build().unwrap();
+    let mut registry = Registry::new();
+    let (bytes, _) = grow(&history, &mut registry, 6, false);
+    let stats = history.stats();
+    let minutes = stats.resident_ms.map(|ms| ms as f64 / 60_000.0);
     println!(
-        "extrapolated to the default retentions, all resident ({} points per series): \
-         1,000 counters {:.0} MiB + 100 histograms {:.0} MiB",
-        total,
-        1000.0 * total * counter_point / 1048576.0,
-        100.0 * total * histogram_point / 1048576.0
+        "history, persisted with default retentions and limit, after 6 h of 10 s snapshots of 1,100 series: {:.1} MiB in memory (limit {:.0} MiB), process RSS grew {:.1} MiB, {:.0} MiB on disk; resident now raw {:.0} min, 1m {:.0} min, 5m {:.0} min, 1h {:.0} min ({} shrinks)",
+        bytes / MIB,
+        vitals::history::DEFAULT_MEMORY_LIMIT as f64 / MIB,
+        (rss() - before) / MIB,
+        disk_bytes(&dir) as f64 / MIB,
+        minutes[0],
+        minutes[1],
+        minutes[2],
+        minutes[3],
+        stats.shrinks
     );
+    // A query reaching past what is resident reads the level's files.
+    let now = history.newest_unix_ms().unwrap();
+    for (name, agg) in [
+        ("counter_3_total", Aggregation::Rate),
+        ("histogram_3_seconds", Aggregation::P95),
+    ] {
+        let q = Query::new(name, agg)
+            .label("id", "7")
+            .range(now - 6 * 3_600_000, now + 1)
+            .level(Level::Minute);
+        let start = std::time::Instant::now();
+        let points = history.query(&q).unwrap().series[0].points.len();
+        println!(
+            "history, persisted: 6 h of {name} {} at 1 min ({points} points, all but the resident \
+             {:.0} min from disk): {:.1} ms",
+            agg.as_str(),
+            minutes[1],
+            start.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    drop(history);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn ingest(c: &mut Criterion) {
