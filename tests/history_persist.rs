@@ -368,3 +368,32 @@ fn without_persistence_there_is_no_default_limit_and_an_explicit_one_drops_old_p
     let count = |h: &History| h.query(&all).unwrap().series[0].points.len();
     assert!(count(&limited) < count(&unlimited));
 }
+
+#[test]
+fn resident_spans_grow_back_once_memory_is_free_again() {
+    let dir = TempDir::new("grow");
+    let mut snaps = snapshots(12 * 360);
+    let history = History::builder()
+        .persist(&dir.0)
+        .memory_limit(96 << 10)
+        .build()
+        .unwrap();
+    // Six hours with the histograms: the limit shrinks the spans.
+    for s in &snaps[..6 * 360] {
+        history.ingest(s).unwrap();
+    }
+    let squeezed = history.stats();
+    assert!(squeezed.shrinks > 0);
+    // Then the histograms stop: as their points leave memory, the spans
+    // grow back.
+    for s in &mut snaps[6 * 360..] {
+        s.histograms.clear();
+        history.ingest(s).unwrap();
+    }
+    let after = history.stats();
+    assert!(
+        after.resident_ms[0] > squeezed.resident_ms[0] * 2,
+        "{squeezed:?} then {after:?}"
+    );
+    assert!(after.memory_bytes <= 96 << 10);
+}
