@@ -619,6 +619,16 @@ enum Incoming<'a> {
     },
 }
 
+impl Incoming<'_> {
+    fn kind(&self) -> MetricKind {
+        match self {
+            Incoming::Counter(_) => MetricKind::Counter,
+            Incoming::Gauge(_) => MetricKind::Gauge,
+            Incoming::Histogram { .. } => MetricKind::Histogram,
+        }
+    }
+}
+
 impl Default for History {
     fn default() -> Self {
         Self::new()
@@ -784,13 +794,17 @@ impl History {
         };
         // Series expire their own points as they report.
         Self::note_horizon(inner, &cx.horizon);
-        for c in &snapshot.counters {
-            cx.add(inner, &c.name, &c.labels, Incoming::Counter(c.value));
-        }
-        for g in &snapshot.gauges {
-            cx.add(inner, &g.name, &g.labels, Incoming::Gauge(g.value));
-        }
-        for h in &snapshot.histograms {
+        let counters = snapshot
+            .counters
+            .iter()
+            .map(|c| (&c.name, &c.labels, Incoming::Counter(c.value)));
+        cx.add_all(inner, counters);
+        let gauges = snapshot
+            .gauges
+            .iter()
+            .map(|g| (&g.name, &g.labels, Incoming::Gauge(g.value)));
+        cx.add_all(inner, gauges);
+        let histograms = snapshot.histograms.iter().map(|h| {
             let life = &h.summary.lifetime;
             // Checked for order where they are read (`advance`): what the
             // collector wrote is in order, other input is sorted (a copy).
@@ -800,8 +814,9 @@ impl History {
                 sum: life.sum,
                 buckets,
             };
-            cx.add(inner, &h.name, &h.labels, reading);
-        }
+            (&h.name, &h.labels, reading)
+        });
+        cx.add_all(inner, histograms);
         // Series that reported closed their own finished intervals and let
         // go of their expired points above. The sweep over every series
         // (intervals of series that did not report, their expired points,
@@ -1222,26 +1237,46 @@ struct Ingest {
 }
 
 impl Ingest {
-    fn add(&self, inner: &mut Inner, name: &Arc<str>, labels: &Labels, reading: Incoming<'_>) {
+    /// Adds the samples of one kind. A snapshot lists the series of a name
+    /// together: the family is looked up once per run of one name.
+    fn add_all<'a>(
+        &self,
+        inner: &mut Inner,
+        samples: impl Iterator<Item = (&'a Arc<str>, &'a Labels, Incoming<'a>)>,
+    ) {
         let Inner {
             names, stats, disk, ..
         } = inner;
-        let kind = match reading {
-            Incoming::Counter(_) => MetricKind::Counter,
-            Incoming::Gauge(_) => MetricKind::Gauge,
-            Incoming::Histogram { .. } => MetricKind::Histogram,
-        };
-        let family = match names.get_mut(&**name) {
-            Some(f) => f,
-            None => names.entry(name.clone()).or_insert(Family {
-                kind,
-                series: FastMap::default(),
-            }),
-        };
-        if family.kind != kind {
-            stats.kind_conflicts += 1;
-            return;
+        let mut run: Option<(&Arc<str>, &mut Family)> = None;
+        for (name, labels, reading) in samples {
+            let kind = reading.kind();
+            let family = match run {
+                Some((n, family)) if Arc::ptr_eq(n, name) || **n == **name => family,
+                _ => match names.get_mut(&**name) {
+                    Some(f) => f,
+                    None => names.entry(name.clone()).or_insert(Family {
+                        kind,
+                        series: FastMap::default(),
+                    }),
+                },
+            };
+            if family.kind == kind {
+                self.add(family, disk.as_mut(), name, labels, reading);
+            } else {
+                stats.kind_conflicts += 1;
+            }
+            run = Some((name, family));
         }
+    }
+
+    fn add(
+        &self,
+        family: &mut Family,
+        disk: Option<&mut Disk>,
+        name: &str,
+        labels: &Labels,
+        reading: Incoming<'_>,
+    ) {
         let series = match family.series.get_mut(labels) {
             Some(s) => s,
             None => family.series.entry(labels.clone()).or_insert(Series {
@@ -1367,11 +1402,7 @@ impl Ingest {
             covered_ms,
             agg,
         };
-        let mut sink = Sink {
-            disk: disk.as_mut(),
-            name,
-            labels,
-        };
+        let mut sink = Sink { disk, name, labels };
         sink.push(Level::Raw, &point);
         series.levels[0].push(&point);
         let minute = Level::Minute.interval_ms().unwrap_or(1);
