@@ -549,6 +549,42 @@ impl Series {
         }
     }
 
+    /// Rebuilds the open intervals from the finished points of the level
+    /// below, after a reload: what the store held in memory only when it
+    /// stopped. Open interval `i` gathers the newest interval of level `i`
+    /// (raw, minute, 5 minutes) unless level `i + 1` already has it.
+    fn reopen(&mut self) {
+        for i in 0..3 {
+            let interval = Level::ALL[i + 1].interval_ms().unwrap_or(1);
+            // Raw points belong to the interval holding their time minus a
+            // millisecond; roll-ups start on their interval.
+            let lag = u64::from(i == 0);
+            let start_of = |t: u64| t.saturating_sub(lag) / interval * interval;
+            let Some(newest) = self.levels[i].last() else {
+                continue;
+            };
+            let start = start_of(newest.t_ms);
+            let closed = self.levels[i + 1]
+                .iter_from(start)
+                .next()
+                .is_some_and(|p| p.t_ms == start);
+            if closed {
+                continue;
+            }
+            let mut open: Option<Point> = None;
+            for p in self.levels[i].iter_from(start) {
+                if start_of(p.t_ms) != start {
+                    continue;
+                }
+                match &mut open {
+                    Some(o) => o.merge(&p),
+                    None => open = Some(Point { t_ms: start, ..p }),
+                }
+            }
+            self.open[i] = open;
+        }
+    }
+
     /// What a query of roll-up `level` reads beyond the finished points:
     /// its open interval with the open intervals below it merged in, or,
     /// when the finest ones already started the next interval, one point
@@ -1018,6 +1054,11 @@ impl History {
         }
         // A raw point carries its snapshot's time; a roll-up its start.
         inner.floor = floor;
+        for family in inner.names.values_mut() {
+            for series in family.series.values_mut() {
+                series.reopen();
+            }
+        }
         Ok(())
     }
 
