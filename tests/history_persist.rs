@@ -436,3 +436,45 @@ fn a_reopened_history_rebuilds_its_open_intervals() {
     let total = |p: &[vitals::history::QueryPoint]| p.iter().map(|p| p.value).sum::<f64>();
     assert_eq!(total(&b) - total(&a), 10.0, "one snapshot of 10 values");
 }
+
+/// After a reload, a snapshot from a process that started after the
+/// newest point on disk counts its totals from zero (nothing is lost to a
+/// baseline); one from a process that was running all along is a baseline.
+#[test]
+fn the_first_snapshot_after_a_reload_counts_from_zero_when_the_process_restarted() {
+    let snaps = snapshots(60);
+    let stop = snaps.last().unwrap().timestamp_unix_ms;
+    for (started_after_stop, want) in [(true, Some(5.0)), (false, None)] {
+        let dir = TempDir::new("restart");
+        {
+            let history = History::builder().persist(&dir.0).build().unwrap();
+            for s in &snaps {
+                history.ingest(s).unwrap();
+            }
+        }
+        let reopened = History::builder().persist(&dir.0).build().unwrap();
+        let clock = Arc::new(ManualClock::new());
+        let metrics = MetricsCollector::builder().clock(clock.clone()).build();
+        let counter = metrics.counter("requests_total", &[("route", "/a")]);
+        counter.increment(5);
+        // Ten seconds of uptime; the snapshot comes 40 s after the stop.
+        clock.advance(Duration::from_secs(10));
+        let mut snap = metrics.snapshot();
+        snap.timestamp_unix_ms = stop + 40_000;
+        if !started_after_stop {
+            snap.uptime_seconds = 3600.0;
+        }
+        reopened.ingest(&snap).unwrap();
+        let q = Query::new("requests_total", Aggregation::Sum)
+            .label("route", "/a")
+            .level(Level::Raw)
+            .range(stop + 1, u64::MAX);
+        let result = reopened.query(&q).unwrap();
+        let got = result
+            .series
+            .first()
+            .and_then(|s| s.points.first())
+            .map(|p| p.value);
+        assert_eq!(got, want, "started after the stop: {started_after_stop}");
+    }
+}

@@ -331,7 +331,11 @@ impl HistoryBuilder {
     /// `dir` (`<dir>/<level>/<segment start ms>.jsonl`), deletes files past
     /// each level's retention, and on [`build`](HistoryBuilder::build) reads
     /// back the resident part of what is there. The open (unfinished)
-    /// intervals are kept in memory only.
+    /// intervals are written when they close; a reload gathers them again
+    /// from the finer levels. The first snapshot after a reload is a
+    /// baseline unless its process started after the newest point on disk
+    /// (its uptime is shorter than the gap): then its totals count from
+    /// zero.
     ///
     /// ```
     /// let dir = std::env::temp_dir().join(format!("vitals-doc-persist-{}", std::process::id()));
@@ -656,6 +660,20 @@ enum Incoming<'a> {
 }
 
 impl Incoming<'_> {
+    /// The reading a series of this kind starts from.
+    fn zero(&self) -> Reading {
+        match self {
+            Incoming::Counter(_) => Reading::Counter(0),
+            Incoming::Gauge(v) => Reading::Gauge(*v),
+            Incoming::Histogram { .. } => Reading::Histogram {
+                count: 0,
+                sum: 0.0,
+                buckets: Some(Dense::default()),
+                in_buckets: 0,
+            },
+        }
+    }
+
     fn kind(&self) -> MetricKind {
         match self {
             Incoming::Counter(_) => MetricKind::Counter,
@@ -815,10 +833,19 @@ impl History {
             inner.stats.out_of_order += 1;
             return Ok(());
         }
-        let restarted = inner
+        // A process that restarted: its uptime went down or, for the first
+        // snapshot after a reload, began after the newest point on disk.
+        // Its totals then started from zero.
+        let restarted = match inner.last {
+            Some((_, uptime)) => snapshot.uptime_seconds < uptime,
+            None => inner
+                .floor
+                .is_some_and(|f| snapshot.uptime_seconds * 1000.0 < now.saturating_sub(f) as f64),
+        };
+        let previous_snapshot = inner
             .last
-            .is_some_and(|(_, uptime)| snapshot.uptime_seconds < uptime);
-        let previous_snapshot = inner.last.map(|(t, _)| t);
+            .map(|(t, _)| t)
+            .or(inner.floor.filter(|_| restarted));
         inner.last = Some((now, snapshot.uptime_seconds));
         inner.first.get_or_insert(now);
         inner.stats.snapshots += 1;
@@ -1324,21 +1351,17 @@ impl Ingest {
                 // A series first seen after an earlier snapshot was created
                 // since (or, after a restart, counts from zero): all of its
                 // total is new. In the first snapshot it is a baseline.
-                previous: self.previous_snapshot.map(|_| match reading {
-                    Incoming::Counter(_) => Reading::Counter(0),
-                    Incoming::Gauge(v) => Reading::Gauge(v),
-                    Incoming::Histogram { .. } => Reading::Histogram {
-                        count: 0,
-                        sum: 0.0,
-                        buckets: Some(Dense::default()),
-                        in_buckets: 0,
-                    },
-                }),
+                previous: self.previous_snapshot.map(|_| reading.zero()),
                 previous_ms: self.previous_snapshot.unwrap_or(self.now),
                 levels: Default::default(),
                 open: Default::default(),
             }),
         };
+        if series.previous.is_none() && self.restarted {
+            // Reloaded from disk, and the process restarted since: its
+            // totals counted from zero.
+            series.previous = Some(reading.zero());
+        }
         let covered_ms = self.now.saturating_sub(series.previous_ms);
         series.previous_ms = self.now;
         let agg = match (&mut series.previous, reading) {
