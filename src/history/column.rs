@@ -183,14 +183,6 @@ impl Column {
         whole - below
     }
 
-    /// The newest point held.
-    pub(crate) fn last(&self) -> Option<Point> {
-        let chunk = self.chunks.back()?;
-        Decoder::new(chunk, self.kind)
-            .last()
-            .filter(|p| p.t_ms >= self.floor)
-    }
-
     /// Time of the oldest point held.
     pub(crate) fn first_t(&self) -> Option<u64> {
         self.iter_from(0).next().map(|p| p.t_ms)

@@ -82,6 +82,11 @@ impl Dense {
             .map(move |(i, c)| ((first + i) as u16, *c))
     }
 
+    /// The sum of the bucket counts (zeros apart).
+    pub(crate) fn total(&self) -> u64 {
+        self.counts.iter().fold(0u64, |t, c| t.wrapping_add(*c))
+    }
+
     /// The first bucket of the range and the range's counts.
     pub(crate) fn range(&self) -> (usize, &[u64]) {
         (self.first, &self.counts)
@@ -142,6 +147,7 @@ mod tests {
             (d.get(1000), d.get(6), d.get(0), d.get(u16::MAX)),
             (3, 0, 0, 0)
         );
+        assert_eq!(d.total(), 7);
         d.set(1000, 7);
         d.set(3, 0); // a zero outside the range does not grow it
         assert_eq!(d.get(1000), 7);

@@ -483,6 +483,9 @@ struct Inner {
     /// expired or left for the memory limit): queries reaching further
     /// back read the level files.
     memory_from: [u64; 4],
+    /// Set when the process feeding a reloaded history restarted since the
+    /// newest point on disk: reloaded series count from zero.
+    reloaded_counts_from_zero: bool,
 }
 
 /// Names and label sets come from the program's own registry (bounded by
@@ -553,36 +556,35 @@ impl Series {
         }
     }
 
-    /// Rebuilds the open intervals from the finished points of the level
-    /// below, after a reload: what the store held in memory only when it
-    /// stopped. Open interval `i` gathers the newest interval of level `i`
-    /// (raw, minute, 5 minutes) unless level `i + 1` already has it.
-    fn reopen(&mut self) {
+    /// Rebuilds the open intervals from the newest finished points of each
+    /// level (`recent`, in time order), after a reload: what the store held
+    /// in memory only when it stopped. Open interval `i` gathers the newest
+    /// interval of level `i` (raw, minute, 5 minutes) unless level `i + 1`
+    /// already has it.
+    fn reopen(&mut self, recent: &[Vec<Point>; 4]) {
         for i in 0..3 {
             let interval = Level::ALL[i + 1].interval_ms().unwrap_or(1);
             // Raw points belong to the interval holding their time minus a
             // millisecond; roll-ups start on their interval.
             let lag = u64::from(i == 0);
             let start_of = |t: u64| t.saturating_sub(lag) / interval * interval;
-            let Some(newest) = self.levels[i].last() else {
+            let Some(newest) = recent[i].last() else {
                 continue;
             };
             let start = start_of(newest.t_ms);
-            let closed = self.levels[i + 1]
-                .iter_from(start)
-                .next()
-                .is_some_and(|p| p.t_ms == start);
-            if closed {
-                continue;
+            if recent[i + 1].iter().any(|p| p.t_ms == start) {
+                continue; // closed before the stop
             }
             let mut open: Option<Point> = None;
-            for p in self.levels[i].iter_from(start) {
-                if start_of(p.t_ms) != start {
-                    continue;
-                }
+            for p in recent[i].iter().filter(|p| start_of(p.t_ms) == start) {
                 match &mut open {
-                    Some(o) => o.merge(&p),
-                    None => open = Some(Point { t_ms: start, ..p }),
+                    Some(o) => o.merge(p),
+                    None => {
+                        open = Some(Point {
+                            t_ms: start,
+                            ..p.clone()
+                        })
+                    }
                 }
             }
             self.open[i] = open;
@@ -842,6 +844,12 @@ impl History {
                 .floor
                 .is_some_and(|f| snapshot.uptime_seconds * 1000.0 < now.saturating_sub(f) as f64),
         };
+        if inner.last.is_none() && inner.floor.is_some() {
+            // The first snapshot after a reload: if its process restarted,
+            // every reloaded series it reports, now or later, counts from
+            // zero.
+            inner.reloaded_counts_from_zero = restarted;
+        }
         let previous_snapshot = inner
             .last
             .map(|(t, _)| t)
@@ -850,6 +858,7 @@ impl History {
         inner.first.get_or_insert(now);
         inner.stats.snapshots += 1;
         let cx = Ingest {
+            reloaded_counts_from_zero: inner.reloaded_counts_from_zero,
             horizon: inner.resident_now.map(|r| now.saturating_sub(r)),
             now,
             restarted,
@@ -1081,10 +1090,42 @@ impl History {
         }
         // A raw point carries its snapshot's time; a roll-up its start.
         inner.floor = floor;
-        for family in inner.names.values_mut() {
-            for series in family.series.values_mut() {
-                series.reopen();
+        // The open intervals are rebuilt from the newest points of every
+        // level's files, whatever part of them is resident. An interval
+        // still open at the stop ended at most a minute (the sweep) before
+        // the newest point, so the hour it belongs to, and the 5 minutes
+        // and minutes in it, start less than two hours before; four hours
+        // leave room for the closed check of the level above.
+        let mut recent: HashMap<(Arc<str>, Labels), [Vec<Point>; 4]> = HashMap::new();
+        for level in Level::ALL {
+            let from = newest.saturating_sub(4 * 3_600_000);
+            // Torn lines were counted by the first pass.
+            disk.read(level, from, u64::MAX, None, |p| {
+                let (name, labels, point) = p.into_point();
+                recent.entry((name, labels)).or_default()[level.index()].push(point);
+            })?;
+        }
+        for ((name, labels), mut points) in recent {
+            points.iter_mut().for_each(|l| l.sort_by_key(|p| p.t_ms));
+            let Some(kind) = points.iter().flatten().next().map(|p| p.agg.kind()) else {
+                continue;
+            };
+            let family = inner.names.entry(name).or_insert_with(|| Family {
+                kind,
+                series: FastMap::default(),
+            });
+            if family.kind != kind {
+                continue;
             }
+            let series = family.series.entry(labels).or_insert_with(|| Series {
+                previous: None,
+                previous_ms: 0,
+                levels: Default::default(),
+                open: Default::default(),
+            });
+            let newest = points.iter().flatten().map(|p| p.t_ms).max();
+            series.previous_ms = series.previous_ms.max(newest.unwrap_or(0));
+            series.reopen(&points);
         }
         Ok(())
     }
@@ -1176,10 +1217,19 @@ impl History {
     pub fn query(&self, query: &Query) -> Result<QueryResult, Error> {
         query.validate()?;
         let mut inner = self.inner.lock();
-        let now = inner.last.map_or(query.end_ms, |(t, _)| t);
+        // Now is the newest snapshot, or after a reload the newest point.
+        let now = inner
+            .last
+            .map(|(t, _)| t)
+            .or(inner.floor)
+            .unwrap_or(query.end_ms);
         // A range reaching back past the oldest snapshot is read from
         // there: "everything" is then the finest level that has it all.
-        let start = query.start_ms.max(inner.first.unwrap_or(0));
+        // (A millisecond before it: a snapshot on a boundary belongs to
+        // the interval that ends there.)
+        let start = query
+            .start_ms
+            .max(inner.first.map_or(0, |f| f.saturating_sub(1)));
         let level = query
             .level
             .unwrap_or_else(|| self.pick_level(start, query, now));
@@ -1298,6 +1348,8 @@ impl History {
 /// One snapshot's ingestion context.
 struct Ingest {
     now: u64,
+    /// Reloaded series without a reading yet count from zero.
+    reloaded_counts_from_zero: bool,
     /// Per level, the time before which points leave memory.
     horizon: [u64; 4],
     restarted: bool,
@@ -1345,22 +1397,29 @@ impl Ingest {
         labels: &Labels,
         reading: Incoming<'_>,
     ) {
-        let series = match family.series.get_mut(labels) {
-            Some(s) => s,
-            None => family.series.entry(labels.clone()).or_insert(Series {
-                // A series first seen after an earlier snapshot was created
-                // since (or, after a restart, counts from zero): all of its
-                // total is new. In the first snapshot it is a baseline.
-                previous: self.previous_snapshot.map(|_| reading.zero()),
-                previous_ms: self.previous_snapshot.unwrap_or(self.now),
-                levels: Default::default(),
-                open: Default::default(),
-            }),
+        let (series, created) = match family.series.get_mut(labels) {
+            Some(s) => (s, false),
+            None => (
+                family.series.entry(labels.clone()).or_insert(Series {
+                    // A series first seen after an earlier snapshot was created
+                    // since (or, after a restart, counts from zero): all of its
+                    // total is new. In the first snapshot it is a baseline.
+                    previous: self.previous_snapshot.map(|_| reading.zero()),
+                    previous_ms: self.previous_snapshot.unwrap_or(self.now),
+                    levels: Default::default(),
+                    open: Default::default(),
+                }),
+                true,
+            ),
         };
-        if series.previous.is_none() && self.restarted {
-            // Reloaded from disk, and the process restarted since: its
-            // totals counted from zero.
+        // A new series starts from zero (unless in the first snapshot): it
+        // went through no reset. A series reloaded from disk has no reading
+        // yet: if the process restarted since, its total went back to zero
+        // (a reset) and all of it is new; otherwise it is a baseline.
+        let mut restarted = self.restarted && !created;
+        if series.previous.is_none() && self.reloaded_counts_from_zero {
             series.previous = Some(reading.zero());
+            restarted = true;
         }
         let covered_ms = self.now.saturating_sub(series.previous_ms);
         series.previous_ms = self.now;
@@ -1370,7 +1429,7 @@ impl Ingest {
                 (!v.is_nan()).then(|| Aggregate::gauge(v))
             }
             (Some(Reading::Counter(before)), Incoming::Counter(now)) => {
-                let agg = if self.restarted || now < *before {
+                let agg = if restarted || now < *before {
                     Aggregate::Counter {
                         increase: now,
                         resets: 1,
@@ -1397,7 +1456,7 @@ impl Ingest {
                     buckets: b1,
                 },
             ) => {
-                let reset = self.restarted || c1 < *c0;
+                let reset = restarted || c1 < *c0;
                 let (count, sum) = if reset {
                     (c1, s1)
                 } else {
@@ -1426,8 +1485,9 @@ impl Ingest {
                     }
                     (Some(now), None) => {
                         let now = normalized(now);
-                        *b0 = Some(Dense::from(&*now));
-                        *in_buckets = now.count().saturating_sub(now.zeros);
+                        let dense = Dense::from(&*now);
+                        *in_buckets = dense.total();
+                        *b0 = Some(dense);
                         reset.then(|| now.into_owned())
                     }
                 };
@@ -1446,16 +1506,17 @@ impl Ingest {
                         count,
                         sum,
                         buckets,
-                    } => Reading::Histogram {
-                        count,
-                        sum,
-                        in_buckets: buckets
-                            .as_ref()
-                            .map_or(0, |b| b.count().saturating_sub(b.zeros)),
+                    } => {
                         // Dense counts add repeated buckets up and ignore
-                        // the order: no sorting needed.
-                        buckets: buckets.map(|b| Dense::from(&*b)),
-                    },
+                        // the order (and buckets past the layout).
+                        let buckets = buckets.map(|b| Dense::from(&*b));
+                        Reading::Histogram {
+                            count,
+                            sum,
+                            in_buckets: buckets.as_ref().map_or(0, Dense::total),
+                            buckets,
+                        }
+                    }
                 });
                 None
             }
