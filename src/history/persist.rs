@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -171,7 +171,13 @@ impl Disk {
 
     /// Reads the points of `level` with `start <= t < end` (of metric `name`
     /// only, when given), skipping lines that do not parse. Returns the
-    /// points and the number of lines skipped.
+    /// number of lines skipped.
+    ///
+    /// Lines are appended in time order, except that the intervals one
+    /// snapshot closes may be up to one interval older than those an earlier
+    /// snapshot wrote. So a file is entered by bisection at the first line
+    /// at most an interval before `start`, and left at the first line an
+    /// interval past `end`.
     pub(crate) fn read(
         &self,
         level: Level,
@@ -187,12 +193,21 @@ impl Disk {
             s.push(',');
             s
         });
+        let slack = level.interval_ms().unwrap_or(0);
+        let (enter, leave) = (start.saturating_sub(slack), end.saturating_add(slack));
         let mut skipped = 0;
         for (segment, path) in self.segments(level)? {
             if segment >= end || segment.saturating_add(segment_ms(level)) <= start {
                 continue;
             }
-            let file = fs::File::open(&path).map_err(|e| Error::io("open", &path, &e))?;
+            let mut file = fs::File::open(&path).map_err(|e| Error::io("open", &path, &e))?;
+            let from = if enter > segment {
+                entry_offset(&mut file, enter).map_err(|e| Error::io("read", &path, &e))?
+            } else {
+                0
+            };
+            file.seek(SeekFrom::Start(from))
+                .map_err(|e| Error::io("seek", &path, &e))?;
             let mut reader = BufReader::new(file);
             let mut line = Vec::new();
             loop {
@@ -201,6 +216,9 @@ impl Disk {
                     .read_until(b'\n', &mut line)
                     .map_err(|e| Error::io("read", &path, &e))?;
                 if n == 0 {
+                    break;
+                }
+                if line_time(&line).is_some_and(|t| t >= leave) {
                     break;
                 }
                 if let Some(needle) = &needle {
@@ -216,5 +234,128 @@ impl Disk {
             }
         }
         Ok(skipped)
+    }
+}
+
+/// The `t_ms` of a level line, read without parsing it: the first
+/// `"t_ms":` is the field (inside a string a quote would be escaped).
+fn line_time(line: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"t_ms\":";
+    let at = line.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let digits = line[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&line[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// The offset of a line boundary at or before the first line whose time is
+/// at least `t`, by bisection over the file (lines in time order).
+fn entry_offset(file: &mut fs::File, t: u64) -> std::io::Result<u64> {
+    let (mut lo, mut hi) = (0u64, file.metadata()?.len());
+    let mut buf = Vec::new();
+    // Each probe reads from a byte offset to the end of the line there,
+    // then the whole next line.
+    while hi - lo > 64 * 1024 {
+        let mid = lo + (hi - lo) / 2;
+        file.seek(SeekFrom::Start(mid))?;
+        let mut reader = BufReader::new(&mut *file);
+        buf.clear();
+        let partial = reader.read_until(b'\n', &mut buf)? as u64;
+        buf.clear();
+        reader.read_until(b'\n', &mut buf)?;
+        match line_time(&buf) {
+            // The line starting at `mid + partial` is older: enter after it.
+            Some(found) if found < t => lo = mid + partial,
+            // Newer, or unreadable (a torn line): look earlier.
+            _ => hi = mid,
+        }
+    }
+    Ok(lo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::point::Aggregate;
+
+    /// A large level file, in time order but for closes up to one interval
+    /// late: every range read by bisection equals a plain filter.
+    #[test]
+    fn bisection_reads_what_a_full_scan_reads() {
+        let dir =
+            std::env::temp_dir().join(format!("vitals-persist-bisect-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut disk = Disk::new(dir.clone());
+        let day = segment_ms(Level::Minute);
+        let base = 1_700_000_000_000 / day * day;
+        let names = ["a_total", "b_total"];
+        let mut written = Vec::new();
+        for minute in 0..1200u64 {
+            let t = base + minute * 60_000;
+            for (i, name) in names.iter().enumerate() {
+                for s in 0..3u64 {
+                    // Every seventh close is one interval late.
+                    let late = (minute + s) % 7 == 0 && minute > 0;
+                    let t_ms = if late { t - 60_000 } else { t };
+                    let labels = Labels::from_pairs(&[("s", &s.to_string())]);
+                    let point = Point {
+                        t_ms,
+                        covered_ms: 60_000,
+                        agg: Aggregate::Counter {
+                            increase: minute * 10 + s,
+                            resets: 0,
+                        },
+                    };
+                    disk.push(Level::Minute, name, &labels, &point);
+                    written.push((i, t_ms, minute * 10 + s));
+                }
+            }
+            disk.flush(t, &[u64::MAX; 4]).unwrap();
+        }
+        let size = fs::metadata(&disk.segments(Level::Minute).unwrap()[0].1)
+            .unwrap()
+            .len();
+        assert!(size > 8 * 64 * 1024, "{size} bytes: too small to bisect");
+        let read = |start: u64, end: u64, name: Option<&str>| {
+            let mut got = Vec::new();
+            disk.read(Level::Minute, start, end, name, |p| {
+                let Aggregate::Counter { increase, .. } = p.agg else {
+                    panic!("not a counter");
+                };
+                let i = names.iter().position(|n| **n == *p.name).unwrap();
+                got.push((i, p.t_ms, increase));
+            })
+            .unwrap();
+            got.sort_unstable();
+            got
+        };
+        for (a, b) in [
+            (0, 1200),
+            (1, 2),
+            (500, 501),
+            (600, 1199),
+            (1199, 1300),
+            (37, 900),
+        ] {
+            let (start, end) = (base + a * 60_000, base + b * 60_000);
+            for (name, which) in [(None, None), (Some("b_total"), Some(1))] {
+                let mut want: Vec<_> = written
+                    .iter()
+                    .filter(|(i, t, _)| *t >= start && *t < end && which.is_none_or(|w| w == *i))
+                    .copied()
+                    .collect();
+                want.sort_unstable();
+                assert_eq!(read(start, end, name), want, "{a}..{b} {name:?}");
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn line_time_reads_the_field_not_a_label_value() {
+        let line = br#"{"name":"x","labels":{"k":"\"t_ms\":5"},"t_ms":1234,"covered_ms":1}"#;
+        assert_eq!(line_time(line), Some(1234));
+        assert_eq!(line_time(b"{\"name\":\"x\",\"t_m"), None);
     }
 }
