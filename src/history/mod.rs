@@ -1329,11 +1329,14 @@ impl History {
                 .iter()
                 .filter(|p| p.t_ms < in_memory_from)
                 .cloned();
+            // Memory may still hold points up to a minute past their
+            // retention (the sweep lets them go): the retention applies here.
+            let from = start.max(kept_from);
             let points = disk
-                .chain(stored.iter_from(start))
+                .chain(stored.iter_from(from))
                 .chain(open)
                 .take_while(|p| p.t_ms < end)
-                .filter(|p| p.t_ms >= start);
+                .filter(|p| p.t_ms >= from);
             result.series.push(SeriesResult {
                 name: name.clone(),
                 labels: labels.clone(),
@@ -1542,7 +1545,10 @@ impl Ingest {
                 });
             }
         }
-        series.expire(&self.horizon);
+        // The raw level lets go of its old points here (its chunk is at
+        // hand); the roll-up levels and open intervals, which lose at most
+        // a point an interval, when the minute's sweep passes.
+        series.levels[0].expire_before(self.horizon[0]);
     }
 }
 
@@ -1796,6 +1802,57 @@ mod tests {
                 }
                 let total: f64 = points.iter().map(|p| p.value).sum();
                 assert_eq!(total, raw.iter().map(|(_, v)| *v as f64).sum::<f64>());
+            }
+        }
+    }
+
+    /// Retention holds in every query right after each snapshot, although
+    /// the roll-up levels let go of their old points only when a minute's
+    /// sweep passes.
+    #[test]
+    fn queries_apply_retention_between_sweeps() {
+        use crate::{ManualClock, MetricsCollector};
+        let clock = Arc::new(ManualClock::new());
+        let metrics = MetricsCollector::builder().clock(clock.clone()).build();
+        let c = metrics.counter("c_total", &[]);
+        let history = History::builder()
+            // Not whole minutes, so that points pass their retention
+            // between two sweeps.
+            .retention(Level::Raw, Duration::from_secs(125))
+            .retention(Level::Minute, Duration::from_secs(630))
+            .retention(Level::FiveMinutes, Duration::from_secs(1830))
+            .build()
+            .unwrap();
+        let mut start = None;
+        for i in 0..400u64 {
+            c.increment(1);
+            clock.advance(Duration::from_secs(if i % 4 == 0 { 7 } else { 10 }));
+            history.ingest(&metrics.snapshot()).unwrap();
+            let now = history.newest_unix_ms().unwrap();
+            let start = *start.get_or_insert(now);
+            for level in [Level::Raw, Level::Minute, Level::FiveMinutes] {
+                let span = level.interval_ms().unwrap_or(0);
+                let kept = history.retention(level).as_millis() as u64;
+                let horizon = now.saturating_sub(kept);
+                let q = Query::new("c_total", Aggregation::Sum).level(level);
+                let result = history.query(&q).unwrap();
+                let Some(points) = result.series.first().map(|s| &s.points) else {
+                    continue;
+                };
+                assert!(
+                    points.iter().all(|p| p.timestamp_unix_ms + span >= horizon),
+                    "{level:?} after {i}: {points:?}"
+                );
+                // Once the store is older than the retention, nothing
+                // within it is missing: the first point reaches back to
+                // the horizon (within an interval, or a snapshot's step).
+                if now > start + kept + span {
+                    let first = points[0].timestamp_unix_ms;
+                    assert!(
+                        first < horizon + span.max(10_001),
+                        "{level:?} after {i}: first {first}, horizon {horizon}"
+                    );
+                }
             }
         }
     }
