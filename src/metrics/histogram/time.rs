@@ -161,40 +161,32 @@ impl LifeBuckets {
         }
     }
 
-    /// These counts plus the live slots', as sparse buckets.
-    pub(super) fn with_live(&self, live: &Merged) -> SparseBuckets {
+    /// These counts plus the live slots' (the cached closed ones and the
+    /// fresh ones, whose `zeros` already counts the closed slots' too), as
+    /// sparse buckets.
+    pub(super) fn with_live(&self, closed: &Merged, fresh: &Merged) -> SparseBuckets {
         let mut all = SparseBuckets {
-            zeros: self.zeros + live.zeros,
+            zeros: self.zeros + fresh.zeros,
             counts: Vec::new(),
         };
-        let (mut a, mut b) = (
-            self.octaves.iter().peekable(),
-            live.octaves.iter().peekable(),
-        );
-        let empty = [0u64; SUBS];
-        loop {
-            let (octave, x, y) = match (a.peek(), b.peek()) {
-                (Some(p), Some(q)) if p.0 == q.0 => (p.0, &p.1, &q.1),
-                (Some(p), Some(q)) if p.0 < q.0 => (p.0, &p.1, &empty),
-                (Some(p), None) => (p.0, &p.1, &empty),
-                (_, Some(q)) => (q.0, &empty, &q.1),
-                (None, None) => break,
-            };
-            if a.peek().is_some_and(|p| p.0 == octave) {
-                a.next();
+        let lists = [&self.octaves[..], &closed.octaves, &fresh.octaves];
+        for_each_octave(lists, |octave, at| {
+            let mut counts = [0u64; SUBS];
+            for (list, i) in lists.iter().zip(at) {
+                if let Some(i) = i {
+                    for (total, c) in counts.iter_mut().zip(&list[i].1) {
+                        *total += c;
+                    }
+                }
             }
-            if b.peek().is_some_and(|q| q.0 == octave) {
-                b.next();
-            }
-            for (sub, (c1, c2)) in x.iter().zip(y).enumerate() {
-                let c = c1 + c2;
+            for (sub, &c) in counts.iter().enumerate() {
                 if c > 0 {
                     if let Ok(bucket) = u16::try_from(octave * SUBS + sub) {
                         all.counts.push((bucket, c));
                     }
                 }
             }
-        }
+        });
         all
     }
 
@@ -203,10 +195,33 @@ impl LifeBuckets {
     }
 }
 
+/// Calls `f` with each octave that any of the lists (each ascending by
+/// octave) holds, in ascending order, and where it is in each list.
+pub(super) fn for_each_octave<const N: usize>(
+    lists: [&[(usize, [u64; SUBS])]; N],
+    mut f: impl FnMut(usize, [Option<usize>; N]),
+) {
+    let mut next = [0usize; N];
+    loop {
+        let octave = (0..N)
+            .filter_map(|l| lists[l].get(next[l]).map(|(o, _)| *o))
+            .min();
+        let Some(octave) = octave else { break };
+        let mut at = [None; N];
+        for l in 0..N {
+            if lists[l].get(next[l]).is_some_and(|(o, _)| *o == octave) {
+                at[l] = Some(next[l]);
+                next[l] += 1;
+            }
+        }
+        f(octave, at);
+    }
+}
+
 thread_local! {
-    /// Closed slots plus the current one, rebuilt at every snapshot of a
-    /// time window: one buffer per snapshotting thread, reused, rather than
-    /// an allocation per series per snapshot or a copy kept per series.
+    /// The fresh slots (the current one and maybe the previous), read at
+    /// every snapshot of a time window: one buffer per snapshotting thread,
+    /// reused, rather than an allocation per series per snapshot.
     static SCRATCH: std::cell::RefCell<Merged> = const { std::cell::RefCell::new(Merged::empty()) };
 }
 
@@ -215,6 +230,9 @@ thread_local! {
 pub(super) struct Merged {
     /// (octave, counts of its sub-buckets), ascending by octave.
     pub(super) octaves: Vec<(usize, [u64; SUBS])>,
+    /// The [`moments`] of each octave's counts, in the same order: summed
+    /// as the counts are read, so that statistics need not scan the counts.
+    pub(super) moments: Vec<(u64, u64, u64)>,
     pub(super) zeros: u64,
     pub(super) count: u64,
     pub(super) sum: f64,
@@ -358,7 +376,8 @@ impl TimeWindow {
         merged
     }
 
-    /// Adds the given slots of every stripe into `merged`.
+    /// Adds the given slots of every stripe into `merged`, counts and
+    /// moments.
     pub(super) fn add_slots(&self, merged: &mut Merged, slots: &[usize], clear: bool) {
         let read64 = |a: &AtomicU64, empty: u64| {
             if clear {
@@ -378,8 +397,10 @@ impl TimeWindow {
                 if position[octave] == usize::MAX {
                     position[octave] = merged.octaves.len();
                     merged.octaves.push((octave, [0; SUBS]));
+                    merged.moments.push((0, 0, 0));
                 }
                 let into = &mut merged.octaves[position[octave]].1;
+                let into_moments = &mut merged.moments[position[octave]];
                 for &slot in slots {
                     let from = &counts[slot * SUBS..(slot + 1) * SUBS];
                     // Atomic loads one by one, then plain (vectorised) adds.
@@ -396,7 +417,11 @@ impl TimeWindow {
                     for (total, &c) in into.iter_mut().zip(read.iter()) {
                         *total += u64::from(c);
                     }
-                    added += read.iter().map(|&c| u64::from(c)).sum::<u64>();
+                    let (c0, c1, c2) = moments(&read);
+                    into_moments.0 += c0;
+                    into_moments.1 += c1;
+                    into_moments.2 += c2;
+                    added += c0;
                 }
             }
             for &slot in slots {
@@ -417,13 +442,26 @@ impl TimeWindow {
                 if let Some(&p) = position.get(octave) {
                     if p != usize::MAX {
                         merged.octaves[p].1[sub] += 1 << 32;
+                        let m = &mut merged.moments[p];
+                        let k = sub as u64;
+                        m.0 += 1 << 32;
+                        m.1 += k << 32;
+                        m.2 += (k * k) << 32;
                         added += 1 << 32;
                     }
                 }
                 !clear
             });
         }
-        merged.octaves.sort_unstable_by_key(|(o, _)| *o);
+        if !merged.octaves.is_sorted_by_key(|(o, _)| *o) {
+            let mut both: Vec<_> = merged
+                .octaves
+                .drain(..)
+                .zip(merged.moments.drain(..))
+                .collect();
+            both.sort_unstable_by_key(|((o, _), _)| *o);
+            (merged.octaves, merged.moments) = both.into_iter().unzip();
+        }
         merged.count += added;
     }
 
@@ -450,7 +488,9 @@ impl TimeWindow {
             let others: Vec<usize> = (0..self.slots)
                 .filter(|&s| reader.live[s] && !fresh.contains(&s))
                 .collect();
-            reader.closed = Some(self.take_slots(&others, false));
+            let mut closed = self.take_slots(&others, false);
+            closed.drop_empty_octaves();
+            reader.closed = Some(closed);
         }
         let reader: &TimeReader = reader;
         let nothing_closed = Merged::empty();
@@ -462,16 +502,21 @@ impl TimeWindow {
                 Ok(m) => &mut **m,
                 Err(_) => own.get_or_insert_with(Merged::empty),
             };
-            m.copy_from(closed);
+            // The closed slots' totals, then the fresh slots' added to them
+            // (in the order a full merge would add them); the fresh buckets
+            // alone.
+            m.totals_from(closed);
             self.add_slots(m, fresh, false);
-            self.stats(reader, m, now, oldest)
+            self.stats(reader, closed, m, now, oldest)
         })
     }
 
-    /// Window and lifetime statistics from the merged window `m`.
+    /// Window and lifetime statistics from the closed slots and `m`: the
+    /// fresh slots' buckets, with the totals of the whole window.
     pub(super) fn stats(
         &self,
         reader: &TimeReader,
+        closed: &Merged,
         m: &Merged,
         now: Duration,
         oldest: Duration,
@@ -482,7 +527,7 @@ impl TimeWindow {
         let mean = (!empty).then(|| m.sum / m.count as f64);
         let (quantiles, stddev) = match (min, max, mean) {
             (Some(lo), Some(hi), Some(mean)) => {
-                let (q, sd) = bucket_stats(m, lo, hi, mean);
+                let (q, sd) = bucket_stats(closed, m, lo, hi, mean);
                 (Some(q), Some(sd))
             }
             _ => (None, None),
@@ -510,15 +555,17 @@ impl TimeWindow {
             min: (life_count > 0).then(|| f64::from_bits(life_min)),
             max: (life_count > 0).then(|| f64::from_bits(life_max)),
         };
-        let buckets = reader.life_buckets.as_ref().map(|life| life.with_live(m));
+        let buckets = reader
+            .life_buckets
+            .as_ref()
+            .map(|life| life.with_live(closed, m));
         (window, lifetime, buckets)
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
         let reader = self.reader.lock();
-        let cache = reader.closed.as_ref().map_or(0, |m| {
-            m.octaves.capacity() * std::mem::size_of::<(usize, [u64; SUBS])>()
-        }) + reader.life_buckets.as_ref().map_or(0, |l| l.heap_bytes());
+        let cache = reader.closed.as_ref().map_or(0, Merged::heap_bytes)
+            + reader.life_buckets.as_ref().map_or(0, |l| l.heap_bytes());
         drop(reader);
         cache
             + self.all_stripes().map(Stripe::heap_bytes).sum::<usize>()
@@ -530,9 +577,10 @@ impl TimeWindow {
 }
 
 impl Merged {
-    pub(super) fn copy_from(&mut self, other: &Merged) {
+    /// Takes `other`'s totals, and no buckets.
+    pub(super) fn totals_from(&mut self, other: &Merged) {
         self.octaves.clear();
-        self.octaves.extend_from_slice(&other.octaves);
+        self.moments.clear();
         self.zeros = other.zeros;
         self.count = other.count;
         self.sum = other.sum;
@@ -540,9 +588,29 @@ impl Merged {
         self.max = other.max;
     }
 
+    /// Drops the octaves whose counts are all zero.
+    pub(super) fn drop_empty_octaves(&mut self) {
+        let mut keep = 0;
+        for i in 0..self.octaves.len() {
+            if self.moments[i].0 > 0 {
+                self.octaves.swap(keep, i);
+                self.moments.swap(keep, i);
+                keep += 1;
+            }
+        }
+        self.octaves.truncate(keep);
+        self.moments.truncate(keep);
+    }
+
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.octaves.capacity() * std::mem::size_of::<(usize, [u64; SUBS])>()
+            + self.moments.capacity() * std::mem::size_of::<(u64, u64, u64)>()
+    }
+
     pub(super) const fn empty() -> Self {
         Merged {
             octaves: Vec::new(),
+            moments: Vec::new(),
             zeros: 0,
             count: 0,
             sum: 0.0,
@@ -565,13 +633,10 @@ pub(super) fn nearest_rank(q: f64, n: u64) -> u64 {
     ((q * n as f64).ceil() as u64).clamp(1, n)
 }
 
-/// Quantiles and standard deviation of a non-empty window in one pass over
-/// the buckets.
-/// Σc, Σc·k and Σc·k² over the 64 sub-buckets of an octave. Counts almost
-/// always fit 32 bits, and then the products are 32 × 32 → 64-bit
-/// multiplies, which x86-64's baseline vector unit has (64 × 64 it has not,
-/// and emulates with three); otherwise the plain 64-bit loop.
-pub(super) fn moments(counts: &[u64; SUBS]) -> (u64, u64, u64) {
+/// Σc, Σc·k and Σc·k² over the 64 sub-buckets of an octave, from the
+/// counters of one slot: 32 × 32 → 64-bit multiplies, which x86-64's
+/// baseline vector unit has (64 × 64 it has not, and emulates with three).
+pub(super) fn moments(counts: &[u32; SUBS]) -> (u64, u64, u64) {
     const K: [u32; SUBS] = {
         let mut k = [0u32; SUBS];
         let mut i = 0;
@@ -590,26 +655,31 @@ pub(super) fn moments(counts: &[u64; SUBS]) -> (u64, u64, u64) {
         }
         k
     };
-    let wide = counts.iter().fold(0u64, |acc, &c| acc | c) >> 32 != 0;
     let (mut c0, mut c1, mut c2) = (0u64, 0u64, 0u64);
-    if wide {
-        for (k, &c) in (0u64..).zip(counts.iter()) {
-            c0 += c;
-            c1 += c * k;
-            c2 += c * k * k;
-        }
-    } else {
-        for i in 0..SUBS {
-            let c = counts[i] as u32;
-            c0 += u64::from(c);
-            c1 += u64::from(c) * u64::from(K[i]);
-            c2 += u64::from(c) * u64::from(K2[i]);
-        }
+    for i in 0..SUBS {
+        let c = counts[i];
+        c0 += u64::from(c);
+        c1 += u64::from(c) * u64::from(K[i]);
+        c2 += u64::from(c) * u64::from(K2[i]);
     }
     (c0, c1, c2)
 }
 
-pub(super) fn bucket_stats(m: &Merged, lo: f64, hi: f64, mean: f64) -> (Quantiles, f64) {
+/// Quantiles and standard deviation of a non-empty window in one pass over
+/// the buckets.
+///
+/// `m` holds the whole window's totals and the fresh slots' buckets; the
+/// closed slots' buckets are in `closed`. The moments of a sum of counts are
+/// the sums of their moments, so each octave's come from those kept beside
+/// the counts, and its counts are summed only to walk an octave that holds a
+/// quantile.
+pub(super) fn bucket_stats(
+    closed: &Merged,
+    m: &Merged,
+    lo: f64,
+    hi: f64,
+    mean: f64,
+) -> (Quantiles, f64) {
     let ranks = Quantiles::LEVELS.map(|q| nearest_rank(q, m.count));
     let mut out = [hi; 5];
     let mut next = 0;
@@ -619,29 +689,46 @@ pub(super) fn bucket_stats(m: &Merged, lo: f64, hi: f64, mean: f64) -> (Quantile
         next += 1;
     }
     let mut squares = m.zeros as f64 * mean * mean;
-    for (octave, counts) in &m.octaves {
+    let lists = [&closed.octaves[..], &m.octaves];
+    for_each_octave(lists, |octave, [a, b]| {
         // With d(k) = low + step·k the distance of sub-bucket k's midpoint
         // from the mean, Σ c·d² = low²·Σc + 2·low·step·Σc·k + step²·Σc·k².
-        // The three sums are integer (vectorised, no float dependency
-        // chain); they cannot overflow: a bucket holds < 2⁴² values
-        // (u32 × 64 slots × 16 stripes) and k² < 2¹².
-        let (c0, c1, c2) = moments(counts);
-        let low = bucket_midpoint(*octave, 0) - mean;
-        let step = bucket_midpoint(*octave, 1) - bucket_midpoint(*octave, 0);
+        // The three sums are integer, summed as the counters were read (no
+        // float dependency chain); they cannot overflow: a bucket holds
+        // < 2⁴² values (u32 × 64 slots × 16 stripes) and k² < 2¹².
+        let (mut c0, mut c1, mut c2) = a.map_or((0, 0, 0), |i| closed.moments[i]);
+        if let Some(j) = b {
+            let (f0, f1, f2) = m.moments[j];
+            (c0, c1, c2) = (c0 + f0, c1 + f1, c2 + f2);
+        }
+        // An empty octave adds nothing to `squares` and holds no rank.
+        if c0 == 0 {
+            return;
+        }
+        let low = bucket_midpoint(octave, 0) - mean;
+        let step = bucket_midpoint(octave, 1) - bucket_midpoint(octave, 0);
         squares += low * low * c0 as f64 + 2.0 * low * step * c1 as f64 + step * step * c2 as f64;
         // Walk the buckets only in an octave that holds the next rank.
         if next < 5 && seen + c0 >= ranks[next] {
+            let mut counts = [0u64; SUBS];
+            for (i, list) in [a, b].into_iter().zip(lists) {
+                if let Some(i) = i {
+                    for (total, c) in counts.iter_mut().zip(&list[i].1) {
+                        *total += c;
+                    }
+                }
+            }
             let mut at = seen;
             for (sub, &c) in counts.iter().enumerate() {
                 at += c;
                 while next < 5 && ranks[next] <= at {
-                    out[next] = bucket_midpoint(*octave, sub).clamp(lo, hi);
+                    out[next] = bucket_midpoint(octave, sub).clamp(lo, hi);
                     next += 1;
                 }
             }
         }
         seen += c0;
-    }
+    });
     let stddev = if m.count < 2 {
         0.0
     } else {
