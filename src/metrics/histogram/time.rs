@@ -392,6 +392,18 @@ impl TimeWindow {
         }
         let mut added = 0u64;
         for stripe in self.all_stripes() {
+            // One load per cache line of the counters first: these loads are
+            // independent, so their cache misses overlap rather than come
+            // one octave at a time in the loop below.
+            let mut touched = 0u32;
+            for counts in stripe.octaves.iter().filter_map(OnceLock::get) {
+                for &slot in slots {
+                    for line in (slot * SUBS..(slot + 1) * SUBS).step_by(16) {
+                        touched |= counts[line].load(Ordering::Relaxed);
+                    }
+                }
+            }
+            std::hint::black_box(touched);
             for (octave, cell) in stripe.octaves.iter().enumerate() {
                 let Some(counts) = cell.get() else { continue };
                 if position[octave] == usize::MAX {
