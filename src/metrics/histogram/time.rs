@@ -730,13 +730,24 @@ pub(super) fn bucket_stats(
                     }
                 }
             }
+            // Up to the bucket of the last rank in this octave, comparing
+            // each running count with the next rank only.
+            let end = seen + c0;
+            let mut target = ranks[next];
             let mut at = seen;
             for (sub, &c) in counts.iter().enumerate() {
                 at += c;
+                if at < target {
+                    continue;
+                }
                 while next < 5 && ranks[next] <= at {
                     out[next] = bucket_midpoint(octave, sub).clamp(lo, hi);
                     next += 1;
                 }
+                if next == 5 || ranks[next] > end {
+                    break;
+                }
+                target = ranks[next];
             }
         }
         seen += c0;
