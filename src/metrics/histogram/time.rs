@@ -26,6 +26,8 @@ pub(super) struct Stripe {
     /// Per octave, `slots × SUBS` bucket counters, allocated on first use.
     pub(super) octaves: Box<[OnceLock<Box<[AtomicU32]>>]>,
     pub(super) totals: Box<[SlotTotals]>,
+    /// Per slot, the octaves it may hold.
+    pub(super) marks: Box<[OctaveMarks]>,
     /// Bucket counters that wrapped past `u32::MAX`: (slot, bucket), one
     /// entry per 2³² values. Needs 4 billion values in one bucket in one slot.
     pub(super) wraps: Mutex<Vec<(usize, usize)>>,
@@ -36,6 +38,53 @@ pub(super) struct SlotTotals {
     pub(super) min: AtomicU64,
     pub(super) max: AtomicU64,
     pub(super) zeros: AtomicU64,
+}
+
+/// Words of a slot's octave mask.
+pub(super) const TOUCHED_WORDS: usize = OCTAVES.div_ceil(64);
+
+/// One bit per octave that may hold counts in one slot of one stripe, so
+/// that readers skip the others. Kept apart from [`SlotTotals`], which
+/// every write touches: only a bucket's first write in a slot touches this.
+///
+/// A writer whose add takes a bucket from zero sets its octave's bit after
+/// the add (the add Acquire, the bit Release); retiring a slot clears the
+/// bits (AcqRel) before it takes the counters (Release). So every non-zero
+/// bucket had a first write since it was last emptied, and that write
+/// either set a bit the retiring read saw (and the read takes the bucket),
+/// or came after the read emptied the bucket, found the bit clear and set
+/// it: a set bit over zero counts costs a read, but no count hides behind a
+/// clear bit (beyond the moment between a first add and its bit).
+pub(super) struct OctaveMarks {
+    words: [AtomicU64; TOUCHED_WORDS],
+}
+
+impl OctaveMarks {
+    pub(super) fn new() -> Self {
+        OctaveMarks {
+            words: [const { AtomicU64::new(0) }; TOUCHED_WORDS],
+        }
+    }
+
+    /// Marks `octave` as holding counts (after the add).
+    pub(super) fn touch(&self, octave: usize) {
+        let (word, bit) = (&self.words[octave / 64], 1u64 << (octave % 64));
+        // A load first: once set, the bit costs writers no store.
+        if word.load(Ordering::Relaxed) & bit == 0 {
+            word.fetch_or(bit, Ordering::Release);
+        }
+    }
+
+    /// The octaves marked (`clear`: and unmarks them).
+    pub(super) fn read(&self, clear: bool) -> [u64; TOUCHED_WORDS] {
+        self.words.each_ref().map(|w| {
+            if clear {
+                w.swap(0, Ordering::AcqRel)
+            } else {
+                w.load(Ordering::Acquire)
+            }
+        })
+    }
 }
 
 impl SlotTotals {
@@ -82,6 +131,7 @@ impl Stripe {
         Stripe {
             octaves: (0..OCTAVES).map(|_| OnceLock::new()).collect(),
             totals: (0..slots).map(|_| SlotTotals::new()).collect(),
+            marks: (0..slots).map(|_| OctaveMarks::new()).collect(),
             wraps: Mutex::new(Vec::new()),
         }
     }
@@ -95,6 +145,7 @@ impl Stripe {
         let allocated = self.octaves.iter().filter_map(OnceLock::get);
         self.octaves.len() * std::mem::size_of::<OnceLock<Box<[AtomicU32]>>>()
             + self.totals.len() * std::mem::size_of::<SlotTotals>()
+            + self.marks.len() * std::mem::size_of::<OctaveMarks>()
             + allocated.map(|o| o.len() * 4).sum::<usize>()
     }
 }
@@ -218,6 +269,20 @@ pub(super) fn for_each_octave<const N: usize>(
     }
 }
 
+/// The octaves whose bits are set in `mask`, ascending.
+fn marked_octaves(mask: [u64; TOUCHED_WORDS]) -> impl Iterator<Item = usize> + Clone {
+    (0..TOUCHED_WORDS).flat_map(move |w| {
+        let mut bits = mask[w];
+        std::iter::from_fn(move || {
+            (bits != 0).then(|| {
+                let bit = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                w * 64 + bit
+            })
+        })
+    })
+}
+
 thread_local! {
     /// The fresh slots (the current one and maybe the previous), read at
     /// every snapshot of a time window: one buffer per snapshotting thread,
@@ -280,9 +345,12 @@ impl TimeWindow {
         let slot = self.current.load(Ordering::Relaxed);
         let stripe = self.stripe();
         let index = slot * SUBS + sub;
-        let before = stripe.octave(octave, self.slots)[index].fetch_add(1, Ordering::Relaxed);
-        if before == u32::MAX {
-            stripe.wraps.lock().push((slot, octave * SUBS + sub));
+        // Acquire: a retiring read that emptied this counter before the
+        // add cleared the slot's octave bits before that (see `OctaveMarks`).
+        let before = stripe.octave(octave, self.slots)[index].fetch_add(1, Ordering::Acquire);
+        // The first value in the bucket, or one past u32::MAX.
+        if before.wrapping_add(1) <= 1 {
+            self.first_or_wrapped(stripe, slot, octave * SUBS + sub, before);
         }
         let totals = &stripe.totals[slot];
         let value = f64::from_bits(bits);
@@ -297,6 +365,24 @@ impl TimeWindow {
         let totals = &self.stripe().totals[slot];
         totals.zeros.fetch_add(1, Ordering::Relaxed);
         totals.min.fetch_min(0, Ordering::Relaxed);
+    }
+
+    /// A bucket's counter went from zero (its octave is marked as written
+    /// in the slot) or wrapped past `u32::MAX` (the wrap is kept aside).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn first_or_wrapped(
+        &self,
+        stripe: &Stripe,
+        slot: usize,
+        bucket: usize,
+        before: u32,
+    ) {
+        if before == 0 {
+            stripe.marks[slot].touch(bucket / SUBS);
+        } else {
+            stripe.wraps.lock().push((slot, bucket));
+        }
     }
 
     /// Another thread wrote the same sum between our load and CAS.
@@ -391,21 +477,51 @@ impl TimeWindow {
             position[*octave] = i;
         }
         let mut added = 0u64;
+        let mut marks = [[0u64; TOUCHED_WORDS]; 2];
+        let mut more_marks = Vec::new();
         for stripe in self.all_stripes() {
+            // The octaves each slot may hold (a snapshot reads one or two
+            // slots, a retirement one; the cache of closed slots more).
+            let marked: &[[u64; TOUCHED_WORDS]] = if slots.len() <= marks.len() {
+                for (m, &slot) in marks.iter_mut().zip(slots) {
+                    *m = stripe.marks[slot].read(clear);
+                }
+                &marks[..slots.len()]
+            } else {
+                more_marks.clear();
+                more_marks.extend(slots.iter().map(|&s| stripe.marks[s].read(clear)));
+                &more_marks
+            };
+            let is_marked =
+                |i: usize, octave: usize| marked[i][octave / 64] >> (octave % 64) & 1 != 0;
             // One load per cache line of the counters first: these loads are
             // independent, so their cache misses overlap rather than come
             // one octave at a time in the loop below.
-            let mut touched = 0u32;
-            for counts in stripe.octaves.iter().filter_map(OnceLock::get) {
-                for &slot in slots {
-                    for line in (slot * SUBS..(slot + 1) * SUBS).step_by(16) {
-                        touched |= counts[line].load(Ordering::Relaxed);
+            let mut any = [0u64; TOUCHED_WORDS];
+            for m in marked {
+                for (a, w) in any.iter_mut().zip(m) {
+                    *a |= w;
+                }
+            }
+            let octaves = marked_octaves(any);
+            let mut first = 0u32;
+            for octave in octaves.clone() {
+                let Some(counts) = stripe.octaves[octave].get() else {
+                    continue;
+                };
+                for (i, &slot) in slots.iter().enumerate() {
+                    if is_marked(i, octave) {
+                        for line in (slot * SUBS..(slot + 1) * SUBS).step_by(16) {
+                            first |= counts[line].load(Ordering::Relaxed);
+                        }
                     }
                 }
             }
-            std::hint::black_box(touched);
-            for (octave, cell) in stripe.octaves.iter().enumerate() {
-                let Some(counts) = cell.get() else { continue };
+            std::hint::black_box(first);
+            for octave in octaves {
+                let Some(counts) = stripe.octaves[octave].get() else {
+                    continue;
+                };
                 if position[octave] == usize::MAX {
                     position[octave] = merged.octaves.len();
                     merged.octaves.push((octave, [0; SUBS]));
@@ -413,13 +529,18 @@ impl TimeWindow {
                 }
                 let into = &mut merged.octaves[position[octave]].1;
                 let into_moments = &mut merged.moments[position[octave]];
-                for &slot in slots {
+                for (i, &slot) in slots.iter().enumerate() {
+                    if !is_marked(i, octave) {
+                        continue;
+                    }
                     let from = &counts[slot * SUBS..(slot + 1) * SUBS];
                     // Atomic loads one by one, then plain (vectorised) adds.
                     let mut read = [0u32; SUBS];
                     if clear {
+                        // Release: a write that comes after this swap finds
+                        // the octave's bit cleared (see `OctaveMarks`).
                         for (r, c) in read.iter_mut().zip(from) {
-                            *r = c.swap(0, Ordering::Relaxed);
+                            *r = c.swap(0, Ordering::Release);
                         }
                     } else {
                         for (r, c) in read.iter_mut().zip(from) {
@@ -451,16 +572,19 @@ impl TimeWindow {
                     return true;
                 }
                 let (octave, sub) = (bucket / SUBS, bucket % SUBS);
-                if let Some(&p) = position.get(octave) {
-                    if p != usize::MAX {
-                        merged.octaves[p].1[sub] += 1 << 32;
-                        let m = &mut merged.moments[p];
-                        let k = sub as u64;
-                        m.0 += 1 << 32;
-                        m.1 += k << 32;
-                        m.2 += (k * k) << 32;
-                        added += 1 << 32;
+                if let Some(p) = position.get_mut(octave) {
+                    if *p == usize::MAX {
+                        *p = merged.octaves.len();
+                        merged.octaves.push((octave, [0; SUBS]));
+                        merged.moments.push((0, 0, 0));
                     }
+                    merged.octaves[*p].1[sub] += 1 << 32;
+                    let m = &mut merged.moments[*p];
+                    let k = sub as u64;
+                    m.0 += 1 << 32;
+                    m.1 += k << 32;
+                    m.2 += (k * k) << 32;
+                    added += 1 << 32;
                 }
                 !clear
             });
