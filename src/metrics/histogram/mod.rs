@@ -16,7 +16,9 @@
 //!
 //! `record` never reads the clock and never locks: it reads the current slot
 //! index, adds one to a bucket, adds the value to the slot's sum with one CAS,
-//! and touches min/max only when they change. Readers (snapshots) rotate the
+//! and touches min/max only when they change. The first value in a bucket of
+//! a slot also marks the bucket's octave in the slot, so that readers skip
+//! the octaves a slot never saw. Readers (snapshots) rotate the
 //! slots when the clock says a slot has ended, folding the slot that leaves
 //! the window into the lifetime totals with atomic swaps, so a write racing
 //! with rotation lands in the old or the new slot and is never lost.

@@ -26,6 +26,8 @@ pub(super) struct Stripe {
     /// Per octave, `slots × SUBS` bucket counters, allocated on first use.
     pub(super) octaves: Box<[OnceLock<Box<[AtomicU32]>>]>,
     pub(super) totals: Box<[SlotTotals]>,
+    /// Per slot, the octaves it may hold.
+    pub(super) marks: Box<[OctaveMarks]>,
     /// Bucket counters that wrapped past `u32::MAX`: (slot, bucket), one
     /// entry per 2³² values. Needs 4 billion values in one bucket in one slot.
     pub(super) wraps: Mutex<Vec<(usize, usize)>>,
@@ -36,6 +38,53 @@ pub(super) struct SlotTotals {
     pub(super) min: AtomicU64,
     pub(super) max: AtomicU64,
     pub(super) zeros: AtomicU64,
+}
+
+/// Words of a slot's octave mask.
+pub(super) const TOUCHED_WORDS: usize = OCTAVES.div_ceil(64);
+
+/// One bit per octave that may hold counts in one slot of one stripe, so
+/// that readers skip the others. Kept apart from [`SlotTotals`], which
+/// every write touches: only a bucket's first write in a slot touches this.
+///
+/// A writer whose add takes a bucket from zero sets its octave's bit after
+/// the add (the add Acquire, the bit Release); retiring a slot clears the
+/// bits (AcqRel) before it takes the counters (Release). So every non-zero
+/// bucket had a first write since it was last emptied, and that write
+/// either set a bit the retiring read saw (and the read takes the bucket),
+/// or came after the read emptied the bucket, found the bit clear and set
+/// it: a set bit over zero counts costs a read, but no count hides behind a
+/// clear bit (beyond the moment between a first add and its bit).
+pub(super) struct OctaveMarks {
+    words: [AtomicU64; TOUCHED_WORDS],
+}
+
+impl OctaveMarks {
+    pub(super) fn new() -> Self {
+        OctaveMarks {
+            words: [const { AtomicU64::new(0) }; TOUCHED_WORDS],
+        }
+    }
+
+    /// Marks `octave` as holding counts (after the add).
+    pub(super) fn touch(&self, octave: usize) {
+        let (word, bit) = (&self.words[octave / 64], 1u64 << (octave % 64));
+        // A load first: once set, the bit costs writers no store.
+        if word.load(Ordering::Relaxed) & bit == 0 {
+            word.fetch_or(bit, Ordering::Release);
+        }
+    }
+
+    /// The octaves marked (`clear`: and unmarks them).
+    pub(super) fn read(&self, clear: bool) -> [u64; TOUCHED_WORDS] {
+        self.words.each_ref().map(|w| {
+            if clear {
+                w.swap(0, Ordering::AcqRel)
+            } else {
+                w.load(Ordering::Acquire)
+            }
+        })
+    }
 }
 
 impl SlotTotals {
@@ -82,6 +131,7 @@ impl Stripe {
         Stripe {
             octaves: (0..OCTAVES).map(|_| OnceLock::new()).collect(),
             totals: (0..slots).map(|_| SlotTotals::new()).collect(),
+            marks: (0..slots).map(|_| OctaveMarks::new()).collect(),
             wraps: Mutex::new(Vec::new()),
         }
     }
@@ -95,6 +145,7 @@ impl Stripe {
         let allocated = self.octaves.iter().filter_map(OnceLock::get);
         self.octaves.len() * std::mem::size_of::<OnceLock<Box<[AtomicU32]>>>()
             + self.totals.len() * std::mem::size_of::<SlotTotals>()
+            + self.marks.len() * std::mem::size_of::<OctaveMarks>()
             + allocated.map(|o| o.len() * 4).sum::<usize>()
     }
 }
@@ -161,40 +212,32 @@ impl LifeBuckets {
         }
     }
 
-    /// These counts plus the live slots', as sparse buckets.
-    pub(super) fn with_live(&self, live: &Merged) -> SparseBuckets {
+    /// These counts plus the live slots' (the cached closed ones and the
+    /// fresh ones, whose `zeros` already counts the closed slots' too), as
+    /// sparse buckets.
+    pub(super) fn with_live(&self, closed: &Merged, fresh: &Merged) -> SparseBuckets {
         let mut all = SparseBuckets {
-            zeros: self.zeros + live.zeros,
+            zeros: self.zeros + fresh.zeros,
             counts: Vec::new(),
         };
-        let (mut a, mut b) = (
-            self.octaves.iter().peekable(),
-            live.octaves.iter().peekable(),
-        );
-        let empty = [0u64; SUBS];
-        loop {
-            let (octave, x, y) = match (a.peek(), b.peek()) {
-                (Some(p), Some(q)) if p.0 == q.0 => (p.0, &p.1, &q.1),
-                (Some(p), Some(q)) if p.0 < q.0 => (p.0, &p.1, &empty),
-                (Some(p), None) => (p.0, &p.1, &empty),
-                (_, Some(q)) => (q.0, &empty, &q.1),
-                (None, None) => break,
-            };
-            if a.peek().is_some_and(|p| p.0 == octave) {
-                a.next();
+        let lists = [&self.octaves[..], &closed.octaves, &fresh.octaves];
+        for_each_octave(lists, |octave, at| {
+            let mut counts = [0u64; SUBS];
+            for (list, i) in lists.iter().zip(at) {
+                if let Some(i) = i {
+                    for (total, c) in counts.iter_mut().zip(&list[i].1) {
+                        *total += c;
+                    }
+                }
             }
-            if b.peek().is_some_and(|q| q.0 == octave) {
-                b.next();
-            }
-            for (sub, (c1, c2)) in x.iter().zip(y).enumerate() {
-                let c = c1 + c2;
+            for (sub, &c) in counts.iter().enumerate() {
                 if c > 0 {
                     if let Ok(bucket) = u16::try_from(octave * SUBS + sub) {
                         all.counts.push((bucket, c));
                     }
                 }
             }
-        }
+        });
         all
     }
 
@@ -203,10 +246,47 @@ impl LifeBuckets {
     }
 }
 
+/// Calls `f` with each octave that any of the lists (each ascending by
+/// octave) holds, in ascending order, and where it is in each list.
+pub(super) fn for_each_octave<const N: usize>(
+    lists: [&[(usize, [u64; SUBS])]; N],
+    mut f: impl FnMut(usize, [Option<usize>; N]),
+) {
+    let mut next = [0usize; N];
+    loop {
+        let octave = (0..N)
+            .filter_map(|l| lists[l].get(next[l]).map(|(o, _)| *o))
+            .min();
+        let Some(octave) = octave else { break };
+        let mut at = [None; N];
+        for l in 0..N {
+            if lists[l].get(next[l]).is_some_and(|(o, _)| *o == octave) {
+                at[l] = Some(next[l]);
+                next[l] += 1;
+            }
+        }
+        f(octave, at);
+    }
+}
+
+/// The octaves whose bits are set in `mask`, ascending.
+fn marked_octaves(mask: [u64; TOUCHED_WORDS]) -> impl Iterator<Item = usize> + Clone {
+    (0..TOUCHED_WORDS).flat_map(move |w| {
+        let mut bits = mask[w];
+        std::iter::from_fn(move || {
+            (bits != 0).then(|| {
+                let bit = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                w * 64 + bit
+            })
+        })
+    })
+}
+
 thread_local! {
-    /// Closed slots plus the current one, rebuilt at every snapshot of a
-    /// time window: one buffer per snapshotting thread, reused, rather than
-    /// an allocation per series per snapshot or a copy kept per series.
+    /// The fresh slots (the current one and maybe the previous), read at
+    /// every snapshot of a time window: one buffer per snapshotting thread,
+    /// reused, rather than an allocation per series per snapshot.
     static SCRATCH: std::cell::RefCell<Merged> = const { std::cell::RefCell::new(Merged::empty()) };
 }
 
@@ -215,6 +295,9 @@ thread_local! {
 pub(super) struct Merged {
     /// (octave, counts of its sub-buckets), ascending by octave.
     pub(super) octaves: Vec<(usize, [u64; SUBS])>,
+    /// The [`moments`] of each octave's counts, in the same order: summed
+    /// as the counts are read, so that statistics need not scan the counts.
+    pub(super) moments: Vec<(u64, u64, u64)>,
     pub(super) zeros: u64,
     pub(super) count: u64,
     pub(super) sum: f64,
@@ -262,9 +345,12 @@ impl TimeWindow {
         let slot = self.current.load(Ordering::Relaxed);
         let stripe = self.stripe();
         let index = slot * SUBS + sub;
-        let before = stripe.octave(octave, self.slots)[index].fetch_add(1, Ordering::Relaxed);
-        if before == u32::MAX {
-            stripe.wraps.lock().push((slot, octave * SUBS + sub));
+        // Acquire: a retiring read that emptied this counter before the
+        // add cleared the slot's octave bits before that (see `OctaveMarks`).
+        let before = stripe.octave(octave, self.slots)[index].fetch_add(1, Ordering::Acquire);
+        // The first value in the bucket, or one past u32::MAX.
+        if before.wrapping_add(1) <= 1 {
+            self.first_or_wrapped(stripe, slot, octave * SUBS + sub, before);
         }
         let totals = &stripe.totals[slot];
         let value = f64::from_bits(bits);
@@ -279,6 +365,24 @@ impl TimeWindow {
         let totals = &self.stripe().totals[slot];
         totals.zeros.fetch_add(1, Ordering::Relaxed);
         totals.min.fetch_min(0, Ordering::Relaxed);
+    }
+
+    /// A bucket's counter went from zero (its octave is marked as written
+    /// in the slot) or wrapped past `u32::MAX` (the wrap is kept aside).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn first_or_wrapped(
+        &self,
+        stripe: &Stripe,
+        slot: usize,
+        bucket: usize,
+        before: u32,
+    ) {
+        if before == 0 {
+            stripe.marks[slot].touch(bucket / SUBS);
+        } else {
+            stripe.wraps.lock().push((slot, bucket));
+        }
     }
 
     /// Another thread wrote the same sum between our load and CAS.
@@ -358,7 +462,8 @@ impl TimeWindow {
         merged
     }
 
-    /// Adds the given slots of every stripe into `merged`.
+    /// Adds the given slots of every stripe into `merged`, counts and
+    /// moments.
     pub(super) fn add_slots(&self, merged: &mut Merged, slots: &[usize], clear: bool) {
         let read64 = |a: &AtomicU64, empty: u64| {
             if clear {
@@ -372,21 +477,70 @@ impl TimeWindow {
             position[*octave] = i;
         }
         let mut added = 0u64;
+        let mut marks = [[0u64; TOUCHED_WORDS]; 2];
+        let mut more_marks = Vec::new();
         for stripe in self.all_stripes() {
-            for (octave, cell) in stripe.octaves.iter().enumerate() {
-                let Some(counts) = cell.get() else { continue };
+            // The octaves each slot may hold (a snapshot reads one or two
+            // slots, a retirement one; the cache of closed slots more).
+            let marked: &[[u64; TOUCHED_WORDS]] = if slots.len() <= marks.len() {
+                for (m, &slot) in marks.iter_mut().zip(slots) {
+                    *m = stripe.marks[slot].read(clear);
+                }
+                &marks[..slots.len()]
+            } else {
+                more_marks.clear();
+                more_marks.extend(slots.iter().map(|&s| stripe.marks[s].read(clear)));
+                &more_marks
+            };
+            let is_marked =
+                |i: usize, octave: usize| marked[i][octave / 64] >> (octave % 64) & 1 != 0;
+            // One load per cache line of the counters first: these loads are
+            // independent, so their cache misses overlap rather than come
+            // one octave at a time in the loop below.
+            let mut any = [0u64; TOUCHED_WORDS];
+            for m in marked {
+                for (a, w) in any.iter_mut().zip(m) {
+                    *a |= w;
+                }
+            }
+            let octaves = marked_octaves(any);
+            let mut first = 0u32;
+            for octave in octaves.clone() {
+                let Some(counts) = stripe.octaves[octave].get() else {
+                    continue;
+                };
+                for (i, &slot) in slots.iter().enumerate() {
+                    if is_marked(i, octave) {
+                        for line in (slot * SUBS..(slot + 1) * SUBS).step_by(16) {
+                            first |= counts[line].load(Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            std::hint::black_box(first);
+            for octave in octaves {
+                let Some(counts) = stripe.octaves[octave].get() else {
+                    continue;
+                };
                 if position[octave] == usize::MAX {
                     position[octave] = merged.octaves.len();
                     merged.octaves.push((octave, [0; SUBS]));
+                    merged.moments.push((0, 0, 0));
                 }
                 let into = &mut merged.octaves[position[octave]].1;
-                for &slot in slots {
+                let into_moments = &mut merged.moments[position[octave]];
+                for (i, &slot) in slots.iter().enumerate() {
+                    if !is_marked(i, octave) {
+                        continue;
+                    }
                     let from = &counts[slot * SUBS..(slot + 1) * SUBS];
                     // Atomic loads one by one, then plain (vectorised) adds.
                     let mut read = [0u32; SUBS];
                     if clear {
+                        // Release: a write that comes after this swap finds
+                        // the octave's bit cleared (see `OctaveMarks`).
                         for (r, c) in read.iter_mut().zip(from) {
-                            *r = c.swap(0, Ordering::Relaxed);
+                            *r = c.swap(0, Ordering::Release);
                         }
                     } else {
                         for (r, c) in read.iter_mut().zip(from) {
@@ -396,7 +550,11 @@ impl TimeWindow {
                     for (total, &c) in into.iter_mut().zip(read.iter()) {
                         *total += u64::from(c);
                     }
-                    added += read.iter().map(|&c| u64::from(c)).sum::<u64>();
+                    let (c0, c1, c2) = moments(&read);
+                    into_moments.0 += c0;
+                    into_moments.1 += c1;
+                    into_moments.2 += c2;
+                    added += c0;
                 }
             }
             for &slot in slots {
@@ -414,16 +572,32 @@ impl TimeWindow {
                     return true;
                 }
                 let (octave, sub) = (bucket / SUBS, bucket % SUBS);
-                if let Some(&p) = position.get(octave) {
-                    if p != usize::MAX {
-                        merged.octaves[p].1[sub] += 1 << 32;
-                        added += 1 << 32;
+                if let Some(p) = position.get_mut(octave) {
+                    if *p == usize::MAX {
+                        *p = merged.octaves.len();
+                        merged.octaves.push((octave, [0; SUBS]));
+                        merged.moments.push((0, 0, 0));
                     }
+                    merged.octaves[*p].1[sub] += 1 << 32;
+                    let m = &mut merged.moments[*p];
+                    let k = sub as u64;
+                    m.0 += 1 << 32;
+                    m.1 += k << 32;
+                    m.2 += (k * k) << 32;
+                    added += 1 << 32;
                 }
                 !clear
             });
         }
-        merged.octaves.sort_unstable_by_key(|(o, _)| *o);
+        if !merged.octaves.is_sorted_by_key(|(o, _)| *o) {
+            let mut both: Vec<_> = merged
+                .octaves
+                .drain(..)
+                .zip(merged.moments.drain(..))
+                .collect();
+            both.sort_unstable_by_key(|((o, _), _)| *o);
+            (merged.octaves, merged.moments) = both.into_iter().unzip();
+        }
         merged.count += added;
     }
 
@@ -450,7 +624,9 @@ impl TimeWindow {
             let others: Vec<usize> = (0..self.slots)
                 .filter(|&s| reader.live[s] && !fresh.contains(&s))
                 .collect();
-            reader.closed = Some(self.take_slots(&others, false));
+            let mut closed = self.take_slots(&others, false);
+            closed.drop_empty_octaves();
+            reader.closed = Some(closed);
         }
         let reader: &TimeReader = reader;
         let nothing_closed = Merged::empty();
@@ -462,16 +638,21 @@ impl TimeWindow {
                 Ok(m) => &mut **m,
                 Err(_) => own.get_or_insert_with(Merged::empty),
             };
-            m.copy_from(closed);
+            // The closed slots' totals, then the fresh slots' added to them
+            // (in the order a full merge would add them); the fresh buckets
+            // alone.
+            m.totals_from(closed);
             self.add_slots(m, fresh, false);
-            self.stats(reader, m, now, oldest)
+            self.stats(reader, closed, m, now, oldest)
         })
     }
 
-    /// Window and lifetime statistics from the merged window `m`.
+    /// Window and lifetime statistics from the closed slots and `m`: the
+    /// fresh slots' buckets, with the totals of the whole window.
     pub(super) fn stats(
         &self,
         reader: &TimeReader,
+        closed: &Merged,
         m: &Merged,
         now: Duration,
         oldest: Duration,
@@ -482,7 +663,7 @@ impl TimeWindow {
         let mean = (!empty).then(|| m.sum / m.count as f64);
         let (quantiles, stddev) = match (min, max, mean) {
             (Some(lo), Some(hi), Some(mean)) => {
-                let (q, sd) = bucket_stats(m, lo, hi, mean);
+                let (q, sd) = bucket_stats(closed, m, lo, hi, mean);
                 (Some(q), Some(sd))
             }
             _ => (None, None),
@@ -510,15 +691,17 @@ impl TimeWindow {
             min: (life_count > 0).then(|| f64::from_bits(life_min)),
             max: (life_count > 0).then(|| f64::from_bits(life_max)),
         };
-        let buckets = reader.life_buckets.as_ref().map(|life| life.with_live(m));
+        let buckets = reader
+            .life_buckets
+            .as_ref()
+            .map(|life| life.with_live(closed, m));
         (window, lifetime, buckets)
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
         let reader = self.reader.lock();
-        let cache = reader.closed.as_ref().map_or(0, |m| {
-            m.octaves.capacity() * std::mem::size_of::<(usize, [u64; SUBS])>()
-        }) + reader.life_buckets.as_ref().map_or(0, |l| l.heap_bytes());
+        let cache = reader.closed.as_ref().map_or(0, Merged::heap_bytes)
+            + reader.life_buckets.as_ref().map_or(0, |l| l.heap_bytes());
         drop(reader);
         cache
             + self.all_stripes().map(Stripe::heap_bytes).sum::<usize>()
@@ -530,9 +713,10 @@ impl TimeWindow {
 }
 
 impl Merged {
-    pub(super) fn copy_from(&mut self, other: &Merged) {
+    /// Takes `other`'s totals, and no buckets.
+    pub(super) fn totals_from(&mut self, other: &Merged) {
         self.octaves.clear();
-        self.octaves.extend_from_slice(&other.octaves);
+        self.moments.clear();
         self.zeros = other.zeros;
         self.count = other.count;
         self.sum = other.sum;
@@ -540,9 +724,29 @@ impl Merged {
         self.max = other.max;
     }
 
+    /// Drops the octaves whose counts are all zero.
+    pub(super) fn drop_empty_octaves(&mut self) {
+        let mut keep = 0;
+        for i in 0..self.octaves.len() {
+            if self.moments[i].0 > 0 {
+                self.octaves.swap(keep, i);
+                self.moments.swap(keep, i);
+                keep += 1;
+            }
+        }
+        self.octaves.truncate(keep);
+        self.moments.truncate(keep);
+    }
+
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.octaves.capacity() * std::mem::size_of::<(usize, [u64; SUBS])>()
+            + self.moments.capacity() * std::mem::size_of::<(u64, u64, u64)>()
+    }
+
     pub(super) const fn empty() -> Self {
         Merged {
             octaves: Vec::new(),
+            moments: Vec::new(),
             zeros: 0,
             count: 0,
             sum: 0.0,
@@ -565,13 +769,10 @@ pub(super) fn nearest_rank(q: f64, n: u64) -> u64 {
     ((q * n as f64).ceil() as u64).clamp(1, n)
 }
 
-/// Quantiles and standard deviation of a non-empty window in one pass over
-/// the buckets.
-/// Σc, Σc·k and Σc·k² over the 64 sub-buckets of an octave. Counts almost
-/// always fit 32 bits, and then the products are 32 × 32 → 64-bit
-/// multiplies, which x86-64's baseline vector unit has (64 × 64 it has not,
-/// and emulates with three); otherwise the plain 64-bit loop.
-pub(super) fn moments(counts: &[u64; SUBS]) -> (u64, u64, u64) {
+/// Σc, Σc·k and Σc·k² over the 64 sub-buckets of an octave, from the
+/// counters of one slot: 32 × 32 → 64-bit multiplies, which x86-64's
+/// baseline vector unit has (64 × 64 it has not, and emulates with three).
+pub(super) fn moments(counts: &[u32; SUBS]) -> (u64, u64, u64) {
     const K: [u32; SUBS] = {
         let mut k = [0u32; SUBS];
         let mut i = 0;
@@ -590,26 +791,31 @@ pub(super) fn moments(counts: &[u64; SUBS]) -> (u64, u64, u64) {
         }
         k
     };
-    let wide = counts.iter().fold(0u64, |acc, &c| acc | c) >> 32 != 0;
     let (mut c0, mut c1, mut c2) = (0u64, 0u64, 0u64);
-    if wide {
-        for (k, &c) in (0u64..).zip(counts.iter()) {
-            c0 += c;
-            c1 += c * k;
-            c2 += c * k * k;
-        }
-    } else {
-        for i in 0..SUBS {
-            let c = counts[i] as u32;
-            c0 += u64::from(c);
-            c1 += u64::from(c) * u64::from(K[i]);
-            c2 += u64::from(c) * u64::from(K2[i]);
-        }
+    for i in 0..SUBS {
+        let c = counts[i];
+        c0 += u64::from(c);
+        c1 += u64::from(c) * u64::from(K[i]);
+        c2 += u64::from(c) * u64::from(K2[i]);
     }
     (c0, c1, c2)
 }
 
-pub(super) fn bucket_stats(m: &Merged, lo: f64, hi: f64, mean: f64) -> (Quantiles, f64) {
+/// Quantiles and standard deviation of a non-empty window in one pass over
+/// the buckets.
+///
+/// `m` holds the whole window's totals and the fresh slots' buckets; the
+/// closed slots' buckets are in `closed`. The moments of a sum of counts are
+/// the sums of their moments, so each octave's come from those kept beside
+/// the counts, and its counts are summed only to walk an octave that holds a
+/// quantile.
+pub(super) fn bucket_stats(
+    closed: &Merged,
+    m: &Merged,
+    lo: f64,
+    hi: f64,
+    mean: f64,
+) -> (Quantiles, f64) {
     let ranks = Quantiles::LEVELS.map(|q| nearest_rank(q, m.count));
     let mut out = [hi; 5];
     let mut next = 0;
@@ -619,29 +825,57 @@ pub(super) fn bucket_stats(m: &Merged, lo: f64, hi: f64, mean: f64) -> (Quantile
         next += 1;
     }
     let mut squares = m.zeros as f64 * mean * mean;
-    for (octave, counts) in &m.octaves {
+    let lists = [&closed.octaves[..], &m.octaves];
+    for_each_octave(lists, |octave, [a, b]| {
         // With d(k) = low + step·k the distance of sub-bucket k's midpoint
         // from the mean, Σ c·d² = low²·Σc + 2·low·step·Σc·k + step²·Σc·k².
-        // The three sums are integer (vectorised, no float dependency
-        // chain); they cannot overflow: a bucket holds < 2⁴² values
-        // (u32 × 64 slots × 16 stripes) and k² < 2¹².
-        let (c0, c1, c2) = moments(counts);
-        let low = bucket_midpoint(*octave, 0) - mean;
-        let step = bucket_midpoint(*octave, 1) - bucket_midpoint(*octave, 0);
+        // The three sums are integer, summed as the counters were read (no
+        // float dependency chain); they cannot overflow: a bucket holds
+        // < 2⁴² values (u32 × 64 slots × 16 stripes) and k² < 2¹².
+        let (mut c0, mut c1, mut c2) = a.map_or((0, 0, 0), |i| closed.moments[i]);
+        if let Some(j) = b {
+            let (f0, f1, f2) = m.moments[j];
+            (c0, c1, c2) = (c0 + f0, c1 + f1, c2 + f2);
+        }
+        // An empty octave adds nothing to `squares` and holds no rank.
+        if c0 == 0 {
+            return;
+        }
+        let low = bucket_midpoint(octave, 0) - mean;
+        let step = bucket_midpoint(octave, 1) - bucket_midpoint(octave, 0);
         squares += low * low * c0 as f64 + 2.0 * low * step * c1 as f64 + step * step * c2 as f64;
         // Walk the buckets only in an octave that holds the next rank.
         if next < 5 && seen + c0 >= ranks[next] {
+            let mut counts = [0u64; SUBS];
+            for (i, list) in [a, b].into_iter().zip(lists) {
+                if let Some(i) = i {
+                    for (total, c) in counts.iter_mut().zip(&list[i].1) {
+                        *total += c;
+                    }
+                }
+            }
+            // Up to the bucket of the last rank in this octave, comparing
+            // each running count with the next rank only.
+            let end = seen + c0;
+            let mut target = ranks[next];
             let mut at = seen;
             for (sub, &c) in counts.iter().enumerate() {
                 at += c;
+                if at < target {
+                    continue;
+                }
                 while next < 5 && ranks[next] <= at {
-                    out[next] = bucket_midpoint(*octave, sub).clamp(lo, hi);
+                    out[next] = bucket_midpoint(octave, sub).clamp(lo, hi);
                     next += 1;
                 }
+                if next == 5 || ranks[next] > end {
+                    break;
+                }
+                target = ranks[next];
             }
         }
         seen += c0;
-    }
+    });
     let stddev = if m.count < 2 {
         0.0
     } else {
