@@ -349,7 +349,8 @@ impl HistoryBuilder {
     }
 
     /// Bounds the memory the points take (as [`History::memory_bytes`]
-    /// counts it). When a minute ends and the store holds more, every
+    /// counts it). When a minute ends and the store holds more than 15/16
+    /// of it (the rest is room for the next minute's points), every
     /// level's resident span shrinks by the same factor and the oldest
     /// points leave memory; the spans grow back (10% a minute) once the
     /// store is below 80% of the limit. With
@@ -962,13 +963,16 @@ impl History {
         })
     }
 
-    /// Shrinks the resident spans while memory is over `limit`, or lets
+    /// Shrinks the resident spans while memory is over 15/16 of `limit`, or lets
     /// them grow back (10% a minute, up to the configured spans) while it
     /// is under 80% of it.
     fn hold_to(&self, limit: usize, inner: &mut Inner, now: u64) {
+        // A minute's points arrive before the next check: keep 1/16 of the
+        // limit for them.
+        let target = limit - limit / 16;
         for round in 0.. {
             let bytes = memory_of(inner);
-            if bytes <= limit {
+            if bytes <= target {
                 if round == 0 && bytes < limit / 10 * 8 {
                     for (now_span, span) in inner.resident_now.iter_mut().zip(self.resident_ms) {
                         *now_span = span.min(now_span.saturating_add(*now_span / 10));
@@ -980,7 +984,7 @@ impl History {
                 return;
             }
             // Points spread evenly over time: memory follows the spans.
-            let factor = (limit as f64 * 0.8 / bytes as f64).clamp(0.1, 0.9);
+            let factor = (target as f64 * 0.8 / bytes as f64).clamp(0.1, 0.9);
             let mut shrunk = false;
             for (i, level) in Level::ALL.into_iter().enumerate() {
                 let least = level.interval_ms().unwrap_or(10_000);
