@@ -56,6 +56,7 @@ mod dense;
 mod persist;
 mod point;
 mod query;
+mod series;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -70,7 +71,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::export::{Exporter, JsonLinesReader, SkippedLine};
 use crate::key::{Labels, NameHasher};
-use crate::metrics::sparse::{SparseBuckets, BUCKETS};
 use crate::snapshot::{MetricKind, Snapshot};
 
 pub use query::{Aggregation, LabelMatch, Query, QueryPoint, QueryResult, SeriesResult};
@@ -79,6 +79,7 @@ use column::Column;
 use dense::Dense;
 use persist::Disk;
 use point::{Aggregate, Dist, Point};
+use series::{advance, normalized, Advanced, Incoming, Reading, Series, Sink};
 
 /// A level of the history.
 ///
@@ -489,6 +490,29 @@ struct Inner {
     reloaded_counts_from_zero: bool,
 }
 
+/// The series a point read back from disk belongs to, created without a
+/// reading; `None` when its name is held as another kind.
+fn reloaded(
+    names: &mut FastMap<Arc<str>, Family>,
+    name: Arc<str>,
+    labels: Labels,
+    kind: MetricKind,
+) -> Option<&mut Series> {
+    let family = names.entry(name).or_insert_with(|| Family {
+        kind,
+        series: FastMap::default(),
+    });
+    if family.kind != kind {
+        return None;
+    }
+    Some(family.series.entry(labels).or_insert_with(|| Series {
+        previous: None,
+        previous_ms: 0,
+        levels: Default::default(),
+        open: Default::default(),
+    }))
+}
+
 /// Names and label sets come from the program's own registry (bounded by
 /// its cardinality limits) or its own files: a fast hash, not SipHash.
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<NameHasher>>;
@@ -498,192 +522,6 @@ type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<NameHasher>>;
 struct Family {
     kind: MetricKind,
     series: FastMap<Labels, Series>,
-}
-
-#[derive(Debug)]
-struct Series {
-    /// `None` for a series reloaded from disk, until its next reading.
-    previous: Option<Reading>,
-    previous_ms: u64,
-    /// Finished points per level.
-    levels: [Column; 4],
-    /// The open interval of each roll-up level, as a cascade: raw points
-    /// merge into the open minute only; a minute that ends is merged into
-    /// the open 5 minutes, and those into the open hour. The open hour
-    /// therefore lacks the minutes still open below it:
-    /// [`open_points`](Series::open_points) adds them back for queries.
-    open: [Option<Point>; 3],
-}
-
-impl Series {
-    /// Closes the open intervals that ended before `now`, finest first,
-    /// each merged into the open interval above it.
-    fn roll(&mut self, now: u64, sink: &mut Sink<'_>) {
-        for i in 0..3 {
-            let interval = Level::ALL[i + 1].interval_ms().unwrap_or(1);
-            if self.open[i]
-                .as_ref()
-                .is_some_and(|p| p.t_ms.saturating_add(interval) < now)
-            {
-                self.close(i, sink);
-            }
-        }
-    }
-
-    /// Finishes open interval `i`: into its level, and into the open
-    /// interval above (closing that one first if it is of an earlier
-    /// interval).
-    fn close(&mut self, i: usize, sink: &mut Sink<'_>) {
-        let Some(mut done) = self.open[i].take() else {
-            return;
-        };
-        let level = Level::ALL[i + 1];
-        sink.push(level, &done);
-        self.levels[i + 1].push(&done);
-        let Some(above) = Level::ALL.get(i + 2) else {
-            return;
-        };
-        let up = above.interval_ms().unwrap_or(1);
-        let start = done.t_ms / up * up;
-        if self.open[i + 1].as_ref().is_some_and(|p| p.t_ms != start) {
-            self.close(i + 1, sink);
-        }
-        match &mut self.open[i + 1] {
-            Some(open) => open.merge(&done),
-            slot => {
-                done.t_ms = start;
-                *slot = Some(done);
-            }
-        }
-    }
-
-    /// Rebuilds the open intervals from the newest finished points of each
-    /// level (`recent`, in time order), after a reload: what the store held
-    /// in memory only when it stopped. Open interval `i` gathers the newest
-    /// interval of level `i` (raw, minute, 5 minutes) unless level `i + 1`
-    /// already has it.
-    fn reopen(&mut self, recent: &[Vec<Point>; 4]) {
-        for i in 0..3 {
-            let interval = Level::ALL[i + 1].interval_ms().unwrap_or(1);
-            // Raw points belong to the interval holding their time minus a
-            // millisecond; roll-ups start on their interval.
-            let lag = u64::from(i == 0);
-            let start_of = |t: u64| t.saturating_sub(lag) / interval * interval;
-            let Some(newest) = recent[i].last() else {
-                continue;
-            };
-            let start = start_of(newest.t_ms);
-            if recent[i + 1].iter().any(|p| p.t_ms == start) {
-                continue; // closed before the stop
-            }
-            let mut open: Option<Point> = None;
-            for p in recent[i].iter().filter(|p| start_of(p.t_ms) == start) {
-                match &mut open {
-                    Some(o) => o.merge(p),
-                    None => {
-                        open = Some(Point {
-                            t_ms: start,
-                            ..p.clone()
-                        })
-                    }
-                }
-            }
-            self.open[i] = open;
-        }
-    }
-
-    /// What a query of roll-up `level` reads beyond the finished points:
-    /// its open interval with the open intervals below it merged in, or,
-    /// when the finest ones already started the next interval, one point
-    /// per interval.
-    fn open_points(&self, level: Level) -> Vec<Point> {
-        let Some(interval) = level.interval_ms() else {
-            return Vec::new();
-        };
-        let mut out: Vec<Point> = Vec::new();
-        for open in self.open[..level.index()].iter().rev().flatten() {
-            let start = open.t_ms / interval * interval;
-            match out.last_mut() {
-                Some(last) if last.t_ms == start => last.merge(open),
-                _ => out.push(Point {
-                    t_ms: start,
-                    ..open.clone()
-                }),
-            }
-        }
-        out
-    }
-
-    /// Lets go of the points whose interval ends before `horizon` (per
-    /// level).
-    fn expire(&mut self, horizon: &[u64; 4]) {
-        for (i, level) in self.levels.iter_mut().enumerate() {
-            // A point stays while its interval reaches the horizon.
-            let span = Level::ALL[i].interval_ms().unwrap_or(0);
-            level.expire_before(horizon[i].saturating_sub(span));
-        }
-        for (i, open) in self.open.iter_mut().enumerate() {
-            let span = Level::ALL[i + 1].interval_ms().unwrap_or(0);
-            if open
-                .as_ref()
-                .is_some_and(|p| p.t_ms.saturating_add(span) < horizon[i + 1])
-            {
-                *open = None;
-            }
-        }
-    }
-}
-
-/// A series' cumulative reading in its latest snapshot.
-#[derive(Debug, Clone)]
-enum Reading {
-    Counter(u64),
-    Gauge(f64),
-    Histogram {
-        count: u64,
-        sum: f64,
-        /// Lifetime bucket counts, dense so that the next reading's
-        /// difference is one pass over its pairs.
-        buckets: Option<Dense>,
-        /// The sum of `buckets`' counts (zeros apart): a bucket that
-        /// vanished from the next reading shows as a shortfall.
-        in_buckets: u64,
-    },
-}
-
-/// A series' reading as a snapshot carries it.
-enum Incoming<'a> {
-    Counter(u64),
-    Gauge(f64),
-    Histogram {
-        count: u64,
-        sum: f64,
-        buckets: Option<Cow<'a, SparseBuckets>>,
-    },
-}
-
-impl Incoming<'_> {
-    /// The reading a series of this kind starts from.
-    fn zero(&self) -> Reading {
-        match self {
-            Incoming::Counter(_) => Reading::Counter(0),
-            Incoming::Gauge(v) => Reading::Gauge(*v),
-            Incoming::Histogram { .. } => Reading::Histogram {
-                count: 0,
-                sum: 0.0,
-                buckets: Some(Dense::default()),
-                in_buckets: 0,
-            },
-        }
-    }
-
-    fn kind(&self) -> MetricKind {
-        match self {
-            Incoming::Counter(_) => MetricKind::Counter,
-            Incoming::Gauge(_) => MetricKind::Gauge,
-            Incoming::Histogram { .. } => MetricKind::Histogram,
-        }
-    }
 }
 
 impl Default for History {
@@ -1075,20 +913,9 @@ impl History {
             let (name, labels, point) = p.into_point();
             floor = Some(floor.map_or(point.t_ms, |f| f.max(point.t_ms)));
             inner.first = Some(inner.first.map_or(point.t_ms, |f| f.min(point.t_ms)));
-            let kind = point.agg.kind();
-            let family = inner.names.entry(name).or_insert_with(|| Family {
-                kind,
-                series: FastMap::default(),
-            });
-            if family.kind != kind {
+            let Some(series) = reloaded(&mut inner.names, name, labels, point.agg.kind()) else {
                 continue;
-            }
-            let series = family.series.entry(labels).or_insert_with(|| Series {
-                previous: None,
-                previous_ms: 0,
-                levels: Default::default(),
-                open: Default::default(),
-            });
+            };
             series.previous_ms = series.previous_ms.max(point.t_ms);
             series.levels[level.index()].push(&point);
         }
@@ -1114,19 +941,9 @@ impl History {
             let Some(kind) = points.iter().flatten().next().map(|p| p.agg.kind()) else {
                 continue;
             };
-            let family = inner.names.entry(name).or_insert_with(|| Family {
-                kind,
-                series: FastMap::default(),
-            });
-            if family.kind != kind {
+            let Some(series) = reloaded(&mut inner.names, name, labels, kind) else {
                 continue;
-            }
-            let series = family.series.entry(labels).or_insert_with(|| Series {
-                previous: None,
-                previous_ms: 0,
-                levels: Default::default(),
-                open: Default::default(),
-            });
+            };
             let newest = points.iter().flatten().map(|p| p.t_ms).max();
             series.previous_ms = series.previous_ms.max(newest.unwrap_or(0));
             series.reopen(&points);
@@ -1556,89 +1373,6 @@ impl Ingest {
     }
 }
 
-/// Where finished points go besides memory: the level files, if any.
-struct Sink<'a> {
-    disk: Option<&'a mut Disk>,
-    name: &'a str,
-    labels: &'a Labels,
-}
-
-impl Sink<'_> {
-    fn push(&mut self, level: Level, point: &Point) {
-        if let Some(disk) = self.disk.as_mut() {
-            disk.push(level, self.name, self.labels, point);
-        }
-    }
-}
-
-/// What [`advance`] found.
-enum Advanced {
-    /// The values recorded between the two readings.
-    Added(SparseBuckets),
-    /// A bucket went down or vanished, which only a reset explains.
-    Reset,
-    /// `now`'s pairs are not in order: nothing was changed.
-    Unordered,
-}
-
-/// Moves `previous` (lifetime counts summing to `in_buckets`) to `now`: one
-/// pass reads `now` and checks its order, the update then touches only the
-/// buckets that grew.
-fn advance(previous: &mut Dense, in_buckets: &mut u64, now: &SparseBuckets) -> Advanced {
-    let mut ok = now.zeros >= previous.zeros;
-    let (mut matched, mut total) = (0u64, 0u64);
-    let mut counts = Vec::with_capacity(now.counts.len().min(64));
-    let (first, before) = previous.range();
-    // One past the previous bucket: the next must be at least this.
-    let mut next = 0;
-    for &(bucket, n) in &now.counts {
-        let b = usize::from(bucket);
-        if b < next || n == 0 || b >= BUCKETS {
-            return Advanced::Unordered;
-        }
-        next = b + 1;
-        let was = b
-            .checked_sub(first)
-            .and_then(|i| before.get(i))
-            .copied()
-            .unwrap_or(0);
-        matched = matched.wrapping_add(was);
-        total = total.wrapping_add(n);
-        if n > was {
-            counts.push((bucket, n - was));
-        } else if n < was {
-            ok = false;
-        }
-    }
-    // Every earlier count must be found again in `now`.
-    ok &= matched == *in_buckets;
-    *in_buckets = total;
-    if !ok {
-        previous.clear();
-        previous.zeros = now.zeros;
-        for &(bucket, n) in &now.counts {
-            previous.set(bucket, n);
-        }
-        return Advanced::Reset;
-    }
-    let zeros = now.zeros - previous.zeros;
-    previous.zeros = now.zeros;
-    for &(bucket, d) in &counts {
-        previous.add(bucket, d);
-    }
-    Advanced::Added(SparseBuckets { zeros, counts })
-}
-
-/// `b`, sorted (a copy) unless it already is.
-fn normalized(b: Cow<'_, SparseBuckets>) -> Cow<'_, SparseBuckets> {
-    if b.is_normalized() {
-        return b;
-    }
-    let mut b = b.into_owned();
-    b.normalize();
-    Cow::Owned(b)
-}
-
 /// What [`History::memory_bytes`] reports: sizes and capacities of the
 /// maps, series, chunks and distributions (not the allocator's overhead).
 fn memory_of(inner: &Inner) -> usize {
@@ -1671,193 +1405,4 @@ fn memory_of(inner: &Inner) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sparse(zeros: u64, counts: &[(u16, u64)]) -> SparseBuckets {
-        SparseBuckets {
-            zeros,
-            counts: counts.to_vec(),
-        }
-    }
-
-    fn dense_of(b: &SparseBuckets) -> (Dense, u64) {
-        (Dense::from(b), b.count() - b.zeros)
-    }
-
-    #[test]
-    fn advance_returns_what_grew_and_moves_the_reading() {
-        let (mut prev, mut total) = dense_of(&sparse(1, &[(3, 2), (9, 5)]));
-        let now = sparse(2, &[(3, 2), (7, 1), (9, 8)]);
-        let Advanced::Added(d) = advance(&mut prev, &mut total, &now) else {
-            panic!("expected a difference");
-        };
-        assert_eq!(d, sparse(1, &[(7, 1), (9, 3)]));
-        assert_eq!((prev, total), dense_of(&now));
-    }
-
-    #[test]
-    fn a_bucket_that_went_down_or_vanished_is_a_reset() {
-        for now in [
-            sparse(1, &[(3, 1), (9, 9)]), // 3 went down
-            sparse(1, &[(9, 9)]),         // 3 vanished, count still grew
-            sparse(0, &[(3, 2), (9, 9)]), // zeros went down
-        ] {
-            let (mut prev, mut total) = dense_of(&sparse(1, &[(3, 2), (9, 5)]));
-            assert!(matches!(
-                advance(&mut prev, &mut total, &now),
-                Advanced::Reset
-            ));
-            // The reading is `now`, and nothing of the old one is left.
-            assert_eq!((prev, total), dense_of(&now));
-        }
-    }
-
-    #[test]
-    fn unordered_pairs_change_nothing_and_are_reported() {
-        for bad in [
-            sparse(0, &[(9, 6), (3, 2)]),
-            sparse(0, &[(3, 2), (3, 1)]),
-            sparse(0, &[(3, 0)]),
-            sparse(0, &[(u16::MAX, 1)]),
-        ] {
-            let (mut prev, mut total) = dense_of(&sparse(0, &[(3, 2), (9, 5)]));
-            let before = (prev.clone(), total);
-            assert!(matches!(
-                advance(&mut prev, &mut total, &bad),
-                Advanced::Unordered
-            ));
-            assert_eq!((prev, total), before);
-        }
-    }
-
-    /// A snapshot written by another program may list lifetime buckets in
-    /// any order, repeated or empty: the history sorts a copy and gets the
-    /// same distribution as from the sorted pairs.
-    #[test]
-    fn unordered_lifetime_buckets_in_a_snapshot_give_the_same_history() {
-        use crate::{ManualClock, MetricsCollector};
-        let clock = Arc::new(ManualClock::new());
-        let metrics = MetricsCollector::builder()
-            .clock(clock.clone())
-            .lifetime_buckets(true)
-            .build();
-        let h = metrics.histogram("latency_seconds", &[]);
-        let (sorted, shuffled) = (History::new(), History::new());
-        for i in 0..30u32 {
-            for v in 1..=20 {
-                h.record(f64::from(v * (i % 3 + 1)) / 1000.0);
-            }
-            clock.advance(Duration::from_secs(10));
-            let snap = metrics.snapshot();
-            sorted.ingest(&snap).unwrap();
-            let mut snap = snap;
-            if let Some(b) = &mut snap.histograms[0].summary.lifetime_buckets {
-                b.counts.reverse();
-                let first = b.counts[0];
-                b.counts.push((first.0, 0));
-            }
-            shuffled.ingest(&snap).unwrap();
-        }
-        for agg in [Aggregation::P50, Aggregation::P99, Aggregation::Count] {
-            let q = Query::new("latency_seconds", agg).level(Level::Minute);
-            let (a, b) = (sorted.query(&q).unwrap(), shuffled.query(&q).unwrap());
-            assert!(!a.series[0].points.is_empty());
-            assert_eq!(a.series[0].points, b.series[0].points, "{agg:?}");
-        }
-    }
-
-    /// Open intervals cascade (raw → minute → 5 min → hour), yet every
-    /// level answers for the interval in progress as if it had absorbed
-    /// each raw point itself.
-    #[test]
-    fn open_intervals_answer_for_everything_since_they_began() {
-        use crate::{ManualClock, MetricsCollector};
-        let clock = Arc::new(ManualClock::new());
-        let metrics = MetricsCollector::builder().clock(clock.clone()).build();
-        let c = metrics.counter("c_total", &[]);
-        let history = History::new();
-        history.ingest(&metrics.snapshot()).unwrap();
-        let mut raw: Vec<(u64, u64)> = Vec::new();
-        for i in 0..800u64 {
-            c.increment(i % 5 + 1);
-            // Uneven steps: some snapshots land exactly on boundaries.
-            clock.advance(Duration::from_secs(if i % 3 == 0 { 10 } else { 5 }));
-            let snap = metrics.snapshot();
-            raw.push((snap.timestamp_unix_ms, i % 5 + 1));
-            history.ingest(&snap).unwrap();
-            if i % 7 != 0 {
-                continue;
-            }
-            for level in [Level::Minute, Level::FiveMinutes, Level::Hour] {
-                let interval = level.interval_ms().unwrap();
-                let q = Query::new("c_total", Aggregation::Sum).level(level);
-                let result = history.query(&q).unwrap();
-                let points = &result.series[0].points;
-                // Every step, finished or open, holds exactly its raw points.
-                for p in points {
-                    let start = p.timestamp_unix_ms;
-                    let want: u64 = raw
-                        .iter()
-                        .filter(|(t, _)| (t - 1) / interval * interval == start)
-                        .map(|(_, v)| v)
-                        .sum();
-                    assert_eq!(p.value, want as f64, "{level:?} at {start}, after {i}");
-                }
-                let total: f64 = points.iter().map(|p| p.value).sum();
-                assert_eq!(total, raw.iter().map(|(_, v)| *v as f64).sum::<f64>());
-            }
-        }
-    }
-
-    /// Retention holds in every query right after each snapshot, although
-    /// the roll-up levels let go of their old points only when a minute's
-    /// sweep passes.
-    #[test]
-    fn queries_apply_retention_between_sweeps() {
-        use crate::{ManualClock, MetricsCollector};
-        let clock = Arc::new(ManualClock::new());
-        let metrics = MetricsCollector::builder().clock(clock.clone()).build();
-        let c = metrics.counter("c_total", &[]);
-        let history = History::builder()
-            // Not whole minutes, so that points pass their retention
-            // between two sweeps.
-            .retention(Level::Raw, Duration::from_secs(125))
-            .retention(Level::Minute, Duration::from_secs(630))
-            .retention(Level::FiveMinutes, Duration::from_secs(1830))
-            .build()
-            .unwrap();
-        let mut start = None;
-        for i in 0..400u64 {
-            c.increment(1);
-            clock.advance(Duration::from_secs(if i % 4 == 0 { 7 } else { 10 }));
-            history.ingest(&metrics.snapshot()).unwrap();
-            let now = history.newest_unix_ms().unwrap();
-            let start = *start.get_or_insert(now);
-            for level in [Level::Raw, Level::Minute, Level::FiveMinutes] {
-                let span = level.interval_ms().unwrap_or(0);
-                let kept = history.retention(level).as_millis() as u64;
-                let horizon = now.saturating_sub(kept);
-                let q = Query::new("c_total", Aggregation::Sum).level(level);
-                let result = history.query(&q).unwrap();
-                let Some(points) = result.series.first().map(|s| &s.points) else {
-                    continue;
-                };
-                assert!(
-                    points.iter().all(|p| p.timestamp_unix_ms + span >= horizon),
-                    "{level:?} after {i}: {points:?}"
-                );
-                // Once the store is older than the retention, nothing
-                // within it is missing: the first point reaches back to
-                // the horizon (within an interval, or a snapshot's step).
-                if now > start + kept + span {
-                    let first = points[0].timestamp_unix_ms;
-                    assert!(
-                        first < horizon + span.max(10_001),
-                        "{level:?} after {i}: first {first}, horizon {horizon}"
-                    );
-                }
-            }
-        }
-    }
-}
+mod tests;

@@ -1,0 +1,283 @@
+//! One series of the history: its previous reading, its finished points
+//! per level and its open intervals (the roll-up cascade), and how a new
+//! reading becomes the difference from the previous one.
+
+use std::borrow::Cow;
+
+use super::column::Column;
+use super::dense::Dense;
+use super::persist::Disk;
+use super::point::Point;
+use super::Level;
+use crate::key::Labels;
+use crate::metrics::sparse::{SparseBuckets, BUCKETS};
+use crate::snapshot::MetricKind;
+
+#[derive(Debug)]
+pub(super) struct Series {
+    /// `None` for a series reloaded from disk, until its next reading.
+    pub(super) previous: Option<Reading>,
+    pub(super) previous_ms: u64,
+    /// Finished points per level.
+    pub(super) levels: [Column; 4],
+    /// The open interval of each roll-up level, as a cascade: raw points
+    /// merge into the open minute only; a minute that ends is merged into
+    /// the open 5 minutes, and those into the open hour. The open hour
+    /// therefore lacks the minutes still open below it:
+    /// [`open_points`](Series::open_points) adds them back for queries.
+    pub(super) open: [Option<Point>; 3],
+}
+
+impl Series {
+    /// Closes the open intervals that ended before `now`, finest first,
+    /// each merged into the open interval above it.
+    pub(super) fn roll(&mut self, now: u64, sink: &mut Sink<'_>) {
+        for i in 0..3 {
+            let interval = Level::ALL[i + 1].interval_ms().unwrap_or(1);
+            if self.open[i]
+                .as_ref()
+                .is_some_and(|p| p.t_ms.saturating_add(interval) < now)
+            {
+                self.close(i, sink);
+            }
+        }
+    }
+
+    /// Finishes open interval `i`: into its level, and into the open
+    /// interval above (closing that one first if it is of an earlier
+    /// interval).
+    pub(super) fn close(&mut self, i: usize, sink: &mut Sink<'_>) {
+        let Some(mut done) = self.open[i].take() else {
+            return;
+        };
+        let level = Level::ALL[i + 1];
+        sink.push(level, &done);
+        self.levels[i + 1].push(&done);
+        let Some(above) = Level::ALL.get(i + 2) else {
+            return;
+        };
+        let up = above.interval_ms().unwrap_or(1);
+        let start = done.t_ms / up * up;
+        if self.open[i + 1].as_ref().is_some_and(|p| p.t_ms != start) {
+            self.close(i + 1, sink);
+        }
+        match &mut self.open[i + 1] {
+            Some(open) => open.merge(&done),
+            slot => {
+                done.t_ms = start;
+                *slot = Some(done);
+            }
+        }
+    }
+
+    /// Rebuilds the open intervals from the newest finished points of each
+    /// level (`recent`, in time order), after a reload: what the store held
+    /// in memory only when it stopped. Open interval `i` gathers the newest
+    /// interval of level `i` (raw, minute, 5 minutes) unless level `i + 1`
+    /// already has it.
+    pub(super) fn reopen(&mut self, recent: &[Vec<Point>; 4]) {
+        for i in 0..3 {
+            let interval = Level::ALL[i + 1].interval_ms().unwrap_or(1);
+            // Raw points belong to the interval holding their time minus a
+            // millisecond; roll-ups start on their interval.
+            let lag = u64::from(i == 0);
+            let start_of = |t: u64| t.saturating_sub(lag) / interval * interval;
+            let Some(newest) = recent[i].last() else {
+                continue;
+            };
+            let start = start_of(newest.t_ms);
+            if recent[i + 1].iter().any(|p| p.t_ms == start) {
+                continue; // closed before the stop
+            }
+            let mut open: Option<Point> = None;
+            for p in recent[i].iter().filter(|p| start_of(p.t_ms) == start) {
+                match &mut open {
+                    Some(o) => o.merge(p),
+                    None => {
+                        open = Some(Point {
+                            t_ms: start,
+                            ..p.clone()
+                        })
+                    }
+                }
+            }
+            self.open[i] = open;
+        }
+    }
+
+    /// What a query of roll-up `level` reads beyond the finished points:
+    /// its open interval with the open intervals below it merged in, or,
+    /// when the finest ones already started the next interval, one point
+    /// per interval.
+    pub(super) fn open_points(&self, level: Level) -> Vec<Point> {
+        let Some(interval) = level.interval_ms() else {
+            return Vec::new();
+        };
+        let mut out: Vec<Point> = Vec::new();
+        for open in self.open[..level.index()].iter().rev().flatten() {
+            let start = open.t_ms / interval * interval;
+            match out.last_mut() {
+                Some(last) if last.t_ms == start => last.merge(open),
+                _ => out.push(Point {
+                    t_ms: start,
+                    ..open.clone()
+                }),
+            }
+        }
+        out
+    }
+
+    /// Lets go of the points whose interval ends before `horizon` (per
+    /// level).
+    pub(super) fn expire(&mut self, horizon: &[u64; 4]) {
+        for (i, level) in self.levels.iter_mut().enumerate() {
+            // A point stays while its interval reaches the horizon.
+            let span = Level::ALL[i].interval_ms().unwrap_or(0);
+            level.expire_before(horizon[i].saturating_sub(span));
+        }
+        for (i, open) in self.open.iter_mut().enumerate() {
+            let span = Level::ALL[i + 1].interval_ms().unwrap_or(0);
+            if open
+                .as_ref()
+                .is_some_and(|p| p.t_ms.saturating_add(span) < horizon[i + 1])
+            {
+                *open = None;
+            }
+        }
+    }
+}
+
+/// A series' cumulative reading in its latest snapshot.
+#[derive(Debug, Clone)]
+pub(super) enum Reading {
+    Counter(u64),
+    Gauge(f64),
+    Histogram {
+        count: u64,
+        sum: f64,
+        /// Lifetime bucket counts, dense so that the next reading's
+        /// difference is one pass over its pairs.
+        buckets: Option<Dense>,
+        /// The sum of `buckets`' counts (zeros apart): a bucket that
+        /// vanished from the next reading shows as a shortfall.
+        in_buckets: u64,
+    },
+}
+
+/// A series' reading as a snapshot carries it.
+pub(super) enum Incoming<'a> {
+    Counter(u64),
+    Gauge(f64),
+    Histogram {
+        count: u64,
+        sum: f64,
+        buckets: Option<Cow<'a, SparseBuckets>>,
+    },
+}
+
+impl Incoming<'_> {
+    /// The reading a series of this kind starts from.
+    pub(super) fn zero(&self) -> Reading {
+        match self {
+            Incoming::Counter(_) => Reading::Counter(0),
+            Incoming::Gauge(v) => Reading::Gauge(*v),
+            Incoming::Histogram { .. } => Reading::Histogram {
+                count: 0,
+                sum: 0.0,
+                buckets: Some(Dense::default()),
+                in_buckets: 0,
+            },
+        }
+    }
+
+    pub(super) fn kind(&self) -> MetricKind {
+        match self {
+            Incoming::Counter(_) => MetricKind::Counter,
+            Incoming::Gauge(_) => MetricKind::Gauge,
+            Incoming::Histogram { .. } => MetricKind::Histogram,
+        }
+    }
+}
+
+/// Where finished points go besides memory: the level files, if any.
+pub(super) struct Sink<'a> {
+    pub(super) disk: Option<&'a mut Disk>,
+    pub(super) name: &'a str,
+    pub(super) labels: &'a Labels,
+}
+
+impl Sink<'_> {
+    pub(super) fn push(&mut self, level: Level, point: &Point) {
+        if let Some(disk) = self.disk.as_mut() {
+            disk.push(level, self.name, self.labels, point);
+        }
+    }
+}
+
+/// What [`advance`] found.
+pub(super) enum Advanced {
+    /// The values recorded between the two readings.
+    Added(SparseBuckets),
+    /// A bucket went down or vanished, which only a reset explains.
+    Reset,
+    /// `now`'s pairs are not in order: nothing was changed.
+    Unordered,
+}
+
+/// Moves `previous` (lifetime counts summing to `in_buckets`) to `now`: one
+/// pass reads `now` and checks its order, the update then touches only the
+/// buckets that grew.
+pub(super) fn advance(previous: &mut Dense, in_buckets: &mut u64, now: &SparseBuckets) -> Advanced {
+    let mut ok = now.zeros >= previous.zeros;
+    let (mut matched, mut total) = (0u64, 0u64);
+    let mut counts = Vec::with_capacity(now.counts.len().min(64));
+    let (first, before) = previous.range();
+    // One past the previous bucket: the next must be at least this.
+    let mut next = 0;
+    for &(bucket, n) in &now.counts {
+        let b = usize::from(bucket);
+        if b < next || n == 0 || b >= BUCKETS {
+            return Advanced::Unordered;
+        }
+        next = b + 1;
+        let was = b
+            .checked_sub(first)
+            .and_then(|i| before.get(i))
+            .copied()
+            .unwrap_or(0);
+        matched = matched.wrapping_add(was);
+        total = total.wrapping_add(n);
+        if n > was {
+            counts.push((bucket, n - was));
+        } else if n < was {
+            ok = false;
+        }
+    }
+    // Every earlier count must be found again in `now`.
+    ok &= matched == *in_buckets;
+    *in_buckets = total;
+    if !ok {
+        previous.clear();
+        previous.zeros = now.zeros;
+        for &(bucket, n) in &now.counts {
+            previous.set(bucket, n);
+        }
+        return Advanced::Reset;
+    }
+    let zeros = now.zeros - previous.zeros;
+    previous.zeros = now.zeros;
+    for &(bucket, d) in &counts {
+        previous.add(bucket, d);
+    }
+    Advanced::Added(SparseBuckets { zeros, counts })
+}
+
+/// `b`, sorted (a copy) unless it already is.
+pub(super) fn normalized(b: Cow<'_, SparseBuckets>) -> Cow<'_, SparseBuckets> {
+    if b.is_normalized() {
+        return b;
+    }
+    let mut b = b.into_owned();
+    b.normalize();
+    Cow::Owned(b)
+}
