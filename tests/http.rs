@@ -476,3 +476,107 @@ assert values.get("temperature_celsius") == 21.5, values
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Splits what a server sent into its responses (each head, then exactly
+/// `Content-Length` bytes of body; none for `HEAD`), in order.
+fn responses(mut bytes: &[u8], heads: &[bool]) -> Vec<Reply> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+        let mut reply = parse(&bytes[..end + 4]);
+        let len: usize = reply
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let body_len = if heads.get(i).copied().unwrap_or(false) {
+            0
+        } else {
+            len
+        };
+        let body = &bytes[end + 4..(end + 4 + body_len).min(bytes.len())];
+        reply.body = String::from_utf8_lossy(body).into_owned();
+        out.push(reply);
+        bytes = &bytes[(end + 4 + body_len).min(bytes.len())..];
+        i += 1;
+    }
+    out
+}
+
+/// Three requests in one write (HTTP pipelining): each gets its response,
+/// in order, and the last one's `Connection: close` ends the connection
+/// at once instead of leaving it idle.
+#[test]
+fn pipelined_requests_each_get_a_response_in_order() {
+    let m = populated();
+    let server = serve(&m, "127.0.0.1:0").unwrap();
+    let mut stream = TcpStream::connect(server.local_addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let started = Instant::now();
+    stream
+        .write_all(
+            b"GET /metrics.json HTTP/1.1\r\nHost: t\r\n\r\n\
+              HEAD /health HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    let replies = responses(&bytes, &[false, true, false]);
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [200, 200, 404],
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    assert!(serde_json::from_str::<Snapshot>(&replies[0].body).is_ok());
+    assert_eq!(replies[1].header("content-type"), Some("application/json"));
+    assert!(replies[1].body.is_empty());
+    assert!(replies[2].body.starts_with("not found"));
+    assert_eq!(replies[2].header("connection"), Some("close"));
+    // Closed after the last response, not after the idle timeout (10 s).
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(server.stats().requests, 3);
+}
+
+/// A pipelined request split across writes anywhere (even inside its
+/// head) is put together, and one after a refused request is not served.
+#[test]
+fn pipelined_requests_split_across_writes_are_reassembled() {
+    let m = populated();
+    let server = serve(&m, "127.0.0.1:0").unwrap();
+    let all: &[u8] = b"GET /health HTTP/1.1\r\nHost: t\r\n\r\nGET /health HTTP/1.1\r\nHo\
+                       st: t\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    for cut in [10, 33, 40, 60, all.len() - 2] {
+        let mut stream = TcpStream::connect(server.local_addr()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream.write_all(&all[..cut]).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        stream.write_all(&all[cut..]).unwrap();
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        let statuses: Vec<u16> = responses(&bytes, &[]).iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [200, 200, 200], "cut at {cut}");
+    }
+    // A malformed request ends the connection: what follows it is not
+    // read as a request.
+    let replies = {
+        let mut stream = TcpStream::connect(server.local_addr()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\n\r\nBAD\r\n\r\nGET /health HTTP/1.1\r\n\r\n")
+            .unwrap();
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        responses(&bytes, &[])
+    };
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 400]);
+}

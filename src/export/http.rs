@@ -11,7 +11,9 @@
 //! * a request head must arrive within [`HttpConfig::read_timeout`] (a client
 //!   sending one byte a second is cut off), and an idle keep-alive
 //!   connection is closed after [`HttpConfig::idle_timeout`],
-//! * request bodies are refused (`413`): none of the routes takes one.
+//! * request bodies are refused (`413`): none of the routes takes one,
+//! * requests a client sends before reading the previous response
+//!   (pipelining) are answered in order, each as if it came alone.
 //!
 //! Concurrent scrapes share one snapshot for [`HttpConfig::snapshot_ttl`]
 //! (and its renderings), so a burst of scrapes costs one snapshot.
@@ -447,10 +449,10 @@ fn serve_connection(stream: &TcpStream, shared: &Shared, stop: &AtomicBool) -> b
     let config = &shared.config;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(config.write_timeout));
-    let mut buf = Vec::with_capacity(1024);
+    let mut requests = RequestReader::default();
     for served in 0..config.max_requests_per_connection {
         let first = served == 0;
-        let request = match read_head(stream, &mut buf, config, first) {
+        let request = match requests.next(&mut { stream }, config, first) {
             Ok(Some(request)) => request,
             Ok(None) => return false, // closed or idle
             Err(response) => {
@@ -477,7 +479,7 @@ fn serve_connection(stream: &TcpStream, shared: &Shared, stop: &AtomicBool) -> b
     false
 }
 
-struct Request {
+pub(crate) struct Request {
     arrived: Instant,
     method: String,
     path: String,
@@ -486,74 +488,119 @@ struct Request {
     head: bool,
 }
 
-/// Reads one request head. `Ok(None)`: the client closed or stayed idle.
-/// `Err`: answer with that response and close.
-fn read_head(
-    stream: &TcpStream,
-    buf: &mut Vec<u8>,
-    config: &HttpConfig,
-    first: bool,
-) -> Result<Option<Request>, Response> {
-    buf.clear();
-    let mut chunk = [0u8; 1024];
-    // The idle wait for the next request on a kept-alive connection has its
-    // own (longer) limit; once a byte arrives the head must be complete
-    // within read_timeout.
-    let mut deadline: Option<Instant> = None;
-    loop {
-        let now = Instant::now();
-        let wait = match deadline {
-            Some(d) => match d.checked_duration_since(now) {
-                Some(left) if !left.is_zero() => left,
-                _ => return Err(Response::text(408, "request head took too long\n")),
-            },
-            None if first => config.read_timeout,
-            None => config.idle_timeout,
-        };
-        let _ = stream.set_read_timeout(Some(wait));
-        let n = match (&mut &*stream).read(&mut chunk) {
-            Ok(0) => return Ok(None),
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return if buf.is_empty() && !first {
-                    Ok(None)
+/// Where request bytes come from: a socket, or bytes in memory for the
+/// fuzzers.
+pub(crate) trait Source {
+    /// Reads into `buf`, waiting at most `wait` for the first byte.
+    fn read_within(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize>;
+}
+
+impl Source for &TcpStream {
+    fn read_within(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize> {
+        let _ = self.set_read_timeout(Some(wait));
+        self.read(buf)
+    }
+}
+
+/// Splits what a client sends on one connection into request heads.
+/// Bytes received past a head are kept as the start of the next one: a
+/// client may send several requests before reading any response
+/// (pipelining), and each gets its response, in order.
+#[derive(Debug, Default)]
+pub(crate) struct RequestReader {
+    /// Received and not yet used.
+    buf: Vec<u8>,
+}
+
+/// How much of [`RequestReader::buf`] holds a request head.
+enum Head {
+    Complete(Request, usize),
+    Partial,
+}
+
+impl RequestReader {
+    /// Reads the next request head. `Ok(None)`: the client closed or stayed
+    /// idle. `Err`: answer with that response and close.
+    pub(crate) fn next(
+        &mut self,
+        source: &mut impl Source,
+        config: &HttpConfig,
+        first: bool,
+    ) -> Result<Option<Request>, Response> {
+        let mut chunk = [0u8; 1024];
+        // The idle wait for the next request on a kept-alive connection has
+        // its own (longer) limit; once a byte arrives the head must be
+        // complete within read_timeout. A pipelined request has arrived.
+        let mut deadline: Option<Instant> =
+            (!self.buf.is_empty()).then(|| Instant::now() + config.read_timeout);
+        loop {
+            if !self.buf.is_empty() {
+                match parse_head(&self.buf)? {
+                    Head::Complete(_, len) if len > config.max_request_bytes => {
+                        return Err(Response::text(431, "request head too large\n"));
+                    }
+                    Head::Complete(request, len) => {
+                        self.buf.drain(..len);
+                        return Ok(Some(request));
+                    }
+                    Head::Partial if self.buf.len() > config.max_request_bytes => {
+                        return Err(Response::text(431, "request head too large\n"));
+                    }
+                    Head::Partial => {}
+                }
+            }
+            let now = Instant::now();
+            let wait = match deadline {
+                Some(d) => match d.checked_duration_since(now) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return Err(Response::text(408, "request head took too long\n")),
+                },
+                None if first => config.read_timeout,
+                None => config.idle_timeout,
+            };
+            let n = match source.read_within(&mut chunk, wait) {
+                Ok(0) => return Ok(None),
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return if self.buf.is_empty() && !first {
+                        Ok(None)
+                    } else {
+                        Err(Response::text(408, "request head took too long\n"))
+                    };
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Ok(None),
+            };
+            if deadline.is_none() {
+                deadline = Some(if first {
+                    now + config.read_timeout
                 } else {
-                    Err(Response::text(408, "request head took too long\n"))
-                };
+                    Instant::now() + config.read_timeout
+                });
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return Ok(None),
-        };
-        if deadline.is_none() {
-            deadline = Some(if first {
-                now + config.read_timeout
-            } else {
-                Instant::now() + config.read_timeout
-            });
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > config.max_request_bytes {
-            return Err(Response::text(431, "request head too large\n"));
-        }
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut parsed = httparse::Request::new(&mut headers);
-        match parsed.parse(buf) {
-            Ok(httparse::Status::Partial) => continue,
-            Ok(httparse::Status::Complete(_)) => return request_from(&parsed),
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(Response::text(431, "too many headers\n"));
-            }
-            Err(_) => return Err(Response::text(400, "malformed request\n")),
+            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 }
 
-fn request_from(parsed: &httparse::Request<'_, '_>) -> Result<Option<Request>, Response> {
+/// The request head at the start of `buf`, if it is all there.
+fn parse_head(buf: &[u8]) -> Result<Head, Response> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Request::new(&mut headers);
+    match parsed.parse(buf) {
+        Ok(httparse::Status::Partial) => Ok(Head::Partial),
+        Ok(httparse::Status::Complete(len)) => Ok(Head::Complete(request_from(&parsed)?, len)),
+        Err(httparse::Error::TooManyHeaders) => Err(Response::text(431, "too many headers\n")),
+        Err(_) => Err(Response::text(400, "malformed request\n")),
+    }
+}
+
+fn request_from(parsed: &httparse::Request<'_, '_>) -> Result<Request, Response> {
     let (Some(method), Some(target), Some(version)) = (parsed.method, parsed.path, parsed.version)
     else {
         return Err(Response::text(400, "malformed request\n"));
@@ -579,14 +626,14 @@ fn request_from(parsed: &httparse::Request<'_, '_>) -> Result<Option<Request>, R
         connection.contains("keep-alive")
     };
     let path = target.split('?').next().unwrap_or(target).to_owned();
-    Ok(Some(Request {
+    Ok(Request {
         arrived: Instant::now(),
         head: method == "HEAD",
         method: method.to_owned(),
         path,
         accept: header("accept").unwrap_or_default(),
         keep_alive,
-    }))
+    })
 }
 
 fn route(request: &Request, shared: &Shared) -> Response {
@@ -649,7 +696,7 @@ fn health(snapshot: &Snapshot) -> Response {
     Response::shared(code, JSON, Arc::new(body.to_string()))
 }
 
-struct Response {
+pub(crate) struct Response {
     status: u16,
     content_type: &'static str,
     body: Arc<String>,
