@@ -580,3 +580,58 @@ fn pipelined_requests_split_across_writes_are_reassembled() {
     let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [200, 400]);
 }
+
+/// RFC 9112 §6.3: a request whose body length is ambiguous gets 400 and
+/// the connection is closed, so nothing after it is read as a request
+/// (conflicting lengths are how requests are smuggled past a proxy).
+#[test]
+fn conflicting_or_invalid_content_length_gets_400() {
+    let m = populated();
+    let server = serve(&m, "127.0.0.1:0").unwrap();
+    let addr = server.local_addr();
+    let ask = |headers: &str| {
+        let raw = format!("GET /health HTTP/1.1\r\nHost: t\r\n{headers}\r\nhello");
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(raw.as_bytes()).unwrap();
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        responses(&bytes, &[])
+            .iter()
+            .map(|r| r.status)
+            .collect::<Vec<u16>>()
+    };
+    for bad in [
+        "Content-Length: 0\r\nContent-Length: 5\r\n",
+        "Content-Length: 5\r\nContent-Length: 0\r\n",
+        "Content-Length: 0, 5\r\n",
+        "Content-Length: 0,\r\n",
+        "Content-Length: abc\r\n",
+        "Content-Length: -1\r\n",
+        "Content-Length: +0\r\n",
+        "Content-Length: 0x0\r\n",
+        "Content-Length: \r\n",
+        "Content-Length: 0\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n",
+    ] {
+        assert_eq!(ask(bad), [400], "{bad:?}");
+    }
+    // One length said twice is one length (RFC 9110 §8.6); a body is
+    // refused whatever its framing.
+    for (ok, status) in [
+        ("Content-Length: 0\r\nContent-Length: 0\r\n", 200),
+        ("Content-Length: 0, 0\r\n", 200),
+        ("Content-Length: 5, 5\r\n", 413),
+        ("Content-Length: 99999999999999999999999\r\n", 413),
+        ("Transfer-Encoding: chunked\r\n", 413),
+    ] {
+        let statuses = ask(&format!("{ok}Connection: close\r\n"));
+        assert_eq!(statuses, [status], "{ok:?}");
+    }
+    // The body of a refused request is not served as a second request.
+    let smuggled =
+        "Content-Length: 0\r\nContent-Length: 34\r\n\r\nGET /metrics HTTP/1.1\r\nHost: t\r\n";
+    assert_eq!(ask(smuggled), [400]);
+}

@@ -11,7 +11,10 @@
 //! * a request head must arrive within [`HttpConfig::read_timeout`] (a client
 //!   sending one byte a second is cut off), and an idle keep-alive
 //!   connection is closed after [`HttpConfig::idle_timeout`],
-//! * request bodies are refused (`413`): none of the routes takes one,
+//! * request bodies are refused (`413`, and the connection closed): none of
+//!   the routes takes one; a request whose length is ambiguous (conflicting
+//!   or invalid `Content-Length`, or one beside `Transfer-Encoding`) gets
+//!   `400` (RFC 9112 §6.3),
 //! * requests a client sends before reading the previous response
 //!   (pipelining) are answered in order, each as if it came alone.
 //!
@@ -612,10 +615,10 @@ fn request_from(parsed: &httparse::Request<'_, '_>) -> Result<Request, Response>
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .map(|h| String::from_utf8_lossy(h.value).into_owned())
     };
-    let has_body = header("content-length").is_some_and(|v| v.trim() != "0")
-        || header("transfer-encoding").is_some();
-    if has_body {
-        return Err(Response::text(413, "request bodies are not accepted\n"));
+    match body_length(parsed.headers) {
+        Ok(0) => {}
+        Ok(_) => return Err(Response::text(413, "request bodies are not accepted\n")),
+        Err(why) => return Err(Response::text(400, why)),
     }
     let connection = header("connection")
         .unwrap_or_default()
@@ -634,6 +637,45 @@ fn request_from(parsed: &httparse::Request<'_, '_>) -> Result<Request, Response>
         accept: header("accept").unwrap_or_default(),
         keep_alive,
     })
+}
+
+/// The length of the request's body, by RFC 9112 §6.3, or why its framing
+/// is invalid (answered `400`: a request whose end the server cannot know
+/// for sure could smuggle a second one past it). Any body at all is refused
+/// with `413` and the connection closed, so a body is never read as the
+/// next request.
+fn body_length(headers: &[httparse::Header<'_>]) -> Result<u64, &'static str> {
+    let named = |name: &'static str| {
+        headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+    };
+    let chunked = named("transfer-encoding").next().is_some();
+    let mut length = None;
+    // Every Content-Length field and every element of a list in one must
+    // be the same decimal number (RFC 9110 §8.6 allows `5, 5`).
+    for field in named("content-length") {
+        for value in field.value.split(|b| *b == b',') {
+            let value = value.trim_ascii();
+            if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+                return Err("invalid Content-Length\n");
+            }
+            // Digits only: past u64 it is merely too large.
+            let n = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(u64::MAX);
+            if length.is_some_and(|l| l != n) {
+                return Err("conflicting Content-Length\n");
+            }
+            length = Some(n);
+        }
+    }
+    match (chunked, length) {
+        (true, Some(_)) => Err("Transfer-Encoding with Content-Length\n"),
+        (true, None) => Ok(u64::MAX),
+        (false, length) => Ok(length.unwrap_or(0)),
+    }
 }
 
 fn route(request: &Request, shared: &Shared) -> Response {
