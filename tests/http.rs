@@ -635,3 +635,77 @@ fn conflicting_or_invalid_content_length_gets_400() {
         "Content-Length: 0\r\nContent-Length: 34\r\n\r\nGET /metrics HTTP/1.1\r\nHost: t\r\n";
     assert_eq!(ask(smuggled), [400]);
 }
+
+/// Refusing a connection must not hold up accepting the next one. With
+/// both workers held, 120 connections arrive at once: each is refused
+/// after at most the 50 ms grace, counted from when it was accepted, so
+/// all are answered in well under a second. When the grace was spent in
+/// the accepting thread, one after the other, the last one waited
+/// 120 × 50 ms = 6 s at the very least (a sleep never ends early), so the
+/// 3 s bound below cannot pass by luck and cannot fail for lack of speed
+/// short of a machine 50 times slower than this test needs.
+#[test]
+fn refusing_connections_never_stalls_accepting() {
+    let m = populated();
+    let config = HttpConfig {
+        workers: 2,
+        read_timeout: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let server = HttpServer::start(&m, "127.0.0.1:0", config).unwrap();
+    let addr = server.local_addr();
+    // Two silent connections hold both workers.
+    let _a = TcpStream::connect(addr).unwrap();
+    let _b = TcpStream::connect(addr).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.stats().rejected_connections == 0 && Instant::now() < deadline {
+        // Probe until the workers are taken for sure.
+        if get(addr, "/health", "").status == 503 {
+            break;
+        }
+    }
+    let before = server.stats().rejected_connections;
+    assert!(before >= 1, "the two workers were never both busy");
+    // Fewer than the listen backlog (128), so none waits on the kernel.
+    let started = Instant::now();
+    let mut flood: Vec<TcpStream> = (0..120)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    for stream in &mut flood {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        assert_eq!(parse(&bytes).status, 503);
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "120 refusals took {took:?}: refusing stalls accepting"
+    );
+    assert_eq!(server.stats().rejected_connections, before + 120);
+}
+
+/// A worker that frees up within the grace takes the waiting connection
+/// instead of it being refused.
+#[test]
+fn a_connection_waits_briefly_for_a_worker_that_frees_up() {
+    let m = populated();
+    let server = HttpServer::start(&m, "127.0.0.1:0", quick(1)).unwrap();
+    let addr = server.local_addr();
+    for _ in 0..20 {
+        // Closing the only connection and reconnecting at once: the worker
+        // may not have noticed the close yet.
+        let mut held = TcpStream::connect(addr).unwrap();
+        held.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        held.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut head = [0u8; 12];
+        held.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        drop(held);
+        assert_eq!(get(addr, "/health", "").status, 200);
+    }
+    assert_eq!(server.stats().rejected_connections, 0);
+}

@@ -6,7 +6,9 @@
 //! network can reach must not be held hostage by one:
 //!
 //! * a fixed pool of worker threads, one connection each; when all are busy
-//!   a new connection gets `503` at once and is closed,
+//!   a new connection gets `503` and is closed unless a worker frees up
+//!   within 50 ms (that wait is off the accepting thread: refusing never
+//!   delays accepting),
 //! * a request head larger than [`HttpConfig::max_request_bytes`] gets `431`,
 //! * a request head must arrive within [`HttpConfig::read_timeout`] (a client
 //!   sending one byte a second is cut off), and an idle keep-alive
@@ -24,7 +26,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -139,6 +141,7 @@ pub struct HttpServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
+    refuser: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
 }
@@ -203,8 +206,9 @@ impl HttpServer {
             active: AtomicUsize::new(0),
             open: (0..config.workers).map(|_| Mutex::new(None)).collect(),
         });
-        // The acceptor counts connections in service (`active`) and hands a
-        // connection over only while that is below the number of workers,
+        // The acceptor and the refuser count connections in service
+        // (`active`) and hand one over only while that is below the number
+        // of workers,
         // so the queue never holds more than the workers can take at once.
         let (tx, rx) = sync_channel::<TcpStream>(config.workers);
         let rx = Arc::new(Mutex::new(rx));
@@ -217,17 +221,26 @@ impl HttpServer {
                 .map_err(|e| io_error("spawn worker", &e))?;
             workers.push(handle);
         }
+        let (waiting_tx, waiting_rx) = sync_channel::<(Instant, TcpStream)>(WAITING);
+        let refuser = {
+            let (stop, shared, tx) = (Arc::clone(&stop), Arc::clone(&shared), tx.clone());
+            std::thread::Builder::new()
+                .name("vitals-http-refuse".into())
+                .spawn(move || refuse_unless_freed(waiting_rx, tx, &shared, &stop))
+                .map_err(|e| io_error("spawn refuser", &e))?
+        };
         let acceptor = {
             let (stop, shared) = (Arc::clone(&stop), Arc::clone(&shared));
             std::thread::Builder::new()
                 .name("vitals-http-accept".into())
-                .spawn(move || accept(listener, tx, &shared, &stop))
+                .spawn(move || accept(listener, tx, waiting_tx, &shared, &stop))
                 .map_err(|e| io_error("spawn acceptor", &e))?
         };
         Ok(HttpServer {
             addr,
             stop,
             acceptor: Some(acceptor),
+            refuser: Some(refuser),
             workers,
             shared,
         })
@@ -280,6 +293,11 @@ impl HttpServer {
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
         }
+        // With the acceptor gone the refuser's queue ends; it drops what is
+        // still waiting, and its end of the workers' channel.
+        if let Some(refuser) = self.refuser.take() {
+            let _ = refuser.join();
+        }
         // Workers blocked reading a slow or idle client are released by
         // closing their sockets under them.
         for open in self.shared.open.iter() {
@@ -331,6 +349,16 @@ enum Body {
 }
 
 impl Shared {
+    /// Counts one more connection in service if a worker is free for it.
+    fn take_slot(&self) -> bool {
+        let workers = self.config.workers;
+        self.active
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < workers).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
     /// The body for `kind`, from a snapshot at most `snapshot_ttl` old or
     /// one started after this request `arrived`. Holding the lock while
     /// rendering is deliberate: scrapes arriving together wait for one
@@ -384,7 +412,26 @@ fn render_text(snapshot: &Snapshot, format: TextFormat) -> String {
     out
 }
 
-fn accept(listener: TcpListener, tx: SyncSender<TcpStream>, shared: &Shared, stop: &AtomicBool) {
+/// How long a connection that finds every worker busy waits for one to
+/// free up before it is refused: a worker that has just finished may not
+/// have given its slot back yet when its client reconnects.
+const GRACE: Duration = Duration::from_millis(50);
+
+/// Connections waiting out their grace at once; beyond that a connection
+/// is refused at once.
+const WAITING: usize = 1024;
+
+/// Accepts connections and hands each to a worker, or when every worker is
+/// busy to the refuser thread ([`refuse_unless_freed`]). It never sleeps
+/// or waits on a client, so a flood of refused connections does not delay
+/// the ones behind them.
+fn accept(
+    listener: TcpListener,
+    tx: SyncSender<TcpStream>,
+    waiting: SyncSender<(Instant, TcpStream)>,
+    shared: &Shared,
+    stop: &AtomicBool,
+) {
     for stream in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             break;
@@ -394,28 +441,64 @@ fn accept(listener: TcpListener, tx: SyncSender<TcpStream>, shared: &Shared, sto
             std::thread::sleep(Duration::from_millis(10));
             continue;
         };
-        // A worker that has just finished may not have given its slot back
-        // yet when its client reconnects; a short grace keeps that race
-        // from showing as a 503 without letting a flood queue up.
-        let mut waited = 0;
-        while shared.active.load(Ordering::SeqCst) >= shared.config.workers && waited < 10 {
-            std::thread::sleep(Duration::from_millis(5));
-            waited += 1;
-        }
-        if shared.active.load(Ordering::SeqCst) < shared.config.workers {
-            shared.active.fetch_add(1, Ordering::SeqCst);
+        if shared.take_slot() {
             if tx.send(stream).is_err() {
                 return;
             }
             continue;
         }
-        shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-        shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-        let busy = Response::text(503, "all workers busy\n").header("Retry-After", "1");
-        let _ = write_response(&stream, &busy, false, false);
-        let _ = stream.shutdown(Shutdown::Both);
+        match waiting.try_send((Instant::now(), stream)) {
+            Ok(()) => {}
+            Err(TrySendError::Full((_, stream))) => refuse(&stream, shared),
+            Err(TrySendError::Disconnected(_)) => return,
+        }
     }
+}
+
+/// Gives each connection that found every worker busy its [`GRACE`]
+/// (counted from when it was accepted, so a queue of them waits 50 ms in
+/// all, not 50 ms each), hands it to a worker that frees up in time, and
+/// refuses it otherwise.
+fn refuse_unless_freed(
+    waiting: Receiver<(Instant, TcpStream)>,
+    tx: SyncSender<TcpStream>,
+    shared: &Shared,
+    stop: &AtomicBool,
+) {
+    while let Ok((accepted, stream)) = waiting.recv() {
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            if shared.take_slot() {
+                if tx.send(stream).is_err() {
+                    return;
+                }
+                break;
+            }
+            if accepted.elapsed() >= GRACE {
+                refuse(&stream, shared);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Answers `503` and closes, without waiting on the client: a fresh
+/// connection's send buffer takes the short answer at once, and a client
+/// that cannot take it loses it.
+fn refuse(stream: &TcpStream, shared: &Shared) {
+    shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+    shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let _ = stream.set_nonblocking(true);
+    // Whatever request arrived is read first: closing a socket with unread
+    // bytes resets the connection, which can cost the client the answer.
+    let mut sink = [0u8; 4096];
+    while matches!((&mut &*stream).read(&mut sink), Ok(n) if n > 0) {}
+    let busy = Response::text(503, "all workers busy\n").header("Retry-After", "1");
+    let _ = write_response(stream, &busy, false, false);
+    let _ = stream.shutdown(Shutdown::Both);
 }
 
 fn worker(index: usize, rx: &Mutex<Receiver<TcpStream>>, shared: &Shared, stop: &AtomicBool) {
