@@ -151,6 +151,24 @@ pub fn history_level_file(data: &[u8]) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Reads `data[2..]` as everything a client sends on one HTTP connection,
+/// through the endpoint's request reader and parser (pipelined requests,
+/// limits, `Content-Length` rules), and checks that reading it in pieces
+/// (of `data[0] % 64 + 1` bytes) gives the same requests and answers as
+/// reading it as it comes. `data[1]` picks the head size limit: 256 B or
+/// 8 KiB.
+///
+/// ```
+/// vitals::fuzzing::http_request_head(b"\x03\x00GET / HTTP/1.1\r\n\r\n");
+/// ```
+pub fn http_request_head(data: &[u8]) {
+    let [piece, limit, stream @ ..] = data else {
+        return;
+    };
+    let max_request_bytes = if limit % 2 == 0 { 256 } else { 8 * 1024 };
+    crate::export::http::check_requests(stream, usize::from(piece % 64) + 1, max_request_bytes);
+}
+
 /// The distinct `"name"` values of the JSON lines in `content` (at most 4).
 fn mentioned_names(content: &[u8]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();

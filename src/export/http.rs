@@ -894,3 +894,72 @@ fn write_response(
     }
     out.flush()
 }
+
+/// Reads `data` as everything a client sends on one connection, once in
+/// reads of up to 1 KiB and once in reads of `piece` bytes, and panics
+/// unless both give the same requests and answers: how bytes are split by
+/// the network must not change what the server does (test support for the
+/// fuzzers, see [`crate::fuzzing`]).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn check_requests(data: &[u8], piece: usize, max_request_bytes: usize) {
+    /// Bytes in memory, handed out `piece` at a time.
+    struct Pieces<'a> {
+        data: &'a [u8],
+        piece: usize,
+    }
+    impl Source for Pieces<'_> {
+        fn read_within(&mut self, buf: &mut [u8], _wait: Duration) -> io::Result<usize> {
+            let n = self.piece.max(1).min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+    #[derive(Debug, PartialEq)]
+    enum Outcome {
+        Request {
+            method: String,
+            path: String,
+            accept: String,
+            keep_alive: bool,
+        },
+        Refused(u16),
+    }
+    let config = HttpConfig {
+        max_request_bytes,
+        ..HttpConfig::default()
+    };
+    let read = |piece: usize| {
+        let mut source = Pieces { data, piece };
+        let mut reader = RequestReader::default();
+        let mut outcomes = Vec::new();
+        for served in 0..64 {
+            match reader.next(&mut source, &config, served == 0) {
+                Ok(Some(request)) => {
+                    assert!(!request.path.contains('?'), "query left in the path");
+                    assert_eq!(request.head, request.method == "HEAD");
+                    // What stays buffered never grows past one head and
+                    // one read.
+                    assert!(reader.buf.len() <= config.max_request_bytes + 1024);
+                    let keep_alive = request.keep_alive;
+                    outcomes.push(Outcome::Request {
+                        method: request.method,
+                        path: request.path,
+                        accept: request.accept,
+                        keep_alive,
+                    });
+                    if !keep_alive {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(response) => {
+                    outcomes.push(Outcome::Refused(response.status));
+                    break;
+                }
+            }
+        }
+        outcomes
+    };
+    assert_eq!(read(usize::MAX), read(piece), "piece size {piece}");
+}
