@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::export::{JsonLinesExporter, JsonLinesReader};
 use crate::history::{Aggregation, History, Level, Query};
@@ -72,10 +73,14 @@ pub fn history_level_line(line: &[u8]) {
     crate::history::check_level_line(line);
 }
 
-/// Writes `data[1..]` as a level file (the level picked by `data[0]`) in a
-/// fresh directory, opens a persisted [`History`] on it, ingests a snapshot
-/// and runs every aggregation over the names the file mentions: the path a
-/// program takes when it restarts on files it did not write.
+/// Writes `data[1..]` as a level file (the level picked by `data[0] % 4`)
+/// in a fresh directory, opens a persisted [`History`] on it, ingests a
+/// snapshot and runs every aggregation over the names the file mentions:
+/// the path a program takes when it restarts on files it did not write.
+/// With bit 2 of `data[0]` set the content is repeated past 64 KiB, and
+/// with bit 3 only a minute of each level stays in memory, so that
+/// queries read the file and enter it by bisection, over lines out of
+/// time order.
 ///
 /// ```
 /// vitals::fuzzing::history_level_file(b"\x01{\"name\":\"x\"}\n");
@@ -95,19 +100,31 @@ pub fn history_level_file(data: &[u8]) {
     let dir = scratch_dir();
     let files = dir.join(level.as_str());
     if std::fs::create_dir_all(&files).is_err()
-        || std::fs::write(files.join(format!("{segment}.jsonl")), content).is_err()
+        || std::fs::write(
+            files.join(format!("{segment}.jsonl")),
+            file_bytes(pick, content),
+        )
+        .is_err()
     {
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }
     let names = mentioned_names(content);
-    if let Ok(history) = History::builder().persist(&dir).build() {
+    let mut builder = History::builder().persist(&dir);
+    if pick & 8 != 0 {
+        // Little resident: queries read the file, entering it mid-way.
+        for level in Level::ALL {
+            builder = builder.resident(level, Duration::from_secs(60));
+        }
+    }
+    if let Ok(history) = builder.build() {
         let stats = history.stats();
         let newest = history.newest_unix_ms().unwrap_or(0);
         let ranges = [
             (0, u64::MAX),
             (segment, segment.saturating_add(span)),
             (newest.saturating_sub(3_600_000), newest.saturating_add(1)),
+            (segment.saturating_add(span / 3), newest),
         ];
         let run = |history: &History| {
             for name in &names {
@@ -116,7 +133,7 @@ pub fn history_level_file(data: &[u8]) {
                         let query = Query::new(name.as_str(), aggregation).range(start, end);
                         let query = match i {
                             0 => query,
-                            1 => query.level(level),
+                            1 | 3 => query.level(level),
                             _ => query.max_points(7),
                         };
                         if let Ok(result) = history.query(&query) {
@@ -167,6 +184,16 @@ pub fn http_request_head(data: &[u8]) {
     };
     let max_request_bytes = if limit % 2 == 0 { 256 } else { 8 * 1024 };
     crate::export::http::check_requests(stream, usize::from(piece % 64) + 1, max_request_bytes);
+}
+
+/// The level file's bytes: `content`, or with bit 2 of `pick` set as many
+/// copies of it as pass the 64 KiB above which reads bisect.
+fn file_bytes(pick: u8, content: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    const BISECTED: usize = 64 * 1024;
+    if pick & 4 == 0 || content.is_empty() {
+        return content.into();
+    }
+    content.repeat(BISECTED / content.len() + 2).into()
 }
 
 /// The distinct `"name"` values of the JSON lines in `content` (at most 4).
