@@ -146,10 +146,14 @@ pub fn history_level_file(data: &[u8]) {
                             _ => query.max_points(7),
                         };
                         if let Ok(result) = history.query(&query) {
-                            assert!(result.series.iter().all(|s| s
-                                .points
-                                .windows(2)
-                                .all(|w| w[0].timestamp_unix_ms < w[1].timestamp_unix_ms)));
+                            for series in &result.series {
+                                assert!(
+                                    series.points.windows(2).all(|w| {
+                                        w[0].timestamp_unix_ms < w[1].timestamp_unix_ms
+                                    }),
+                                    "steps out of time order for {query:?}: {series:?}"
+                                );
+                            }
                         }
                     }
                 }
