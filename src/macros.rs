@@ -429,7 +429,7 @@ pub mod __private {
         ) -> H {
             let family = match self.family.get() {
                 Some(family) => family,
-                None => match self.register(name) {
+                None => match self.register(name, labels) {
                     Some(family) => family,
                     None => return H::detached(),
                 },
@@ -451,8 +451,12 @@ pub mod __private {
 
         #[cold]
         #[inline(never)]
-        fn register(&'static self, name: &str) -> Option<&'static Arc<Family>> {
-            match global().__family(name, H::KIND) {
+        fn register(
+            &'static self,
+            name: &str,
+            labels: &[(&str, &str)],
+        ) -> Option<&'static Arc<Family>> {
+            match global().__family(name, H::KIND, labels) {
                 Ok(family) => Some(self.family.get_or_init(|| family)),
                 Err(err) => {
                     global().__report(err);

@@ -374,7 +374,7 @@ impl MetricsCollector {
     /// ```
     pub fn configure_histogram(&self, name: &str, window: Window) -> Result<(), Error> {
         window.validate()?;
-        let family = self.inner.family(name, MetricKind::Histogram)?;
+        let family = self.inner.family(name, MetricKind::Histogram, &[])?;
         if !family.series.read().list.is_empty() {
             return Err(Error::InvalidConfig(format!(
                 "histogram {name:?} already has series; configure its window before first use"
@@ -410,7 +410,7 @@ impl MetricsCollector {
     /// ```
     pub fn configure_histogram_buckets(&self, name: &str, bounds: &[f64]) -> Result<(), Error> {
         validate_bucket_bounds(name, bounds)?;
-        let family = self.inner.family(name, MetricKind::Histogram)?;
+        let family = self.inner.family(name, MetricKind::Histogram, &[])?;
         if !family.series.read().list.is_empty() {
             return Err(Error::InvalidConfig(format!(
                 "histogram {name:?} already has series; configure its buckets before first use"
@@ -449,7 +449,7 @@ impl MetricsCollector {
                 )));
             }
         }
-        let family = self.inner.family(name, kind)?;
+        let family = self.inner.family(name, kind, &[])?;
         let mut meta = family.meta.lock();
         meta.help = Some(help.to_owned());
         if let Some(unit) = unit {
@@ -580,8 +580,13 @@ impl MetricsCollector {
     // ------------------------------------------------ support for macros
 
     #[doc(hidden)]
-    pub fn __family(&self, name: &str, kind: MetricKind) -> Result<Arc<Family>, Error> {
-        self.inner.family(name, kind)
+    pub fn __family(
+        &self,
+        name: &str,
+        kind: MetricKind,
+        labels: &[(&str, &str)],
+    ) -> Result<Arc<Family>, Error> {
+        self.inner.family(name, kind, labels)
     }
 
     /// The existing, regular series with these labels: never the overflow
@@ -713,6 +718,14 @@ impl Handle for Histogram {
     }
 }
 
+/// Label names a series of `kind` may not use: the exporters write them.
+fn reserved_labels(kind: MetricKind) -> &'static [&'static str] {
+    match kind {
+        MetricKind::Histogram => &[OVERFLOW_LABEL, "quantile", "le"],
+        _ => &[OVERFLOW_LABEL],
+    }
+}
+
 /// The handle inside `metric`. A family holds only its own kind and callers
 /// ask by kind, so a mismatch cannot happen; if it ever did, it is reported
 /// as one rather than a panic.
@@ -752,17 +765,26 @@ impl Inner {
         })
     }
 
-    /// The family for `name`, created if new; checks the kind.
-    fn family(&self, name: &str, kind: MetricKind) -> Result<Arc<Family>, Error> {
+    /// The family for `name`, created if new; checks the kind. `labels`
+    /// are the first series' labels: a new family is created only when
+    /// they are valid too, so that a refused registration leaves no trace
+    /// (no kind claimed, no `max_metrics` slot used).
+    fn family(
+        &self,
+        name: &str,
+        kind: MetricKind,
+        labels: &[(&str, &str)],
+    ) -> Result<Arc<Family>, Error> {
         if let Some(family) = self.families.read().get(name) {
             return check_kind(family, kind).map(|()| Arc::clone(family));
         }
         validate_metric_name(name)?;
+        validate_labels(name, labels, reserved_labels(kind))?;
         let mut families = self.families.write();
         if let Some(family) = families.get(name) {
             return check_kind(family, kind).map(|()| Arc::clone(family));
         }
-        if families.len() >= self.max_metrics + INTERNAL_FAMILIES {
+        if families.len() >= self.max_metrics.saturating_add(INTERNAL_FAMILIES) {
             return Err(Error::CardinalityLimit {
                 name: name.to_owned(),
                 limit: self.max_metrics,
@@ -791,7 +813,7 @@ impl Inner {
                 }
             }
         }
-        let family = self.family(name, kind)?;
+        let family = self.family(name, kind, labels)?;
         self.in_family(&family, labels, overflow)
     }
 
@@ -835,11 +857,7 @@ impl Inner {
         labels: &[(&str, &str)],
         overflow: bool,
     ) -> Result<Metric, Error> {
-        let reserved: &[&str] = match family.kind {
-            MetricKind::Histogram => &[OVERFLOW_LABEL, "quantile", "le"],
-            _ => &[OVERFLOW_LABEL],
-        };
-        validate_labels(&family.name, labels, reserved)?;
+        validate_labels(&family.name, labels, reserved_labels(family.kind))?;
         let hash = hash_labels(self.seed, labels);
         let mut set = family.series.write();
         // Another thread may have created it between our read and write lock.

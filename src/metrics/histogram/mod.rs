@@ -363,16 +363,9 @@ impl HistogramCore {
             }
         } else if value.is_nan() || value < 0.0 {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-        } else if let WindowCore::Count(w) = &self.kind {
-            // A count window stores values exactly; only +inf is clamped, so
-            // that sums stay finite.
-            if value.is_finite() {
-                w.record(value.to_bits());
-            } else {
-                self.saturated.fetch_add(1, Ordering::Relaxed);
-                w.record(f64::MAX.to_bits());
-            }
         } else {
+            // Both windows clamp to the same range, so that sums of any
+            // number of values stay finite and the JSON stays readable.
             self.saturated.fetch_add(1, Ordering::Relaxed);
             let clamped = if value < MIN_TRACKABLE {
                 MIN_BITS
