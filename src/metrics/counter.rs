@@ -41,6 +41,11 @@ pub(crate) struct CounterCore {
 struct Stripe(AtomicU64);
 
 impl Counter {
+    /// True when a handle other than this one may exist.
+    pub(crate) fn shared(&self) -> bool {
+        self.core.shared()
+    }
+
     pub(crate) fn from_storage(core: Storage<CounterCore>) -> Self {
         Counter { core }
     }

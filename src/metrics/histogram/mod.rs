@@ -130,6 +130,11 @@ enum WindowCore {
 }
 
 impl Histogram {
+    /// True when a handle other than this one may exist.
+    pub(crate) fn shared(&self) -> bool {
+        self.core.shared()
+    }
+
     pub(crate) fn from_storage(core: Storage<HistogramCore>) -> Self {
         Histogram { core }
     }
