@@ -88,7 +88,7 @@ fn invalid_label_names_are_typed_errors() {
 #[test]
 fn a_name_reused_as_another_kind_is_a_typed_error() {
     let m = MetricsCollector::new();
-    m.try_counter("thing", &[]).unwrap();
+    let _ = m.try_counter("thing", &[]).unwrap();
     let err = m.try_gauge("thing", &[("other", "labels")]).unwrap_err();
     assert_eq!(
         err,
@@ -158,7 +158,7 @@ fn the_cardinality_limit_is_a_typed_error_then_an_overflow_series() {
 fn the_number_of_metric_names_is_capped() {
     let m = MetricsCollector::builder().max_metrics(5).build();
     for i in 0..5 {
-        m.try_gauge(&format!("g{i}"), &[]).unwrap();
+        let _ = m.try_gauge(&format!("g{i}"), &[]).unwrap();
     }
     assert!(matches!(
         m.try_gauge("g5", &[]),

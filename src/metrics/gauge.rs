@@ -25,6 +25,7 @@ use super::Storage;
 /// assert_eq!(depth.value(), 12.0);
 /// ```
 #[derive(Clone)]
+#[must_use = "a handle does nothing until it is used; to register a series without updating it, bind it: `let _ = ...`"]
 pub struct Gauge {
     core: Storage<GaugeCore>,
 }

@@ -110,6 +110,7 @@ use time::TimeWindow;
 /// assert_eq!(snap.histograms[0].summary.window.count, 3);
 /// ```
 #[derive(Clone)]
+#[must_use = "a handle does nothing until it is used; to register a series without updating it, bind it: `let _ = ...`"]
 pub struct Histogram {
     core: Storage<HistogramCore>,
 }
