@@ -96,6 +96,11 @@ macro_rules! histogram {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __vitals_handle {
+    ($ty:ty; $(collector: $c:expr $(,)?)?) => {
+        ::core::compile_error!(
+            "a metric name is required, e.g. counter!(\"jobs_total\") or counter!(\"jobs_total\", \"queue\" => queue)"
+        )
+    };
     ($ty:ty; collector: $c:expr, $name:expr $(, $k:expr => $v:expr)* $(,)?) => {
         <$ty as $crate::__private::MacroHandle>::get(
             &$c,
@@ -288,6 +293,11 @@ macro_rules! timed {
     };
     ($name:expr $(, $k:expr => $v:expr)*; $body:expr) => {
         $crate::timed!(collector: *$crate::global(), $name $(, $k => $v)*; $body)
+    };
+    ($($args:tt)*) => {
+        ::core::compile_error!(
+            "timed! takes a histogram name, optional labels and a block: timed!(\"work_seconds\", \"k\" => v; { ... }), with `errors = \"errors_total\";` before the block to count Err values"
+        )
     };
 }
 
