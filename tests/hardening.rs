@@ -358,3 +358,23 @@ fn a_deleted_active_file_is_recreated_and_the_loss_reported() {
     exporter.export(&metrics.snapshot()).unwrap();
     assert_eq!(JsonLinesReader::open(&path).unwrap().count(), 1);
 }
+
+#[test]
+fn every_error_kind_is_counted_whatever_the_cardinality_limit() {
+    let metrics = MetricsCollector::builder()
+        .cardinality_limit(1)
+        .max_metrics(1)
+        .build();
+    metrics.counter("a_total", &[]).inc();
+    let _ = metrics.gauge("a_total", &[]); // kind_mismatch
+    let _ = metrics.counter("b_total", &[]); // cardinality_limit (names)
+    let _ = metrics.counter("bad name", &[]); // invalid_name
+    let snap = metrics.snapshot();
+    for kind in ["kind_mismatch", "cardinality_limit", "invalid_name"] {
+        assert_eq!(
+            snap.counter("vitals_errors_total", &[("kind", kind)]),
+            Some(1),
+            "{kind}"
+        );
+    }
+}
