@@ -378,3 +378,19 @@ fn every_error_kind_is_counted_whatever_the_cardinality_limit() {
         );
     }
 }
+
+#[test]
+fn a_counter_past_u64_max_wraps() {
+    let clock = Arc::new(vitals::ManualClock::new());
+    let metrics = MetricsCollector::builder().clock(clock.clone()).build();
+    let c = metrics.counter("huge_total", &[]);
+    c.increment(u64::MAX - 4);
+    metrics.snapshot();
+    clock.advance(Duration::from_secs(10));
+    c.increment(10);
+    let snap = metrics.snapshot();
+    assert_eq!(snap.counter("huge_total", &[]), Some(5));
+    // The rate is taken modulo 2^64 too: finite, never negative.
+    let rate = snap.counter_sample("huge_total", &[]).unwrap().rate.unwrap();
+    assert!(rate.per_second.is_finite() && rate.per_second >= 0.0, "{rate:?}");
+}
