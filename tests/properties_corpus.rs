@@ -78,7 +78,11 @@ fn families_json(families: &[Family]) -> String {
                 .iter()
                 .map(|(k, v)| format!("[{},{}]", js(k), js(v)))
                 .collect();
-            let value = if s.raw.is_empty() { number_text(s.value) } else { s.raw.clone() };
+            let value = if s.raw.is_empty() {
+                number_text(s.value)
+            } else {
+                s.raw.clone()
+            };
             let _ = write!(
                 out,
                 "{{\"name\":{},\"labels\":[{}],\"value\":{}}}",
@@ -97,7 +101,8 @@ fn families_json(families: &[Family]) -> String {
 #[ignore = "writes the corpus for scripts/ci_export_checks.sh; needs VITALS_CORPUS_DIR"]
 fn write_exposition_corpus() {
     let dir = PathBuf::from(
-        std::env::var_os("VITALS_CORPUS_DIR").expect("set VITALS_CORPUS_DIR to the output directory"),
+        std::env::var_os("VITALS_CORPUS_DIR")
+            .expect("set VITALS_CORPUS_DIR to the output directory"),
     );
     let size: usize = std::env::var("VITALS_CORPUS_SIZE")
         .ok()
@@ -132,7 +137,11 @@ fn write_exposition_corpus() {
             .plugin_deadline(Duration::from_secs(60))
             .build();
         for (p, samples) in plugins.into_iter().enumerate() {
-            m.register(gen::SamplesPlugin { name: format!("plugin{p}"), samples }).unwrap();
+            m.register(gen::SamplesPlugin {
+                name: format!("plugin{p}"),
+                samples,
+            })
+            .unwrap();
         }
         let base = dir.join(format!("{i:03}"));
         let mut jsonl = JsonLinesExporter::new(base.with_extension("jsonl")).unwrap();
@@ -150,7 +159,10 @@ fn write_exposition_corpus() {
         let om = render_openmetrics(&snap);
         std::fs::write(base.with_extension("prom"), &prom).unwrap();
         std::fs::write(base.with_extension("om"), &om).unwrap();
-        let (want_prom, want_om) = (expected(&snap, Format::Prometheus), expected(&snap, Format::OpenMetrics));
+        let (want_prom, want_om) = (
+            expected(&snap, Format::Prometheus),
+            expected(&snap, Format::OpenMetrics),
+        );
         std::fs::write(
             base.with_extension("expected.json"),
             format!(
@@ -160,12 +172,19 @@ fn write_exposition_corpus() {
             ),
         )
         .unwrap();
-        for (format, text, want) in [(Format::Prometheus, &prom, &want_prom), (Format::OpenMetrics, &om, &want_om)] {
+        for (format, text, want) in [
+            (Format::Prometheus, &prom, &want_prom),
+            (Format::OpenMetrics, &om, &want_om),
+        ] {
             if let Err(e) = parse(text, format).and_then(|parsed| compare(&parsed, want)) {
                 failures.push(format!("{i:03} {format:?}: {e}"));
             }
         }
     }
     println!("wrote {size} registries to {}", dir.display());
-    assert!(failures.is_empty(), "the strict parser rejects:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "the strict parser rejects:\n{}",
+        failures.join("\n")
+    );
 }

@@ -222,7 +222,7 @@ fn same_snapshot(a: &Snapshot, b: &Snapshot) -> bool {
 }
 
 proptest! {
-    #![proptest_config(gen::config(32))]
+    #![proptest_config(gen::config(64))]
 
     /// The collector against a model of the README's rules: each `try_*`
     /// result, every total, gauge, histogram count, error count and
