@@ -342,6 +342,37 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(gen::config(64))]
+
+    /// `timed!` on an explicit collector with any histogram name, error
+    /// counter name and label values: never panics, returns the block's
+    /// value, and when the names and labels are valid (and not already
+    /// another kind) times the block once and counts an `Err` once.
+    #[test]
+    fn timed_blocks_with_any_names_are_timed_and_counted(
+        name in gen::metric_name(),
+        errors in gen::metric_name(),
+        value in gen::label_value(),
+        fail in any::<bool>(),
+    ) {
+        let m = MetricsCollector::new();
+        let out: Result<u8, u8> = vitals::timed!(collector: m, &name, "k" => &value;
+            errors = &errors;
+            { if fail { Err(7) } else { Ok(3) } });
+        prop_assert_eq!(out, if fail { Err(7) } else { Ok(3) });
+        let snap = m.snapshot();
+        let valid = gen::is_valid_metric_name(&name) && gen::is_valid_metric_name(&errors) && name != errors;
+        if valid {
+            let h = snap.histogram(&name, &[("k", &value)]);
+            prop_assert_eq!(h.map(|h| h.lifetime.count), Some(1));
+            prop_assert_eq!(snap.counter(&errors, &[("k", &value)]), fail.then_some(1));
+        } else {
+            prop_assert!(snap.first_error.is_some() || !fail && gen::is_valid_metric_name(&name));
+        }
+    }
+}
+
 /// Equal JSON trees, numbers within one ulp; `Err` names the first place
 /// where they differ.
 fn within_an_ulp(a: &serde_json::Value, b: &serde_json::Value, path: String) -> Result<(), String> {
