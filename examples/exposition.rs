@@ -101,7 +101,7 @@ fn registry() -> Result<MetricsCollector, vitals::Error> {
         latency.record(f64::from(i) / 10_000.0);
     }
     // Empty histograms: a summary and a bucketed one.
-    m.try_histogram("request_duration_seconds", &[("path", "/idle")])?;
+    let _registered = m.try_histogram("request_duration_seconds", &[("path", "/idle")])?;
     m.try_describe(
         MetricKind::Histogram,
         "payload_size_bytes",
@@ -113,7 +113,7 @@ fn registry() -> Result<MetricsCollector, vitals::Error> {
     for v in [0.0, 50.0, 100.0, 150.0, 5_000.0, 1e9] {
         sizes.record(v);
     }
-    m.try_histogram("payload_size_bytes", &[("kind", "empty")])?;
+    let _registered = m.try_histogram("payload_size_bytes", &[("kind", "empty")])?;
     m.configure_histogram("batch_size", Window::Count { values: 100 })?;
     m.try_describe(
         MetricKind::Histogram,

@@ -71,6 +71,24 @@ pub enum Error {
     /// Plug-ins return it from [`Collector::collect`](crate::Collector::collect).
     #[error("collection failed: {0}")]
     Collection(String),
+    /// A value a metric of this kind cannot hold, such as a negative or
+    /// NaN counter sample from a plug-in. The value is not recorded.
+    ///
+    /// ```
+    /// let mut out = vitals::Samples::new();
+    /// let err = out.counter("bytes_total", &[], -1.0).unwrap_err();
+    /// assert_eq!(err.kind(), "invalid_value");
+    /// assert!(err.to_string().contains("-1"));
+    /// ```
+    #[error("metric {name:?} cannot take the value {value}: {expected}")]
+    InvalidValue {
+        /// The metric name.
+        name: String,
+        /// The value, as Rust prints it (`NaN`, `-1`, `inf`).
+        value: String,
+        /// What the metric accepts.
+        expected: &'static str,
+    },
     /// A plug-in collector with this name is already registered on the
     /// collector.
     #[error("a plug-in collector named {0:?} is already registered")]
@@ -143,6 +161,7 @@ impl Error {
             Error::InvalidConfig(_) => "invalid_config",
             Error::RecorderAlreadyInstalled => "recorder_already_installed",
             Error::Collection(_) => "collection",
+            Error::InvalidValue { .. } => "invalid_value",
             Error::DuplicateCollector(_) => "duplicate_collector",
             Error::Io { .. } => "io",
             Error::InvalidTimeRange { .. } => "invalid_time_range",

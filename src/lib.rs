@@ -81,6 +81,8 @@ pub mod bridge;
 mod clock;
 mod error;
 pub mod export;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod history;
 mod key;
 mod macros;

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Clock;
+use crate::clock::{instant_after, Clock};
 use crate::error::Error;
 use crate::key::{validate_labels, validate_metric_name, Labels};
 use crate::metrics::histogram::Histogram;
@@ -205,6 +205,8 @@ pub struct Sample {
 #[derive(Debug, Default, Clone)]
 pub struct Samples {
     items: Vec<Sample>,
+    /// Values refused (a counter that is negative or not finite).
+    dropped: u64,
 }
 
 impl Samples {
@@ -231,10 +233,18 @@ impl Samples {
     /// Adds a running total (in `f64`, which is exact for whole numbers up
     /// to 2^53, about 9 PB in bytes).
     ///
+    /// A counter is finite and non-negative: any other value (NaN, ±∞, a
+    /// negative number) is refused with [`Error::InvalidValue`], left out of
+    /// the report, and counted in the plug-in's
+    /// [`PluginStats::dropped_samples`], so that no exporter ever writes a
+    /// counter its readers reject.
+    ///
     /// ```
     /// let mut out = vitals::Samples::new();
     /// out.counter("bytes_total", &[("dir", "rx")], 4096.0).unwrap();
     /// assert_eq!(out.as_slice()[0].value, 4096.0);
+    /// assert!(out.counter("bytes_total", &[("dir", "tx")], f64::NAN).is_err());
+    /// assert_eq!(out.len(), 1);
     /// ```
     pub fn counter(
         &mut self,
@@ -242,7 +252,16 @@ impl Samples {
         labels: &[(&str, &str)],
         value: f64,
     ) -> Result<(), Error> {
-        self.push(name, labels, SampleKind::Counter, value)
+        if !(value.is_finite() && value >= 0.0) {
+            self.dropped = self.dropped.saturating_add(1);
+            return Err(Error::InvalidValue {
+                name: name.to_owned(),
+                value: value.to_string(),
+                expected: "a counter is finite and not negative",
+            });
+        }
+        // -0.0 is a zero; written as "-0" it would read as negative.
+        self.push(name, labels, SampleKind::Counter, value.abs())
     }
 
     fn push(
@@ -363,6 +382,10 @@ pub struct PluginStats {
     pub interval_seconds: Option<f64>,
     /// The deadline in seconds.
     pub deadline_seconds: f64,
+    /// Samples refused over the plug-in's life because their value did not
+    /// fit their kind (see [`Samples::counter`]).
+    #[serde(default)]
+    pub dropped_samples: u64,
 }
 
 /// One plug-in's part of a [`Snapshot`](crate::Snapshot): its status, its
@@ -564,7 +587,9 @@ impl Plugin {
     }
 
     /// How long a snapshot waits for this plug-in (at least 1 ms; default
-    /// [`DEFAULT_PLUGIN_DEADLINE`] or the collector's setting).
+    /// [`DEFAULT_PLUGIN_DEADLINE`] or the collector's setting). A deadline
+    /// too long for the platform's clock to add (such as `Duration::MAX`)
+    /// means the snapshot waits until the collection finishes.
     ///
     /// ```
     /// # use vitals::{Collector, Error, Samples};
@@ -647,11 +672,13 @@ struct State {
     timeouts: u64,
     last_error: Option<String>,
     last_duration: Option<Duration>,
+    dropped_samples: u64,
 }
 
 enum Outcome {
     Ok(Samples),
-    Failed(String),
+    /// The error, and the samples refused before it.
+    Failed(String, u64),
     Unavailable,
 }
 
@@ -669,13 +696,13 @@ impl Entry {
                 }
                 match (st.enabled, st.interval, st.last_start) {
                     (true, Some(_), None) => break,
-                    (true, Some(every), Some(last)) => {
-                        let due = last + every;
-                        if Instant::now() >= due {
-                            break;
+                    (true, Some(every), Some(last)) => match instant_after(last, every) {
+                        Some(due) if Instant::now() >= due => break,
+                        Some(due) => {
+                            self.wake.wait_until(&mut st, due);
                         }
-                        self.wake.wait_until(&mut st, due);
-                    }
+                        None => self.wake.wait(&mut st),
+                    },
                     _ => self.wake.wait(&mut st),
                 }
             }
@@ -701,13 +728,15 @@ impl Entry {
             match outcome {
                 Outcome::Ok(samples) => {
                     st.status = PluginStatus::Ok;
+                    st.dropped_samples = st.dropped_samples.saturating_add(samples.dropped);
                     if st.enabled {
                         st.samples = samples.items;
                     }
                     st.last_good_at = Some(self.clock.monotonic());
                 }
-                Outcome::Failed(message) => {
+                Outcome::Failed(message, dropped) => {
                     st.status = PluginStatus::Error;
+                    st.dropped_samples = st.dropped_samples.saturating_add(dropped);
                     st.errors += 1;
                     st.last_error = Some(message);
                 }
@@ -730,7 +759,7 @@ impl Entry {
             let mut out = Samples::new();
             match self.collector.collect(&mut out) {
                 Ok(()) => Outcome::Ok(out),
-                Err(err) => Outcome::Failed(err.to_string()),
+                Err(err) => Outcome::Failed(err.to_string(), out.dropped),
             }
         }));
         attempt.unwrap_or_else(|payload| {
@@ -739,7 +768,7 @@ impl Entry {
                 .map(|s| (*s).to_owned())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic with a non-text payload".to_owned());
-            Outcome::Failed(format!("panicked: {message}"))
+            Outcome::Failed(format!("panicked: {message}"), 0)
         })
     }
 
@@ -779,6 +808,7 @@ impl Entry {
                     .map(|at| now.saturating_sub(at).as_secs_f64()),
                 interval_seconds: st.interval.map(|d| d.as_secs_f64()),
                 deadline_seconds: st.deadline.as_secs_f64(),
+                dropped_samples: st.dropped_samples,
             },
         }
     }
@@ -835,13 +865,15 @@ impl PluginSet {
                 timeouts: 0,
                 last_error: None,
                 last_duration: None,
+                dropped_samples: 0,
             }),
             wake: Condvar::new(),
             done: Condvar::new(),
         });
         let worker = Arc::clone(&entry);
         std::thread::Builder::new()
-            .name(format!("vitals-plugin-{name}"))
+            // A thread name cannot hold a NUL; the plug-in's own name can.
+            .name(format!("vitals-plugin-{}", name.replace('\0', "\\0")))
             .spawn(move || worker.work())
             .map_err(|e| {
                 Error::Collection(format!("cannot start the worker thread of {name:?}: {e}"))
@@ -883,11 +915,19 @@ impl PluginSet {
                 // At most one collection asked for or in flight: join it
                 // (until its own deadline) rather than start another.
                 if on_demand {
-                    waits.push((Arc::clone(entry), st.finished, since + st.deadline));
+                    waits.push((
+                        Arc::clone(entry),
+                        st.finished,
+                        instant_after(since, st.deadline),
+                    ));
                 }
             } else if on_demand {
                 st.requested = Some(asked);
-                waits.push((Arc::clone(entry), st.finished, asked + st.deadline));
+                waits.push((
+                    Arc::clone(entry),
+                    st.finished,
+                    instant_after(asked, st.deadline),
+                ));
                 drop(st);
                 entry.wake.notify_all();
             }
@@ -895,8 +935,15 @@ impl PluginSet {
         for (entry, finished, until) in waits {
             let mut st = entry.state.lock();
             while st.finished == finished && !st.shutdown && st.enabled {
-                if entry.done.wait_until(&mut st, until).timed_out() {
-                    break;
+                match until {
+                    Some(until) => {
+                        if entry.done.wait_until(&mut st, until).timed_out() {
+                            break;
+                        }
+                    }
+                    // A deadline beyond what an `Instant` holds: wait for the
+                    // collection itself.
+                    None => entry.done.wait(&mut st),
                 }
             }
         }

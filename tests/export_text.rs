@@ -98,7 +98,7 @@ fn histograms_are_summaries_with_window_quantiles_and_lifetime_sum_and_count() {
     for v in 1..=100 {
         h.record(f64::from(v));
     }
-    m.histogram("latency_seconds", &[("route", "/idle")]);
+    let _ = m.histogram("latency_seconds", &[("route", "/idle")]);
     let snap = m.snapshot();
     let q = snap
         .histogram("latency_seconds", &[("route", "/")])
@@ -242,7 +242,7 @@ fn the_table_and_status_line_show_units_and_separators() {
     let m = MetricsCollector::builder().clock(clock.clone()).build();
     m.counter("http_requests_total", &[("code", "200")])
         .increment(1_234_567);
-    m.counter("http_requests_total", &[("code", "500")]);
+    let _ = m.counter("http_requests_total", &[("code", "500")]);
     m.counter("unrelated_total", &[]).increment(99);
     m.gauge("queue_depth", &[]).set(12.0);
     m.gauge("process_cpu_usage_ratio", &[]).set(0.452);

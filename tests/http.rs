@@ -476,3 +476,236 @@ assert values.get("temperature_celsius") == 21.5, values
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Splits what a server sent into its responses (each head, then exactly
+/// `Content-Length` bytes of body; none for `HEAD`), in order.
+fn responses(mut bytes: &[u8], heads: &[bool]) -> Vec<Reply> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+        let mut reply = parse(&bytes[..end + 4]);
+        let len: usize = reply
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let body_len = if heads.get(i).copied().unwrap_or(false) {
+            0
+        } else {
+            len
+        };
+        let body = &bytes[end + 4..(end + 4 + body_len).min(bytes.len())];
+        reply.body = String::from_utf8_lossy(body).into_owned();
+        out.push(reply);
+        bytes = &bytes[(end + 4 + body_len).min(bytes.len())..];
+        i += 1;
+    }
+    out
+}
+
+/// Three requests in one write (HTTP pipelining): each gets its response,
+/// in order, and the last one's `Connection: close` ends the connection
+/// at once instead of leaving it idle.
+#[test]
+fn pipelined_requests_each_get_a_response_in_order() {
+    let m = populated();
+    let server = serve(&m, "127.0.0.1:0").unwrap();
+    let mut stream = TcpStream::connect(server.local_addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let started = Instant::now();
+    stream
+        .write_all(
+            b"GET /metrics.json HTTP/1.1\r\nHost: t\r\n\r\n\
+              HEAD /health HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    let replies = responses(&bytes, &[false, true, false]);
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [200, 200, 404],
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    assert!(serde_json::from_str::<Snapshot>(&replies[0].body).is_ok());
+    assert_eq!(replies[1].header("content-type"), Some("application/json"));
+    assert!(replies[1].body.is_empty());
+    assert!(replies[2].body.starts_with("not found"));
+    assert_eq!(replies[2].header("connection"), Some("close"));
+    // Closed after the last response, not after the idle timeout (10 s).
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(server.stats().requests, 3);
+}
+
+/// A pipelined request split across writes anywhere (even inside its
+/// head) is put together, and one after a refused request is not served.
+#[test]
+fn pipelined_requests_split_across_writes_are_reassembled() {
+    let m = populated();
+    let server = serve(&m, "127.0.0.1:0").unwrap();
+    let all: &[u8] = b"GET /health HTTP/1.1\r\nHost: t\r\n\r\nGET /health HTTP/1.1\r\nHo\
+                       st: t\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    for cut in [10, 33, 40, 60, all.len() - 2] {
+        let mut stream = TcpStream::connect(server.local_addr()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream.write_all(&all[..cut]).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        stream.write_all(&all[cut..]).unwrap();
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        let statuses: Vec<u16> = responses(&bytes, &[]).iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [200, 200, 200], "cut at {cut}");
+    }
+    // A malformed request ends the connection: what follows it is not
+    // read as a request.
+    let replies = {
+        let mut stream = TcpStream::connect(server.local_addr()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\n\r\nBAD\r\n\r\nGET /health HTTP/1.1\r\n\r\n")
+            .unwrap();
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        responses(&bytes, &[])
+    };
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 400]);
+}
+
+/// RFC 9112 §6.3: a request whose body length is ambiguous gets 400 and
+/// the connection is closed, so nothing after it is read as a request
+/// (conflicting lengths are how requests are smuggled past a proxy).
+#[test]
+fn conflicting_or_invalid_content_length_gets_400() {
+    let m = populated();
+    let server = serve(&m, "127.0.0.1:0").unwrap();
+    let addr = server.local_addr();
+    let ask = |headers: &str| {
+        let raw = format!("GET /health HTTP/1.1\r\nHost: t\r\n{headers}\r\nhello");
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(raw.as_bytes()).unwrap();
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        responses(&bytes, &[])
+            .iter()
+            .map(|r| r.status)
+            .collect::<Vec<u16>>()
+    };
+    for bad in [
+        "Content-Length: 0\r\nContent-Length: 5\r\n",
+        "Content-Length: 5\r\nContent-Length: 0\r\n",
+        "Content-Length: 0, 5\r\n",
+        "Content-Length: 0,\r\n",
+        "Content-Length: abc\r\n",
+        "Content-Length: -1\r\n",
+        "Content-Length: +0\r\n",
+        "Content-Length: 0x0\r\n",
+        "Content-Length: \r\n",
+        "Content-Length: 0\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n",
+    ] {
+        assert_eq!(ask(bad), [400], "{bad:?}");
+    }
+    // One length said twice is one length (RFC 9110 §8.6); a body is
+    // refused whatever its framing.
+    for (ok, status) in [
+        ("Content-Length: 0\r\nContent-Length: 0\r\n", 200),
+        ("Content-Length: 0, 0\r\n", 200),
+        ("Content-Length: 5, 5\r\n", 413),
+        ("Content-Length: 99999999999999999999999\r\n", 413),
+        ("Transfer-Encoding: chunked\r\n", 413),
+    ] {
+        let statuses = ask(&format!("{ok}Connection: close\r\n"));
+        assert_eq!(statuses, [status], "{ok:?}");
+    }
+    // The body of a refused request is not served as a second request.
+    let smuggled =
+        "Content-Length: 0\r\nContent-Length: 34\r\n\r\nGET /metrics HTTP/1.1\r\nHost: t\r\n";
+    assert_eq!(ask(smuggled), [400]);
+}
+
+/// Refusing a connection must not hold up accepting the next one. With
+/// both workers held, 120 connections arrive at once: each is refused
+/// after at most the 50 ms grace, counted from when it was accepted, so
+/// all are answered in well under a second. When the grace was spent in
+/// the accepting thread, one after the other, the last one waited
+/// 120 × 50 ms = 6 s at the very least (a sleep never ends early), so the
+/// 3 s bound below cannot pass by luck and cannot fail for lack of speed
+/// short of a machine 50 times slower than this test needs.
+#[test]
+fn refusing_connections_never_stalls_accepting() {
+    let m = populated();
+    let config = HttpConfig {
+        workers: 2,
+        read_timeout: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let server = HttpServer::start(&m, "127.0.0.1:0", config).unwrap();
+    let addr = server.local_addr();
+    // Two silent connections hold both workers.
+    let _a = TcpStream::connect(addr).unwrap();
+    let _b = TcpStream::connect(addr).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.stats().rejected_connections == 0 && Instant::now() < deadline {
+        // Probe until the workers are taken for sure.
+        if get(addr, "/health", "").status == 503 {
+            break;
+        }
+    }
+    let before = server.stats().rejected_connections;
+    assert!(before >= 1, "the two workers were never both busy");
+    // Fewer than the listen backlog (128), so none waits on the kernel.
+    let started = Instant::now();
+    let mut flood: Vec<TcpStream> = (0..120)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    for stream in &mut flood {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        assert_eq!(parse(&bytes).status, 503);
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "120 refusals took {took:?}: refusing stalls accepting"
+    );
+    assert_eq!(server.stats().rejected_connections, before + 120);
+}
+
+/// A worker that frees up within the grace takes the waiting connection
+/// instead of it being refused.
+#[test]
+fn a_connection_waits_briefly_for_a_worker_that_frees_up() {
+    let m = populated();
+    let server = HttpServer::start(&m, "127.0.0.1:0", quick(1)).unwrap();
+    let addr = server.local_addr();
+    for _ in 0..20 {
+        // Closing the only connection and reconnecting at once: the worker
+        // may not have noticed the close yet.
+        let mut held = TcpStream::connect(addr).unwrap();
+        held.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        held.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut head = [0u8; 12];
+        held.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        drop(held);
+        assert_eq!(get(addr, "/health", "").status, 200);
+    }
+    assert_eq!(server.stats().rejected_connections, 0);
+}

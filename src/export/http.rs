@@ -6,12 +6,19 @@
 //! network can reach must not be held hostage by one:
 //!
 //! * a fixed pool of worker threads, one connection each; when all are busy
-//!   a new connection gets `503` at once and is closed,
+//!   a new connection gets `503` and is closed unless a worker frees up
+//!   within 50 ms (that wait is off the accepting thread: refusing never
+//!   delays accepting),
 //! * a request head larger than [`HttpConfig::max_request_bytes`] gets `431`,
 //! * a request head must arrive within [`HttpConfig::read_timeout`] (a client
 //!   sending one byte a second is cut off), and an idle keep-alive
 //!   connection is closed after [`HttpConfig::idle_timeout`],
-//! * request bodies are refused (`413`): none of the routes takes one.
+//! * request bodies are refused (`413`, and the connection closed): none of
+//!   the routes takes one; a request whose length is ambiguous (conflicting
+//!   or invalid `Content-Length`, or one beside `Transfer-Encoding`) gets
+//!   `400` (RFC 9112 §6.3),
+//! * requests a client sends before reading the previous response
+//!   (pipelining) are answered in order, each as if it came alone.
 //!
 //! Concurrent scrapes share one snapshot for [`HttpConfig::snapshot_ttl`]
 //! (and its renderings), so a burst of scrapes costs one snapshot.
@@ -19,7 +26,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -134,6 +141,7 @@ pub struct HttpServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
+    refuser: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
 }
@@ -198,8 +206,9 @@ impl HttpServer {
             active: AtomicUsize::new(0),
             open: (0..config.workers).map(|_| Mutex::new(None)).collect(),
         });
-        // The acceptor counts connections in service (`active`) and hands a
-        // connection over only while that is below the number of workers,
+        // The acceptor and the refuser count connections in service
+        // (`active`) and hand one over only while that is below the number
+        // of workers,
         // so the queue never holds more than the workers can take at once.
         let (tx, rx) = sync_channel::<TcpStream>(config.workers);
         let rx = Arc::new(Mutex::new(rx));
@@ -212,17 +221,26 @@ impl HttpServer {
                 .map_err(|e| io_error("spawn worker", &e))?;
             workers.push(handle);
         }
+        let (waiting_tx, waiting_rx) = sync_channel::<(Instant, TcpStream)>(WAITING);
+        let refuser = {
+            let (stop, shared, tx) = (Arc::clone(&stop), Arc::clone(&shared), tx.clone());
+            std::thread::Builder::new()
+                .name("vitals-http-refuse".into())
+                .spawn(move || refuse_unless_freed(waiting_rx, tx, &shared, &stop))
+                .map_err(|e| io_error("spawn refuser", &e))?
+        };
         let acceptor = {
             let (stop, shared) = (Arc::clone(&stop), Arc::clone(&shared));
             std::thread::Builder::new()
                 .name("vitals-http-accept".into())
-                .spawn(move || accept(listener, tx, &shared, &stop))
+                .spawn(move || accept(listener, tx, waiting_tx, &shared, &stop))
                 .map_err(|e| io_error("spawn acceptor", &e))?
         };
         Ok(HttpServer {
             addr,
             stop,
             acceptor: Some(acceptor),
+            refuser: Some(refuser),
             workers,
             shared,
         })
@@ -275,6 +293,11 @@ impl HttpServer {
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
         }
+        // With the acceptor gone the refuser's queue ends; it drops what is
+        // still waiting, and its end of the workers' channel.
+        if let Some(refuser) = self.refuser.take() {
+            let _ = refuser.join();
+        }
         // Workers blocked reading a slow or idle client are released by
         // closing their sockets under them.
         for open in self.shared.open.iter() {
@@ -326,6 +349,16 @@ enum Body {
 }
 
 impl Shared {
+    /// Counts one more connection in service if a worker is free for it.
+    fn take_slot(&self) -> bool {
+        let workers = self.config.workers;
+        self.active
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < workers).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
     /// The body for `kind`, from a snapshot at most `snapshot_ttl` old or
     /// one started after this request `arrived`. Holding the lock while
     /// rendering is deliberate: scrapes arriving together wait for one
@@ -379,7 +412,26 @@ fn render_text(snapshot: &Snapshot, format: TextFormat) -> String {
     out
 }
 
-fn accept(listener: TcpListener, tx: SyncSender<TcpStream>, shared: &Shared, stop: &AtomicBool) {
+/// How long a connection that finds every worker busy waits for one to
+/// free up before it is refused: a worker that has just finished may not
+/// have given its slot back yet when its client reconnects.
+const GRACE: Duration = Duration::from_millis(50);
+
+/// Connections waiting out their grace at once; beyond that a connection
+/// is refused at once.
+const WAITING: usize = 1024;
+
+/// Accepts connections and hands each to a worker, or when every worker is
+/// busy to the refuser thread ([`refuse_unless_freed`]). It never sleeps
+/// or waits on a client, so a flood of refused connections does not delay
+/// the ones behind them.
+fn accept(
+    listener: TcpListener,
+    tx: SyncSender<TcpStream>,
+    waiting: SyncSender<(Instant, TcpStream)>,
+    shared: &Shared,
+    stop: &AtomicBool,
+) {
     for stream in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             break;
@@ -389,28 +441,64 @@ fn accept(listener: TcpListener, tx: SyncSender<TcpStream>, shared: &Shared, sto
             std::thread::sleep(Duration::from_millis(10));
             continue;
         };
-        // A worker that has just finished may not have given its slot back
-        // yet when its client reconnects; a short grace keeps that race
-        // from showing as a 503 without letting a flood queue up.
-        let mut waited = 0;
-        while shared.active.load(Ordering::SeqCst) >= shared.config.workers && waited < 10 {
-            std::thread::sleep(Duration::from_millis(5));
-            waited += 1;
-        }
-        if shared.active.load(Ordering::SeqCst) < shared.config.workers {
-            shared.active.fetch_add(1, Ordering::SeqCst);
+        if shared.take_slot() {
             if tx.send(stream).is_err() {
                 return;
             }
             continue;
         }
-        shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-        shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-        let busy = Response::text(503, "all workers busy\n").header("Retry-After", "1");
-        let _ = write_response(&stream, &busy, false, false);
-        let _ = stream.shutdown(Shutdown::Both);
+        match waiting.try_send((Instant::now(), stream)) {
+            Ok(()) => {}
+            Err(TrySendError::Full((_, stream))) => refuse(&stream, shared),
+            Err(TrySendError::Disconnected(_)) => return,
+        }
     }
+}
+
+/// Gives each connection that found every worker busy its [`GRACE`]
+/// (counted from when it was accepted, so a queue of them waits 50 ms in
+/// all, not 50 ms each), hands it to a worker that frees up in time, and
+/// refuses it otherwise.
+fn refuse_unless_freed(
+    waiting: Receiver<(Instant, TcpStream)>,
+    tx: SyncSender<TcpStream>,
+    shared: &Shared,
+    stop: &AtomicBool,
+) {
+    while let Ok((accepted, stream)) = waiting.recv() {
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            if shared.take_slot() {
+                if tx.send(stream).is_err() {
+                    return;
+                }
+                break;
+            }
+            if accepted.elapsed() >= GRACE {
+                refuse(&stream, shared);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Answers `503` and closes, without waiting on the client: a fresh
+/// connection's send buffer takes the short answer at once, and a client
+/// that cannot take it loses it.
+fn refuse(stream: &TcpStream, shared: &Shared) {
+    shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+    shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let _ = stream.set_nonblocking(true);
+    // Whatever request arrived is read first: closing a socket with unread
+    // bytes resets the connection, which can cost the client the answer.
+    let mut sink = [0u8; 4096];
+    while matches!((&mut &*stream).read(&mut sink), Ok(n) if n > 0) {}
+    let busy = Response::text(503, "all workers busy\n").header("Retry-After", "1");
+    let _ = write_response(stream, &busy, false, false);
+    let _ = stream.shutdown(Shutdown::Both);
 }
 
 fn worker(index: usize, rx: &Mutex<Receiver<TcpStream>>, shared: &Shared, stop: &AtomicBool) {
@@ -447,10 +535,10 @@ fn serve_connection(stream: &TcpStream, shared: &Shared, stop: &AtomicBool) -> b
     let config = &shared.config;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(config.write_timeout));
-    let mut buf = Vec::with_capacity(1024);
+    let mut requests = RequestReader::default();
     for served in 0..config.max_requests_per_connection {
         let first = served == 0;
-        let request = match read_head(stream, &mut buf, config, first) {
+        let request = match requests.next(&mut { stream }, config, first) {
             Ok(Some(request)) => request,
             Ok(None) => return false, // closed or idle
             Err(response) => {
@@ -477,7 +565,7 @@ fn serve_connection(stream: &TcpStream, shared: &Shared, stop: &AtomicBool) -> b
     false
 }
 
-struct Request {
+pub(crate) struct Request {
     arrived: Instant,
     method: String,
     path: String,
@@ -486,74 +574,119 @@ struct Request {
     head: bool,
 }
 
-/// Reads one request head. `Ok(None)`: the client closed or stayed idle.
-/// `Err`: answer with that response and close.
-fn read_head(
-    stream: &TcpStream,
-    buf: &mut Vec<u8>,
-    config: &HttpConfig,
-    first: bool,
-) -> Result<Option<Request>, Response> {
-    buf.clear();
-    let mut chunk = [0u8; 1024];
-    // The idle wait for the next request on a kept-alive connection has its
-    // own (longer) limit; once a byte arrives the head must be complete
-    // within read_timeout.
-    let mut deadline: Option<Instant> = None;
-    loop {
-        let now = Instant::now();
-        let wait = match deadline {
-            Some(d) => match d.checked_duration_since(now) {
-                Some(left) if !left.is_zero() => left,
-                _ => return Err(Response::text(408, "request head took too long\n")),
-            },
-            None if first => config.read_timeout,
-            None => config.idle_timeout,
-        };
-        let _ = stream.set_read_timeout(Some(wait));
-        let n = match (&mut &*stream).read(&mut chunk) {
-            Ok(0) => return Ok(None),
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return if buf.is_empty() && !first {
-                    Ok(None)
+/// Where request bytes come from: a socket, or bytes in memory for the
+/// fuzzers.
+pub(crate) trait Source {
+    /// Reads into `buf`, waiting at most `wait` for the first byte.
+    fn read_within(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize>;
+}
+
+impl Source for &TcpStream {
+    fn read_within(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize> {
+        let _ = self.set_read_timeout(Some(wait));
+        self.read(buf)
+    }
+}
+
+/// Splits what a client sends on one connection into request heads.
+/// Bytes received past a head are kept as the start of the next one: a
+/// client may send several requests before reading any response
+/// (pipelining), and each gets its response, in order.
+#[derive(Debug, Default)]
+pub(crate) struct RequestReader {
+    /// Received and not yet used.
+    buf: Vec<u8>,
+}
+
+/// How much of [`RequestReader::buf`] holds a request head.
+enum Head {
+    Complete(Request, usize),
+    Partial,
+}
+
+impl RequestReader {
+    /// Reads the next request head. `Ok(None)`: the client closed or stayed
+    /// idle. `Err`: answer with that response and close.
+    pub(crate) fn next(
+        &mut self,
+        source: &mut impl Source,
+        config: &HttpConfig,
+        first: bool,
+    ) -> Result<Option<Request>, Response> {
+        let mut chunk = [0u8; 1024];
+        // The idle wait for the next request on a kept-alive connection has
+        // its own (longer) limit; once a byte arrives the head must be
+        // complete within read_timeout. A pipelined request has arrived.
+        let mut deadline: Option<Instant> =
+            (!self.buf.is_empty()).then(|| Instant::now() + config.read_timeout);
+        loop {
+            if !self.buf.is_empty() {
+                match parse_head(&self.buf)? {
+                    Head::Complete(_, len) if len > config.max_request_bytes => {
+                        return Err(Response::text(431, "request head too large\n"));
+                    }
+                    Head::Complete(request, len) => {
+                        self.buf.drain(..len);
+                        return Ok(Some(request));
+                    }
+                    Head::Partial if self.buf.len() > config.max_request_bytes => {
+                        return Err(Response::text(431, "request head too large\n"));
+                    }
+                    Head::Partial => {}
+                }
+            }
+            let now = Instant::now();
+            let wait = match deadline {
+                Some(d) => match d.checked_duration_since(now) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return Err(Response::text(408, "request head took too long\n")),
+                },
+                None if first => config.read_timeout,
+                None => config.idle_timeout,
+            };
+            let n = match source.read_within(&mut chunk, wait) {
+                Ok(0) => return Ok(None),
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return if self.buf.is_empty() && !first {
+                        Ok(None)
+                    } else {
+                        Err(Response::text(408, "request head took too long\n"))
+                    };
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Ok(None),
+            };
+            if deadline.is_none() {
+                deadline = Some(if first {
+                    now + config.read_timeout
                 } else {
-                    Err(Response::text(408, "request head took too long\n"))
-                };
+                    Instant::now() + config.read_timeout
+                });
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return Ok(None),
-        };
-        if deadline.is_none() {
-            deadline = Some(if first {
-                now + config.read_timeout
-            } else {
-                Instant::now() + config.read_timeout
-            });
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > config.max_request_bytes {
-            return Err(Response::text(431, "request head too large\n"));
-        }
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut parsed = httparse::Request::new(&mut headers);
-        match parsed.parse(buf) {
-            Ok(httparse::Status::Partial) => continue,
-            Ok(httparse::Status::Complete(_)) => return request_from(&parsed),
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(Response::text(431, "too many headers\n"));
-            }
-            Err(_) => return Err(Response::text(400, "malformed request\n")),
+            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 }
 
-fn request_from(parsed: &httparse::Request<'_, '_>) -> Result<Option<Request>, Response> {
+/// The request head at the start of `buf`, if it is all there.
+fn parse_head(buf: &[u8]) -> Result<Head, Response> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Request::new(&mut headers);
+    match parsed.parse(buf) {
+        Ok(httparse::Status::Partial) => Ok(Head::Partial),
+        Ok(httparse::Status::Complete(len)) => Ok(Head::Complete(request_from(&parsed)?, len)),
+        Err(httparse::Error::TooManyHeaders) => Err(Response::text(431, "too many headers\n")),
+        Err(_) => Err(Response::text(400, "malformed request\n")),
+    }
+}
+
+fn request_from(parsed: &httparse::Request<'_, '_>) -> Result<Request, Response> {
     let (Some(method), Some(target), Some(version)) = (parsed.method, parsed.path, parsed.version)
     else {
         return Err(Response::text(400, "malformed request\n"));
@@ -565,10 +698,10 @@ fn request_from(parsed: &httparse::Request<'_, '_>) -> Result<Option<Request>, R
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .map(|h| String::from_utf8_lossy(h.value).into_owned())
     };
-    let has_body = header("content-length").is_some_and(|v| v.trim() != "0")
-        || header("transfer-encoding").is_some();
-    if has_body {
-        return Err(Response::text(413, "request bodies are not accepted\n"));
+    match body_length(parsed.headers) {
+        Ok(0) => {}
+        Ok(_) => return Err(Response::text(413, "request bodies are not accepted\n")),
+        Err(why) => return Err(Response::text(400, why)),
     }
     let connection = header("connection")
         .unwrap_or_default()
@@ -579,14 +712,53 @@ fn request_from(parsed: &httparse::Request<'_, '_>) -> Result<Option<Request>, R
         connection.contains("keep-alive")
     };
     let path = target.split('?').next().unwrap_or(target).to_owned();
-    Ok(Some(Request {
+    Ok(Request {
         arrived: Instant::now(),
         head: method == "HEAD",
         method: method.to_owned(),
         path,
         accept: header("accept").unwrap_or_default(),
         keep_alive,
-    }))
+    })
+}
+
+/// The length of the request's body, by RFC 9112 §6.3, or why its framing
+/// is invalid (answered `400`: a request whose end the server cannot know
+/// for sure could smuggle a second one past it). Any body at all is refused
+/// with `413` and the connection closed, so a body is never read as the
+/// next request.
+fn body_length(headers: &[httparse::Header<'_>]) -> Result<u64, &'static str> {
+    let named = |name: &'static str| {
+        headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+    };
+    let chunked = named("transfer-encoding").next().is_some();
+    let mut length = None;
+    // Every Content-Length field and every element of a list in one must
+    // be the same decimal number (RFC 9110 §8.6 allows `5, 5`).
+    for field in named("content-length") {
+        for value in field.value.split(|b| *b == b',') {
+            let value = value.trim_ascii();
+            if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+                return Err("invalid Content-Length\n");
+            }
+            // Digits only: past u64 it is merely too large.
+            let n = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(u64::MAX);
+            if length.is_some_and(|l| l != n) {
+                return Err("conflicting Content-Length\n");
+            }
+            length = Some(n);
+        }
+    }
+    match (chunked, length) {
+        (true, Some(_)) => Err("Transfer-Encoding with Content-Length\n"),
+        (true, None) => Ok(u64::MAX),
+        (false, length) => Ok(length.unwrap_or(0)),
+    }
 }
 
 fn route(request: &Request, shared: &Shared) -> Response {
@@ -649,7 +821,7 @@ fn health(snapshot: &Snapshot) -> Response {
     Response::shared(code, JSON, Arc::new(body.to_string()))
 }
 
-struct Response {
+pub(crate) struct Response {
     status: u16,
     content_type: &'static str,
     body: Arc<String>,
@@ -721,4 +893,73 @@ fn write_response(
         out.write_all(response.body.as_bytes())?;
     }
     out.flush()
+}
+
+/// Reads `data` as everything a client sends on one connection, once in
+/// reads of up to 1 KiB and once in reads of `piece` bytes, and panics
+/// unless both give the same requests and answers: how bytes are split by
+/// the network must not change what the server does (test support for the
+/// fuzzers, see [`crate::fuzzing`]).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn check_requests(data: &[u8], piece: usize, max_request_bytes: usize) {
+    /// Bytes in memory, handed out `piece` at a time.
+    struct Pieces<'a> {
+        data: &'a [u8],
+        piece: usize,
+    }
+    impl Source for Pieces<'_> {
+        fn read_within(&mut self, buf: &mut [u8], _wait: Duration) -> io::Result<usize> {
+            let n = self.piece.max(1).min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+    #[derive(Debug, PartialEq)]
+    enum Outcome {
+        Request {
+            method: String,
+            path: String,
+            accept: String,
+            keep_alive: bool,
+        },
+        Refused(u16),
+    }
+    let config = HttpConfig {
+        max_request_bytes,
+        ..HttpConfig::default()
+    };
+    let read = |piece: usize| {
+        let mut source = Pieces { data, piece };
+        let mut reader = RequestReader::default();
+        let mut outcomes = Vec::new();
+        for served in 0..64 {
+            match reader.next(&mut source, &config, served == 0) {
+                Ok(Some(request)) => {
+                    assert!(!request.path.contains('?'), "query left in the path");
+                    assert_eq!(request.head, request.method == "HEAD");
+                    // What stays buffered never grows past one head and
+                    // one read.
+                    assert!(reader.buf.len() <= config.max_request_bytes + 1024);
+                    let keep_alive = request.keep_alive;
+                    outcomes.push(Outcome::Request {
+                        method: request.method,
+                        path: request.path,
+                        accept: request.accept,
+                        keep_alive,
+                    });
+                    if !keep_alive {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(response) => {
+                    outcomes.push(Outcome::Refused(response.status));
+                    break;
+                }
+            }
+        }
+        outcomes
+    };
+    assert_eq!(read(usize::MAX), read(piece), "piece size {piece}");
 }

@@ -21,11 +21,18 @@
 //!   reopening a file that does not end in `\n`) the next line starts with
 //!   `\n`, so the fragment stands alone and the reader skips it.
 //! * Errors are returned, never panicked: a full disk (`StorageFull`), a
-//!   deleted directory or file (`NotFound`: the exporter checks that its
-//!   path still names the file it holds open, so lines never vanish into a
-//!   deleted file) or anything else. The next call tries again (reopening
-//!   the file if needed) and writing resumes once the fault is gone. The
-//!   exporter never recreates a directory that was deleted under it.
+//!   deleted directory (`NotFound`) or anything else. The next call tries
+//!   again (reopening the file if needed) and writing resumes once the
+//!   fault is gone. The exporter never recreates a directory that was
+//!   deleted under it.
+//! * Before each line the exporter checks that its path still names the
+//!   file it holds open, so lines never vanish into a deleted file. A file
+//!   moved away (log rotation by another tool) is simply followed by a new
+//!   one at the path. A file *deleted* while open (on Unix: no link left)
+//!   lost the lines written before: the exporter creates a new file,
+//!   writes the snapshot there, and then returns
+//!   `Error::Io { operation: "recreate", kind: NotFound, .. }` once, so the
+//!   loss is known. That snapshot is written: do not export it again.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -374,15 +381,18 @@ impl JsonLinesExporter {
     }
 
     /// Opens the active file if it is not open, or no longer the file at
-    /// `path` (deleted, or its directory deleted, or replaced).
-    fn open(&mut self) -> Result<(), Error> {
+    /// `path` (deleted, or its directory deleted, or replaced). Returns
+    /// true when the file it held was deleted (its lines are gone).
+    fn open(&mut self) -> Result<bool, Error> {
+        let mut deleted = false;
         if let Some(open) = &self.file {
             match identity_of_path(&self.path) {
-                Ok(id) if id == open.identity => return Ok(()),
+                Ok(id) if id == open.identity => return Ok(false),
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("stat", &self.path, &e)),
             }
+            deleted = is_unlinked(&open.file);
             self.file = None;
         }
         let mut file = OpenOptions::new()
@@ -409,7 +419,7 @@ impl JsonLinesExporter {
             identity: identity_of_meta(&meta),
             file,
         });
-        Ok(())
+        Ok(deleted)
     }
 
     fn needs_rotation(&self, line_len: u64) -> bool {
@@ -541,7 +551,7 @@ impl Exporter for JsonLinesExporter {
     }
 
     fn export(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
-        self.open()?;
+        let recreated = self.open()?;
         self.line.clear();
         if self.torn {
             self.line.push(b'\n');
@@ -554,7 +564,18 @@ impl Exporter for JsonLinesExporter {
             }
         }
         self.write_line()?;
-        self.sync_if_due(false)
+        self.sync_if_due(false)?;
+        if recreated {
+            return Err(Error::Io {
+                operation: "recreate",
+                path: self.path.display().to_string(),
+                kind: ErrorKind::NotFound,
+                message: "the file was deleted while open, with the lines written to it; \
+                          this snapshot was written to a new file at the path"
+                    .to_owned(),
+            });
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), Error> {
@@ -612,13 +633,25 @@ impl std::fmt::Display for SkippedLine {
 /// assert_eq!(reader.skipped()[0].line, 2);
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
-#[derive(Debug)]
 pub struct JsonLinesReader {
     files: VecDeque<PathBuf>,
-    current: Option<(PathBuf, BufReader<File>)>,
+    /// The source being read and the name its skipped lines are reported
+    /// under.
+    current: Option<(PathBuf, Box<dyn BufRead + Send>)>,
     line_no: u64,
     buf: Vec<u8>,
     skipped: Vec<SkippedLine>,
+}
+
+impl std::fmt::Debug for JsonLinesReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonLinesReader")
+            .field("files", &self.files)
+            .field("current", &self.current.as_ref().map(|(path, _)| path))
+            .field("line_no", &self.line_no)
+            .field("skipped", &self.skipped)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JsonLinesReader {
@@ -633,11 +666,36 @@ impl JsonLinesReader {
         let file = File::open(&path).map_err(|e| Error::io("open", &path, &e))?;
         Ok(JsonLinesReader {
             files: VecDeque::new(),
-            current: Some((path, BufReader::new(file))),
+            current: Some((path, Box::new(BufReader::new(file)))),
             line_no: 0,
             buf: Vec::new(),
             skipped: Vec::new(),
         })
+    }
+
+    /// Reads snapshots from any buffered source: a pipe, a socket, a
+    /// decompressor, bytes in memory. Lines are split and skipped exactly
+    /// as for a file; `name` is the path [`SkippedLine`]s report.
+    ///
+    /// ```
+    /// use vitals::export::{JsonLinesExporter, JsonLinesReader};
+    ///
+    /// let mut bytes = Vec::new();
+    /// JsonLinesExporter::encode_line(&vitals::MetricsCollector::new().snapshot(), &mut bytes).unwrap();
+    /// bytes.extend_from_slice(b"{\"torn");
+    ///
+    /// let mut reader = JsonLinesReader::from_reader("<memory>", std::io::Cursor::new(bytes));
+    /// assert_eq!(reader.by_ref().filter_map(Result::ok).count(), 1);
+    /// assert_eq!(reader.skipped()[0].to_string().split(':').next(), Some("<memory>"));
+    /// ```
+    pub fn from_reader(name: impl Into<PathBuf>, reader: impl BufRead + Send + 'static) -> Self {
+        JsonLinesReader {
+            files: VecDeque::new(),
+            current: Some((name.into(), Box::new(reader))),
+            line_no: 0,
+            buf: Vec::new(),
+            skipped: Vec::new(),
+        }
     }
 
     /// Reads the rotated files of the active file `path` (the path given
@@ -706,7 +764,7 @@ impl Iterator for JsonLinesReader {
                 let path = self.files.pop_front()?;
                 self.line_no = 0;
                 match File::open(&path) {
-                    Ok(file) => self.current = Some((path, BufReader::new(file))),
+                    Ok(file) => self.current = Some((path, Box::new(BufReader::new(file)))),
                     Err(e) => return Some(Err(Error::io("open", &path, &e))),
                 }
             }
@@ -890,6 +948,19 @@ fn identity_of_meta(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
 #[cfg(not(unix))]
 fn identity_of_meta(_meta: &std::fs::Metadata) -> Option<(u64, u64)> {
     None
+}
+
+/// True when the open file has no name left in the file system: it was
+/// deleted, not moved. Unknown (false) off Unix.
+#[cfg(unix)]
+fn is_unlinked(file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().is_ok_and(|m| m.nlink() == 0)
+}
+
+#[cfg(not(unix))]
+fn is_unlinked(_file: &File) -> bool {
+    false
 }
 
 fn identity_of_path(path: &Path) -> std::io::Result<Option<(u64, u64)>> {

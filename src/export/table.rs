@@ -31,7 +31,7 @@
 use std::fmt::Write as _;
 
 use crate::error::Error;
-use crate::key::Labels;
+use crate::key::{write_printable, Labels, Printable};
 use crate::snapshot::{MetricInfo, Snapshot};
 
 use super::Exporter;
@@ -157,7 +157,7 @@ pub fn render_table_into(snapshot: &Snapshot, out: &mut String) {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        let _ = writeln!(out, "PLUG-IN {} ({status})", plugin.name);
+        let _ = writeln!(out, "PLUG-IN {} ({status})", Printable(&plugin.name));
         for s in &plugin.samples {
             series_name(&mut name, &s.name, &s.labels);
             cell.clear();
@@ -165,7 +165,7 @@ pub fn render_table_into(snapshot: &Snapshot, out: &mut String) {
             let _ = writeln!(out, "{}  {:>15}", Padded(&name, width), cell);
         }
         if let Some(err) = &plugin.stats.last_error {
-            let _ = writeln!(out, "  last error: {err}");
+            let _ = writeln!(out, "  last error: {}", Printable(err));
         }
     }
     if out.is_empty() {
@@ -361,7 +361,7 @@ fn series_width(name: &str, labels: &Labels) -> usize {
 
 fn series_name(out: &mut String, name: &str, labels: &Labels) {
     out.clear();
-    out.push_str(name);
+    let _ = write_printable(out, name, false);
     // Labels as in Prometheus text; control characters would break the
     // row, so they are escaped along with quotes.
     let _ = write!(out, "{labels}");

@@ -239,7 +239,7 @@ impl Disk {
 
 /// The `t_ms` of a level line, read without parsing it: the first
 /// `"t_ms":` is the field (inside a string a quote would be escaped).
-fn line_time(line: &[u8]) -> Option<u64> {
+pub(crate) fn line_time(line: &[u8]) -> Option<u64> {
     const KEY: &[u8] = b"\"t_ms\":";
     let at = line.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
     let digits = line[at..].iter().take_while(|b| b.is_ascii_digit()).count();

@@ -26,6 +26,9 @@ use crate::snapshot::{
 
 mod builder;
 mod global;
+mod lifecycle;
+
+use lifecycle::{Activity, Base, HistogramBase, Life, Step};
 
 pub use builder::Builder;
 pub use global::{global, install_global};
@@ -108,6 +111,7 @@ struct Inner {
     max_metrics: usize,
     default_window: Window,
     rate_window: Duration,
+    expire_after: Option<Duration>,
     lifetime_buckets: bool,
     families: RwLock<HashMap<Arc<str>, Arc<Family>, BuildHasherDefault<NameHasher>>>,
     first_error: Mutex<Option<String>>,
@@ -155,10 +159,14 @@ struct SeriesSet {
 
 struct Series {
     labels: Labels,
+    /// The label hash (the index's key), kept to rebuild the index.
+    hash: u64,
     metric: Metric,
     next: Option<usize>,
-    /// (time, value) of past snapshots, for counter rates.
-    rate_marks: Option<Mutex<VecDeque<(Duration, u64)>>>,
+    /// The family's overflow series (not in the index, never counted).
+    overflow: bool,
+    /// Rate marks and lifecycle state.
+    life: Mutex<Life>,
 }
 
 #[derive(Clone)]
@@ -206,6 +214,7 @@ impl MetricsCollector {
             max_metrics: DEFAULT_MAX_METRICS,
             default_window: Window::default(),
             rate_window: Duration::from_secs(60),
+            expire_after: None,
             plugin_deadline: DEFAULT_PLUGIN_DEADLINE,
             lifetime_buckets: false,
         }
@@ -226,6 +235,7 @@ impl MetricsCollector {
             max_metrics: b.max_metrics,
             default_window: b.default_window,
             rate_window: b.rate_window,
+            expire_after: b.expire_after,
             lifetime_buckets: b.lifetime_buckets,
             families: RwLock::new(HashMap::default()),
             first_error: Mutex::new(None),
@@ -374,7 +384,7 @@ impl MetricsCollector {
     /// ```
     pub fn configure_histogram(&self, name: &str, window: Window) -> Result<(), Error> {
         window.validate()?;
-        let family = self.inner.family(name, MetricKind::Histogram)?;
+        let family = self.inner.family(name, MetricKind::Histogram, &[])?;
         if !family.series.read().list.is_empty() {
             return Err(Error::InvalidConfig(format!(
                 "histogram {name:?} already has series; configure its window before first use"
@@ -410,7 +420,7 @@ impl MetricsCollector {
     /// ```
     pub fn configure_histogram_buckets(&self, name: &str, bounds: &[f64]) -> Result<(), Error> {
         validate_bucket_bounds(name, bounds)?;
-        let family = self.inner.family(name, MetricKind::Histogram)?;
+        let family = self.inner.family(name, MetricKind::Histogram, &[])?;
         if !family.series.read().list.is_empty() {
             return Err(Error::InvalidConfig(format!(
                 "histogram {name:?} already has series; configure its buckets before first use"
@@ -449,7 +459,7 @@ impl MetricsCollector {
                 )));
             }
         }
-        let family = self.inner.family(name, kind)?;
+        let family = self.inner.family(name, kind, &[])?;
         let mut meta = family.meta.lock();
         meta.help = Some(help.to_owned());
         if let Some(unit) = unit {
@@ -580,8 +590,13 @@ impl MetricsCollector {
     // ------------------------------------------------ support for macros
 
     #[doc(hidden)]
-    pub fn __family(&self, name: &str, kind: MetricKind) -> Result<Arc<Family>, Error> {
-        self.inner.family(name, kind)
+    pub fn __family(
+        &self,
+        name: &str,
+        kind: MetricKind,
+        labels: &[(&str, &str)],
+    ) -> Result<Arc<Family>, Error> {
+        self.inner.family(name, kind, labels)
     }
 
     /// The existing, regular series with these labels: never the overflow
@@ -713,6 +728,14 @@ impl Handle for Histogram {
     }
 }
 
+/// Label names a series of `kind` may not use: the exporters write them.
+fn reserved_labels(kind: MetricKind) -> &'static [&'static str] {
+    match kind {
+        MetricKind::Histogram => &[OVERFLOW_LABEL, "quantile", "le"],
+        _ => &[OVERFLOW_LABEL],
+    }
+}
+
 /// The handle inside `metric`. A family holds only its own kind and callers
 /// ask by kind, so a mismatch cannot happen; if it ever did, it is reported
 /// as one rather than a panic.
@@ -726,6 +749,33 @@ fn extract<H: Handle>(metric: Metric) -> Result<H, Error> {
 }
 
 impl Metric {
+    /// True when a handle to this series may exist outside the registry.
+    fn shared(&self) -> bool {
+        match self {
+            Metric::Counter(c) => c.shared(),
+            Metric::Gauge(g) => g.shared(),
+            Metric::Histogram(h) => h.shared(),
+        }
+    }
+
+    /// The series' activity signature and its raw state now.
+    fn observe(&self, now: Duration) -> (Activity, Base) {
+        match self {
+            Metric::Counter(c) => {
+                let raw = c.value();
+                (Activity::Total(raw), Base::Counter(raw))
+            }
+            Metric::Gauge(g) => (Activity::Touched(g.take_touched()), Base::Gauge),
+            Metric::Histogram(h) => {
+                let summary = h.summary(now);
+                (
+                    histogram_activity(&summary),
+                    Base::Histogram(Box::new(HistogramBase::of(&summary))),
+                )
+            }
+        }
+    }
+
     fn kind(&self) -> MetricKind {
         match self {
             Metric::Counter(_) => MetricKind::Counter,
@@ -752,17 +802,26 @@ impl Inner {
         })
     }
 
-    /// The family for `name`, created if new; checks the kind.
-    fn family(&self, name: &str, kind: MetricKind) -> Result<Arc<Family>, Error> {
+    /// The family for `name`, created if new; checks the kind. `labels`
+    /// are the first series' labels: a new family is created only when
+    /// they are valid too, so that a refused registration leaves no trace
+    /// (no kind claimed, no `max_metrics` slot used).
+    fn family(
+        &self,
+        name: &str,
+        kind: MetricKind,
+        labels: &[(&str, &str)],
+    ) -> Result<Arc<Family>, Error> {
         if let Some(family) = self.families.read().get(name) {
             return check_kind(family, kind).map(|()| Arc::clone(family));
         }
         validate_metric_name(name)?;
+        validate_labels(name, labels, reserved_labels(kind))?;
         let mut families = self.families.write();
         if let Some(family) = families.get(name) {
             return check_kind(family, kind).map(|()| Arc::clone(family));
         }
-        if families.len() >= self.max_metrics + INTERNAL_FAMILIES {
+        if families.len() >= self.max_metrics.saturating_add(INTERNAL_FAMILIES) {
             return Err(Error::CardinalityLimit {
                 name: name.to_owned(),
                 limit: self.max_metrics,
@@ -791,7 +850,7 @@ impl Inner {
                 }
             }
         }
-        let family = self.family(name, kind)?;
+        let family = self.family(name, kind, labels)?;
         self.in_family(&family, labels, overflow)
     }
 
@@ -835,11 +894,7 @@ impl Inner {
         labels: &[(&str, &str)],
         overflow: bool,
     ) -> Result<Metric, Error> {
-        let reserved: &[&str] = match family.kind {
-            MetricKind::Histogram => &[OVERFLOW_LABEL, "quantile", "le"],
-            _ => &[OVERFLOW_LABEL],
-        };
-        validate_labels(&family.name, labels, reserved)?;
+        validate_labels(&family.name, labels, reserved_labels(family.kind))?;
         let hash = hash_labels(self.seed, labels);
         let mut set = family.series.write();
         // Another thread may have created it between our read and write lock.
@@ -865,7 +920,7 @@ impl Inner {
         let position = set.list.len();
         let next = set.index.insert(hash, position);
         set.list
-            .push(self.new_series(Labels::from_pairs(labels), metric.clone(), next));
+            .push(self.new_series(Labels::from_pairs(labels), hash, metric.clone(), next));
         set.counted += 1;
         Ok(metric)
     }
@@ -898,17 +953,15 @@ impl Inner {
         }
     }
 
-    fn new_series(&self, labels: Labels, metric: Metric, next: Option<usize>) -> Series {
-        let rate_marks = matches!(metric, Metric::Counter(_)).then(|| {
-            let mut marks = VecDeque::with_capacity(8);
-            marks.push_back((self.clock.monotonic(), 0));
-            Mutex::new(marks)
-        });
+    fn new_series(&self, labels: Labels, hash: u64, metric: Metric, next: Option<usize>) -> Series {
+        let life = Life::new(self.clock.monotonic(), matches!(metric, Metric::Counter(_)));
         Series {
             labels,
+            hash,
             metric,
             next,
-            rate_marks,
+            overflow: false,
+            life: Mutex::new(life),
         }
     }
 
@@ -930,7 +983,8 @@ impl Inner {
             .get_or_init(|| {
                 let metric = self.new_metric(family);
                 let labels = Labels::from_pairs(&[(OVERFLOW_LABEL, "true")]);
-                let series = self.new_series(labels, metric.clone(), None);
+                let mut series = self.new_series(labels, 0, metric.clone(), None);
+                series.overflow = true;
                 family.series.write().list.push(series);
                 metric
             })
@@ -997,35 +1051,68 @@ impl Inner {
                 unit: meta.unit.clone(),
             });
             drop(meta);
+            let expire_after = self.expire_after.filter(|_| !is_internal(&family.name));
+            let mut freeable = false;
             let set = family.series.read();
             for series in &set.list {
+                let mut life = series.life.lock();
                 let name = Arc::clone(&family.name);
-                let labels = series.labels.clone();
                 match &series.metric {
                     Metric::Counter(c) => {
-                        let value = c.value();
-                        let rate = series
-                            .rate_marks
-                            .as_ref()
-                            .and_then(|m| self.rate(&mut m.lock(), now, value));
+                        let raw = c.value();
+                        let step = life.step(Activity::Total(raw), now, expire_after, || {
+                            Base::Counter(raw)
+                        });
+                        if step == Step::Hidden {
+                            freeable |= !series.metric.shared();
+                            continue;
+                        }
+                        let value = life.counter_value(raw);
+                        if step == Step::Revived {
+                            life.rate_marks.push_back((now, value));
+                        }
+                        let rate = self.rate(&mut life.rate_marks, now, value);
                         snap.counters.push(CounterSample {
                             name,
-                            labels,
+                            labels: series.labels.clone(),
                             value,
                             rate,
                         });
                     }
-                    Metric::Gauge(g) => snap.gauges.push(GaugeSample {
-                        name,
-                        labels,
-                        value: g.value(),
-                    }),
-                    Metric::Histogram(h) => snap.histograms.push(HistogramSample {
-                        name,
-                        labels,
-                        summary: h.summary(now),
-                    }),
+                    Metric::Gauge(g) => {
+                        let touched = Activity::Touched(g.take_touched());
+                        if life.step(touched, now, expire_after, || Base::Gauge) == Step::Hidden {
+                            freeable |= !series.metric.shared();
+                            continue;
+                        }
+                        snap.gauges.push(GaugeSample {
+                            name,
+                            labels: series.labels.clone(),
+                            value: g.value(),
+                        });
+                    }
+                    Metric::Histogram(h) => {
+                        let mut summary = h.summary(now);
+                        let seen = histogram_activity(&summary);
+                        let step = life.step(seen, now, expire_after, || {
+                            Base::Histogram(Box::new(HistogramBase::of(&summary)))
+                        });
+                        if step == Step::Hidden {
+                            freeable |= !series.metric.shared();
+                            continue;
+                        }
+                        life.histogram_summary(&mut summary);
+                        snap.histograms.push(HistogramSample {
+                            name,
+                            labels: series.labels.clone(),
+                            summary,
+                        });
+                    }
                 }
+            }
+            drop(set);
+            if freeable {
+                free_removed(family);
             }
         }
         snap
@@ -1057,6 +1144,45 @@ impl Inner {
             per_second: value.wrapping_sub(before) as f64 / span.as_secs_f64(),
             span_seconds: span.as_secs_f64(),
         })
+    }
+}
+
+/// A histogram moves with every value it is given: recorded (count) or
+/// refused (dropped).
+fn histogram_activity(summary: &crate::metrics::histogram::HistogramSummary) -> Activity {
+    Activity::Total(summary.lifetime.count.wrapping_add(summary.dropped))
+}
+
+/// The families a collector keeps for itself: never expired.
+fn is_internal(name: &str) -> bool {
+    matches!(name, ERRORS_METRIC | OVERFLOW_METRIC | COLLECTION_METRIC)
+}
+
+/// Drops the removed series of `family` that no handle outside the
+/// registry holds, and rebuilds the index over the rest (creation order
+/// kept). Lookups wait on the write lock, so none can take a handle to a
+/// series between the check and the drop.
+fn free_removed(family: &Family) {
+    let mut set = family.series.write();
+    let set = &mut *set;
+    let before = set.list.len();
+    set.list
+        .retain_mut(|s| !s.life.get_mut().is_removed() || s.metric.shared());
+    if set.list.len() == before {
+        return;
+    }
+    set.index.clear();
+    set.counted = 0;
+    for (position, series) in set.list.iter_mut().enumerate() {
+        if series.overflow {
+            continue;
+        }
+        series.next = set.index.insert(series.hash, position);
+        set.counted += 1;
+    }
+    if set.list.capacity() > 2 * set.list.len().max(8) {
+        set.list.shrink_to_fit();
+        set.index.shrink_to_fit();
     }
 }
 
