@@ -181,7 +181,7 @@ fn run_scripted(
 }
 
 proptest! {
-    #![proptest_config(gen::config(48))]
+    #![proptest_config(gen::config(64))]
 
     /// Gauge samples of any value, and counter samples of any finite value
     /// at least 0, from several plug-ins beside clashing core names:
@@ -273,7 +273,7 @@ fn behaviour() -> impl Strategy<Value = Behaviour> {
 }
 
 proptest! {
-    #![proptest_config(gen::config(32))]
+    #![proptest_config(gen::config(48))]
 
     /// Plug-ins named with any text (NUL, ESC, newlines, 64 KiB), with any
     /// default interval, failing or panicking with any message: `register`

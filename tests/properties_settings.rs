@@ -172,7 +172,7 @@ fn exercise(
 }
 
 proptest! {
-    #![proptest_config(gen::config(48))]
+    #![proptest_config(gen::config(96))]
 
     /// `try_build` accepts exactly the documented settings; `build` never
     /// panics, and for a bad setting keeps the error and counts it; the
@@ -269,7 +269,7 @@ proptest! {
         if let Some(q) = w.quantiles {
             // Time-window quantiles are bucket estimates within 0.79%.
             for v in [q.p50, q.p90, q.p95, q.p99, q.p999] {
-                prop_assert!(v.is_finite() && v >= 0.0 && v <= vitals::MAX_TRACKABLE * 1.008, "quantile {} outside the trackable range", v);
+                prop_assert!((0.0..=vitals::MAX_TRACKABLE * 1.008).contains(&v), "quantile {} outside the trackable range", v);
             }
         }
         for (what, v) in stats {
@@ -361,8 +361,30 @@ proptest! {
     }
 }
 
+/// A retention per level: mostly at least the level's interval (up to
+/// `Duration::MAX`), sometimes anything.
+fn retentions() -> impl Strategy<Value = Vec<Duration>> {
+    Level::ALL
+        .into_iter()
+        .map(|level| {
+            let least = level.interval().unwrap_or(Duration::from_secs(1));
+            prop_oneof![
+                3 => prop::sample::select(vec![
+                    least,
+                    least * 2,
+                    Duration::from_secs(86_400),
+                    Duration::from_secs(366 * 86_400),
+                    Duration::from_secs(u64::MAX),
+                    Duration::MAX,
+                ]),
+                1 => gen::any_duration(),
+            ]
+        })
+        .collect::<Vec<_>>()
+}
+
 proptest! {
-    #![proptest_config(gen::config(24))]
+    #![proptest_config(gen::config(32))]
 
     /// `Reporter::builder` starts exactly with an interval of at least 1 ms
     /// and at least one backoff tick; then `tick_now` and `shutdown` each
@@ -462,7 +484,7 @@ proptest! {
     #[cfg(feature = "history")]
     #[test]
     fn history_settings_are_checked_and_then_ingest_and_answer(
-        retention in prop::collection::vec(gen::any_duration(), 4),
+        retention in retentions(),
         resident in prop::collection::vec(prop::option::of(gen::any_duration()), 4),
         memory_limit in prop::option::of(gen::any_usize()),
         steps in prop::collection::vec((gen::any_f64(), prop_oneof![3 => (0u64..600_000).prop_map(ms), 1 => gen::edge_duration()]), 1..8),

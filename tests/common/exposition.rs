@@ -283,10 +283,8 @@ impl Parser {
         let kind = family.kind.clone();
         let v = sample.value;
         match (kind.as_str(), suffix) {
-            ("counter", _) => {
-                if !v.is_finite() || v < 0.0 {
-                    return err(n, line, "counter value not finite and >= 0");
-                }
+            ("counter", _) if !v.is_finite() || v < 0.0 => {
+                return err(n, line, "counter value not finite and >= 0");
             }
             ("summary", "") => {
                 let Some(q) = sample.label("quantile") else {
@@ -300,20 +298,18 @@ impl Parser {
                     return err(n, line, "negative quantile value");
                 }
             }
-            ("summary" | "histogram", "_sum") => {
-                if !v.is_finite() || v < 0.0 {
-                    return err(n, line, "_sum not finite and >= 0");
-                }
+            ("summary" | "histogram", "_sum") if !v.is_finite() || v < 0.0 => {
+                return err(n, line, "_sum not finite and >= 0");
             }
-            ("summary" | "histogram", "_count") | ("histogram", "_bucket") => {
-                if !v.is_finite() || v < 0.0 || v.fract() != 0.0 {
-                    return err(n, line, "count not a whole number >= 0");
-                }
+            ("summary" | "histogram", "_count") | ("histogram", "_bucket")
+                if !v.is_finite() || v < 0.0 || v.fract() != 0.0 =>
+            {
+                return err(n, line, "count not a whole number >= 0");
             }
             _ => {}
         }
         if matches!(kind.as_str(), "summary" | "histogram")
-            && suffix != ""
+            && !suffix.is_empty()
             && suffix != "_bucket"
             && (sample.label("quantile").is_some() && kind == "summary"
                 || sample.label("le").is_some() && kind == "histogram")
@@ -393,7 +389,9 @@ impl Parser {
 /// Every summary series has its quantiles (ascending, once each), one
 /// `_sum` and one `_count`.
 fn check_summary(family: &Family) -> Result<(), String> {
-    let mut groups: HashMap<Vec<(String, String)>, (Vec<f64>, usize, usize)> = HashMap::new();
+    /// Quantile levels, `_sum` lines and `_count` lines of one series.
+    type Lines = (Vec<f64>, usize, usize);
+    let mut groups: HashMap<Vec<(String, String)>, Lines> = HashMap::new();
     for s in &family.samples {
         let entry = groups.entry(s.group("quantile")).or_default();
         let suffix = &s.name[family.name.len()..];

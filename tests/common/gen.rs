@@ -1047,3 +1047,42 @@ impl Model {
         }
     }
 }
+
+// ------------------------------------------------------------- plug-ins
+
+pub type RawSample = (vitals::SampleKind, String, Vec<(String, String)>, f64);
+
+/// A plug-in that adds the given samples, ignoring those `Samples` refuses.
+pub struct SamplesPlugin {
+    pub name: String,
+    pub samples: Vec<RawSample>,
+}
+
+impl vitals::Collector for SamplesPlugin {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn collect(&self, out: &mut vitals::Samples) -> Result<(), Error> {
+        for (kind, name, labels, value) in &self.samples {
+            let l = as_pairs(labels);
+            let _ = match kind {
+                vitals::SampleKind::Counter => out.counter(name, &l, *value),
+                vitals::SampleKind::Gauge => out.gauge(name, &l, *value),
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Samples of either kind with any name, labels and value.
+pub fn raw_samples() -> impl Strategy<Value = Vec<RawSample>> {
+    prop::collection::vec(
+        (
+            prop::sample::select(vec![vitals::SampleKind::Counter, vitals::SampleKind::Gauge]),
+            metric_name(),
+            labels(),
+            any_f64(),
+        ),
+        0..10,
+    )
+}
