@@ -391,6 +391,13 @@ fn a_counter_past_u64_max_wraps() {
     let snap = metrics.snapshot();
     assert_eq!(snap.counter("huge_total", &[]), Some(5));
     // The rate is taken modulo 2^64 too: finite, never negative.
-    let rate = snap.counter_sample("huge_total", &[]).unwrap().rate.unwrap();
-    assert!(rate.per_second.is_finite() && rate.per_second >= 0.0, "{rate:?}");
+    let rate = snap
+        .counter_sample("huge_total", &[])
+        .unwrap()
+        .rate
+        .unwrap();
+    assert!(
+        rate.per_second.is_finite() && rate.per_second >= 0.0,
+        "{rate:?}"
+    );
 }

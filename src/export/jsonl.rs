@@ -219,7 +219,7 @@ impl JsonLinesBuilder {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, &e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
         let clock = self
             .clock
             .unwrap_or_else(|| Arc::new(SystemClock::new()) as Arc<dyn Clock>);
@@ -390,7 +390,7 @@ impl JsonLinesExporter {
                 Ok(id) if id == open.identity => return Ok(false),
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("stat", &self.path, &e)),
+                Err(e) => return Err(Error::io("stat", &self.path, e)),
             }
             deleted = is_unlinked(&open.file);
             self.file = None;
@@ -400,10 +400,10 @@ impl JsonLinesExporter {
             .append(true)
             .create(true)
             .open(&self.path)
-            .map_err(|e| Error::io("open", &self.path, &e))?;
+            .map_err(|e| Error::io("open", &self.path, e))?;
         let meta = file
             .metadata()
-            .map_err(|e| Error::io("stat", &self.path, &e))?;
+            .map_err(|e| Error::io("stat", &self.path, e))?;
         self.size = meta.len();
         self.torn = false;
         if self.size > 0 {
@@ -440,7 +440,7 @@ impl JsonLinesExporter {
             if self.fsync != FsyncPolicy::Never {
                 open.file
                     .sync_data()
-                    .map_err(|e| Error::io("fsync", &self.path, &e))?;
+                    .map_err(|e| Error::io("fsync", &self.path, e))?;
             }
         }
         let stamp = format_utc_millis(wall_millis(self.clock.wall()));
@@ -454,7 +454,7 @@ impl JsonLinesExporter {
             }
             n += 1;
         };
-        std::fs::rename(&self.path, &target).map_err(|e| Error::io("rename", &self.path, &e))?;
+        std::fs::rename(&self.path, &target).map_err(|e| Error::io("rename", &self.path, e))?;
         self.open()?;
         self.apply_retention()
     }
@@ -477,7 +477,7 @@ impl JsonLinesExporter {
             if i < by_count || too_old {
                 if let Err(e) = std::fs::remove_file(&r.path) {
                     if e.kind() != ErrorKind::NotFound && first_error.is_none() {
-                        first_error = Some(Error::io("remove", &r.path, &e));
+                        first_error = Some(Error::io("remove", &r.path, e));
                     }
                 }
             }
@@ -490,7 +490,7 @@ impl JsonLinesExporter {
             return Err(Error::io(
                 "write",
                 &self.path,
-                &std::io::Error::from(ErrorKind::NotFound),
+                std::io::Error::from(ErrorKind::NotFound),
             ));
         };
         let written = loop {
@@ -510,17 +510,19 @@ impl JsonLinesExporter {
             Ok(n) => {
                 self.size += n as u64;
                 self.torn = true;
-                Err(Error::Io {
-                    operation: "write",
-                    path: self.path.display().to_string(),
-                    kind: ErrorKind::WriteZero,
-                    message: format!("short write: {n} of {} bytes", self.line.len()),
-                })
+                Err(Error::io(
+                    "write",
+                    &self.path,
+                    std::io::Error::new(
+                        ErrorKind::WriteZero,
+                        format!("short write: {n} of {} bytes", self.line.len()),
+                    ),
+                ))
             }
             Err(e) => {
                 // Reopen next time: the fault may be the file itself.
                 self.file = None;
-                Err(Error::io("write", &self.path, &e))
+                Err(Error::io("write", &self.path, e))
             }
         }
     }
@@ -538,7 +540,7 @@ impl JsonLinesExporter {
         if let Some(open) = &self.file {
             open.file
                 .sync_data()
-                .map_err(|e| Error::io("fsync", &self.path, &e))?;
+                .map_err(|e| Error::io("fsync", &self.path, e))?;
             self.last_sync = now;
         }
         Ok(())
@@ -566,14 +568,15 @@ impl Exporter for JsonLinesExporter {
         self.write_line()?;
         self.sync_if_due(false)?;
         if recreated {
-            return Err(Error::Io {
-                operation: "recreate",
-                path: self.path.display().to_string(),
-                kind: ErrorKind::NotFound,
-                message: "the file was deleted while open, with the lines written to it; \
-                          this snapshot was written to a new file at the path"
-                    .to_owned(),
-            });
+            return Err(Error::io(
+                "recreate",
+                &self.path,
+                std::io::Error::new(
+                    ErrorKind::NotFound,
+                    "the file was deleted while open, with the lines written to it; \
+                     this snapshot was written to a new file at the path",
+                ),
+            ));
         }
         Ok(())
     }
@@ -663,7 +666,7 @@ impl JsonLinesReader {
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref().to_path_buf();
-        let file = File::open(&path).map_err(|e| Error::io("open", &path, &e))?;
+        let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
         Ok(JsonLinesReader {
             files: VecDeque::new(),
             current: Some((path, Box::new(BufReader::new(file)))),
@@ -726,7 +729,7 @@ impl JsonLinesReader {
             return Err(Error::io(
                 "open",
                 path,
-                &std::io::Error::from(ErrorKind::NotFound),
+                std::io::Error::from(ErrorKind::NotFound),
             ));
         }
         Ok(JsonLinesReader {
@@ -765,7 +768,7 @@ impl Iterator for JsonLinesReader {
                 self.line_no = 0;
                 match File::open(&path) {
                     Ok(file) => self.current = Some((path, Box::new(BufReader::new(file)))),
-                    Err(e) => return Some(Err(Error::io("open", &path, &e))),
+                    Err(e) => return Some(Err(Error::io("open", &path, e))),
                 }
             }
             let (path, reader) = self.current.as_mut()?;
@@ -777,7 +780,7 @@ impl Iterator for JsonLinesReader {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    let err = Error::io("read", path, &e);
+                    let err = Error::io("read", path, e);
                     self.current = None;
                     return Some(Err(err));
                 }
@@ -835,7 +838,7 @@ struct Rotated {
 
 /// The rotated files of `stem` in `dir`, oldest first.
 fn rotated_in(dir: &Path, stem: &str, ext: Option<&str>) -> Result<Vec<Rotated>, Error> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, &e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();

@@ -711,7 +711,7 @@ impl TextFileExporter {
         temp_name.push(name);
         temp_name.push(".tmp");
         let temp = path.with_file_name(temp_name);
-        std::fs::File::create(&temp).map_err(|e| Error::io("create", &temp, &e))?;
+        std::fs::File::create(&temp).map_err(|e| Error::io("create", &temp, e))?;
         Ok(TextFileExporter {
             path,
             temp,
@@ -733,11 +733,11 @@ impl Exporter for TextFileExporter {
         self.buf.clear();
         self.renderer.render_into(snapshot, &mut self.buf);
         let mut file =
-            std::fs::File::create(&self.temp).map_err(|e| Error::io("create", &self.temp, &e))?;
+            std::fs::File::create(&self.temp).map_err(|e| Error::io("create", &self.temp, e))?;
         file.write_all(self.buf.as_bytes())
-            .map_err(|e| Error::io("write", &self.temp, &e))?;
+            .map_err(|e| Error::io("write", &self.temp, e))?;
         drop(file);
-        std::fs::rename(&self.temp, &self.path).map_err(|e| Error::io("rename", &self.temp, &e))
+        std::fs::rename(&self.temp, &self.path).map_err(|e| Error::io("rename", &self.temp, e))
     }
 }
 

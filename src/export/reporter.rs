@@ -181,7 +181,7 @@ impl ReporterBuilder {
                 shared.control.lock().stop = true;
                 shared.wake.notify_all();
             })
-            .map_err(|e| Error::io("spawn", std::path::Path::new("vitals-reporter"), &e))?;
+            .map_err(|e| Error::io("spawn", std::path::Path::new("vitals-reporter"), e))?;
         Ok(Reporter {
             shared,
             thread: Some(thread),

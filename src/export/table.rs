@@ -322,7 +322,7 @@ impl<W: std::io::Write + Send> Exporter for TableExporter<W> {
         self.out
             .write_all(self.buf.as_bytes())
             .and_then(|()| self.out.flush())
-            .map_err(|e| Error::io("write", path, &e))
+            .map_err(|e| Error::io("write", path, e))
     }
 }
 

@@ -113,17 +113,17 @@ impl Disk {
             let dir = self.dir.join(level.as_str());
             let path = dir.join(format!("{segment}.jsonl"));
             let written = fs::create_dir_all(&dir)
-                .map_err(|e| Error::io("create", &dir, &e))
+                .map_err(|e| Error::io("create", &dir, e))
                 .and_then(|()| {
                     OpenOptions::new()
                         .create(true)
                         .append(true)
                         .open(&path)
-                        .map_err(|e| Error::io("open", &path, &e))
+                        .map_err(|e| Error::io("open", &path, e))
                 })
                 .and_then(|mut f| {
                     f.write_all(&bytes)
-                        .map_err(|e| Error::io("write", &path, &e))
+                        .map_err(|e| Error::io("write", &path, e))
                 });
             if let Err(e) = written {
                 first_error.get_or_insert(e);
@@ -143,7 +143,7 @@ impl Disk {
     fn prune(&self, level: Level, horizon: u64) -> Result<(), Error> {
         for (start, path) in self.segments(level)? {
             if start.saturating_add(segment_ms(level)) <= horizon {
-                fs::remove_file(&path).map_err(|e| Error::io("remove", &path, &e))?;
+                fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
             }
         }
         Ok(())
@@ -155,7 +155,7 @@ impl Disk {
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("list", &dir, &e)),
+            Err(e) => return Err(Error::io("list", &dir, e)),
         };
         let mut out: Vec<(u64, PathBuf)> = entries
             .flatten()
@@ -200,21 +200,21 @@ impl Disk {
             if segment >= end || segment.saturating_add(segment_ms(level)) <= start {
                 continue;
             }
-            let mut file = fs::File::open(&path).map_err(|e| Error::io("open", &path, &e))?;
+            let mut file = fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
             let from = if enter > segment {
-                entry_offset(&mut file, enter).map_err(|e| Error::io("read", &path, &e))?
+                entry_offset(&mut file, enter).map_err(|e| Error::io("read", &path, e))?
             } else {
                 0
             };
             file.seek(SeekFrom::Start(from))
-                .map_err(|e| Error::io("seek", &path, &e))?;
+                .map_err(|e| Error::io("seek", &path, e))?;
             let mut reader = BufReader::new(file);
             let mut line = Vec::new();
             loop {
                 line.clear();
                 let n = reader
                     .read_until(b'\n', &mut line)
-                    .map_err(|e| Error::io("read", &path, &e))?;
+                    .map_err(|e| Error::io("read", &path, e))?;
                 if n == 0 {
                     break;
                 }
