@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -234,6 +234,153 @@ impl Disk {
             }
         }
         Ok(skipped)
+    }
+}
+
+impl Disk {
+    /// The newest distinct line times of `level`, newest first, each with
+    /// the number of lines that carry it: the newest `k` at least, when the
+    /// files hold that many. The files are read backwards from their end,
+    /// block by block, only as far as needed (lines are in time order but
+    /// for closes up to one interval late).
+    pub(crate) fn newest_times(&self, level: Level, k: usize) -> Result<Vec<(u64, u64)>, Error> {
+        const BLOCK: u64 = 64 * 1024;
+        let slack = level.interval_ms().unwrap_or(0);
+        let mut times: BTreeMap<u64, u64> = BTreeMap::new();
+        for (_, path) in self.segments(level)?.into_iter().rev() {
+            let io = |op, e: std::io::Error| Error::io(op, &path, &e);
+            let mut file = fs::File::open(&path).map_err(|e| io("open", e))?;
+            let mut end = file.metadata().map_err(|e| io("read", e))?.len();
+            // The start of a line that began in an earlier block.
+            let mut rest: Vec<u8> = Vec::new();
+            while end > 0 {
+                let start = end.saturating_sub(BLOCK);
+                let mut block = vec![0; usize::try_from(end - start).unwrap_or(0)];
+                file.seek(SeekFrom::Start(start))
+                    .and_then(|_| file.read_exact(&mut block))
+                    .map_err(|e| io("read", e))?;
+                block.extend_from_slice(&rest);
+                // Unless at the file's start, the block opens inside a line.
+                let whole_from = match block.iter().position(|b| *b == b'\n') {
+                    _ if start == 0 => 0,
+                    Some(at) => at + 1,
+                    None => block.len(),
+                };
+                let mut oldest = u64::MAX;
+                for line in block[whole_from..].split(|b| *b == b'\n') {
+                    if let Some(t) = line_time(line) {
+                        *times.entry(t).or_default() += 1;
+                        oldest = oldest.min(t);
+                    }
+                }
+                rest = block[..whole_from].to_vec();
+                end = start;
+                while times.len() > k {
+                    times.pop_first();
+                }
+                // Lines further back are older, up to one late interval.
+                let kth = times.keys().next().copied().unwrap_or(0);
+                if times.len() >= k && oldest.saturating_add(slack) < kth {
+                    return Ok(times.into_iter().rev().collect());
+                }
+            }
+        }
+        Ok(times.into_iter().rev().collect())
+    }
+
+    /// The time of the first line of `level`'s oldest segment: about its
+    /// oldest point (up to one late interval).
+    pub(crate) fn oldest_time(&self, level: Level) -> Result<Option<u64>, Error> {
+        let Some((_, path)) = self.segments(level)?.into_iter().next() else {
+            return Ok(None);
+        };
+        let file = fs::File::open(&path).map_err(|e| Error::io("open", &path, &e))?;
+        let mut reader = BufReader::new(file);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| Error::io("read", &path, &e))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            if let Some(t) = line_time(&line) {
+                return Ok(Some(t));
+            }
+        }
+    }
+
+    /// Removes the lines of `level` whose time is `cut` or later (what a
+    /// clock stepped back disowns, or lines far in the future), handing
+    /// each to `dropped` when given, parsed, and returns how many went.
+    /// Segments from the cut on are deleted; one holding the cut is cut
+    /// short at a line boundary found by bisection and the lines from there
+    /// that are older than the cut are written back, so the rest of a file
+    /// is not rewritten. Lines that do not parse there are removed too.
+    pub(crate) fn truncate(
+        &mut self,
+        level: Level,
+        cut: u64,
+        mut dropped: Option<&mut dyn FnMut(StoredPoint)>,
+    ) -> Result<u64, Error> {
+        let mut removed = 0;
+        let slack = level.interval_ms().unwrap_or(0);
+        let enter = cut.saturating_sub(slack);
+        for (segment, path) in self.segments(level)? {
+            if segment.saturating_add(segment_ms(level)) <= enter {
+                continue;
+            }
+            let io = |op, e: std::io::Error| Error::io(op, &path, &e);
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| io("open", e))?;
+            let from = if enter > segment {
+                entry_offset(&mut file, enter).map_err(|e| io("read", e))?
+            } else {
+                0
+            };
+            file.seek(SeekFrom::Start(from))
+                .map_err(|e| io("seek", e))?;
+            let mut kept = Vec::new();
+            let mut reader = BufReader::new(&mut file);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                let n = reader
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| io("read", e))?;
+                if n == 0 {
+                    break;
+                }
+                match line_time(&line) {
+                    Some(t) if t < cut && line.ends_with(b"\n") => kept.extend_from_slice(&line),
+                    Some(t) if t >= cut => {
+                        removed += 1;
+                        if let Some(each) = dropped.as_mut() {
+                            if let Ok(p) = serde_json::from_slice::<StoredPoint>(&line) {
+                                each(p);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            drop(reader);
+            if from == 0 && kept.is_empty() {
+                fs::remove_file(&path).map_err(|e| io("remove", e))?;
+                continue;
+            }
+            file.set_len(from)
+                .and_then(|()| file.seek(SeekFrom::End(0)))
+                .and_then(|_| file.write_all(&kept))
+                .map_err(|e| io("write", e))?;
+        }
+        // Pruning goes by the segment last written to: look again.
+        self.last_segment = [None; 4];
+        Ok(removed)
     }
 }
 
