@@ -499,6 +499,122 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
     }
 
+    /// A level file of `minutes` minutes of two series, every seventh
+    /// close one interval late, flushed minute by minute; the points
+    /// written, as (series, time).
+    fn late_closing_file(dir: &Path, minutes: u64) -> (Disk, Vec<(u64, u64)>) {
+        let _ = fs::remove_dir_all(dir);
+        let mut disk = Disk::new(dir.to_path_buf());
+        let day = segment_ms(Level::Minute);
+        let base = 1_700_000_000_000 / day * day;
+        let mut written = Vec::new();
+        for minute in 0..minutes {
+            let t = base + minute * 60_000;
+            for s in 0..2u64 {
+                let late = (minute + s) % 7 == 0 && minute > 0;
+                let t_ms = if late { t - 60_000 } else { t };
+                let labels = Labels::from_pairs(&[("s", &s.to_string())]);
+                let point = Point {
+                    t_ms,
+                    covered_ms: 60_000,
+                    agg: Aggregate::Counter {
+                        increase: minute,
+                        resets: 0,
+                    },
+                };
+                disk.push(Level::Minute, "a_total", &labels, &point);
+                written.push((s, t_ms));
+            }
+            disk.flush(t, &[u64::MAX; 4]).unwrap();
+        }
+        (disk, written)
+    }
+
+    fn all_points(disk: &Disk) -> Vec<(u64, u64)> {
+        let mut got = Vec::new();
+        disk.read(Level::Minute, 0, u64::MAX, None, |p| {
+            let s = p
+                .labels
+                .iter()
+                .next()
+                .map_or(0, |(_, v)| v.parse().unwrap());
+            got.push((s, p.t_ms));
+        })
+        .unwrap();
+        got.sort_unstable();
+        got
+    }
+
+    /// Cutting a level at any time keeps exactly the lines before it, in a
+    /// file large enough to be entered by bisection, and hands over the
+    /// others.
+    #[test]
+    fn truncation_keeps_exactly_the_lines_before_the_cut() {
+        let dir = std::env::temp_dir().join(format!("vitals-persist-cut-{}", std::process::id()));
+        for cut_minute in [0, 1, 700, 1500, 2899, 5000] {
+            let (mut disk, written) = late_closing_file(&dir, 2900);
+            let base = written[0].1;
+            let cut = base + cut_minute * 60_000;
+            let mut dropped = Vec::new();
+            let removed = disk
+                .truncate(
+                    Level::Minute,
+                    cut,
+                    Some(&mut |p: StoredPoint| dropped.push(p.t_ms)),
+                )
+                .unwrap();
+            let mut want: Vec<_> = written.iter().filter(|(_, t)| *t < cut).copied().collect();
+            want.sort_unstable();
+            assert_eq!(all_points(&disk), want, "cut at minute {cut_minute}");
+            assert_eq!(removed as usize, written.len() - want.len());
+            assert_eq!(dropped.len(), written.len() - want.len());
+            assert!(dropped.iter().all(|t| *t >= cut));
+            // Appends go on after the cut.
+            let labels = Labels::from_pairs(&[("s", "0")]);
+            let point = Point {
+                t_ms: cut,
+                covered_ms: 1,
+                agg: Aggregate::Counter {
+                    increase: 1,
+                    resets: 0,
+                },
+            };
+            disk.push(Level::Minute, "a_total", &labels, &point);
+            disk.flush(cut, &[u64::MAX; 4]).unwrap();
+            want.push((0, cut));
+            want.sort_unstable();
+            assert_eq!(all_points(&disk), want);
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// The newest line times come from the end of the files, across
+    /// segments, late closes included.
+    #[test]
+    fn newest_times_are_read_from_the_end() {
+        let dir = std::env::temp_dir().join(format!("vitals-persist-tail-{}", std::process::id()));
+        // Two days: two segments, the second larger than a read block.
+        let (disk, written) = late_closing_file(&dir, 2900);
+        let mut times: Vec<u64> = written.iter().map(|(_, t)| *t).collect();
+        times.sort_unstable();
+        times.dedup();
+        let got = disk.newest_times(Level::Minute, 4).unwrap();
+        let want: Vec<u64> = times.iter().rev().take(4).copied().collect();
+        assert_eq!(got.iter().map(|(t, _)| *t).collect::<Vec<_>>(), want);
+        for (t, lines) in got {
+            let n = written.iter().filter(|(_, w)| *w == t).count() as u64;
+            assert_eq!(lines, n, "lines at {t}");
+        }
+        // With few lines in the newest segment, the one before is read.
+        let day = segment_ms(Level::Minute);
+        let newest = *times.last().unwrap();
+        let tail = times.iter().filter(|t| *t / day == newest / day).count();
+        let got = disk.newest_times(Level::Minute, tail + 2).unwrap();
+        assert_eq!(got.len(), tail + 2);
+        assert_eq!(disk.oldest_time(Level::Minute).unwrap(), Some(times[0]));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn line_time_reads_the_field_not_a_label_value() {
         let line = br#"{"name":"x","labels":{"k":"\"t_ms\":5"},"t_ms":1234,"covered_ms":1}"#;
