@@ -4,7 +4,7 @@
 //! # How it works
 //!
 //! [`History::ingest`] takes [`Snapshot`]s in time order. Time is the
-//! snapshots' own `timestamp_unix_ms`: nothing reads a clock, so a day of
+//! snapshots' own `timestamp_unix_ms`: ingestion reads no clock, so a day of
 //! data can be fed in a second (tests use a [`ManualClock`](crate::ManualClock)
 //! on the collector).
 //!
@@ -45,6 +45,24 @@
 //! keeps at most [`DEFAULT_MEMORY_LIMIT`] by shrinking how much of each
 //! level stays resident; the rest is read from the level files by the
 //! queries that reach back. [`History::stats`] says what is held.
+//!
+//! Reopening a persisted history reads the levels back newest first, as
+//! much as the memory limit lets stay, streaming the files; older points
+//! are read from the files by the queries that reach them.
+//!
+//! # Clock jumps
+//!
+//! A clock that jumps costs at most the snapshots that left the timeline.
+//! A snapshot more than an hour (or four steps) ahead of the newest is held
+//! until the next one: if that one continues from it the clock did jump and
+//! both are taken, otherwise it is dropped. Snapshots behind the newest are
+//! dropped, but three in a row from the same process mean the clock was
+//! stepped back: the history moves to their timeline, carrying the counts
+//! of the points it disowns. Reopening skips and removes a newest line far
+//! beyond the rest of the files and the wall clock. The rule in full is on
+//! [`History::ingest`]; [`HistoryStats`] counts what it dropped.
+//!
+//! # Queries
 //!
 //! Queries read one level, the finest whose retention still covers the
 //! start of the range and, with a point limit, the coarsest whose interval
@@ -349,9 +367,13 @@ impl HistoryBuilder {
     /// Writes every finished point of every level as JSON Lines under
     /// `dir` (`<dir>/<level>/<segment start ms>.jsonl`), deletes files past
     /// each level's retention, and on [`build`](HistoryBuilder::build) reads
-    /// back the resident part of what is there. The open (unfinished)
-    /// intervals are written when they close; a reload gathers them again
-    /// from the finer levels. The first snapshot after a reload is a
+    /// back what is there, newest first, as much of each level's resident
+    /// span as the [memory limit](HistoryBuilder::memory_limit) lets stay
+    /// (line by line: the files are never read whole); queries read older
+    /// points from the files. A newest line far beyond the rest of the
+    /// files and the wall clock is skipped and removed (see
+    /// [`History::ingest`]). The open (unfinished) intervals are written
+    /// when they close; a reload gathers them again from the finer levels. The first snapshot after a reload is a
     /// baseline unless its process started after the newest point on disk
     /// (its uptime is shorter than the gap): then its totals count from
     /// zero.
@@ -372,7 +394,8 @@ impl HistoryBuilder {
     /// of it (the rest is room for the next minute's points), every
     /// level's resident span shrinks by the same factor and the oldest
     /// points leave memory; the spans grow back (10% a minute) once the
-    /// store is below 80% of the limit. With
+    /// store is below 80% of the limit. Reopening a persisted store reads
+    /// back only what fits in those 15/16, the spans shrunk alike. With
     /// [`persist`](HistoryBuilder::persist) what leaves memory stays on
     /// disk and queries read it there; without, it is gone, so the limit is
     /// then off unless set here. The default with persistence is
@@ -675,13 +698,22 @@ impl History {
     ///   dropped). The two dropped snapshots lose only their resolution:
     ///   the next point counts from the last accepted reading.
     ///
-    /// A reopened history treats the level files the same way: a newest
-    /// line time further beyond the next one than that bound does not
-    /// count, and such lines are removed
+    /// Snapshots of an earlier process (lower uptime: a replay of older
+    /// files into a newer store) never move the history back.
+    ///
+    /// Ingestion reads no clock: replays, manual clocks and other
+    /// machines' snapshots are rightly off the local clock, so the timeline
+    /// is its own evidence. A reopened history judges the level files'
+    /// newest lines, which it cannot see continued, with the wall clock as
+    /// well: a newest line time further beyond both the next one and the
+    /// wall clock than the bound above was written by a jump that nothing
+    /// continued; it does not count, and its lines are removed
     /// ([`HistoryStats::future_lines`]).
     ///
     /// The only error is [`Error::Io`] from persistence; the snapshot is
-    /// then still in memory.
+    /// then still in memory. (If the level files cannot be cut back after a
+    /// clock was stepped back, the history stays on its timeline and that
+    /// snapshot is dropped; the next three behind try again.)
     ///
     /// ```
     /// let metrics = vitals::MetricsCollector::new();

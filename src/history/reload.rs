@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::column::Column;
 use super::persist::{Disk, StoredPoint};
-use super::series::{Reopening, Series, REOPEN_WINDOW_MS};
+use super::series::{reloaded, reopen_from_disk, REOPEN_WINDOW_MS};
 use super::timeline::jump_bound;
 use super::upkeep::{memory_of, series_bytes};
 use super::{Family, FastMap, History, Inner, Level};
@@ -190,19 +190,8 @@ fn newest_on_disk(inner: &mut Inner, disk: &mut Disk) -> Result<Option<u64>, Err
 /// Gathers the open intervals of every series from the newest points of
 /// each level's files, whatever part of them becomes resident.
 fn reopen(inner: &mut Inner, disk: &Disk, newest: u64) -> Result<(), Error> {
-    let mut reopening: FastMap<Key, (MetricKind, Reopening)> = FastMap::default();
-    for level in Level::ALL {
-        let from = newest.saturating_sub(REOPEN_WINDOW_MS[level.index()]);
-        let skipped = disk.read(level, from, newest.saturating_add(1), None, |p| {
-            let kind = p.agg.kind();
-            let (name, labels, point) = p.into_point();
-            let (_, r) = reopening
-                .entry((name, labels))
-                .or_insert_with(|| (kind, Reopening::default()));
-            r.add(level, point);
-        })?;
-        inner.stats.skipped_lines += skipped;
-    }
+    let (reopening, skipped) = reopen_from_disk(disk, newest)?;
+    inner.stats.skipped_lines += skipped;
     for ((name, labels), (kind, r)) in reopening {
         let newest = Level::ALL.into_iter().filter_map(|l| r.newest(l)).max();
         let Some(series) = reloaded(&mut inner.names, name, labels, kind) else {
@@ -212,30 +201,6 @@ fn reopen(inner: &mut Inner, disk: &Disk, newest: u64) -> Result<(), Error> {
         series.open = r.finish();
     }
     Ok(())
-}
-
-/// The series a point read back from disk belongs to, created without a
-/// reading; `None` when its name is held as another kind.
-pub(super) fn reloaded(
-    names: &mut FastMap<Arc<str>, Family>,
-    name: Arc<str>,
-    labels: Labels,
-    kind: MetricKind,
-) -> Option<&mut Series> {
-    let family = names.entry(name).or_insert_with(|| Family {
-        kind,
-        series: FastMap::default(),
-    });
-    if family.kind != kind {
-        return None;
-    }
-    Some(family.series.entry(labels).or_insert_with(|| Series {
-        previous: None,
-        previous_ms: 0,
-        levels: Default::default(),
-        open: Default::default(),
-        carry: None,
-    }))
 }
 
 /// Points read back, per series and level in slices (newest first), until

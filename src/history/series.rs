@@ -1,14 +1,18 @@
 //! One series of the history: its previous reading, its finished points
-//! per level and its open intervals (the roll-up cascade), and how a new
-//! reading becomes the difference from the previous one.
+//! per level and its open intervals (the roll-up cascade), how a new
+//! reading becomes the difference from the previous one, and how the open
+//! intervals are gathered again from finished points (after a reload or a
+//! clock stepped back).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::column::Column;
 use super::dense::Dense;
 use super::persist::Disk;
 use super::point::Point;
-use super::Level;
+use super::{Family, FastMap, Level};
+use crate::error::Error;
 use crate::key::Labels;
 use crate::metrics::sparse::{SparseBuckets, BUCKETS};
 use crate::snapshot::MetricKind;
@@ -180,6 +184,53 @@ impl Reopening {
         }
         self.open
     }
+}
+
+/// Per series (name and labels), its kind and [`Reopening`].
+pub(super) type Reopenings = FastMap<(Arc<str>, Labels), (MetricKind, Reopening)>;
+
+/// Every series' [`Reopening`] from the files: each level read from its
+/// window before `newest` (the newest point kept) on. Returns them with
+/// the torn lines met.
+pub(super) fn reopen_from_disk(disk: &Disk, newest: u64) -> Result<(Reopenings, u64), Error> {
+    let mut reopening = Reopenings::default();
+    let mut skipped = 0;
+    for level in Level::ALL {
+        let from = newest.saturating_sub(REOPEN_WINDOW_MS[level.index()]);
+        skipped += disk.read(level, from, newest.saturating_add(1), None, |p| {
+            let kind = p.agg.kind();
+            let (name, labels, point) = p.into_point();
+            let (_, open) = reopening
+                .entry((name, labels))
+                .or_insert_with(|| (kind, Reopening::default()));
+            open.add(level, point);
+        })?;
+    }
+    Ok((reopening, skipped))
+}
+
+/// The series a point read back from disk belongs to, created without a
+/// reading; `None` when its name is held as another kind.
+pub(super) fn reloaded(
+    names: &mut FastMap<Arc<str>, Family>,
+    name: Arc<str>,
+    labels: Labels,
+    kind: MetricKind,
+) -> Option<&mut Series> {
+    let family = names.entry(name).or_insert_with(|| Family {
+        kind,
+        series: FastMap::default(),
+    });
+    if family.kind != kind {
+        return None;
+    }
+    Some(family.series.entry(labels).or_insert_with(|| Series {
+        previous: None,
+        previous_ms: 0,
+        levels: Default::default(),
+        open: Default::default(),
+        carry: None,
+    }))
 }
 
 /// A series' cumulative reading in its latest snapshot.

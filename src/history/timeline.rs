@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use super::persist::StoredPoint;
 use super::point::Point;
-use super::reload::reloaded;
-use super::series::{Reopening, REOPEN_WINDOW_MS};
+use super::series::{reloaded, reopen_from_disk, Reopening, Reopenings, REOPEN_WINDOW_MS};
 use super::{FastMap, History, HistoryStats, Inner, Level};
 use crate::error::Error;
 use crate::key::Labels;
@@ -147,7 +146,7 @@ impl History {
         }
         let kept_until = r.saturating_sub(1);
         let mut carried: FastMap<Key, Option<Box<Point>>> = FastMap::default();
-        let mut reopening: FastMap<Key, (MetricKind, Reopening)> = FastMap::default();
+        let mut reopening = Reopenings::default();
         if let Some(disk) = inner.disk.as_mut() {
             let mut carry = |p: StoredPoint| {
                 if p.t_ms <= disowned_until {
@@ -159,18 +158,8 @@ impl History {
             for level in &Level::ALL[1..] {
                 disk.truncate(*level, cuts[level.index()], None)?;
             }
-            for level in Level::ALL {
-                let from = kept_until.saturating_sub(REOPEN_WINDOW_MS[level.index()]);
-                // Torn lines were counted when they were first met.
-                disk.read(level, from, r, None, |p| {
-                    let kind = p.agg.kind();
-                    let (name, labels, point) = p.into_point();
-                    let (_, open) = reopening
-                        .entry((name, labels))
-                        .or_insert_with(|| (kind, Reopening::default()));
-                    open.add(level, point);
-                })?;
-            }
+            // Torn lines were counted when they were first met.
+            (reopening, _) = reopen_from_disk(disk, kept_until)?;
         }
         let in_memory_only = inner.disk.is_none();
         for family in inner.names.values_mut() {
