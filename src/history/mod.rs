@@ -4,7 +4,7 @@
 //! # How it works
 //!
 //! [`History::ingest`] takes [`Snapshot`]s in time order. Time is the
-//! snapshots' own `timestamp_unix_ms`: nothing reads a clock, so a day of
+//! snapshots' own `timestamp_unix_ms`: ingestion reads no clock, so a day of
 //! data can be fed in a second (tests use a [`ManualClock`](crate::ManualClock)
 //! on the collector).
 //!
@@ -46,6 +46,24 @@
 //! level stays resident; the rest is read from the level files by the
 //! queries that reach back. [`History::stats`] says what is held.
 //!
+//! Reopening a persisted history reads the levels back newest first, as
+//! much as the memory limit lets stay, streaming the files; older points
+//! are read from the files by the queries that reach them.
+//!
+//! # Clock jumps
+//!
+//! A clock that jumps costs at most the snapshots that left the timeline.
+//! A snapshot more than an hour (or four steps) ahead of the newest is held
+//! until the next one: if that one continues from it the clock did jump and
+//! both are taken, otherwise it is dropped. Snapshots behind the newest are
+//! dropped, but three in a row from the same process mean the clock was
+//! stepped back: the history moves to their timeline, carrying the counts
+//! of the points it disowns. Reopening skips and removes a newest line far
+//! beyond the rest of the files and the wall clock. The rule in full is on
+//! [`History::ingest`]; [`HistoryStats`] counts what it dropped.
+//!
+//! # Queries
+//!
 //! Queries read one level, the finest whose retention still covers the
 //! start of the range and, with a point limit, the coarsest whose interval
 //! still fits `range / max_points`; they merge neighbouring intervals into
@@ -56,7 +74,9 @@ mod dense;
 mod persist;
 mod point;
 mod query;
+mod reload;
 mod series;
+mod timeline;
 mod upkeep;
 
 use std::borrow::Cow;
@@ -81,6 +101,7 @@ use dense::Dense;
 use persist::Disk;
 use point::{Aggregate, Dist, Point};
 use series::{advance, normalized, Advanced, Incoming, Reading, Series, Sink};
+use timeline::{Timeline, Verdict};
 use upkeep::memory_of;
 
 #[cfg(feature = "fuzzing")]
@@ -231,8 +252,17 @@ pub enum Latest {
 pub struct HistoryStats {
     /// Snapshots ingested.
     pub snapshots: u64,
-    /// Snapshots ignored because they were not newer than the last one.
+    /// Snapshots dropped because they were not newer than the newest
+    /// accepted one (see the clock-jump rule on [`History::ingest`]).
     pub out_of_order: u64,
+    /// Snapshots dropped because they were far ahead of the newest
+    /// accepted one and the next snapshot did not continue from them (see
+    /// [`History::ingest`]).
+    pub jumps_dropped: u64,
+    /// Times the history moved to a new timeline: a jump ahead that the
+    /// next snapshot continued, or a clock stepped back (see
+    /// [`History::ingest`]).
+    pub clock_jumps: u64,
     /// Series samples ignored because their name was seen as another kind.
     pub kind_conflicts: u64,
     /// Series currently held.
@@ -243,6 +273,10 @@ pub struct HistoryStats {
     /// Lines of the level files that did not parse (torn lines), met while
     /// reopening or querying a persisted history.
     pub skipped_lines: u64,
+    /// Lines of the level files found, while reopening, far beyond the
+    /// rest of the files (a clock jump that was written and never
+    /// continued): they do not set the newest time and are removed.
+    pub future_lines: u64,
     /// Bytes of memory held, as [`History::memory_bytes`] counts them.
     pub memory_bytes: usize,
     /// How much of each level is in memory now, ms: the configured
@@ -336,9 +370,13 @@ impl HistoryBuilder {
     /// Writes every finished point of every level as JSON Lines under
     /// `dir` (`<dir>/<level>/<segment start ms>.jsonl`), deletes files past
     /// each level's retention, and on [`build`](HistoryBuilder::build) reads
-    /// back the resident part of what is there. The open (unfinished)
-    /// intervals are written when they close; a reload gathers them again
-    /// from the finer levels. The first snapshot after a reload is a
+    /// back what is there, newest first, as much of each level's resident
+    /// span as the [memory limit](HistoryBuilder::memory_limit) lets stay
+    /// (line by line: the files are never read whole); queries read older
+    /// points from the files. A newest line far beyond the rest of the
+    /// files and the wall clock is skipped and removed (see
+    /// [`History::ingest`]). The open (unfinished) intervals are written
+    /// when they close; a reload gathers them again from the finer levels. The first snapshot after a reload is a
     /// baseline unless its process started after the newest point on disk
     /// (its uptime is shorter than the gap): then its totals count from
     /// zero.
@@ -359,7 +397,8 @@ impl HistoryBuilder {
     /// of it (the rest is room for the next minute's points), every
     /// level's resident span shrinks by the same factor and the oldest
     /// points leave memory; the spans grow back (10% a minute) once the
-    /// store is below 80% of the limit. With
+    /// store is below 80% of the limit. Reopening a persisted store reads
+    /// back only what fits in those 15/16, the spans shrunk alike. With
     /// [`persist`](HistoryBuilder::persist) what leaves memory stays on
     /// disk and queries read it there; without, it is gone, so the limit is
     /// then off unless set here. The default with persistence is
@@ -493,6 +532,8 @@ struct Inner {
     /// Set when the process feeding a reloaded history restarted since the
     /// newest point on disk: reloaded series count from zero.
     reloaded_counts_from_zero: bool,
+    /// What the clock-jump rule holds between snapshots.
+    timeline: Timeline,
 }
 
 /// Names and label sets come from the program's own registry (bounded by
@@ -635,24 +676,93 @@ impl History {
     /// span). With persistence, appends the finished points to the level
     /// files.
     ///
-    /// Snapshots must come in time order: one not newer than the last is
-    /// ignored and counted in [`HistoryStats::out_of_order`]. The only error
-    /// is [`Error::Io`] from persistence; the snapshot is then still in
-    /// memory.
+    /// Snapshots are taken in time order, and a clock that jumps costs at
+    /// most the snapshots that left the timeline:
+    ///
+    /// - **Ahead.** A snapshot more than an hour (or four times the step
+    ///   between the two newest accepted snapshots, when longer) after the
+    ///   newest accepted one is held. If the next snapshot is newer still,
+    ///   the clock did jump (or the program was stopped a while): both are
+    ///   ingested, counted in [`HistoryStats::clock_jumps`]. Otherwise the
+    ///   held one is dropped, counted in [`HistoryStats::jumps_dropped`],
+    ///   and the next is judged by these rules. So one snapshot a year
+    ///   ahead costs that snapshot, and a real jump costs nothing; a held
+    ///   snapshot is in no query until the next one arrives.
+    /// - **Back.** A snapshot not newer than the newest accepted one is
+    ///   dropped, counted in [`HistoryStats::out_of_order`]. When three in
+    ///   a row come back, each after the one before (by at most the bound
+    ///   above) and from a process whose uptime did not go down, the clock
+    ///   was stepped back: the third one moves the history to the new
+    ///   timeline (counted in [`HistoryStats::clock_jumps`]). The points
+    ///   at its time or later are removed, from memory and from the level
+    ///   files; the counter increases and histogram values they held are
+    ///   added to each series' next point, so sums over a range that spans
+    ///   the step lose nothing (gauge readings at disowned times are
+    ///   dropped). The two dropped snapshots lose only their resolution:
+    ///   the next point counts from the last accepted reading.
+    ///
+    /// Snapshots of an earlier process (lower uptime: a replay of older
+    /// files into a newer store) never move the history back.
+    ///
+    /// Ingestion reads no clock: replays, manual clocks and other
+    /// machines' snapshots are rightly off the local clock, so the timeline
+    /// is its own evidence. A reopened history judges the level files'
+    /// newest lines, which it cannot see continued, with the wall clock as
+    /// well: a newest line time further beyond both the next one and the
+    /// wall clock than the bound above was written by a jump that nothing
+    /// continued; it does not count, and its lines are removed
+    /// ([`HistoryStats::future_lines`]).
+    ///
+    /// The only error is [`Error::Io`] from persistence; the snapshot is
+    /// then still in memory. (If the level files cannot be cut back after a
+    /// clock was stepped back, the history stays on its timeline and that
+    /// snapshot is dropped; the next three behind try again.)
     ///
     /// ```
     /// let metrics = vitals::MetricsCollector::new();
     /// let history = vitals::history::History::new();
     /// let snap = metrics.snapshot();
     /// history.ingest(&snap).unwrap();
-    /// history.ingest(&snap).unwrap(); // the same time again: ignored
+    /// history.ingest(&snap).unwrap(); // the same time again: dropped
     /// assert_eq!(history.stats().out_of_order, 1);
+    /// // A snapshot a year ahead is held; the next on the old timeline drops it.
+    /// let mut ahead = snap.clone();
+    /// ahead.timestamp_unix_ms += 365 * 86_400_000;
+    /// history.ingest(&ahead).unwrap();
+    /// let mut next = snap.clone();
+    /// next.timestamp_unix_ms += 10_000;
+    /// history.ingest(&next).unwrap();
+    /// assert_eq!(history.stats().jumps_dropped, 1);
+    /// assert_eq!(history.newest_unix_ms(), Some(next.timestamp_unix_ms));
     /// ```
     pub fn ingest(&self, snapshot: &Snapshot) -> Result<(), Error> {
         let mut guard = self.inner.lock();
         let inner = &mut *guard;
+        let newest = match (inner.last, inner.floor) {
+            (Some((t, uptime)), _) => Some((t, Some(uptime))),
+            (None, Some(floor)) => Some((floor, None)),
+            (None, None) => None,
+        };
+        match inner.timeline.judge(newest, snapshot, &mut inner.stats) {
+            Verdict::Accept => self.accept(inner, snapshot),
+            Verdict::Hold | Verdict::Behind => Ok(()),
+            Verdict::AcceptHeldFirst(held) => {
+                let first = self.accept(inner, &held);
+                let second = self.accept(inner, snapshot);
+                first.and(second)
+            }
+            Verdict::SteppedBack => {
+                self.rewind(inner, snapshot.timestamp_unix_ms)?;
+                self.accept(inner, snapshot)
+            }
+        }
+    }
+
+    /// Ingests a snapshot newer than every one accepted.
+    fn accept(&self, inner: &mut Inner, snapshot: &Snapshot) -> Result<(), Error> {
         let now = snapshot.timestamp_unix_ms;
         if inner.last.is_some_and(|(t, _)| now <= t) || inner.floor.is_some_and(|t| now <= t) {
+            // The rule let nothing older through; stay safe all the same.
             inner.stats.out_of_order += 1;
             return Ok(());
         }
@@ -675,6 +785,7 @@ impl History {
             .last
             .map(|(t, _)| t)
             .or(inner.floor.filter(|_| restarted));
+        inner.timeline.step = inner.last.map(|(t, _)| now - t);
         inner.last = Some((now, snapshot.uptime_seconds));
         inner.first.get_or_insert(now);
         inner.stats.snapshots += 1;
@@ -1064,6 +1175,7 @@ impl Ingest {
                     previous_ms: self.previous_snapshot.unwrap_or(self.now),
                     levels: Default::default(),
                     open: Default::default(),
+                    carry: None,
                 }),
                 true,
             ),
@@ -1178,11 +1290,20 @@ impl Ingest {
             }
         };
         let Some(agg) = agg else { return };
-        let point = Point {
+        let mut point = Point {
             t_ms: self.now,
             covered_ms,
             agg,
         };
+        // Counts at times a clock stepped back disowned come with the
+        // first point after it.
+        if let Some(mut carried) = series.carry.take() {
+            carried.merge(&point);
+            point = Point {
+                t_ms: self.now,
+                ..*carried
+            };
+        }
         let mut sink = Sink { disk, name, labels };
         sink.push(Level::Raw, &point);
         series.levels[0].push(&point);
