@@ -4,6 +4,8 @@
 //! snapshots without losing counts, and snapshots of an earlier process
 //! never move it back. Each in memory and persisted (then reopened).
 
+#![cfg(feature = "history")]
+
 mod common;
 use common::TempDir;
 

@@ -248,7 +248,7 @@ impl Disk {
         let slack = level.interval_ms().unwrap_or(0);
         let mut times: BTreeMap<u64, u64> = BTreeMap::new();
         for (_, path) in self.segments(level)?.into_iter().rev() {
-            let io = |op, e: std::io::Error| Error::io(op, &path, &e);
+            let io = |op, e: std::io::Error| Error::io(op, &path, e);
             let mut file = fs::File::open(&path).map_err(|e| io("open", e))?;
             let mut end = file.metadata().map_err(|e| io("read", e))?.len();
             // The start of a line that began in an earlier block.
@@ -294,14 +294,14 @@ impl Disk {
         let Some((_, path)) = self.segments(level)?.into_iter().next() else {
             return Ok(None);
         };
-        let file = fs::File::open(&path).map_err(|e| Error::io("open", &path, &e))?;
+        let file = fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
         let mut reader = BufReader::new(file);
         let mut line = Vec::new();
         loop {
             line.clear();
             let n = reader
                 .read_until(b'\n', &mut line)
-                .map_err(|e| Error::io("read", &path, &e))?;
+                .map_err(|e| Error::io("read", &path, e))?;
             if n == 0 {
                 return Ok(None);
             }
@@ -331,7 +331,7 @@ impl Disk {
             if segment.saturating_add(segment_ms(level)) <= enter {
                 continue;
             }
-            let io = |op, e: std::io::Error| Error::io(op, &path, &e);
+            let io = |op, e: std::io::Error| Error::io(op, &path, e);
             let mut file = OpenOptions::new()
                 .read(true)
                 .write(true)
