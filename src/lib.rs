@@ -33,7 +33,7 @@
 //! formats; [`render_table`](export::render_table) and
 //! [`status_line`](export::status_line) are for people and logs.
 //!
-//! **History.** [`history::History`] keeps snapshots as time series at
+//! **History** (cargo feature `history`). `history::History` keeps snapshots as time series at
 //! raw, 1 min, 5 min and 1 h levels with a retention each, rebuilt from
 //! JSON-Lines files or fed live, and answers queries by name, labels and
 //! time range (rates, averages, quantiles merged exactly from bucket
@@ -83,6 +83,7 @@ mod error;
 pub mod export;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+#[cfg(feature = "history")]
 pub mod history;
 mod key;
 mod macros;

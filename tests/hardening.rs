@@ -358,3 +358,39 @@ fn a_deleted_active_file_is_recreated_and_the_loss_reported() {
     exporter.export(&metrics.snapshot()).unwrap();
     assert_eq!(JsonLinesReader::open(&path).unwrap().count(), 1);
 }
+
+#[test]
+fn every_error_kind_is_counted_whatever_the_cardinality_limit() {
+    let metrics = MetricsCollector::builder()
+        .cardinality_limit(1)
+        .max_metrics(1)
+        .build();
+    metrics.counter("a_total", &[]).inc();
+    let _ = metrics.gauge("a_total", &[]); // kind_mismatch
+    let _ = metrics.counter("b_total", &[]); // cardinality_limit (names)
+    let _ = metrics.counter("bad name", &[]); // invalid_name
+    let snap = metrics.snapshot();
+    for kind in ["kind_mismatch", "cardinality_limit", "invalid_name"] {
+        assert_eq!(
+            snap.counter("vitals_errors_total", &[("kind", kind)]),
+            Some(1),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn a_counter_past_u64_max_wraps() {
+    let clock = Arc::new(vitals::ManualClock::new());
+    let metrics = MetricsCollector::builder().clock(clock.clone()).build();
+    let c = metrics.counter("huge_total", &[]);
+    c.increment(u64::MAX - 4);
+    metrics.snapshot();
+    clock.advance(Duration::from_secs(10));
+    c.increment(10);
+    let snap = metrics.snapshot();
+    assert_eq!(snap.counter("huge_total", &[]), Some(5));
+    // The rate is taken modulo 2^64 too: finite, never negative.
+    let rate = snap.counter_sample("huge_total", &[]).unwrap().rate.unwrap();
+    assert!(rate.per_second.is_finite() && rate.per_second >= 0.0, "{rate:?}");
+}

@@ -5,6 +5,8 @@
 //! a process restart. After many steps every level is queried and compared
 //! with the raw increases grouped by interval, worked out independently.
 
+#![cfg(feature = "history")]
+
 mod common;
 use common::TempDir;
 

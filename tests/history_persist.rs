@@ -2,6 +2,8 @@
 //! resident span with queries reaching back to disk, reopening, replay of
 //! an exporter's JSON-Lines files equal to live ingestion, torn lines.
 
+#![cfg(feature = "history")]
+
 mod common;
 use common::TempDir;
 

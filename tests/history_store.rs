@@ -1,6 +1,8 @@
 //! History store: roll-over and retention on snapshot time, counter resets,
 //! label filters, level choice, empty results and bad queries.
 
+#![cfg(feature = "history")]
+
 use std::sync::Arc;
 use std::time::Duration;
 

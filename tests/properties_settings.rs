@@ -24,6 +24,7 @@ use vitals::export::{
     render_openmetrics, render_prometheus, Exporter, FsyncPolicy, JsonLinesExporter,
     JsonLinesReader, Reporter,
 };
+#[cfg(feature = "history")]
 use vitals::history::{Aggregation, History, Level, Query};
 use vitals::{
     Collector, Error, ManualClock, MetricsCollector, PluginStatus, Samples, Snapshot, Window,
@@ -480,6 +481,7 @@ proptest! {
     /// `History::builder` accepts exactly retentions of at least one
     /// interval of their level; then ingesting snapshots (the clock jumping
     /// far) and querying every aggregation at every level never panics.
+    #[cfg(feature = "history")]
     #[test]
     fn history_settings_are_checked_and_then_ingest_and_answer(
         retention in retentions(),

@@ -63,6 +63,8 @@ const COLLECTION_METRIC: &str = "vitals_collection_duration_seconds";
 /// The families every collector creates for itself (errors, overflow,
 /// collection time); they do not count against `max_metrics`.
 const INTERNAL_FAMILIES: usize = 3;
+/// Series of `vitals_errors_total`: one per [`Error::kind`], with room.
+const ERROR_KINDS_LIMIT: usize = 64;
 
 /// The registry: hands out metric handles by name and labels, keeps their
 /// metadata, and takes [`Snapshot`]s.
@@ -787,10 +789,15 @@ impl Metric {
 
 impl Inner {
     fn new_family(&self, name: &str, kind: MetricKind) -> Arc<Family> {
-        let limit = if name == OVERFLOW_METRIC {
-            self.max_metrics
-        } else {
-            self.cardinality_limit
+        // The collector's own families are bounded by what they count, not
+        // by the user's limit: an error must never be lost because the
+        // user set a small one.
+        let limit = match name {
+            OVERFLOW_METRIC => self.max_metrics,
+            ERRORS_METRIC => ERROR_KINDS_LIMIT,
+            // One series per registered plug-in.
+            COLLECTION_METRIC => usize::MAX,
+            _ => self.cardinality_limit,
         };
         Arc::new(Family {
             name: Arc::from(name),

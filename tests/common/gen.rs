@@ -877,16 +877,13 @@ impl Model {
                 }
             }
             None => {
-                if self.names >= s.max_metrics {
-                    return Err(if labels_ok {
-                        vec!["cardinality_limit"]
-                    } else {
-                        vec!["cardinality_limit", "invalid_label"]
-                    });
-                }
                 if !labels_ok {
-                    // A refused registration creates nothing (defect 12).
+                    // Labels are checked before a new name takes a slot: a
+                    // refused registration creates nothing (defect 12).
                     return Err(vec!["invalid_label"]);
+                }
+                if self.names >= s.max_metrics {
+                    return Err(vec!["cardinality_limit"]);
                 }
                 self.kinds.insert(name.to_owned(), kind);
                 self.names += 1;

@@ -658,16 +658,24 @@ impl TimeWindow {
         oldest: Duration,
     ) -> (WindowStats, LifetimeStats, Option<SparseBuckets>) {
         let empty = m.count == 0;
-        let min = (!empty).then(|| f64::from_bits(m.min));
-        let max = (!empty).then(|| f64::from_bits(m.max));
         let mean = (!empty).then(|| m.sum / m.count as f64);
-        let (quantiles, stddev) = match (min, max, mean) {
-            (Some(lo), Some(hi), Some(mean)) => {
-                let (q, sd) = bucket_stats(closed, m, lo, hi, mean);
-                (Some(q), Some(sd))
-            }
-            _ => (None, None),
-        };
+        // A writer adds its count before its extremes: a read in between
+        // sees a count with the extremes of before (at first, min +inf and
+        // max 0). Then the quantiles are not clamped to them, and the
+        // missing extreme comes from the quantiles.
+        let (lo, hi) = (f64::from_bits(m.min), f64::from_bits(m.max));
+        let settled = lo <= hi;
+        let (mut min, mut max, mut quantiles, mut stddev) = (None, None, None, None);
+        if let Some(mean) = mean {
+            let (clamp_lo, clamp_hi) = if settled { (lo, hi) } else { (0.0, f64::MAX) };
+            let (q, sd) = bucket_stats(closed, m, clamp_lo, clamp_hi, mean);
+            (min, max) = if settled {
+                (Some(lo), Some(hi))
+            } else {
+                (Some(lo.min(q.p50)), Some(hi.max(q.p999)))
+            };
+            (quantiles, stddev) = (Some(q), Some(sd));
+        }
         let window = WindowStats {
             window: Window::Time {
                 length: self.length,
@@ -683,13 +691,17 @@ impl TimeWindow {
             quantiles,
         };
         let life_count = reader.life_count + m.count;
-        let life_min = reader.life_min.min(m.min);
-        let life_max = reader.life_max.max(m.max);
+        let mut life_min = f64::from_bits(reader.life_min.min(m.min));
+        let mut life_max = f64::from_bits(reader.life_max.max(m.max));
+        if let (Some(lo), Some(hi)) = (min, max) {
+            life_min = life_min.min(lo);
+            life_max = life_max.max(hi);
+        }
         let lifetime = LifetimeStats {
             count: life_count,
             sum: reader.life_sum + m.sum,
-            min: (life_count > 0).then(|| f64::from_bits(life_min)),
-            max: (life_count > 0).then(|| f64::from_bits(life_max)),
+            min: (life_count > 0).then_some(life_min),
+            max: (life_count > 0).then_some(life_max),
         };
         let buckets = reader
             .life_buckets
