@@ -363,6 +363,7 @@ proptest! {
 
 /// A retention per level: mostly at least the level's interval (up to
 /// `Duration::MAX`), sometimes anything.
+#[cfg(feature = "history")]
 fn retentions() -> impl Strategy<Value = Vec<Duration>> {
     Level::ALL
         .into_iter()
