@@ -133,7 +133,7 @@ pub fn render_table_into(snapshot: &Snapshot, out: &mut String) {
         );
         for s in &snapshot.histograms {
             series_name(&mut name, &s.name, &s.labels);
-            let unit = unit_of(&s.name, lookup(&snapshot.metadata, &s.name));
+            let unit = unit_of(&s.name, snapshot.metadata(&s.name));
             let w = &s.summary.window;
             let q = w.quantiles;
             let cols = [w.mean, w.min, w.max, q.map(|q| q.p95), q.map(|q| q.p99)];
@@ -231,7 +231,7 @@ pub fn status_line(snapshot: &Snapshot) -> String {
             .filter(|h| !h.name.starts_with("vitals_") && h.summary.window.count > 0)
     };
     let is_duration = |h: &&crate::snapshot::HistogramSample| {
-        unit_of(&h.name, lookup(&snapshot.metadata, &h.name)) == Unit::Seconds
+        unit_of(&h.name, snapshot.metadata(&h.name)) == Unit::Seconds
     };
     let busiest = candidates()
         .filter(is_duration)
@@ -240,11 +240,7 @@ pub fn status_line(snapshot: &Snapshot) -> String {
     if let Some(h) = busiest {
         if let Some(q) = h.summary.window.quantiles {
             let mut s = String::from("p99: ");
-            write_value(
-                &mut s,
-                q.p99,
-                unit_of(&h.name, lookup(&snapshot.metadata, &h.name)),
-            );
+            write_value(&mut s, q.p99, unit_of(&h.name, snapshot.metadata(&h.name)));
             parts.push(s);
         }
     }
@@ -341,13 +337,6 @@ fn unit_of(name: &str, info: Option<&MetricInfo>) -> Unit {
         Unit::Bytes
     } else {
         Unit::Plain
-    }
-}
-
-fn lookup<'m>(meta: &'m [MetricInfo], name: &str) -> Option<&'m MetricInfo> {
-    match meta.binary_search_by(|m| (*m.name).cmp(name)) {
-        Ok(i) => Some(&meta[i]),
-        Err(_) => meta.iter().find(|m| &*m.name == name),
     }
 }
 
