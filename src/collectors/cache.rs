@@ -7,13 +7,13 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::named::{Named, OVERFLOW_NAME};
-use super::trailing::Trailing;
 use super::DEFAULT_WINDOW;
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::metrics::counter::Counter;
 use crate::metrics::gauge::Gauge;
 use crate::plugin::{Collector, Samples};
+use crate::registry::rate::Trailing;
 use crate::registry::{MetricsCollector, WeakCollector};
 use crate::snapshot::MetricKind;
 

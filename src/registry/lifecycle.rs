@@ -17,10 +17,10 @@
 //! update; a gauge carries a `touched` flag its updates set and the
 //! registry clears.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::rate::Trailing;
 use super::{free_removed, Family, MetricsCollector, SeriesSet};
 use crate::key::{hash_labels, labels_match, Labels};
 use crate::metrics::histogram::HistogramSummary;
@@ -192,8 +192,8 @@ pub(super) enum Activity {
 /// The registry's side of one series: rate marks and lifecycle.
 #[derive(Debug)]
 pub(super) struct Life {
-    /// `(time, value)` at recent snapshots, for counter rates.
-    pub(super) rate_marks: VecDeque<(Duration, u64)>,
+    /// A counter's rate over the collector's rate window.
+    pub(super) rate: Option<Trailing<1>>,
     /// The last total seen, and when the series last showed activity.
     seen: u64,
     active_at: Duration,
@@ -215,13 +215,10 @@ pub(super) enum Step {
 }
 
 impl Life {
-    pub(super) fn new(now: Duration, counter: bool) -> Self {
-        let mut rate_marks = VecDeque::new();
-        if counter {
-            rate_marks.push_back((now, 0));
-        }
+    /// A series created at `now`; counters pass their rate window.
+    pub(super) fn new(now: Duration, rate_window: Option<Duration>) -> Self {
         Life {
-            rate_marks,
+            rate: rate_window.map(|window| Trailing::new(window, now)),
             seen: 0,
             active_at: now,
             removed: None,
@@ -270,9 +267,6 @@ impl Life {
             }
             self.offset = self.removed.take();
             self.active_at = now;
-            if !self.rate_marks.is_empty() {
-                self.rate_marks.clear();
-            }
             return Step::Revived;
         }
         if moved {
@@ -327,7 +321,7 @@ mod tests {
 
     #[test]
     fn an_idle_series_expires_and_comes_back_from_zero() {
-        let mut life = Life::new(Duration::ZERO, true);
+        let mut life = Life::new(Duration::ZERO, Some(60 * S));
         let d = Some(10 * S);
         assert_eq!(
             life.step(Activity::Total(5), S, d, || Base::Counter(5)),
@@ -351,12 +345,11 @@ mod tests {
             Step::Revived
         );
         assert_eq!(life.counter_value(7), 2);
-        assert!(life.rate_marks.is_empty());
     }
 
     #[test]
     fn gauges_are_active_when_touched_whatever_their_value() {
-        let mut life = Life::new(Duration::ZERO, false);
+        let mut life = Life::new(Duration::ZERO, None);
         let d = Some(10 * S);
         assert_eq!(
             life.step(Activity::Touched(true), 9 * S, d, || Base::Gauge),
@@ -378,7 +371,7 @@ mod tests {
 
     #[test]
     fn without_expiry_only_removal_hides() {
-        let mut life = Life::new(Duration::ZERO, true);
+        let mut life = Life::new(Duration::ZERO, Some(60 * S));
         assert_eq!(
             life.step(Activity::Total(0), 1000 * S, None, || Base::Counter(0)),
             Step::Show

@@ -1,7 +1,7 @@
 //! `MetricsCollector`: the registry of series, their metadata, and the
 //! global collector.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, UNIX_EPOCH};
@@ -27,6 +27,7 @@ use crate::snapshot::{
 mod builder;
 mod global;
 mod lifecycle;
+pub(crate) mod rate;
 
 use lifecycle::{Activity, Base, HistogramBase, Life, Step};
 
@@ -961,7 +962,8 @@ impl Inner {
     }
 
     fn new_series(&self, labels: Labels, hash: u64, metric: Metric, next: Option<usize>) -> Series {
-        let life = Life::new(self.clock.monotonic(), matches!(metric, Metric::Counter(_)));
+        let rate_window = matches!(metric, Metric::Counter(_)).then_some(self.rate_window);
+        let life = Life::new(self.clock.monotonic(), rate_window);
         Series {
             labels,
             hash,
@@ -1075,10 +1077,16 @@ impl Inner {
                             continue;
                         }
                         let value = life.counter_value(raw);
-                        if step == Step::Revived {
-                            life.rate_marks.push_back((now, value));
-                        }
-                        let rate = self.rate(&mut life.rate_marks, now, value);
+                        let rate = life.rate.as_mut().and_then(|t| {
+                            if step == Step::Revived {
+                                t.restart(now, [value]);
+                            }
+                            let increase = t.update(now, [value]);
+                            Some(Rate {
+                                per_second: increase.per_second(0)?,
+                                span_seconds: increase.span.as_secs_f64(),
+                            })
+                        });
                         snap.counters.push(CounterSample {
                             name,
                             labels: series.labels.clone(),
@@ -1123,34 +1131,6 @@ impl Inner {
             }
         }
         snap
-    }
-
-    /// The counter's rate over the rate window, from marks left by earlier
-    /// snapshots (one per sixth of the window at most).
-    fn rate(
-        &self,
-        marks: &mut VecDeque<(Duration, u64)>,
-        now: Duration,
-        value: u64,
-    ) -> Option<Rate> {
-        let start = now.saturating_sub(self.rate_window);
-        // Keep the newest mark at or before the window start, drop older ones.
-        while marks.len() > 1 && marks[1].0 <= start {
-            marks.pop_front();
-        }
-        let &(then, before) = marks.front()?;
-        let step = self.rate_window / 6;
-        if marks
-            .back()
-            .is_some_and(|(t, _)| now.saturating_sub(*t) >= step)
-        {
-            marks.push_back((now, value));
-        }
-        let span = now.checked_sub(then).filter(|d| !d.is_zero())?;
-        Some(Rate {
-            per_second: value.wrapping_sub(before) as f64 / span.as_secs_f64(),
-            span_seconds: span.as_secs_f64(),
-        })
     }
 }
 
