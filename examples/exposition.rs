@@ -66,7 +66,7 @@ fn registry() -> Result<MetricsCollector, vitals::Error> {
     m.try_describe(
         MetricKind::Counter,
         "sent_bytes_total",
-        Some("bytes"),
+        Some(vitals::Unit::Bytes),
         "Bytes sent.",
     )?;
     m.try_counter("sent_bytes_total", &[])?.increment(1 << 40);
@@ -74,7 +74,7 @@ fn registry() -> Result<MetricsCollector, vitals::Error> {
     m.try_describe(
         MetricKind::Gauge,
         "temperature_celsius",
-        Some("celsius"),
+        Some(vitals::Unit::Celsius),
         "Sensor readings; help with a \\ backslash,\na newline and \"quotes\".",
     )?;
     m.try_gauge("temperature_celsius", &[("sensor", "ok")])?
@@ -93,7 +93,7 @@ fn registry() -> Result<MetricsCollector, vitals::Error> {
     m.try_describe(
         MetricKind::Histogram,
         "request_duration_seconds",
-        Some("seconds"),
+        Some(vitals::Unit::Seconds),
         "Request latency over the last minute.",
     )?;
     let latency = m.try_histogram("request_duration_seconds", &[("path", "/")])?;
@@ -105,7 +105,7 @@ fn registry() -> Result<MetricsCollector, vitals::Error> {
     m.try_describe(
         MetricKind::Histogram,
         "payload_size_bytes",
-        Some("bytes"),
+        Some(vitals::Unit::Bytes),
         "Request payload sizes.",
     )?;
     m.configure_histogram_buckets("payload_size_bytes", &[100.0, 1_000.0, 10_000.0])?;

@@ -75,6 +75,7 @@ use crate::metrics::gauge::Gauge;
 use crate::metrics::histogram::Histogram;
 use crate::registry::MetricsCollector;
 use crate::snapshot::MetricKind;
+use crate::unit::Unit;
 
 /// Cached `metrics` keys per kind. Past this, a new key is looked up in the
 /// collector on every call instead of being cached: several keys can map to
@@ -157,7 +158,7 @@ impl VitalsRecorder {
     }
 
     fn describe(&self, kind: MetricKind, key: &KeyName, unit: Option<metrics::Unit>, help: &str) {
-        let unit = unit.and_then(unit_word);
+        let unit = unit.and_then(unit_of);
         self.collector
             .describe(kind, &metric_name(key.as_str()), unit, help);
     }
@@ -296,6 +297,11 @@ fn unit_word(unit: metrics::Unit) -> Option<&'static str> {
         metrics::Unit::Count => None,
         other => Some(other.as_str()),
     }
+}
+
+/// The vitals unit for a `metrics` unit.
+fn unit_of(unit: metrics::Unit) -> Option<Unit> {
+    unit_word(unit).map(Unit::from_word)
 }
 
 // The vitals handles are the `metrics` handle implementations, so a

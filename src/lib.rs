@@ -92,6 +92,7 @@ mod non_finite;
 mod plugin;
 mod registry;
 mod snapshot;
+mod unit;
 
 pub mod collectors;
 
@@ -115,6 +116,7 @@ pub use registry::{
     global, install_global, Builder, MetricsCollector, DEFAULT_CARDINALITY_LIMIT,
     DEFAULT_MAX_METRICS, OVERFLOW_LABEL,
 };
+pub use unit::Unit;
 /// The README's code examples, compiled and run as doc tests so that the
 /// README stays true.
 #[cfg(doctest)]

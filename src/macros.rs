@@ -132,7 +132,7 @@ macro_rules! __vitals_handle {
 ///
 /// ```
 /// vitals::describe_counter!("requests_total", "Requests served");
-/// vitals::describe_counter!("bytes_sent_total", "bytes", "Bytes written to clients");
+/// vitals::describe_counter!("bytes_sent_total", vitals::Unit::Bytes, "Bytes written to clients");
 /// ```
 #[macro_export]
 macro_rules! describe_counter {
@@ -153,7 +153,7 @@ macro_rules! describe_gauge {
 ///
 /// ```
 /// let metrics = vitals::MetricsCollector::new();
-/// vitals::describe_histogram!(collector: metrics, "latency_seconds", "seconds", "Request latency");
+/// vitals::describe_histogram!(collector: metrics, "latency_seconds", vitals::Unit::Seconds, "Request latency");
 /// let snap = metrics.snapshot();
 /// assert_eq!(snap.metadata[0].unit.as_deref(), Some("seconds"));
 /// ```
@@ -167,7 +167,7 @@ macro_rules! describe_histogram {
 macro_rules! __vitals_describe {
     ($kind:expr; collector: $c:expr, $name:expr, $unit:expr, $help:expr $(,)?) => {
         $crate::MetricsCollector::describe(&$c, $kind, $crate::__private::label(&$name),
-            ::core::option::Option::Some($crate::__private::label(&$unit)),
+            ::core::option::Option::Some($crate::__private::unit($unit)),
             $crate::__private::label(&$help))
     };
     ($kind:expr; collector: $c:expr, $name:expr, $help:expr $(,)?) => {
@@ -328,6 +328,13 @@ macro_rules! __vitals_timed {
 #[doc(hidden)]
 pub mod __private {
     use super::*;
+
+    /// The unit of `describe_*!`: a [`Unit`](crate::Unit) only, so that a
+    /// unit and a help text cannot be swapped.
+    #[inline(always)]
+    pub fn unit(unit: crate::Unit) -> crate::Unit {
+        unit
+    }
 
     /// Borrows a name, label key or value as `&str` (for `&str`, `String`,
     /// `Cow<str>`, `Arc<str>` ...).

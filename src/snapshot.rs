@@ -92,7 +92,7 @@ impl Snapshot {
     ///
     /// ```
     /// let metrics = vitals::MetricsCollector::new();
-    /// vitals::describe_counter!(collector: metrics, "bytes_total", "bytes", "Bytes sent");
+    /// vitals::describe_counter!(collector: metrics, "bytes_total", vitals::Unit::Bytes, "Bytes sent");
     /// let snap = metrics.snapshot();
     /// assert_eq!(snap.metadata("bytes_total").unwrap().unit.as_deref(), Some("bytes"));
     /// assert!(snap.metadata("missing").is_none());

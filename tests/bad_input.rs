@@ -227,7 +227,7 @@ fn macros_never_panic_on_bad_input() {
 fn explicit_collector_macros_count_errors_on_that_collector() {
     let m = MetricsCollector::new();
     counter!(collector: m, "bad name").inc();
-    vitals::describe_gauge!(collector: m, "g", "bad unit!", "help");
+    vitals::describe_gauge!(collector: m, "g", vitals::Unit::other("bad unit!"), "help");
     assert_eq!(errors(&m, "invalid_name"), 1);
     assert_eq!(errors(&m, "invalid_config"), 1);
 }
@@ -332,7 +332,12 @@ fn bad_configuration_is_a_typed_error_or_a_documented_fallback() {
         .try_build()
         .is_err());
     assert!(matches!(
-        m.try_describe(MetricKind::Counter, "c_total", Some("not a unit"), "help"),
+        m.try_describe(
+            MetricKind::Counter,
+            "c_total",
+            Some(vitals::Unit::other("not a unit")),
+            "help"
+        ),
         Err(Error::InvalidConfig(_))
     ));
     // Configuring a histogram after its first series is refused.

@@ -122,7 +122,12 @@ fn histograms_are_summaries_with_window_quantiles_and_lifetime_sum_and_count() {
 #[test]
 fn configured_buckets_render_a_cumulative_histogram_ending_with_inf() {
     let m = MetricsCollector::new();
-    m.describe(MetricKind::Histogram, "size_bytes", Some("bytes"), "Sizes.");
+    m.describe(
+        MetricKind::Histogram,
+        "size_bytes",
+        Some(vitals::Unit::Bytes),
+        "Sizes.",
+    );
     m.configure_histogram_buckets("size_bytes", &[10.0, 100.0, 1000.0])
         .unwrap();
     let h = m.histogram("size_bytes", &[]);

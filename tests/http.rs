@@ -76,14 +76,14 @@ fn populated() -> MetricsCollector {
     m.describe(
         Gauge,
         "temperature_celsius",
-        Some("celsius"),
+        Some(vitals::Unit::Celsius),
         "Room temperature",
     );
     m.describe(Gauge, "broken_ratio", None, "A sensor that reads NaN");
     m.describe(
         Histogram,
         "latency_seconds",
-        Some("seconds"),
+        Some(vitals::Unit::Seconds),
         "Request latency",
     );
     m.counter("requests_total", &[("path", "/a \"quoted\" \\ path\nnext")])

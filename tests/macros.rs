@@ -88,7 +88,7 @@ fn gauges_and_histograms_have_the_same_forms() {
 fn describe_sets_help_and_unit() {
     let m = MetricsCollector::new();
     describe_counter!(collector: m, "jobs_total", "Jobs run");
-    describe_histogram!(collector: m, "job_seconds", "seconds", "Job time");
+    describe_histogram!(collector: m, "job_seconds", vitals::Unit::Seconds, "Job time");
     describe_counter!("mac_described_total", "Global help");
     let snap = m.snapshot();
     let info = |name: &str| {
@@ -240,7 +240,7 @@ fn macros_are_hygienic() {
     counter!("mac_hygiene_total", "k" => "v").inc();
     let value = String::from("x");
     counter!("mac_hygiene_total", "k" => value).inc();
-    vitals::describe_counter!("mac_hygiene_total", "count", "help");
+    vitals::describe_counter!("mac_hygiene_total", vitals::Unit::other("count"), "help");
     let snap = vitals::global().snapshot();
     assert_eq!(snap.counter("mac_hygiene_total", &[("k", "v")]), Some(1));
 }

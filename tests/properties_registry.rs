@@ -494,7 +494,9 @@ mod global_macros {
                 |(name, unit, help)| {
                     let name = format!("prop_describe_{name}");
                     match &unit {
-                        Some(u) => vitals::describe_gauge!(name, u, help),
+                        Some(u) => {
+                            vitals::describe_gauge!(name, vitals::Unit::other(u.clone()), help)
+                        }
                         None => vitals::describe_gauge!(name, help),
                     }
                     let snap = vitals::global().snapshot();

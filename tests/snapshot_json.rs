@@ -19,7 +19,7 @@ fn populated() -> (Arc<ManualClock>, MetricsCollector) {
     m.describe(
         MetricKind::Histogram,
         "latency_seconds",
-        Some("seconds"),
+        Some(vitals::Unit::Seconds),
         "Latency",
     );
     m.counter("requests_total", &[("method", "GET"), ("code", "200")])

@@ -17,6 +17,7 @@ use crate::plugin::{Collector, Samples};
 use crate::registry::rate::Trailing;
 use crate::registry::{MetricsCollector, WeakCollector};
 use crate::snapshot::MetricKind;
+use crate::unit::Unit;
 
 const REQUESTS: &str = "api_requests_total";
 const ERRORS: &str = "api_errors_total";
@@ -316,7 +317,7 @@ fn describe(metrics: &MetricsCollector) {
     metrics.describe(
         MetricKind::Histogram,
         DURATION,
-        Some("seconds"),
+        Some(Unit::Seconds),
         "Request latency, by endpoint.",
     );
     metrics.describe(

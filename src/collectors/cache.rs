@@ -16,6 +16,7 @@ use crate::plugin::{Collector, Samples};
 use crate::registry::rate::Trailing;
 use crate::registry::{MetricsCollector, WeakCollector};
 use crate::snapshot::MetricKind;
+use crate::unit::Unit;
 
 const HITS: &str = "cache_hits_total";
 const MISSES: &str = "cache_misses_total";
@@ -212,7 +213,7 @@ fn describe(metrics: &MetricsCollector) {
         (
             MetricKind::Gauge,
             SIZE,
-            Some("bytes"),
+            Some(Unit::Bytes),
             "Size of the cached data, by cache.",
         ),
         (MetricKind::Gauge, ENTRIES, None, "Entries held, by cache."),

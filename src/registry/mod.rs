@@ -23,6 +23,7 @@ use crate::snapshot::{
     CounterSample, GaugeSample, HistogramSample, MetricInfo, MetricKind, Rate, Snapshot,
     SCHEMA_VERSION,
 };
+use crate::unit::Unit;
 
 mod builder;
 mod global;
@@ -434,39 +435,37 @@ impl MetricsCollector {
     }
 
     /// Sets the help text and unit of metric `name`, registering it as
-    /// `kind`, or says why not.
-    ///
-    /// The unit is a Prometheus base unit word such as `seconds` or `bytes`
-    /// (`[a-zA-Z0-9_]+`).
+    /// `kind`, or says why not (a [`Unit::Other`] word must match
+    /// `[a-zA-Z0-9_]+`).
     ///
     /// ```
-    /// use vitals::{MetricKind, MetricsCollector};
+    /// use vitals::{MetricKind, MetricsCollector, Unit};
     ///
     /// let metrics = MetricsCollector::new();
     /// metrics
-    ///     .try_describe(MetricKind::Histogram, "req_seconds", Some("seconds"), "Request time")
+    ///     .try_describe(MetricKind::Histogram, "req_seconds", Some(Unit::Seconds), "Request time")
     ///     .unwrap();
     /// assert!(metrics.try_describe(MetricKind::Gauge, "req_seconds", None, "x").is_err());
+    /// assert!(metrics.try_describe(MetricKind::Gauge, "g", Some(Unit::other("a b")), "x").is_err());
     /// ```
     pub fn try_describe(
         &self,
         kind: MetricKind,
         name: &str,
-        unit: Option<&str>,
+        unit: Option<Unit>,
         help: &str,
     ) -> Result<(), Error> {
-        if let Some(unit) = unit {
-            if unit.is_empty() || !unit.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(Error::InvalidConfig(format!(
-                    "unit {unit:?} of metric {name:?} must match [a-zA-Z0-9_]+"
-                )));
-            }
+        if let Some(unit) = unit.as_ref().filter(|u| !u.is_valid()) {
+            return Err(Error::InvalidConfig(format!(
+                "unit {:?} of metric {name:?} must match [a-zA-Z0-9_]+",
+                unit.as_str()
+            )));
         }
         let family = self.inner.family(name, kind, &[])?;
         let mut meta = family.meta.lock();
         meta.help = Some(help.to_owned());
         if let Some(unit) = unit {
-            meta.unit = Some(unit.to_owned());
+            meta.unit = Some(unit.as_str().to_owned());
         }
         Ok(())
     }
@@ -479,8 +478,9 @@ impl MetricsCollector {
     ///
     /// let metrics = MetricsCollector::new();
     /// metrics.describe(MetricKind::Counter, "jobs_total", None, "Jobs run");
+    /// assert_eq!(metrics.snapshot().metadata("jobs_total").unwrap().help.as_deref(), Some("Jobs run"));
     /// ```
-    pub fn describe(&self, kind: MetricKind, name: &str, unit: Option<&str>, help: &str) {
+    pub fn describe(&self, kind: MetricKind, name: &str, unit: Option<Unit>, help: &str) {
         if let Err(err) = self.try_describe(kind, name, unit, help) {
             self.inner.report(err);
         }

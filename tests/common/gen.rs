@@ -686,8 +686,10 @@ pub fn apply(m: &MetricsCollector, clock: &ManualClock, op: &Op) -> Outcome {
             try_,
         } => {
             if *try_ {
-                outcome(m.try_describe(*kind, name, unit.as_deref(), help)).0
+                let unit = unit.as_deref().map(vitals::Unit::from_word);
+                outcome(m.try_describe(*kind, name, unit, help)).0
             } else {
+                let unit = unit.as_deref().map(vitals::Unit::from_word);
                 match (kind, unit) {
                     (MetricKind::Counter, Some(u)) => {
                         vitals::describe_counter!(collector: m, name, u, help)
