@@ -413,24 +413,24 @@ pub mod __private {
         MetricKind::Counter,
         counter,
         try_counter,
-        __counter_in,
-        __find_counter
+        macro_counter_in,
+        macro_find_counter
     );
     impl_macro_handle!(
         Gauge,
         MetricKind::Gauge,
         gauge,
         try_gauge,
-        __gauge_in,
-        __find_gauge
+        macro_gauge_in,
+        macro_find_gauge
     );
     impl_macro_handle!(
         Histogram,
         MetricKind::Histogram,
         histogram,
         try_histogram,
-        __histogram_in,
-        __find_histogram
+        macro_histogram_in,
+        macro_find_histogram
     );
 
     /// A call site with a literal name and literal labels: its handle,
@@ -463,7 +463,7 @@ pub mod __private {
             match H::try_get(global(), name, labels) {
                 Ok(handle) => self.0.get_or_init(|| handle).clone(),
                 Err(err) => {
-                    global().__report(err);
+                    global().report_error(err);
                     H::detached()
                 }
             }
@@ -560,10 +560,10 @@ pub mod __private {
             name: &str,
             labels: &[(&str, &str)],
         ) -> Option<&'static Arc<Family>> {
-            match global().__family(name, H::KIND, labels) {
+            match global().macro_family(name, H::KIND, labels) {
                 Ok(family) => Some(self.family.get_or_init(|| family)),
                 Err(err) => {
-                    global().__report(err);
+                    global().report_error(err);
                     None
                 }
             }

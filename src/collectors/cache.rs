@@ -168,7 +168,7 @@ impl CacheCollector {
                 Ok(c) => c,
                 Err(Error::CardinalityLimit { .. }) => return None,
                 Err(err) => {
-                    metrics.__report(err);
+                    metrics.report_error(err);
                     Counter::detached()
                 }
             }

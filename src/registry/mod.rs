@@ -592,8 +592,7 @@ impl MetricsCollector {
 
     // ------------------------------------------------ support for macros
 
-    #[doc(hidden)]
-    pub fn __family(
+    pub(crate) fn macro_family(
         &self,
         name: &str,
         kind: MetricKind,
@@ -604,28 +603,36 @@ impl MetricsCollector {
 
     /// The existing, regular series with these labels: never the overflow
     /// series, never a detached handle, so the result may be cached.
-    #[doc(hidden)]
-    pub fn __find_counter(&self, family: &Family, labels: &[(&str, &str)]) -> Option<Counter> {
+    pub(crate) fn macro_find_counter(
+        &self,
+        family: &Family,
+        labels: &[(&str, &str)],
+    ) -> Option<Counter> {
         self.inner
             .find(family, labels)
             .and_then(Counter::from_metric)
     }
 
-    #[doc(hidden)]
-    pub fn __find_gauge(&self, family: &Family, labels: &[(&str, &str)]) -> Option<Gauge> {
+    pub(crate) fn macro_find_gauge(
+        &self,
+        family: &Family,
+        labels: &[(&str, &str)],
+    ) -> Option<Gauge> {
         self.inner.find(family, labels).and_then(Gauge::from_metric)
     }
 
-    #[doc(hidden)]
-    pub fn __find_histogram(&self, family: &Family, labels: &[(&str, &str)]) -> Option<Histogram> {
+    pub(crate) fn macro_find_histogram(
+        &self,
+        family: &Family,
+        labels: &[(&str, &str)],
+    ) -> Option<Histogram> {
         self.inner
             .find(family, labels)
             .and_then(Histogram::from_metric)
     }
 
-    #[doc(hidden)]
     #[inline]
-    pub fn __counter_in(&self, family: &Family, labels: &[(&str, &str)]) -> Counter {
+    pub(crate) fn macro_counter_in(&self, family: &Family, labels: &[(&str, &str)]) -> Counter {
         // Hot path: the series exists.
         if let Some(Metric::Counter(handle)) = self.inner.find(family, labels) {
             return handle;
@@ -633,9 +640,8 @@ impl MetricsCollector {
         self.or_detached(self.inner.create(family, labels, true))
     }
 
-    #[doc(hidden)]
     #[inline]
-    pub fn __gauge_in(&self, family: &Family, labels: &[(&str, &str)]) -> Gauge {
+    pub(crate) fn macro_gauge_in(&self, family: &Family, labels: &[(&str, &str)]) -> Gauge {
         // Hot path: the series exists.
         if let Some(Metric::Gauge(handle)) = self.inner.find(family, labels) {
             return handle;
@@ -643,9 +649,8 @@ impl MetricsCollector {
         self.or_detached(self.inner.create(family, labels, true))
     }
 
-    #[doc(hidden)]
     #[inline]
-    pub fn __histogram_in(&self, family: &Family, labels: &[(&str, &str)]) -> Histogram {
+    pub(crate) fn macro_histogram_in(&self, family: &Family, labels: &[(&str, &str)]) -> Histogram {
         // Hot path: the series exists.
         if let Some(Metric::Histogram(handle)) = self.inner.find(family, labels) {
             return handle;
@@ -653,8 +658,7 @@ impl MetricsCollector {
         self.or_detached(self.inner.create(family, labels, true))
     }
 
-    #[doc(hidden)]
-    pub fn __report(&self, err: Error) {
+    pub(crate) fn report_error(&self, err: Error) {
         self.inner.report(err);
     }
 
