@@ -154,7 +154,7 @@ impl Plugin {
     }
 
     /// How long a snapshot waits for this plug-in (at least 1 ms; default
-    /// [`DEFAULT_PLUGIN_DEADLINE`] or the collector's setting). A deadline
+    /// [`DEFAULT_PLUGIN_DEADLINE`](super::DEFAULT_PLUGIN_DEADLINE) or the collector's setting). A deadline
     /// too long for the platform's clock to add (such as `Duration::MAX`)
     /// means the snapshot waits until the collection finishes.
     ///
