@@ -20,8 +20,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::family::{Family, SeriesSet};
 use super::rate::Trailing;
-use super::{free_removed, Family, MetricsCollector, SeriesSet};
+use super::MetricsCollector;
 use crate::key::{hash_labels, labels_match, Labels};
 use crate::metrics::histogram::HistogramSummary;
 use crate::metrics::sparse::SparseBuckets;
@@ -310,6 +311,34 @@ impl Life {
             }
             now.count = summary.lifetime.count;
         }
+    }
+}
+
+/// Drops the removed series of `family` that no handle outside the
+/// registry holds, and rebuilds the index over the rest (creation order
+/// kept). Lookups wait on the write lock, so none can take a handle to a
+/// series between the check and the drop.
+pub(super) fn free_removed(family: &Family) {
+    let mut set = family.series.write();
+    let set = &mut *set;
+    let before = set.list.len();
+    set.list
+        .retain_mut(|s| !s.life.get_mut().is_removed() || s.metric.shared());
+    if set.list.len() == before {
+        return;
+    }
+    set.index.clear();
+    set.counted = 0;
+    for (position, series) in set.list.iter_mut().enumerate() {
+        if series.overflow {
+            continue;
+        }
+        series.next = set.index.insert(series.hash, position);
+        set.counted += 1;
+    }
+    if set.list.capacity() > 2 * set.list.len().max(8) {
+        set.list.shrink_to_fit();
+        set.index.shrink_to_fit();
     }
 }
 
