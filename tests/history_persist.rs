@@ -615,3 +615,50 @@ fn a_far_future_line_is_skipped_counted_and_removed_on_reopening() {
     assert_eq!(again.stats().future_lines, 0);
     same(&run_queries(&again, t0), &after);
 }
+
+/// Found by fuzzing (`fuzz/regressions/history_level_file/`): a level file
+/// whose lines of one series are out of time order (edited by hand, or
+/// written by another program) gave query steps out of time order, as the
+/// points read from disk were reduced in file order.
+#[test]
+fn points_read_from_disk_out_of_order_give_steps_in_time_order() {
+    let dir = TempDir::new("unordered");
+    let raw = dir.0.join("raw");
+    std::fs::create_dir_all(&raw).unwrap();
+    let line = |name: &str, t: u64, increase: u64| {
+        format!(
+            "{{\"name\":\"{name}\",\"labels\":{{}},\"t_ms\":{t},\"covered_ms\":10000,\
+             \"agg\":{{\"kind\":\"counter\",\"increase\":{increase},\"resets\":0}}}}\n"
+        )
+    };
+    let t0 = 1_700_002_800_000;
+    let file = [
+        line("a_total", t0 + 30_000, 3),
+        line("a_total", t0 + 10_000, 1),
+        line("a_total", t0 + 20_000, 2),
+        line("a_total", t0 + 10_000, 4),
+        // Newer, so that a_total is older than what stays in memory.
+        line("b_total", t0 + 2 * HOUR, 1),
+    ]
+    .concat();
+    std::fs::write(raw.join(format!("{t0}.jsonl")), file).unwrap();
+    let history = History::builder()
+        .resident(Level::Raw, Duration::from_secs(600))
+        .persist(&dir.0)
+        .build()
+        .unwrap();
+    let result = history
+        .query(
+            &Query::new("a_total", Aggregation::Sum)
+                .level(Level::Raw)
+                .range(t0, t0 + HOUR),
+        )
+        .unwrap();
+    let points: Vec<(u64, f64)> = result.series[0]
+        .points
+        .iter()
+        .map(|p| (p.timestamp_unix_ms - t0, p.value))
+        .collect();
+    // Two points at one time are one step.
+    assert_eq!(points, [(10_000, 5.0), (20_000, 2.0), (30_000, 3.0)]);
+}

@@ -726,3 +726,34 @@ fn a_connection_waits_briefly_for_a_worker_that_frees_up() {
     }
     assert_eq!(server.stats().rejected_connections, 0);
 }
+
+/// Found by fuzzing (`fuzz/regressions/http_request_head/`): a head past
+/// the size limit with a malformed byte beyond the limit got `400` when it
+/// arrived in one read and `431` when it arrived in pieces. Only the first
+/// `max_request_bytes` are parsed now: `431` however it arrives.
+#[test]
+fn a_head_past_the_limit_gets_431_however_it_arrives() {
+    let m = populated();
+    let config = HttpConfig {
+        max_request_bytes: 256,
+        ..quick(1)
+    };
+    let server = HttpServer::start(&m, "127.0.0.1:0", config).unwrap();
+    let mut raw = b"GET /metrics HTTP/1.1\r\nX-Long: ".to_vec();
+    raw.resize(300, b'a');
+    raw.extend_from_slice(b"\x01\r\n\r\n");
+    // All at once (one read on loopback), then a byte at a time.
+    assert_eq!(exchange(server.local_addr(), &raw).status, 431);
+    let mut stream = TcpStream::connect(server.local_addr()).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // Exactly the limit: enough to know, and nothing left unread.
+    for b in &raw[..256] {
+        stream.write_all(&[*b]).unwrap();
+    }
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    assert_eq!(parse(&bytes).status, 431);
+}

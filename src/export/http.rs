@@ -631,15 +631,16 @@ impl RequestReader {
             (!self.buf.is_empty()).then(|| Instant::now() + config.read_timeout);
         loop {
             if !self.buf.is_empty() {
-                match parse_head(&self.buf)? {
-                    Head::Complete(_, len) if len > config.max_request_bytes => {
-                        return Err(Response::text(431, "request head too large\n"));
-                    }
+                // Only the first max_request_bytes can hold the head: the
+                // parser never sees past them, so the answer does not
+                // depend on how many more bytes happened to arrive at once.
+                let limit = self.buf.len().min(config.max_request_bytes);
+                match parse_head(&self.buf[..limit])? {
                     Head::Complete(request, len) => {
                         self.buf.drain(..len);
                         return Ok(Some(request));
                     }
-                    Head::Partial if self.buf.len() > config.max_request_bytes => {
+                    Head::Partial if self.buf.len() >= config.max_request_bytes => {
                         return Err(Response::text(431, "request head too large\n"));
                     }
                     Head::Partial => {}

@@ -1051,6 +1051,11 @@ impl History {
                 inner.stats.skipped_lines += skipped;
             }
         }
+        // Steps are reduced in time order, and a file's lines need not be
+        // (one edited by hand, or written by another program).
+        for points in on_disk.values_mut() {
+            points.sort_by_key(|p| p.t_ms);
+        }
         let family = inner.names.get(query.name.as_str());
         let Some(kind) = family.map(|f| f.kind).or(disk_kind) else {
             return Ok(result);
