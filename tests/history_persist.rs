@@ -662,3 +662,55 @@ fn points_read_from_disk_out_of_order_give_steps_in_time_order() {
     // Two points at one time are one step.
     assert_eq!(points, [(10_000, 5.0), (20_000, 2.0), (30_000, 3.0)]);
 }
+
+/// Queries read the level files with the store unlocked, so ingestion goes
+/// on meanwhile; points that leave memory during such a read are read
+/// afterwards, so a query never misses them: the total over everything
+/// never goes down from one query to the next while snapshots arrive.
+#[test]
+fn queries_racing_ingestion_never_lose_points_leaving_memory() {
+    let dir = TempDir::new("query-race");
+    let snaps = snapshots(3 * 360);
+    let t0 = snaps[0].timestamp_unix_ms;
+    let history = Arc::new(
+        History::builder()
+            .resident(Level::Raw, Duration::from_secs(600))
+            .resident(Level::Minute, Duration::from_secs(1800))
+            .persist(&dir.0)
+            .build()
+            .unwrap(),
+    );
+    let feeder = {
+        let (history, snaps) = (Arc::clone(&history), snaps.clone());
+        std::thread::spawn(move || {
+            for s in &snaps {
+                history.ingest(s).unwrap();
+            }
+        })
+    };
+    let q = Query::new("requests_total", Aggregation::Sum)
+        .level(Level::Minute)
+        .range(t0, u64::MAX - 1);
+    let total = |h: &History| -> f64 {
+        h.query(&q)
+            .unwrap()
+            .series
+            .iter()
+            .flat_map(|s| &s.points)
+            .map(|p| p.value)
+            .sum()
+    };
+    let (mut last, mut queries) = (0.0, 0);
+    while !feeder.is_finished() {
+        let now = total(&history);
+        assert!(now >= last, "the total went down from {last} to {now}");
+        (last, queries) = (now, queries + 1);
+    }
+    feeder.join().unwrap();
+    let reference = History::new();
+    for s in &snaps {
+        reference.ingest(s).unwrap();
+    }
+    assert_eq!(total(&history), total(&reference));
+    assert!(queries > 0);
+}

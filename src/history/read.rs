@@ -130,9 +130,9 @@ impl History {
             series: Vec::new(),
         };
         let i = level.index();
-        let inner = &mut *inner;
         // Points evicted from memory but still within retention are read
-        // from the level's files.
+        // from the level's files, with the store unlocked: ingestion goes
+        // on meanwhile (a file read can take tens of milliseconds).
         let mut on_disk: HashMap<Labels, Vec<Point>> = HashMap::new();
         let mut disk_kind = None;
         // Whole segment files outlive the retention a little: the
@@ -140,26 +140,54 @@ impl History {
         let kept_from = now
             .saturating_sub(self.retention_ms[i])
             .saturating_sub(interval.unwrap_or(0));
-        let memory_from = inner.memory_from[i];
-        if let Some(disk) = &inner.disk {
-            // Only what left memory before its retention ended is read.
-            let from = query.start_ms.max(kept_from);
-            let until = query.end_ms.min(
+        let from = query.start_ms.max(kept_from);
+        // Only what left memory before its retention ended is read: up to
+        // an interval past where memory starts (the slack of roll-ups).
+        let until_for = |memory_from: u64| {
+            query.end_ms.min(
                 memory_from
                     .saturating_add(interval.unwrap_or(0))
                     .saturating_add(1),
-            );
-            if from < memory_from && from < until {
-                let skipped = disk.read(level, from, until, Some(&query.name), |p| {
-                    if query.selects(&p.labels) {
-                        disk_kind.get_or_insert(p.agg.kind());
-                        let (_, labels, point) = p.into_point();
-                        on_disk.entry(labels).or_default().push(point);
-                    }
-                })?;
-                inner.stats.skipped_lines += skipped;
+            )
+        };
+        let memory_from = inner.memory_from[i];
+        let reader = inner
+            .disk
+            .as_ref()
+            .map(|d| Disk::new(d.dir().to_path_buf()));
+        let mut read_disk = |reader: &Disk, from: u64, until: u64| -> Result<u64, Error> {
+            if from >= until {
+                return Ok(0);
+            }
+            reader.read(level, from, until, Some(&query.name), |p| {
+                if query.selects(&p.labels) {
+                    disk_kind.get_or_insert(p.agg.kind());
+                    let (_, labels, point) = p.into_point();
+                    on_disk.entry(labels).or_default().push(point);
+                }
+            })
+        };
+        let mut skipped = 0;
+        let mut read_until = from;
+        if let Some(reader) = &reader {
+            if from < memory_from {
+                drop(inner);
+                read_until = until_for(memory_from);
+                let read = read_disk(reader, from, read_until);
+                inner = self.inner.lock();
+                skipped += read?;
             }
         }
+        let inner = &mut *inner;
+        // Points that left memory while the files were read: read them now
+        // (rarely anything: a minute's sweep must have run meanwhile).
+        if let Some(reader) = &reader {
+            let now_from = inner.memory_from[i];
+            if now_from > memory_from && from < now_from {
+                skipped += read_disk(reader, read_until.max(from), until_for(now_from))?;
+            }
+        }
+        inner.stats.skipped_lines += skipped;
         // Steps are reduced in time order, and a file's lines need not be
         // (one edited by hand, or written by another program).
         for points in on_disk.values_mut() {
