@@ -13,6 +13,11 @@
 //! series into a [`Snapshot`], plain serde data that every output renders
 //! from.
 //!
+//! **Series come and go.** [`MetricsCollector::remove`] and
+//! [`MetricsCollector::retain`] take series out, and
+//! [`Builder::expire_after`] expires idle ones; a handle still held brings
+//! its series back on its next update, counting from zero.
+//!
 //! **The macros** ([`counter!`], [`gauge!`], [`histogram!`], [`timed!`],
 //! `describe_*!`) use the process-wide [`global()`] collector unless given
 //! one. A call site with a literal name and labels caches its handle, so
