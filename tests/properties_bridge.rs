@@ -4,7 +4,6 @@
 #![cfg(feature = "metrics-bridge")]
 
 #[path = "common/gen.rs"]
-#[allow(dead_code)] // the generators this file does not use
 mod gen;
 
 use proptest::prelude::*;
