@@ -1,5 +1,6 @@
 //! Hot paths of vitals against the raw atomic floor, in one run per group:
-//! counter increments (macro, handle, runtime label, two threads), histogram
+//! counter increments (macro, handle, runtime label, two threads), gauge
+//! sets, histogram
 //! records (one and two threads) and a snapshot of 1,000 counters + 100
 //! histograms. The comparison with peer crates is in `benches/peers`.
 
@@ -110,6 +111,26 @@ fn counters(c: &mut Criterion) {
     g.finish();
 }
 
+fn gauges(c: &mut Criterion) {
+    let mut g = c.benchmark_group("gauge_set_1thread");
+    let raw = AtomicU64::new(0);
+    let mut x = 0.0f64;
+    g.bench_function("raw_atomic", |b| {
+        b.iter(|| {
+            x += 1.0;
+            raw.store(black_box(x).to_bits(), Ordering::Relaxed)
+        })
+    });
+    let gauge = vitals::global().gauge("bench_g", &[]);
+    g.bench_function("vitals_handle", |b| {
+        b.iter(|| {
+            x += 1.0;
+            gauge.set(black_box(x))
+        })
+    });
+    g.finish();
+}
+
 fn histograms(c: &mut Criterion) {
     let vals = Arc::new(values());
     let mut g = c.benchmark_group("histogram_record_1thread");
@@ -169,6 +190,6 @@ criterion_group! {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(50);
-    targets = counters, histograms, snapshots
+    targets = counters, gauges, histograms, snapshots
 }
 criterion_main!(benches);

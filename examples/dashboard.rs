@@ -170,11 +170,12 @@ fn frame(
         let _ = writeln!(
             f,
             "{:<12} {:<12} {:>12} {:>8}  {}",
-            p.name,
+            // Outside text: escaped, so that it cannot drive the terminal.
+            p.name.escape_debug().to_string(),
             format!("{:?}", p.status).to_lowercase(),
             p.stats.collections,
             p.stats.errors,
-            p.stats.last_error.as_deref().unwrap_or("")
+            p.stats.last_error.as_deref().unwrap_or("").escape_debug()
         );
     }
     f

@@ -70,10 +70,14 @@ fn main() -> Result<(), vitals::Error> {
     );
     describe_histogram!(
         "http_request_duration_seconds",
-        "seconds",
+        vitals::Unit::Seconds,
         "Time to serve a request, by route."
     );
-    describe_histogram!("http_response_size_bytes", "bytes", "Response body sizes.");
+    describe_histogram!(
+        "http_response_size_bytes",
+        vitals::Unit::Bytes,
+        "Response body sizes."
+    );
     describe_gauge!("http_in_flight_requests", "Requests being served now.");
 
     let dir = std::env::temp_dir().join(format!("vitals-demo-{}", std::process::id()));

@@ -66,7 +66,7 @@ fn registry() -> Result<MetricsCollector, vitals::Error> {
     m.try_describe(
         MetricKind::Counter,
         "sent_bytes_total",
-        Some("bytes"),
+        Some(vitals::Unit::Bytes),
         "Bytes sent.",
     )?;
     m.try_counter("sent_bytes_total", &[])?.increment(1 << 40);
@@ -74,7 +74,7 @@ fn registry() -> Result<MetricsCollector, vitals::Error> {
     m.try_describe(
         MetricKind::Gauge,
         "temperature_celsius",
-        Some("celsius"),
+        Some(vitals::Unit::Celsius),
         "Sensor readings; help with a \\ backslash,\na newline and \"quotes\".",
     )?;
     m.try_gauge("temperature_celsius", &[("sensor", "ok")])?
@@ -93,7 +93,7 @@ fn registry() -> Result<MetricsCollector, vitals::Error> {
     m.try_describe(
         MetricKind::Histogram,
         "request_duration_seconds",
-        Some("seconds"),
+        Some(vitals::Unit::Seconds),
         "Request latency over the last minute.",
     )?;
     let latency = m.try_histogram("request_duration_seconds", &[("path", "/")])?;
@@ -101,11 +101,11 @@ fn registry() -> Result<MetricsCollector, vitals::Error> {
         latency.record(f64::from(i) / 10_000.0);
     }
     // Empty histograms: a summary and a bucketed one.
-    m.try_histogram("request_duration_seconds", &[("path", "/idle")])?;
+    let _registered = m.try_histogram("request_duration_seconds", &[("path", "/idle")])?;
     m.try_describe(
         MetricKind::Histogram,
         "payload_size_bytes",
-        Some("bytes"),
+        Some(vitals::Unit::Bytes),
         "Request payload sizes.",
     )?;
     m.configure_histogram_buckets("payload_size_bytes", &[100.0, 1_000.0, 10_000.0])?;
@@ -113,7 +113,7 @@ fn registry() -> Result<MetricsCollector, vitals::Error> {
     for v in [0.0, 50.0, 100.0, 150.0, 5_000.0, 1e9] {
         sizes.record(v);
     }
-    m.try_histogram("payload_size_bytes", &[("kind", "empty")])?;
+    let _registered = m.try_histogram("payload_size_bytes", &[("kind", "empty")])?;
     m.configure_histogram("batch_size", Window::Count { values: 100 })?;
     m.try_describe(
         MetricKind::Histogram,

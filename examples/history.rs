@@ -27,7 +27,7 @@ impl Rng {
 
 fn main() -> Result<(), vitals::Error> {
     let dir = std::env::temp_dir().join(format!("vitals-history-example-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| vitals::Error::io("create", &dir, &e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| vitals::Error::io("create", &dir, e))?;
     let path = dir.join("metrics.jsonl");
 
     // A day of a small web service, one snapshot every 10 s.

@@ -27,12 +27,12 @@ fn main() {
     describe_counter!("requests_total", "Requests handled, by route");
     describe_histogram!(
         "request_duration_seconds",
-        "seconds",
+        vitals::Unit::Seconds,
         "Time to handle a request"
     );
     describe_histogram!(
         "response_size_bytes",
-        "bytes",
+        vitals::Unit::Bytes,
         "Size of successful responses"
     );
 

@@ -2,7 +2,8 @@
 # Checks vitals' exporter output with the real tools: promtool (Debian
 # package `prometheus`), the Python prometheus_client parsers, and Python's
 # json. Self-contained: installs what is missing, builds the `exposition`
-# example, runs every check, exits non-zero on any failure.
+# example and the generated corpus (tests/properties_corpus.rs), runs every
+# check, exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,5 +47,53 @@ echo "promtool: no errors, no warnings"
 
 step "Python parsers, values, duplicates, buckets, JSON lines"
 python3 scripts/check_exposition.py "$out"
+
+# A corpus of generated registries (tests/properties_corpus.rs: the
+# property tests' generators, a fixed seed unless VITALS_CORPUS_SEED is set):
+# any names and label values, clashing names, small limits, plug-in samples
+# of any value. Every check runs over all of it before the step fails.
+corpus="$out/corpus"
+size="${VITALS_CORPUS_SIZE:-200}"
+failed=()
+step "generated corpus: $size registries, also checked by the strict in-test parser"
+if ! VITALS_CORPUS_DIR="$corpus" VITALS_CORPUS_SIZE="$size" \
+    cargo test --quiet --all-features --test properties_corpus -- --ignored; then
+    failed+=("strict in-test parser")
+fi
+
+step "promtool check metrics over the corpus (errors fail; lint warnings counted)"
+# Generated names draw lint warnings by design (no help, camelCase, ':',
+# "_total" on a gauge, `le` on a gauge...): exit status 3 is lint only.
+# Any other failure, such as "error while linting", is a parse error.
+errors=0
+lint=0
+for prom in "$corpus"/*.prom; do
+    status=0
+    promtool check metrics < "$prom" > "$out/promtool.log" 2>&1 || status=$?
+    case "$status" in
+        0) ;;
+        3) lint=$((lint + 1)) ;;
+        *)
+            errors=$((errors + 1))
+            echo "$prom: promtool exit $status"
+            head -c 2000 "$out/promtool.log"
+            echo
+            ;;
+    esac
+done
+echo "promtool: $errors file(s) with errors, $lint with lint warnings only, of $(ls "$corpus"/*.prom | wc -l)"
+if [ "$errors" -gt 0 ]; then
+    failed+=("promtool")
+fi
+
+step "Python parsers over the corpus: exactly the expected samples; strict JSON lines"
+if ! python3 scripts/check_corpus.py "$corpus"; then
+    failed+=("prometheus_client parsers / json")
+fi
+
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "corpus checks failed: ${failed[*]}"
+    exit 1
+fi
 
 step "export checks passed"

@@ -75,6 +75,7 @@ use crate::metrics::gauge::Gauge;
 use crate::metrics::histogram::Histogram;
 use crate::registry::MetricsCollector;
 use crate::snapshot::MetricKind;
+use crate::unit::Unit;
 
 /// Cached `metrics` keys per kind. Past this, a new key is looked up in the
 /// collector on every call instead of being cached: several keys can map to
@@ -157,7 +158,7 @@ impl VitalsRecorder {
     }
 
     fn describe(&self, kind: MetricKind, key: &KeyName, unit: Option<metrics::Unit>, help: &str) {
-        let unit = unit.and_then(unit_word);
+        let unit = unit.and_then(unit_of);
         self.collector
             .describe(kind, &metric_name(key.as_str()), unit, help);
     }
@@ -258,26 +259,38 @@ pub fn install(collector: MetricsCollector) -> Result<(), Error> {
 /// assert_eq!(metric_name("cache-hits total"), "cache_hits_total");
 /// assert_eq!(metric_name("2xx"), "_2xx");
 /// assert_eq!(metric_name("ns:ok_total"), "ns:ok_total");
+/// assert_eq!(metric_name(""), "_");
 /// ```
 pub fn metric_name(name: &str) -> Cow<'_, str> {
     translate(name, |c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
 /// The vitals label name for a `metrics` label key: as [`metric_name`], but
-/// `:` is not allowed in label names either. The reserved `__` prefix is
-/// not rewritten: such a label is rejected and counted by the collector.
+/// `:` is not allowed in label names either. A key that itself starts with
+/// the reserved `__` is not rewritten: such a label is rejected and counted
+/// by the collector. A key whose translation alone would start with `__`
+/// gets an `x` in front.
 ///
 /// ```
 /// use vitals::bridge::label_name;
 ///
 /// assert_eq!(label_name("http.method"), "http_method");
 /// assert_eq!(label_name("a:b"), "a_b");
+/// assert_eq!(label_name(".:host"), "x__host");
 /// ```
 pub fn label_name(key: &str) -> Cow<'_, str> {
-    translate(key, |c| c.is_ascii_alphanumeric() || c == '_')
+    let name = translate(key, |c| c.is_ascii_alphanumeric() || c == '_');
+    if name.starts_with("__") && !key.starts_with("__") {
+        return Cow::Owned(format!("x{name}"));
+    }
+    name
 }
 
 fn translate(s: &str, allowed: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if s.is_empty() {
+        // A name needs a character: the empty name becomes `_`.
+        return Cow::Borrowed("_");
+    }
     let leading_digit = s.starts_with(|c: char| c.is_ascii_digit());
     if !leading_digit && s.chars().all(&allowed) {
         return Cow::Borrowed(s);
@@ -296,6 +309,11 @@ fn unit_word(unit: metrics::Unit) -> Option<&'static str> {
         metrics::Unit::Count => None,
         other => Some(other.as_str()),
     }
+}
+
+/// The vitals unit for a `metrics` unit.
+fn unit_of(unit: metrics::Unit) -> Option<Unit> {
+    unit_word(unit).map(Unit::from_word)
 }
 
 // The vitals handles are the `metrics` handle implementations, so a

@@ -4,6 +4,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+/// `at + by`, or `None` when that instant is too far away to represent
+/// (a `Duration::MAX` interval or deadline): the caller then waits without
+/// a timeout, which is what such a setting means.
+pub(crate) fn instant_after(at: Instant, by: Duration) -> Option<Instant> {
+    at.checked_add(by)
+}
+
 /// A source of time for a [`MetricsCollector`](crate::MetricsCollector).
 ///
 /// `monotonic` drives rolling windows and rates; `wall` stamps snapshots.

@@ -18,7 +18,7 @@ use thiserror::Error;
 /// assert!(matches!(err, Error::InvalidMetricName { .. }));
 /// assert_eq!(err.kind(), "invalid_name");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The metric name does not match `[a-zA-Z_:][a-zA-Z0-9_:]*`.
@@ -71,21 +71,49 @@ pub enum Error {
     /// Plug-ins return it from [`Collector::collect`](crate::Collector::collect).
     #[error("collection failed: {0}")]
     Collection(String),
+    /// A value a metric of this kind cannot hold, such as a negative or
+    /// NaN counter sample from a plug-in. The value is not recorded.
+    ///
+    /// ```
+    /// let mut out = vitals::Samples::new();
+    /// let err = out.counter("bytes_total", &[], -1.0).unwrap_err();
+    /// assert_eq!(err.kind(), "invalid_value");
+    /// assert!(err.to_string().contains("-1"));
+    /// ```
+    #[error("metric {name:?} cannot take the value {value}: {expected}")]
+    InvalidValue {
+        /// The metric name.
+        name: String,
+        /// The value, as Rust prints it (`NaN`, `-1`, `inf`).
+        value: String,
+        /// What the metric accepts.
+        expected: &'static str,
+    },
     /// A plug-in collector with this name is already registered on the
     /// collector.
     #[error("a plug-in collector named {0:?} is already registered")]
     DuplicateCollector(String),
-    /// A file operation of an exporter or reader failed.
-    #[error("{operation} {path:?} failed: {message}")]
+    /// A file or socket operation failed: an exporter's or reader's file,
+    /// the HTTP endpoint's address. The operating system's error is the
+    /// [`source`](std::error::Error::source).
+    ///
+    /// ```
+    /// use std::error::Error as _;
+    /// let err = vitals::export::JsonLinesReader::open("/nonexistent/m.jsonl").unwrap_err();
+    /// let io = err.source().unwrap().downcast_ref::<std::io::Error>().unwrap();
+    /// assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    /// ```
+    #[error("{operation} {path:?} failed: {source}")]
     Io {
-        /// What was being done (`"open"`, `"write"`, `"rename"`, ...).
+        /// What was being done (`"open"`, `"write"`, `"rename"`, `"bind"`, ...).
         operation: &'static str,
-        /// The file or directory involved.
+        /// The file, directory or address involved.
         path: String,
         /// The operating system's error class (`StorageFull`, `NotFound`, ...).
         kind: std::io::ErrorKind,
-        /// The operating system's message.
-        message: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
     },
     /// A history query's time range is empty or inverted (`start >= end`).
     #[error("invalid time range: start {start_ms} ms is not before end {end_ms} ms")]
@@ -143,6 +171,7 @@ impl Error {
             Error::InvalidConfig(_) => "invalid_config",
             Error::RecorderAlreadyInstalled => "recorder_already_installed",
             Error::Collection(_) => "collection",
+            Error::InvalidValue { .. } => "invalid_value",
             Error::DuplicateCollector(_) => "duplicate_collector",
             Error::Io { .. } => "io",
             Error::InvalidTimeRange { .. } => "invalid_time_range",
@@ -158,16 +187,122 @@ impl Error {
     ///
     /// ```
     /// let io = std::io::Error::from(std::io::ErrorKind::NotFound);
-    /// let err = vitals::Error::io("open", std::path::Path::new("/nope"), &io);
+    /// let err = vitals::Error::io("open", std::path::Path::new("/nope"), io);
     /// assert!(matches!(err, vitals::Error::Io { kind: std::io::ErrorKind::NotFound, .. }));
     /// assert_eq!(err.kind(), "io");
     /// ```
-    pub fn io(operation: &'static str, path: &std::path::Path, err: &std::io::Error) -> Self {
+    pub fn io(operation: &'static str, path: &std::path::Path, err: std::io::Error) -> Self {
+        Self::io_on(operation, path.display().to_string(), err)
+    }
+
+    /// An [`Error::Io`] on something that is not a path (an address).
+    pub(crate) fn io_on(operation: &'static str, target: String, err: std::io::Error) -> Self {
         Error::Io {
             operation,
-            path: path.display().to_string(),
+            path: target,
             kind: err.kind(),
-            message: err.to_string(),
+            source: err,
+        }
+    }
+}
+
+/// Two errors are equal when they are of one kind and say the same thing
+/// (an I/O error's source is compared by its message).
+///
+/// ```
+/// let a = vitals::MetricsCollector::new().try_counter("bad name", &[]).unwrap_err();
+/// let b = vitals::MetricsCollector::new().try_counter("bad name", &[]).unwrap_err();
+/// assert_eq!(a, b);
+/// ```
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind() == other.kind() && self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for Error {}
+
+/// A copy; an I/O error's source is copied as its kind and message (the
+/// operating system's error code stays with the original).
+///
+/// ```
+/// let io = std::io::Error::from(std::io::ErrorKind::StorageFull);
+/// let err = vitals::Error::io("write", std::path::Path::new("m.jsonl"), io);
+/// assert_eq!(err.clone(), err);
+/// ```
+impl Clone for Error {
+    fn clone(&self) -> Self {
+        match self {
+            Error::InvalidMetricName { name, reason } => Error::InvalidMetricName {
+                name: name.clone(),
+                reason,
+            },
+            Error::InvalidLabelName {
+                metric,
+                label,
+                reason,
+            } => Error::InvalidLabelName {
+                metric: metric.clone(),
+                label: label.clone(),
+                reason,
+            },
+            Error::KindMismatch {
+                name,
+                existing,
+                requested,
+            } => Error::KindMismatch {
+                name: name.clone(),
+                existing,
+                requested,
+            },
+            Error::CardinalityLimit { name, limit } => Error::CardinalityLimit {
+                name: name.clone(),
+                limit: *limit,
+            },
+            Error::InvalidConfig(m) => Error::InvalidConfig(m.clone()),
+            Error::RecorderAlreadyInstalled => Error::RecorderAlreadyInstalled,
+            Error::Collection(m) => Error::Collection(m.clone()),
+            Error::InvalidValue {
+                name,
+                value,
+                expected,
+            } => Error::InvalidValue {
+                name: name.clone(),
+                value: value.clone(),
+                expected,
+            },
+            Error::DuplicateCollector(n) => Error::DuplicateCollector(n.clone()),
+            Error::Io {
+                operation,
+                path,
+                kind,
+                source,
+            } => Error::Io {
+                operation,
+                path: path.clone(),
+                kind: *kind,
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::InvalidTimeRange { start_ms, end_ms } => Error::InvalidTimeRange {
+                start_ms: *start_ms,
+                end_ms: *end_ms,
+            },
+            Error::ZeroMaxPoints => Error::ZeroMaxPoints,
+            Error::UnsupportedAggregation {
+                aggregation,
+                kind,
+                name,
+            } => Error::UnsupportedAggregation {
+                aggregation,
+                kind,
+                name: name.clone(),
+            },
+            Error::UnknownAggregation(a) => Error::UnknownAggregation(a.clone()),
+            Error::UnknownLevel(l) => Error::UnknownLevel(l.clone()),
+            Error::Export { exporter, message } => Error::Export {
+                exporter: exporter.clone(),
+                message: message.clone(),
+            },
         }
     }
 }

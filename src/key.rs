@@ -102,11 +102,16 @@ impl std::fmt::Debug for Labels {
 }
 
 /// Prometheus style: `{method="GET",route="/"}`, nothing for no labels.
-/// Quotes, backslashes and newlines in values are escaped.
+/// Quotes, backslashes and newlines in values are escaped, and so is every
+/// other character a terminal would act on (control characters such as
+/// ESC, and the bidirectional overrides), so that printing labels cannot
+/// move the cursor, recolour the screen or reorder the text.
 ///
 /// ```
 /// let labels = vitals::Labels::from_pairs(&[("route", "/a\"b")]);
 /// assert_eq!(labels.to_string(), r#"{route="/a\"b"}"#);
+/// let hostile = vitals::Labels::from_pairs(&[("user", "\x1b[2J\u{202e}x\ty")]);
+/// assert_eq!(hostile.to_string(), r#"{user="\x1b[2J\u{202e}x\ty"}"#);
 /// assert_eq!(vitals::Labels::default().to_string(), "");
 /// ```
 impl std::fmt::Display for Labels {
@@ -119,18 +124,56 @@ impl std::fmt::Display for Labels {
             if i > 0 {
                 f.write_str(",")?;
             }
-            write!(f, "{k}=\"")?;
-            for c in v.chars() {
-                match c {
-                    '\\' => f.write_str("\\\\")?,
-                    '"' => f.write_str("\\\"")?,
-                    '\n' => f.write_str("\\n")?,
-                    c => write!(f, "{c}")?,
-                }
-            }
+            write_printable(f, k, false)?;
+            f.write_str("=\"")?;
+            write_printable(f, v, true)?;
             f.write_str("\"")?;
         }
         f.write_str("}")
+    }
+}
+
+/// Writes `text` for a terminal: control characters (C0, DEL, C1) and the
+/// Unicode bidirectional controls become `\n`, `\t`, `\r`, `\xNN` or
+/// `\u{NNNN}`, a backslash becomes `\\`, and with `quoted`, `"` becomes
+/// `\"`. Everything the human outputs print from outside data goes
+/// through here.
+pub(crate) fn write_printable(
+    f: &mut impl std::fmt::Write,
+    text: &str,
+    quoted: bool,
+) -> std::fmt::Result {
+    let plain = |c: char| !(c.is_control() || is_bidi_control(c) || c == '\\' || c == '"');
+    if text.chars().all(plain) {
+        return f.write_str(text);
+    }
+    for c in text.chars() {
+        match c {
+            '\\' => f.write_str("\\\\")?,
+            '"' if quoted => f.write_str("\\\"")?,
+            '\n' => f.write_str("\\n")?,
+            '\t' => f.write_str("\\t")?,
+            '\r' => f.write_str("\\r")?,
+            c if c.is_control() && u32::from(c) < 0x100 => write!(f, "\\x{:02x}", u32::from(c))?,
+            c if c.is_control() || is_bidi_control(c) => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+            c => f.write_char(c)?,
+        }
+    }
+    Ok(())
+}
+
+/// The Unicode characters that reorder the text around them (embeddings,
+/// overrides, isolates, and the marks), which a terminal obeys.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}')
+}
+
+/// A string shown to a person: [`write_printable`] as a `Display`.
+pub(crate) struct Printable<'a>(pub(crate) &'a str);
+
+impl std::fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_printable(f, self.0, false)
     }
 }
 

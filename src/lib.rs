@@ -13,6 +13,11 @@
 //! series into a [`Snapshot`], plain serde data that every output renders
 //! from.
 //!
+//! **Series come and go.** [`MetricsCollector::remove`] and
+//! [`MetricsCollector::retain`] take series out, and
+//! [`Builder::expire_after`] expires idle ones; a handle still held brings
+//! its series back on its next update, counting from zero.
+//!
 //! **The macros** ([`counter!`], [`gauge!`], [`histogram!`], [`timed!`],
 //! `describe_*!`) use the process-wide [`global()`] collector unless given
 //! one. A call site with a literal name and labels caches its handle, so
@@ -33,7 +38,7 @@
 //! formats; [`render_table`](export::render_table) and
 //! [`status_line`](export::status_line) are for people and logs.
 //!
-//! **History.** [`history::History`] keeps snapshots as time series at
+//! **History** (cargo feature `history`). `history::History` keeps snapshots as time series at
 //! raw, 1 min, 5 min and 1 h levels with a retention each, rebuilt from
 //! JSON-Lines files or fed live, and answers queries by name, labels and
 //! time range (rates, averages, quantiles merged exactly from bucket
@@ -83,6 +88,7 @@ mod error;
 pub mod export;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+#[cfg(feature = "history")]
 pub mod history;
 mod key;
 mod macros;
@@ -91,6 +97,7 @@ mod non_finite;
 mod plugin;
 mod registry;
 mod snapshot;
+mod unit;
 
 pub mod collectors;
 
@@ -114,6 +121,7 @@ pub use registry::{
     global, install_global, Builder, MetricsCollector, DEFAULT_CARDINALITY_LIMIT,
     DEFAULT_MAX_METRICS, OVERFLOW_LABEL,
 };
+pub use unit::Unit;
 /// The README's code examples, compiled and run as doc tests so that the
 /// README stays true.
 #[cfg(doctest)]

@@ -96,6 +96,11 @@ macro_rules! histogram {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __vitals_handle {
+    ($ty:ty; $(collector: $c:expr $(,)?)?) => {
+        ::core::compile_error!(
+            "a metric name is required, e.g. counter!(\"jobs_total\") or counter!(\"jobs_total\", \"queue\" => queue)"
+        )
+    };
     ($ty:ty; collector: $c:expr, $name:expr $(, $k:expr => $v:expr)* $(,)?) => {
         <$ty as $crate::__private::MacroHandle>::get(
             &$c,
@@ -127,7 +132,7 @@ macro_rules! __vitals_handle {
 ///
 /// ```
 /// vitals::describe_counter!("requests_total", "Requests served");
-/// vitals::describe_counter!("bytes_sent_total", "bytes", "Bytes written to clients");
+/// vitals::describe_counter!("bytes_sent_total", vitals::Unit::Bytes, "Bytes written to clients");
 /// ```
 #[macro_export]
 macro_rules! describe_counter {
@@ -148,7 +153,7 @@ macro_rules! describe_gauge {
 ///
 /// ```
 /// let metrics = vitals::MetricsCollector::new();
-/// vitals::describe_histogram!(collector: metrics, "latency_seconds", "seconds", "Request latency");
+/// vitals::describe_histogram!(collector: metrics, "latency_seconds", vitals::Unit::Seconds, "Request latency");
 /// let snap = metrics.snapshot();
 /// assert_eq!(snap.metadata[0].unit.as_deref(), Some("seconds"));
 /// ```
@@ -162,7 +167,7 @@ macro_rules! describe_histogram {
 macro_rules! __vitals_describe {
     ($kind:expr; collector: $c:expr, $name:expr, $unit:expr, $help:expr $(,)?) => {
         $crate::MetricsCollector::describe(&$c, $kind, $crate::__private::label(&$name),
-            ::core::option::Option::Some($crate::__private::label(&$unit)),
+            ::core::option::Option::Some($crate::__private::unit($unit)),
             $crate::__private::label(&$help))
     };
     ($kind:expr; collector: $c:expr, $name:expr, $help:expr $(,)?) => {
@@ -204,33 +209,132 @@ macro_rules! __vitals_describe {
 /// ```
 #[macro_export]
 macro_rules! timed {
-    (collector: $c:expr, $name:expr $(, $k:expr => $v:expr)*; errors = $err:expr; $body:expr) => {{
-        let __vitals_timer = $crate::histogram!(collector: $c, $name $(, $k => $v)*).start_timer();
+    // Each shape takes its handles the way `histogram!` and `counter!` do
+    // for the same call site: cached in a `static` for a literal name and
+    // literal labels, a cached family for a literal name and runtime
+    // labels, a full lookup otherwise. Every argument is evaluated once,
+    // before the block (label values into one array both handles share).
+    (collector: $c:expr, $name:expr $(, $k:expr => $v:expr)*; errors = $err:expr; $body:expr) => {
+        match (
+            &$c,
+            $crate::__private::label(&$name),
+            $crate::__private::label(&$err),
+            [$(($crate::__private::label(&$k), $crate::__private::label(&$v))),*],
+        ) {
+            (__vitals_c, __vitals_name, __vitals_err, __vitals_labels) => $crate::__vitals_timed!(
+                <$crate::Histogram as $crate::__private::MacroHandle>::get(
+                    __vitals_c, __vitals_name, &__vitals_labels);
+                <$crate::Counter as $crate::__private::MacroHandle>::get(
+                    __vitals_c, __vitals_err, &__vitals_labels);
+                $body),
+        }
+    };
+    (collector: $c:expr, $name:expr $(, $k:expr => $v:expr)*; $body:expr) => {
+        match (
+            &$c,
+            $crate::__private::label(&$name),
+            [$(($crate::__private::label(&$k), $crate::__private::label(&$v))),*],
+        ) {
+            (__vitals_c, __vitals_name, __vitals_labels) => $crate::__vitals_timed!(
+                <$crate::Histogram as $crate::__private::MacroHandle>::get(
+                    __vitals_c, __vitals_name, &__vitals_labels);
+                $body),
+        }
+    };
+    ($name:literal $(, $k:literal => $v:literal)*; errors = $err:literal; $body:expr) => {
+        $crate::__vitals_timed!(
+            {
+                static SITE: $crate::__private::Site<$crate::Histogram> = $crate::__private::Site::new();
+                SITE.get($name, &[$(($k, $v)),*])
+            };
+            {
+                static SITE: $crate::__private::Site<$crate::Counter> = $crate::__private::Site::new();
+                SITE.get($err, &[$(($k, $v)),*])
+            };
+            $body)
+    };
+    ($name:literal $(, $k:literal => $v:literal)*; $body:expr) => {
+        $crate::__vitals_timed!(
+            {
+                static SITE: $crate::__private::Site<$crate::Histogram> = $crate::__private::Site::new();
+                SITE.get($name, &[$(($k, $v)),*])
+            };
+            $body)
+    };
+    ($name:literal $(, $k:expr => $v:expr)*; errors = $err:literal; $body:expr) => {
+        match [$(($crate::__private::label(&$k), $crate::__private::label(&$v))),*] {
+            __vitals_labels => $crate::__vitals_timed!(
+                {
+                    static SITE: $crate::__private::FamilySite<$crate::Histogram> =
+                        $crate::__private::FamilySite::new();
+                    SITE.get($name, &__vitals_labels)
+                };
+                {
+                    static SITE: $crate::__private::FamilySite<$crate::Counter> =
+                        $crate::__private::FamilySite::new();
+                    SITE.get($err, &__vitals_labels)
+                };
+                $body),
+        }
+    };
+    ($name:literal $(, $k:expr => $v:expr)*; $body:expr) => {
+        match [$(($crate::__private::label(&$k), $crate::__private::label(&$v))),*] {
+            __vitals_labels => $crate::__vitals_timed!(
+                {
+                    static SITE: $crate::__private::FamilySite<$crate::Histogram> =
+                        $crate::__private::FamilySite::new();
+                    SITE.get($name, &__vitals_labels)
+                };
+                $body),
+        }
+    };
+    ($name:expr $(, $k:expr => $v:expr)*; errors = $err:expr; $body:expr) => {
+        $crate::timed!(collector: *$crate::global(), $name $(, $k => $v)*; errors = $err; $body)
+    };
+    ($name:expr $(, $k:expr => $v:expr)*; $body:expr) => {
+        $crate::timed!(collector: *$crate::global(), $name $(, $k => $v)*; $body)
+    };
+    ($($args:tt)*) => {
+        ::core::compile_error!(
+            "timed! takes a histogram name, optional labels and a block: timed!(\"work_seconds\", \"k\" => v; { ... }), with `errors = \"errors_total\";` before the block to count Err values"
+        )
+    };
+}
+
+/// The body of every `timed!` shape: start the histogram's timer, run the
+/// block, stop the timer, count an `Err` (the counter handle is only taken
+/// then).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __vitals_timed {
+    ($histogram:expr; $errors:expr; $body:expr) => {{
+        let __vitals_timer = $crate::Histogram::start_timer(&$histogram);
         let __vitals_out = $body;
         __vitals_timer.stop();
         if $crate::__private::is_err(&__vitals_out) {
-            $crate::counter!(collector: $c, $err $(, $k => $v)*).inc();
+            $crate::Counter::inc(&$errors);
         }
         __vitals_out
     }};
-    (collector: $c:expr, $name:expr $(, $k:expr => $v:expr)*; $body:expr) => {{
-        let __vitals_timer = $crate::histogram!(collector: $c, $name $(, $k => $v)*).start_timer();
+    ($histogram:expr; $body:expr) => {{
+        let __vitals_timer = $crate::Histogram::start_timer(&$histogram);
         let __vitals_out = $body;
         __vitals_timer.stop();
         __vitals_out
     }};
-    ($name:expr $(, $k:expr => $v:expr)*; errors = $err:expr; $body:expr) => {
-        $crate::timed!(collector: $crate::global(), $name $(, $k => $v)*; errors = $err; $body)
-    };
-    ($name:expr $(, $k:expr => $v:expr)*; $body:expr) => {
-        $crate::timed!(collector: $crate::global(), $name $(, $k => $v)*; $body)
-    };
 }
 
 /// Support for the macros; not a public API.
 #[doc(hidden)]
 pub mod __private {
     use super::*;
+
+    /// The unit of `describe_*!`: a [`Unit`](crate::Unit) only, so that a
+    /// unit and a help text cannot be swapped.
+    #[inline(always)]
+    pub fn unit(unit: crate::Unit) -> crate::Unit {
+        unit
+    }
 
     /// Borrows a name, label key or value as `&str` (for `&str`, `String`,
     /// `Cow<str>`, `Arc<str>` ...).
@@ -309,24 +413,24 @@ pub mod __private {
         MetricKind::Counter,
         counter,
         try_counter,
-        __counter_in,
-        __find_counter
+        macro_counter_in,
+        macro_find_counter
     );
     impl_macro_handle!(
         Gauge,
         MetricKind::Gauge,
         gauge,
         try_gauge,
-        __gauge_in,
-        __find_gauge
+        macro_gauge_in,
+        macro_find_gauge
     );
     impl_macro_handle!(
         Histogram,
         MetricKind::Histogram,
         histogram,
         try_histogram,
-        __histogram_in,
-        __find_histogram
+        macro_histogram_in,
+        macro_find_histogram
     );
 
     /// A call site with a literal name and literal labels: its handle,
@@ -359,7 +463,7 @@ pub mod __private {
             match H::try_get(global(), name, labels) {
                 Ok(handle) => self.0.get_or_init(|| handle).clone(),
                 Err(err) => {
-                    global().__report(err);
+                    global().report_error(err);
                     H::detached()
                 }
             }
@@ -429,7 +533,7 @@ pub mod __private {
         ) -> H {
             let family = match self.family.get() {
                 Some(family) => family,
-                None => match self.register(name) {
+                None => match self.register(name, labels) {
                     Some(family) => family,
                     None => return H::detached(),
                 },
@@ -451,11 +555,15 @@ pub mod __private {
 
         #[cold]
         #[inline(never)]
-        fn register(&'static self, name: &str) -> Option<&'static Arc<Family>> {
-            match global().__family(name, H::KIND) {
+        fn register(
+            &'static self,
+            name: &str,
+            labels: &[(&str, &str)],
+        ) -> Option<&'static Arc<Family>> {
+            match global().macro_family(name, H::KIND, labels) {
                 Ok(family) => Some(self.family.get_or_init(|| family)),
                 Err(err) => {
-                    global().__report(err);
+                    global().report_error(err);
                     None
                 }
             }

@@ -88,6 +88,24 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The help text and unit of metric `name`, if the snapshot has them.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// vitals::describe_counter!(collector: metrics, "bytes_total", vitals::Unit::Bytes, "Bytes sent");
+    /// let snap = metrics.snapshot();
+    /// assert_eq!(snap.metadata("bytes_total").unwrap().unit.as_deref(), Some("bytes"));
+    /// assert!(snap.metadata("missing").is_none());
+    /// ```
+    pub fn metadata(&self, name: &str) -> Option<&MetricInfo> {
+        let meta = &self.metadata;
+        match meta.binary_search_by(|m| (*m.name).cmp(name)) {
+            Ok(i) => Some(&meta[i]),
+            // Metadata out of order (a hand-made snapshot): look everywhere.
+            Err(_) => meta.iter().find(|m| &*m.name == name),
+        }
+    }
+
     /// The value of the counter series `name` with exactly these labels.
     ///
     /// ```

@@ -88,7 +88,7 @@ fn invalid_label_names_are_typed_errors() {
 #[test]
 fn a_name_reused_as_another_kind_is_a_typed_error() {
     let m = MetricsCollector::new();
-    m.try_counter("thing", &[]).unwrap();
+    let _ = m.try_counter("thing", &[]).unwrap();
     let err = m.try_gauge("thing", &[("other", "labels")]).unwrap_err();
     assert_eq!(
         err,
@@ -158,7 +158,7 @@ fn the_cardinality_limit_is_a_typed_error_then_an_overflow_series() {
 fn the_number_of_metric_names_is_capped() {
     let m = MetricsCollector::builder().max_metrics(5).build();
     for i in 0..5 {
-        m.try_gauge(&format!("g{i}"), &[]).unwrap();
+        let _ = m.try_gauge(&format!("g{i}"), &[]).unwrap();
     }
     assert!(matches!(
         m.try_gauge("g5", &[]),
@@ -174,6 +174,7 @@ fn plain_methods_hand_back_detached_handles_and_count_errors() {
     let m = MetricsCollector::new();
     m.counter("bad name", &[]).inc();
     m.counter("ok_total", &[("bad-label", "v")]).inc();
+    m.counter("ok_total", &[]).inc();
     m.gauge("ok_total", &[]).set(1.0); // kind clash with the counter family
     m.histogram("h", &[("le", "1")]).record(1.0);
     let snap = m.snapshot();
@@ -226,7 +227,7 @@ fn macros_never_panic_on_bad_input() {
 fn explicit_collector_macros_count_errors_on_that_collector() {
     let m = MetricsCollector::new();
     counter!(collector: m, "bad name").inc();
-    vitals::describe_gauge!(collector: m, "g", "bad unit!", "help");
+    vitals::describe_gauge!(collector: m, "g", vitals::Unit::other("bad unit!"), "help");
     assert_eq!(errors(&m, "invalid_name"), 1);
     assert_eq!(errors(&m, "invalid_config"), 1);
 }
@@ -269,17 +270,18 @@ fn bad_histogram_values_are_dropped_or_clamped_and_counted() {
     assert_eq!(s.window.max, Some(vitals::MAX_TRACKABLE));
     assert_eq!(s.window.min, Some(0.0));
     assert!(s.window.sum.is_finite());
-    // Count windows store values exactly, clamping only +inf.
+    // Count windows clamp to the same range, so their sums stay finite.
     m.configure_histogram("exact", Window::Count { values: 10 })
         .unwrap();
     let e = m.histogram("exact", &[]);
-    for v in [1e-20, 1e300, f64::INFINITY, f64::NAN, -3.0] {
+    for v in [1e-20, 1e300, f64::INFINITY, f64::NAN, -3.0, 0.5] {
         e.record(v);
     }
     let s = m.snapshot().histogram("exact", &[]).unwrap().clone();
-    assert_eq!((s.window.count, s.saturated, s.dropped), (3, 1, 2));
-    assert_eq!(s.window.min, Some(1e-20));
-    assert_eq!(s.window.max, Some(f64::MAX));
+    assert_eq!((s.window.count, s.saturated, s.dropped), (4, 3, 2));
+    assert_eq!(s.window.min, Some(vitals::MIN_TRACKABLE));
+    assert_eq!(s.window.max, Some(vitals::MAX_TRACKABLE));
+    assert_eq!(s.window.quantiles.unwrap().p50, 0.5);
 }
 
 #[test]
@@ -330,7 +332,12 @@ fn bad_configuration_is_a_typed_error_or_a_documented_fallback() {
         .try_build()
         .is_err());
     assert!(matches!(
-        m.try_describe(MetricKind::Counter, "c_total", Some("not a unit"), "help"),
+        m.try_describe(
+            MetricKind::Counter,
+            "c_total",
+            Some(vitals::Unit::other("not a unit")),
+            "help"
+        ),
         Err(Error::InvalidConfig(_))
     ));
     // Configuring a histogram after its first series is refused.

@@ -219,8 +219,9 @@ fn odd_names_follow_the_documented_translation_and_never_panic() {
             .increment(1);
         metrics::gauge!("9lives").set(9.0);
         metrics::gauge!("température").set(21.0);
-        // Names still invalid after translation: detached, counted, no panic.
+        // The empty name translates to `_`.
         metrics::counter!("").increment(1);
+        // Names still invalid after translation: detached, counted, no panic.
         metrics::counter!("x_total", "__reserved" => "1").increment(1);
         metrics::histogram!("lat_seconds", "le" => "1").record(1.0);
         metrics::counter!("dup_total", "a.b" => "1", "a_b" => "2").increment(1);
@@ -245,8 +246,10 @@ fn odd_names_follow_the_documented_translation_and_never_panic() {
     assert_eq!(snap.counter("x_total", &[("__reserved", "1")]), None);
     assert_eq!(snap.counter("dup_total", &[("a_b", "1")]), None);
 
+    assert_eq!(snap.counter("_", &[]), Some(1));
     let errors = |kind| snap.counter("vitals_errors_total", &[("kind", kind)]);
-    assert_eq!(errors("invalid_name"), Some(1));
+    // Every metric name translates to a valid one.
+    assert_eq!(errors("invalid_name"), None);
     assert_eq!(errors("invalid_label"), Some(3));
     assert_eq!(errors("kind_mismatch"), Some(1));
     assert!(snap.first_error.is_some());

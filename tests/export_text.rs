@@ -98,7 +98,7 @@ fn histograms_are_summaries_with_window_quantiles_and_lifetime_sum_and_count() {
     for v in 1..=100 {
         h.record(f64::from(v));
     }
-    m.histogram("latency_seconds", &[("route", "/idle")]);
+    let _ = m.histogram("latency_seconds", &[("route", "/idle")]);
     let snap = m.snapshot();
     let q = snap
         .histogram("latency_seconds", &[("route", "/")])
@@ -122,7 +122,12 @@ fn histograms_are_summaries_with_window_quantiles_and_lifetime_sum_and_count() {
 #[test]
 fn configured_buckets_render_a_cumulative_histogram_ending_with_inf() {
     let m = MetricsCollector::new();
-    m.describe(MetricKind::Histogram, "size_bytes", Some("bytes"), "Sizes.");
+    m.describe(
+        MetricKind::Histogram,
+        "size_bytes",
+        Some(vitals::Unit::Bytes),
+        "Sizes.",
+    );
     m.configure_histogram_buckets("size_bytes", &[10.0, 100.0, 1000.0])
         .unwrap();
     let h = m.histogram("size_bytes", &[]);
@@ -242,7 +247,7 @@ fn the_table_and_status_line_show_units_and_separators() {
     let m = MetricsCollector::builder().clock(clock.clone()).build();
     m.counter("http_requests_total", &[("code", "200")])
         .increment(1_234_567);
-    m.counter("http_requests_total", &[("code", "500")]);
+    let _ = m.counter("http_requests_total", &[("code", "500")]);
     m.counter("unrelated_total", &[]).increment(99);
     m.gauge("queue_depth", &[]).set(12.0);
     m.gauge("process_cpu_usage_ratio", &[]).set(0.452);

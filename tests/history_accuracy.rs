@@ -1,6 +1,8 @@
 //! A day of synthetic latency through a collector with a manual clock into
 //! the history: hourly and 6-hour quantiles against exact ones.
 
+#![cfg(feature = "history")]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

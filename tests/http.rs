@@ -76,14 +76,14 @@ fn populated() -> MetricsCollector {
     m.describe(
         Gauge,
         "temperature_celsius",
-        Some("celsius"),
+        Some(vitals::Unit::Celsius),
         "Room temperature",
     );
     m.describe(Gauge, "broken_ratio", None, "A sensor that reads NaN");
     m.describe(
         Histogram,
         "latency_seconds",
-        Some("seconds"),
+        Some(vitals::Unit::Seconds),
         "Request latency",
     );
     m.counter("requests_total", &[("path", "/a \"quoted\" \\ path\nnext")])
@@ -391,7 +391,24 @@ fn bad_configuration_and_unbindable_addresses_are_errors() {
         assert!(HttpServer::start(&m, "127.0.0.1:0", bad).is_err());
     }
     let taken = serve(&m, "127.0.0.1:0").unwrap();
-    assert!(serve(&m, taken.local_addr()).is_err(), "address in use");
+    let err = serve(&m, taken.local_addr()).unwrap_err();
+    // A failed bind is an I/O error naming the address, with the
+    // operating system's error as its source.
+    match &err {
+        vitals::Error::Io {
+            operation,
+            path,
+            kind,
+            ..
+        } => {
+            assert_eq!(*operation, "bind");
+            assert_eq!(*path, taken.local_addr().to_string());
+            assert_eq!(*kind, std::io::ErrorKind::AddrInUse);
+        }
+        other => panic!("expected Error::Io, got {other:?}"),
+    }
+    let source = std::error::Error::source(&err).unwrap();
+    assert!(source.downcast_ref::<std::io::Error>().is_some());
 }
 
 /// Runs an external checker if it is installed; with VITALS_REQUIRE_TOOLS=1

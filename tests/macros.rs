@@ -88,7 +88,7 @@ fn gauges_and_histograms_have_the_same_forms() {
 fn describe_sets_help_and_unit() {
     let m = MetricsCollector::new();
     describe_counter!(collector: m, "jobs_total", "Jobs run");
-    describe_histogram!(collector: m, "job_seconds", "seconds", "Job time");
+    describe_histogram!(collector: m, "job_seconds", vitals::Unit::Seconds, "Job time");
     describe_counter!("mac_described_total", "Global help");
     let snap = m.snapshot();
     let info = |name: &str| {
@@ -152,6 +152,63 @@ fn timed_records_the_block_and_counts_errors() {
 }
 
 #[test]
+fn timed_evaluates_each_argument_once_in_every_shape() {
+    use std::cell::Cell;
+    let m = MetricsCollector::new();
+    let (collectors, names, keys, values, errs) = (
+        Cell::new(0),
+        Cell::new(0),
+        Cell::new(0),
+        Cell::new(0),
+        Cell::new(0),
+    );
+    let bump = |c: &Cell<u32>| c.set(c.get() + 1);
+    for _ in 0..3 {
+        let out: Result<(), ()> = timed!(
+            collector: { bump(&collectors); &m },
+            { bump(&names); "once_seconds" },
+            { bump(&keys); String::from("k") } => { bump(&values); format!("v{}", 1) };
+            errors = { bump(&errs); "once_errors_total" };
+            { Err(()) }
+        );
+        assert!(out.is_err());
+    }
+    for c in [&collectors, &names, &keys, &values, &errs] {
+        assert_eq!(c.get(), 3, "one evaluation per call");
+    }
+    // The global shape with runtime labels and an error counter.
+    let value_calls = Cell::new(0);
+    for _ in 0..2 {
+        let out: Result<(), ()> = timed!("mac_once_seconds", "k" => { bump(&value_calls); "v" };
+            errors = "mac_once_errors_total"; { Err(()) });
+        assert!(out.is_err());
+    }
+    assert_eq!(value_calls.get(), 2);
+    let snap = m.snapshot();
+    assert_eq!(snap.counter("once_errors_total", &[("k", "v1")]), Some(3));
+    assert_eq!(
+        snap.histogram("once_seconds", &[("k", "v1")])
+            .unwrap()
+            .window
+            .count,
+        3
+    );
+    let global = vitals::global().snapshot();
+    assert_eq!(
+        global.counter("mac_once_errors_total", &[("k", "v")]),
+        Some(2)
+    );
+    assert_eq!(
+        global
+            .histogram("mac_once_seconds", &[("k", "v")])
+            .unwrap()
+            .window
+            .count,
+        2
+    );
+}
+
+#[test]
 fn timed_records_when_the_block_returns_early() {
     fn early(m: &MetricsCollector) -> Result<u32, String> {
         let n = timed!(collector: m, "early_seconds"; errors = "early_errors_total"; {
@@ -183,7 +240,7 @@ fn macros_are_hygienic() {
     counter!("mac_hygiene_total", "k" => "v").inc();
     let value = String::from("x");
     counter!("mac_hygiene_total", "k" => value).inc();
-    vitals::describe_counter!("mac_hygiene_total", "count", "help");
+    vitals::describe_counter!("mac_hygiene_total", vitals::Unit::other("count"), "help");
     let snap = vitals::global().snapshot();
     assert_eq!(snap.counter("mac_hygiene_total", &[("k", "v")]), Some(1));
 }

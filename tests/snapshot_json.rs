@@ -19,7 +19,7 @@ fn populated() -> (Arc<ManualClock>, MetricsCollector) {
     m.describe(
         MetricKind::Histogram,
         "latency_seconds",
-        Some("seconds"),
+        Some(vitals::Unit::Seconds),
         "Latency",
     );
     m.counter("requests_total", &[("method", "GET"), ("code", "200")])
@@ -117,7 +117,7 @@ fn series_come_grouped_by_name_in_a_stable_order() {
 #[test]
 fn an_empty_histogram_serialises_nulls_not_nans() {
     let m = MetricsCollector::new();
-    m.histogram("idle_seconds", &[]);
+    let _ = m.histogram("idle_seconds", &[]);
     let json: Value = serde_json::to_value(m.snapshot()).unwrap();
     let w = &json["histograms"][0]["summary"]["window"];
     assert_eq!(w["count"], 0);

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::named::{bounded_histogram, Named, OVERFLOW_NAME};
-use super::trailing::Trailing;
 use super::DEFAULT_WINDOW;
 use crate::clock::Clock;
 use crate::error::Error;
@@ -15,8 +14,10 @@ use crate::metrics::counter::Counter;
 use crate::metrics::gauge::Gauge;
 use crate::metrics::histogram::Histogram;
 use crate::plugin::{Collector, Samples};
+use crate::registry::rate::Trailing;
 use crate::registry::{MetricsCollector, WeakCollector};
 use crate::snapshot::MetricKind;
+use crate::unit::Unit;
 
 const REQUESTS: &str = "api_requests_total";
 const ERRORS: &str = "api_errors_total";
@@ -316,7 +317,7 @@ fn describe(metrics: &MetricsCollector) {
     metrics.describe(
         MetricKind::Histogram,
         DURATION,
-        Some("seconds"),
+        Some(Unit::Seconds),
         "Request latency, by endpoint.",
     );
     metrics.describe(
@@ -351,7 +352,7 @@ impl Collector for ApiCollector {
 fn push_rates(
     out: &mut Samples,
     labels: &[(&str, &str)],
-    recent: super::trailing::Increase<2>,
+    recent: crate::registry::rate::Increase<2>,
     life: [u64; 2],
 ) -> Result<(), Error> {
     if let Some(rps) = recent.per_second(0) {

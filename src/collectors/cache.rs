@@ -7,15 +7,16 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::named::{Named, OVERFLOW_NAME};
-use super::trailing::Trailing;
 use super::DEFAULT_WINDOW;
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::metrics::counter::Counter;
 use crate::metrics::gauge::Gauge;
 use crate::plugin::{Collector, Samples};
+use crate::registry::rate::Trailing;
 use crate::registry::{MetricsCollector, WeakCollector};
 use crate::snapshot::MetricKind;
+use crate::unit::Unit;
 
 const HITS: &str = "cache_hits_total";
 const MISSES: &str = "cache_misses_total";
@@ -167,7 +168,7 @@ impl CacheCollector {
                 Ok(c) => c,
                 Err(Error::CardinalityLimit { .. }) => return None,
                 Err(err) => {
-                    metrics.__report(err);
+                    metrics.report_error(err);
                     Counter::detached()
                 }
             }
@@ -212,7 +213,7 @@ fn describe(metrics: &MetricsCollector) {
         (
             MetricKind::Gauge,
             SIZE,
-            Some("bytes"),
+            Some(Unit::Bytes),
             "Size of the cached data, by cache.",
         ),
         (MetricKind::Gauge, ENTRIES, None, "Entries held, by cache."),

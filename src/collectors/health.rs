@@ -201,7 +201,7 @@ impl HealthCollector {
                 Ok(c) => c,
                 Err(Error::CardinalityLimit { .. }) => return None,
                 Err(err) => {
-                    metrics.__report(err);
+                    metrics.report_error(err);
                     Counter::detached()
                 }
             }

@@ -53,7 +53,6 @@ mod procfs;
 mod stage;
 #[cfg(feature = "system")]
 mod system;
-mod trailing;
 
 pub use api::{ApiCollector, Endpoint, InFlight, Method};
 pub use cache::{Cache, CacheCollector};

@@ -114,7 +114,7 @@ pub(crate) fn bounded_histogram(
         Ok(h) => Some(h),
         Err(Error::CardinalityLimit { .. }) => None,
         Err(err) => {
-            metrics.__report(err);
+            metrics.report_error(err);
             Some(Histogram::detached())
         }
     }

@@ -12,6 +12,7 @@ use crate::metrics::histogram::Histogram;
 use crate::plugin::{Collector, Samples};
 use crate::registry::{MetricsCollector, WeakCollector};
 use crate::snapshot::MetricKind;
+use crate::unit::Unit;
 
 const DURATION: &str = "stage_duration_seconds";
 const ERRORS: &str = "stage_errors_total";
@@ -76,7 +77,7 @@ impl StageCollector {
         metrics.describe(
             MetricKind::Histogram,
             DURATION,
-            Some("seconds"),
+            Some(Unit::Seconds),
             "Time each run of a pipeline stage took, by stage.",
         );
         metrics.describe(

@@ -193,10 +193,19 @@ impl HttpServer {
         config: HttpConfig,
     ) -> Result<HttpServer, Error> {
         config.validate()?;
-        let listener = TcpListener::bind(addr).map_err(|e| io_error("bind", &e))?;
+        let addrs: Vec<SocketAddr> = addr
+            .to_socket_addrs()
+            .map_err(|e| io_error("resolve", "the address", e))?
+            .collect();
+        let named = addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let listener = TcpListener::bind(&addrs[..]).map_err(|e| io_error("bind", &named, e))?;
         let addr = listener
             .local_addr()
-            .map_err(|e| io_error("local_addr", &e))?;
+            .map_err(|e| io_error("local_addr", &named, e))?;
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             collector: collector.clone(),
@@ -218,7 +227,7 @@ impl HttpServer {
             let handle = std::thread::Builder::new()
                 .name(format!("vitals-http-{i}"))
                 .spawn(move || worker(i, &rx, &shared, &stop))
-                .map_err(|e| io_error("spawn worker", &e))?;
+                .map_err(|e| io_error("spawn", "worker thread", e))?;
             workers.push(handle);
         }
         let (waiting_tx, waiting_rx) = sync_channel::<(Instant, TcpStream)>(WAITING);
@@ -227,14 +236,14 @@ impl HttpServer {
             std::thread::Builder::new()
                 .name("vitals-http-refuse".into())
                 .spawn(move || refuse_unless_freed(waiting_rx, tx, &shared, &stop))
-                .map_err(|e| io_error("spawn refuser", &e))?
+                .map_err(|e| io_error("spawn", "refuser thread", e))?
         };
         let acceptor = {
             let (stop, shared) = (Arc::clone(&stop), Arc::clone(&shared));
             std::thread::Builder::new()
                 .name("vitals-http-accept".into())
                 .spawn(move || accept(listener, tx, waiting_tx, &shared, &stop))
-                .map_err(|e| io_error("spawn acceptor", &e))?
+                .map_err(|e| io_error("spawn", "acceptor thread", e))?
         };
         Ok(HttpServer {
             addr,
@@ -317,8 +326,9 @@ impl Drop for HttpServer {
     }
 }
 
-fn io_error(what: &str, e: &io::Error) -> Error {
-    Error::InvalidConfig(format!("http {what}: {e}"))
+/// A failure to set the server up: binding its address, starting a thread.
+fn io_error(operation: &'static str, target: impl std::fmt::Display, e: io::Error) -> Error {
+    Error::io_on(operation, target.to_string(), e)
 }
 
 struct Shared {

@@ -21,11 +21,18 @@
 //!   reopening a file that does not end in `\n`) the next line starts with
 //!   `\n`, so the fragment stands alone and the reader skips it.
 //! * Errors are returned, never panicked: a full disk (`StorageFull`), a
-//!   deleted directory or file (`NotFound`: the exporter checks that its
-//!   path still names the file it holds open, so lines never vanish into a
-//!   deleted file) or anything else. The next call tries again (reopening
-//!   the file if needed) and writing resumes once the fault is gone. The
-//!   exporter never recreates a directory that was deleted under it.
+//!   deleted directory (`NotFound`) or anything else. The next call tries
+//!   again (reopening the file if needed) and writing resumes once the
+//!   fault is gone. The exporter never recreates a directory that was
+//!   deleted under it.
+//! * Before each line the exporter checks that its path still names the
+//!   file it holds open, so lines never vanish into a deleted file. A file
+//!   moved away (log rotation by another tool) is simply followed by a new
+//!   one at the path. A file *deleted* while open (on Unix: no link left)
+//!   lost the lines written before: the exporter creates a new file,
+//!   writes the snapshot there, and then returns
+//!   `Error::Io { operation: "recreate", kind: NotFound, .. }` once, so the
+//!   loss is known. That snapshot is written: do not export it again.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -212,7 +219,7 @@ impl JsonLinesBuilder {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, &e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
         let clock = self
             .clock
             .unwrap_or_else(|| Arc::new(SystemClock::new()) as Arc<dyn Clock>);
@@ -374,15 +381,18 @@ impl JsonLinesExporter {
     }
 
     /// Opens the active file if it is not open, or no longer the file at
-    /// `path` (deleted, or its directory deleted, or replaced).
-    fn open(&mut self) -> Result<(), Error> {
+    /// `path` (deleted, or its directory deleted, or replaced). Returns
+    /// true when the file it held was deleted (its lines are gone).
+    fn open(&mut self) -> Result<bool, Error> {
+        let mut deleted = false;
         if let Some(open) = &self.file {
             match identity_of_path(&self.path) {
-                Ok(id) if id == open.identity => return Ok(()),
+                Ok(id) if id == open.identity => return Ok(false),
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("stat", &self.path, &e)),
+                Err(e) => return Err(Error::io("stat", &self.path, e)),
             }
+            deleted = is_unlinked(&open.file);
             self.file = None;
         }
         let mut file = OpenOptions::new()
@@ -390,10 +400,10 @@ impl JsonLinesExporter {
             .append(true)
             .create(true)
             .open(&self.path)
-            .map_err(|e| Error::io("open", &self.path, &e))?;
+            .map_err(|e| Error::io("open", &self.path, e))?;
         let meta = file
             .metadata()
-            .map_err(|e| Error::io("stat", &self.path, &e))?;
+            .map_err(|e| Error::io("stat", &self.path, e))?;
         self.size = meta.len();
         self.torn = false;
         if self.size > 0 {
@@ -409,7 +419,7 @@ impl JsonLinesExporter {
             identity: identity_of_meta(&meta),
             file,
         });
-        Ok(())
+        Ok(deleted)
     }
 
     fn needs_rotation(&self, line_len: u64) -> bool {
@@ -430,7 +440,7 @@ impl JsonLinesExporter {
             if self.fsync != FsyncPolicy::Never {
                 open.file
                     .sync_data()
-                    .map_err(|e| Error::io("fsync", &self.path, &e))?;
+                    .map_err(|e| Error::io("fsync", &self.path, e))?;
             }
         }
         let stamp = format_utc_millis(wall_millis(self.clock.wall()));
@@ -444,7 +454,7 @@ impl JsonLinesExporter {
             }
             n += 1;
         };
-        std::fs::rename(&self.path, &target).map_err(|e| Error::io("rename", &self.path, &e))?;
+        std::fs::rename(&self.path, &target).map_err(|e| Error::io("rename", &self.path, e))?;
         self.open()?;
         self.apply_retention()
     }
@@ -467,7 +477,7 @@ impl JsonLinesExporter {
             if i < by_count || too_old {
                 if let Err(e) = std::fs::remove_file(&r.path) {
                     if e.kind() != ErrorKind::NotFound && first_error.is_none() {
-                        first_error = Some(Error::io("remove", &r.path, &e));
+                        first_error = Some(Error::io("remove", &r.path, e));
                     }
                 }
             }
@@ -480,7 +490,7 @@ impl JsonLinesExporter {
             return Err(Error::io(
                 "write",
                 &self.path,
-                &std::io::Error::from(ErrorKind::NotFound),
+                std::io::Error::from(ErrorKind::NotFound),
             ));
         };
         let written = loop {
@@ -500,17 +510,19 @@ impl JsonLinesExporter {
             Ok(n) => {
                 self.size += n as u64;
                 self.torn = true;
-                Err(Error::Io {
-                    operation: "write",
-                    path: self.path.display().to_string(),
-                    kind: ErrorKind::WriteZero,
-                    message: format!("short write: {n} of {} bytes", self.line.len()),
-                })
+                Err(Error::io(
+                    "write",
+                    &self.path,
+                    std::io::Error::new(
+                        ErrorKind::WriteZero,
+                        format!("short write: {n} of {} bytes", self.line.len()),
+                    ),
+                ))
             }
             Err(e) => {
                 // Reopen next time: the fault may be the file itself.
                 self.file = None;
-                Err(Error::io("write", &self.path, &e))
+                Err(Error::io("write", &self.path, e))
             }
         }
     }
@@ -528,7 +540,7 @@ impl JsonLinesExporter {
         if let Some(open) = &self.file {
             open.file
                 .sync_data()
-                .map_err(|e| Error::io("fsync", &self.path, &e))?;
+                .map_err(|e| Error::io("fsync", &self.path, e))?;
             self.last_sync = now;
         }
         Ok(())
@@ -541,7 +553,7 @@ impl Exporter for JsonLinesExporter {
     }
 
     fn export(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
-        self.open()?;
+        let recreated = self.open()?;
         self.line.clear();
         if self.torn {
             self.line.push(b'\n');
@@ -554,7 +566,19 @@ impl Exporter for JsonLinesExporter {
             }
         }
         self.write_line()?;
-        self.sync_if_due(false)
+        self.sync_if_due(false)?;
+        if recreated {
+            return Err(Error::io(
+                "recreate",
+                &self.path,
+                std::io::Error::new(
+                    ErrorKind::NotFound,
+                    "the file was deleted while open, with the lines written to it; \
+                     this snapshot was written to a new file at the path",
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), Error> {
@@ -642,7 +666,7 @@ impl JsonLinesReader {
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref().to_path_buf();
-        let file = File::open(&path).map_err(|e| Error::io("open", &path, &e))?;
+        let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
         Ok(JsonLinesReader {
             files: VecDeque::new(),
             current: Some((path, Box::new(BufReader::new(file)))),
@@ -705,7 +729,7 @@ impl JsonLinesReader {
             return Err(Error::io(
                 "open",
                 path,
-                &std::io::Error::from(ErrorKind::NotFound),
+                std::io::Error::from(ErrorKind::NotFound),
             ));
         }
         Ok(JsonLinesReader {
@@ -744,7 +768,7 @@ impl Iterator for JsonLinesReader {
                 self.line_no = 0;
                 match File::open(&path) {
                     Ok(file) => self.current = Some((path, Box::new(BufReader::new(file)))),
-                    Err(e) => return Some(Err(Error::io("open", &path, &e))),
+                    Err(e) => return Some(Err(Error::io("open", &path, e))),
                 }
             }
             let (path, reader) = self.current.as_mut()?;
@@ -756,7 +780,7 @@ impl Iterator for JsonLinesReader {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    let err = Error::io("read", path, &e);
+                    let err = Error::io("read", path, e);
                     self.current = None;
                     return Some(Err(err));
                 }
@@ -814,7 +838,7 @@ struct Rotated {
 
 /// The rotated files of `stem` in `dir`, oldest first.
 fn rotated_in(dir: &Path, stem: &str, ext: Option<&str>) -> Result<Vec<Rotated>, Error> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, &e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
@@ -927,6 +951,19 @@ fn identity_of_meta(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
 #[cfg(not(unix))]
 fn identity_of_meta(_meta: &std::fs::Metadata) -> Option<(u64, u64)> {
     None
+}
+
+/// True when the open file has no name left in the file system: it was
+/// deleted, not moved. Unknown (false) off Unix.
+#[cfg(unix)]
+fn is_unlinked(file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().is_ok_and(|m| m.nlink() == 0)
+}
+
+#[cfg(not(unix))]
+fn is_unlinked(_file: &File) -> bool {
+    false
 }
 
 fn identity_of_path(path: &Path) -> std::io::Result<Option<(u64, u64)>> {

@@ -38,7 +38,7 @@ use crate::error::Error;
 use crate::key::Labels;
 use crate::metrics::histogram::{HistogramSummary, Quantiles};
 use crate::plugin::{Sample, SampleKind};
-use crate::snapshot::{CounterSample, GaugeSample, HistogramSample, MetricInfo, Snapshot};
+use crate::snapshot::{CounterSample, GaugeSample, HistogramSample, Snapshot};
 
 use super::Exporter;
 
@@ -264,14 +264,13 @@ impl TextRenderer {
     pub fn render_into(&mut self, snapshot: &Snapshot, out: &mut String) -> RenderReport {
         self.taken.clear();
         let mut report = RenderReport::default();
-        let meta = &snapshot.metadata;
 
         // Taken out so that `self` stays free to borrow while iterating.
         let mut order = std::mem::take(&mut self.order);
         sorted_order(&snapshot.counters, |s| &s.name, &mut order);
         for run in runs(&order, |i| &*snapshot.counters[i].name) {
             let first = &snapshot.counters[run[0]];
-            let info = lookup(meta, &first.name);
+            let info = snapshot.metadata(&first.name);
             let header = FamilyHeader {
                 base: counter_base(&first.name),
                 kind: FamilyType::Counter,
@@ -284,7 +283,7 @@ impl TextRenderer {
         sorted_order(&snapshot.gauges, |s| &s.name, &mut order);
         for run in runs(&order, |i| &*snapshot.gauges[i].name) {
             let first = &snapshot.gauges[run[0]];
-            let info = lookup(meta, &first.name);
+            let info = snapshot.metadata(&first.name);
             let header = FamilyHeader {
                 base: &first.name,
                 kind: FamilyType::Gauge,
@@ -297,7 +296,7 @@ impl TextRenderer {
         sorted_order(&snapshot.histograms, |s| &s.name, &mut order);
         for run in runs(&order, |i| &*snapshot.histograms[i].name) {
             let first = &snapshot.histograms[run[0]];
-            let info = lookup(meta, &first.name);
+            let info = snapshot.metadata(&first.name);
             let kind = if first.summary.buckets.is_some() {
                 FamilyType::Histogram
             } else {
@@ -711,7 +710,7 @@ impl TextFileExporter {
         temp_name.push(name);
         temp_name.push(".tmp");
         let temp = path.with_file_name(temp_name);
-        std::fs::File::create(&temp).map_err(|e| Error::io("create", &temp, &e))?;
+        std::fs::File::create(&temp).map_err(|e| Error::io("create", &temp, e))?;
         Ok(TextFileExporter {
             path,
             temp,
@@ -733,11 +732,11 @@ impl Exporter for TextFileExporter {
         self.buf.clear();
         self.renderer.render_into(snapshot, &mut self.buf);
         let mut file =
-            std::fs::File::create(&self.temp).map_err(|e| Error::io("create", &self.temp, &e))?;
+            std::fs::File::create(&self.temp).map_err(|e| Error::io("create", &self.temp, e))?;
         file.write_all(self.buf.as_bytes())
-            .map_err(|e| Error::io("write", &self.temp, &e))?;
+            .map_err(|e| Error::io("write", &self.temp, e))?;
         drop(file);
-        std::fs::rename(&self.temp, &self.path).map_err(|e| Error::io("rename", &self.temp, &e))
+        std::fs::rename(&self.temp, &self.path).map_err(|e| Error::io("rename", &self.temp, e))
     }
 }
 
@@ -774,14 +773,6 @@ fn runs<'o, 's>(
         rest = tail;
         Some(run)
     })
-}
-
-fn lookup<'m>(meta: &'m [MetricInfo], name: &str) -> Option<&'m MetricInfo> {
-    match meta.binary_search_by(|m| (*m.name).cmp(name)) {
-        Ok(i) => Some(&meta[i]),
-        // Metadata out of order (a hand-made snapshot): look everywhere.
-        Err(_) => meta.iter().find(|m| &*m.name == name),
-    }
 }
 
 fn write_name(out: &mut String, base: &str, suffix: &str) {

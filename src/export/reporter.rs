@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::clock::instant_after;
 use crate::error::Error;
 use crate::registry::MetricsCollector;
 use crate::snapshot::{MetricKind, Snapshot};
@@ -68,6 +69,9 @@ impl std::fmt::Debug for ReporterBuilder {
 
 impl ReporterBuilder {
     /// Time between snapshots (default [`DEFAULT_INTERVAL`]; at least 1 ms).
+    /// An interval too long for the platform's clock to add (such as
+    /// `Duration::MAX`) means no periodic snapshots: only those asked for
+    /// with [`Reporter::tick_now`] and the final one at shutdown.
     ///
     /// ```
     /// let metrics = vitals::MetricsCollector::new();
@@ -177,7 +181,7 @@ impl ReporterBuilder {
                 shared.control.lock().stop = true;
                 shared.wake.notify_all();
             })
-            .map_err(|e| Error::io("spawn", std::path::Path::new("vitals-reporter"), &e))?;
+            .map_err(|e| Error::io("spawn", std::path::Path::new("vitals-reporter"), e))?;
         Ok(Reporter {
             shared,
             thread: Some(thread),
@@ -403,18 +407,22 @@ impl Drop for Reporter {
 
 impl Worker {
     fn run(mut self) {
-        let mut next = Instant::now() + self.interval;
+        // `None`: an interval too long for an `Instant` (`Duration::MAX`):
+        // no periodic ticks, only those asked for and the final one.
+        let mut next = instant_after(Instant::now(), self.interval);
         loop {
             let mut control = self.shared.control.lock();
             loop {
                 if control.stop || control.requested > control.completed {
                     break;
                 }
-                let now = Instant::now();
-                if now >= next {
-                    break;
+                match next {
+                    Some(next) if Instant::now() >= next => break,
+                    Some(next) => {
+                        let _ = self.shared.wake.wait_until(&mut control, next);
+                    }
+                    None => self.shared.wake.wait(&mut control),
                 }
-                let _ = self.shared.wake.wait_until(&mut control, next);
             }
             if control.stop {
                 break;
@@ -425,11 +433,11 @@ impl Worker {
             self.tick(false);
 
             let now = Instant::now();
-            next += self.interval;
-            if next <= now {
+            next = next.and_then(|next| instant_after(next, self.interval));
+            if next.is_some_and(|next| next <= now) {
                 // Fell behind (a slow exporter, a suspended machine): skip
                 // the missed ticks rather than bursting through them.
-                next = now + self.interval;
+                next = instant_after(now, self.interval);
             }
             let mut control = self.shared.control.lock();
             control.completed = control.completed.max(served);

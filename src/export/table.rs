@@ -31,7 +31,7 @@
 use std::fmt::Write as _;
 
 use crate::error::Error;
-use crate::key::Labels;
+use crate::key::{write_printable, Labels, Printable};
 use crate::snapshot::{MetricInfo, Snapshot};
 
 use super::Exporter;
@@ -133,7 +133,7 @@ pub fn render_table_into(snapshot: &Snapshot, out: &mut String) {
         );
         for s in &snapshot.histograms {
             series_name(&mut name, &s.name, &s.labels);
-            let unit = unit_of(&s.name, lookup(&snapshot.metadata, &s.name));
+            let unit = unit_of(&s.name, snapshot.metadata(&s.name));
             let w = &s.summary.window;
             let q = w.quantiles;
             let cols = [w.mean, w.min, w.max, q.map(|q| q.p95), q.map(|q| q.p99)];
@@ -157,7 +157,7 @@ pub fn render_table_into(snapshot: &Snapshot, out: &mut String) {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        let _ = writeln!(out, "PLUG-IN {} ({status})", plugin.name);
+        let _ = writeln!(out, "PLUG-IN {} ({status})", Printable(&plugin.name));
         for s in &plugin.samples {
             series_name(&mut name, &s.name, &s.labels);
             cell.clear();
@@ -165,7 +165,7 @@ pub fn render_table_into(snapshot: &Snapshot, out: &mut String) {
             let _ = writeln!(out, "{}  {:>15}", Padded(&name, width), cell);
         }
         if let Some(err) = &plugin.stats.last_error {
-            let _ = writeln!(out, "  last error: {err}");
+            let _ = writeln!(out, "  last error: {}", Printable(err));
         }
     }
     if out.is_empty() {
@@ -231,7 +231,7 @@ pub fn status_line(snapshot: &Snapshot) -> String {
             .filter(|h| !h.name.starts_with("vitals_") && h.summary.window.count > 0)
     };
     let is_duration = |h: &&crate::snapshot::HistogramSample| {
-        unit_of(&h.name, lookup(&snapshot.metadata, &h.name)) == Unit::Seconds
+        unit_of(&h.name, snapshot.metadata(&h.name)) == Unit::Seconds
     };
     let busiest = candidates()
         .filter(is_duration)
@@ -240,11 +240,7 @@ pub fn status_line(snapshot: &Snapshot) -> String {
     if let Some(h) = busiest {
         if let Some(q) = h.summary.window.quantiles {
             let mut s = String::from("p99: ");
-            write_value(
-                &mut s,
-                q.p99,
-                unit_of(&h.name, lookup(&snapshot.metadata, &h.name)),
-            );
+            write_value(&mut s, q.p99, unit_of(&h.name, snapshot.metadata(&h.name)));
             parts.push(s);
         }
     }
@@ -322,7 +318,7 @@ impl<W: std::io::Write + Send> Exporter for TableExporter<W> {
         self.out
             .write_all(self.buf.as_bytes())
             .and_then(|()| self.out.flush())
-            .map_err(|e| Error::io("write", path, &e))
+            .map_err(|e| Error::io("write", path, e))
     }
 }
 
@@ -344,13 +340,6 @@ fn unit_of(name: &str, info: Option<&MetricInfo>) -> Unit {
     }
 }
 
-fn lookup<'m>(meta: &'m [MetricInfo], name: &str) -> Option<&'m MetricInfo> {
-    match meta.binary_search_by(|m| (*m.name).cmp(name)) {
-        Ok(i) => Some(&meta[i]),
-        Err(_) => meta.iter().find(|m| &*m.name == name),
-    }
-}
-
 fn series_width(name: &str, labels: &Labels) -> usize {
     let labels_width: usize = labels
         .iter()
@@ -361,7 +350,7 @@ fn series_width(name: &str, labels: &Labels) -> usize {
 
 fn series_name(out: &mut String, name: &str, labels: &Labels) {
     out.clear();
-    out.push_str(name);
+    let _ = write_printable(out, name, false);
     // Labels as in Prometheus text; control characters would break the
     // row, so they are escaped along with quotes.
     let _ = write!(out, "{labels}");

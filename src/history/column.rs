@@ -54,6 +54,27 @@ struct Chunk {
     tail: State,
 }
 
+impl Chunk {
+    /// A chunk of `points` (in time order, at most [`CHUNK`]); `None` for
+    /// none.
+    fn of(points: &[Point]) -> Option<Chunk> {
+        let first_t = points.first()?.t_ms;
+        let mut chunk = Chunk {
+            first_t,
+            last_t: first_t,
+            len: 0,
+            bytes: Vec::new(),
+            tail: State::starting_at(first_t),
+        };
+        for p in points {
+            encode(&mut chunk.bytes, &mut chunk.tail, p);
+            chunk.len += 1;
+            chunk.last_t = p.t_ms;
+        }
+        Some(chunk)
+    }
+}
+
 /// What a point is encoded relative to: the point before it in its chunk.
 #[derive(Debug, Default, Clone, Copy)]
 struct State {
@@ -76,9 +97,12 @@ impl Column {
     /// Appends a point newer than every point held.
     /// A point of another kind than the first is dropped (the store never
     /// mixes kinds in a series).
+    /// A point not newer than the newest held is dropped too: times are
+    /// encoded as forward steps.
     pub(crate) fn push(&mut self, point: &Point) {
         let kind = *self.kind.get_or_insert(point.agg.kind());
-        if kind != point.agg.kind() {
+        let newest = self.chunks.back().map(|c| c.last_t);
+        if kind != point.agg.kind() || newest.is_some_and(|t| point.t_ms <= t) {
             return;
         }
         let fresh = match self.chunks.back() {
@@ -125,6 +149,29 @@ impl Column {
         self.front_last_t = self.chunks.front().map_or(0, |c| c.last_t);
     }
 
+    /// Forgets the points at or after `t`: what a clock that was stepped
+    /// back disowns. Costs a decode and an encode of the chunk cut short.
+    pub(crate) fn truncate_from(&mut self, t: u64) {
+        while self.chunks.back().is_some_and(|c| c.first_t >= t) {
+            self.chunks.pop_back();
+        }
+        let kind = self.kind;
+        if let Some(last) = self.chunks.back_mut() {
+            if last.last_t >= t {
+                let kept: Vec<Point> = Decoder::new(last, kind)
+                    .take_while(|p| p.t_ms < t)
+                    .collect();
+                match Chunk::of(&kept) {
+                    Some(chunk) => *last = chunk,
+                    None => {
+                        self.chunks.pop_back();
+                    }
+                }
+            }
+        }
+        self.front_last_t = self.chunks.front().map_or(0, |c| c.last_t);
+    }
+
     /// Frees what expiry left in memory: the points below the floor in the
     /// first chunk (which is encoded again from the first point kept) and
     /// spare capacity. Costs a decode and an encode of one chunk.
@@ -136,23 +183,11 @@ impl Column {
                 let kept: Vec<Point> = Decoder::new(first, kind)
                     .skip_while(|p| p.t_ms < floor)
                     .collect();
-                let mut fresh = Chunk {
-                    first_t: kept.first().map_or(0, |p| p.t_ms),
-                    last_t: 0,
-                    len: 0,
-                    bytes: Vec::new(),
-                    tail: State::default(),
-                };
-                fresh.tail = State::starting_at(fresh.first_t);
-                for p in &kept {
-                    encode(&mut fresh.bytes, &mut fresh.tail, p);
-                    fresh.len += 1;
-                    fresh.last_t = p.t_ms;
-                }
-                if kept.is_empty() {
-                    self.chunks.pop_front();
-                } else {
-                    *first = fresh;
+                match Chunk::of(&kept) {
+                    Some(chunk) => *first = chunk,
+                    None => {
+                        self.chunks.pop_front();
+                    }
                 }
             }
         }
@@ -578,6 +613,50 @@ mod tests {
             },
         });
         assert_eq!(column.len(), 1);
+    }
+
+    /// Cutting a column short keeps exactly the older points, at a chunk
+    /// boundary or inside a chunk, and it takes newer points again.
+    #[test]
+    fn truncation_keeps_the_points_before_the_cut() {
+        let input = points(MetricKind::Histogram, 300);
+        for cut in [0, 1, 127, 128, 129, 200, 299, 300] {
+            let mut column = Column::default();
+            for p in &input {
+                column.push(p);
+            }
+            let t = input.get(cut).map_or(u64::MAX, |p| p.t_ms);
+            column.truncate_from(t);
+            let kept: Vec<Point> = column.iter_from(0).collect();
+            let want: Vec<Point> = input[..cut].iter().map(normal).collect();
+            assert_eq!(
+                kept.iter().map(normal).collect::<Vec<_>>(),
+                want,
+                "cut at {cut}"
+            );
+            assert_eq!(column.len(), cut);
+            let newest = column.iter_from(0).last().map(|p| p.t_ms);
+            assert_eq!(newest, cut.checked_sub(1).map(|i| input[i].t_ms));
+            if let Some(p) = input.get(cut) {
+                column.push(p);
+                assert_eq!(column.len(), cut + 1);
+                assert_eq!(column.iter_from(0).last().map(|p| p.t_ms), Some(p.t_ms));
+            }
+        }
+    }
+
+    /// Times are encoded as forward steps: a point not newer than the
+    /// newest is refused rather than stored at a wrong time.
+    #[test]
+    fn a_point_not_newer_than_the_newest_is_dropped() {
+        let input = points(MetricKind::Counter, 3);
+        let mut column = Column::default();
+        column.push(&input[1]);
+        column.push(&input[0]);
+        column.push(&input[1]);
+        column.push(&input[2]);
+        let times: Vec<u64> = column.iter_from(0).map(|p| p.t_ms).collect();
+        assert_eq!(times, [input[1].t_ms, input[2].t_ms]);
     }
 
     #[test]

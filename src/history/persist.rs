@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -113,17 +113,17 @@ impl Disk {
             let dir = self.dir.join(level.as_str());
             let path = dir.join(format!("{segment}.jsonl"));
             let written = fs::create_dir_all(&dir)
-                .map_err(|e| Error::io("create", &dir, &e))
+                .map_err(|e| Error::io("create", &dir, e))
                 .and_then(|()| {
                     OpenOptions::new()
                         .create(true)
                         .append(true)
                         .open(&path)
-                        .map_err(|e| Error::io("open", &path, &e))
+                        .map_err(|e| Error::io("open", &path, e))
                 })
                 .and_then(|mut f| {
                     f.write_all(&bytes)
-                        .map_err(|e| Error::io("write", &path, &e))
+                        .map_err(|e| Error::io("write", &path, e))
                 });
             if let Err(e) = written {
                 first_error.get_or_insert(e);
@@ -143,7 +143,7 @@ impl Disk {
     fn prune(&self, level: Level, horizon: u64) -> Result<(), Error> {
         for (start, path) in self.segments(level)? {
             if start.saturating_add(segment_ms(level)) <= horizon {
-                fs::remove_file(&path).map_err(|e| Error::io("remove", &path, &e))?;
+                fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
             }
         }
         Ok(())
@@ -155,7 +155,7 @@ impl Disk {
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("list", &dir, &e)),
+            Err(e) => return Err(Error::io("list", &dir, e)),
         };
         let mut out: Vec<(u64, PathBuf)> = entries
             .flatten()
@@ -200,21 +200,21 @@ impl Disk {
             if segment >= end || segment.saturating_add(segment_ms(level)) <= start {
                 continue;
             }
-            let mut file = fs::File::open(&path).map_err(|e| Error::io("open", &path, &e))?;
+            let mut file = fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
             let from = if enter > segment {
-                entry_offset(&mut file, enter).map_err(|e| Error::io("read", &path, &e))?
+                entry_offset(&mut file, enter).map_err(|e| Error::io("read", &path, e))?
             } else {
                 0
             };
             file.seek(SeekFrom::Start(from))
-                .map_err(|e| Error::io("seek", &path, &e))?;
+                .map_err(|e| Error::io("seek", &path, e))?;
             let mut reader = BufReader::new(file);
             let mut line = Vec::new();
             loop {
                 line.clear();
                 let n = reader
                     .read_until(b'\n', &mut line)
-                    .map_err(|e| Error::io("read", &path, &e))?;
+                    .map_err(|e| Error::io("read", &path, e))?;
                 if n == 0 {
                     break;
                 }
@@ -234,6 +234,153 @@ impl Disk {
             }
         }
         Ok(skipped)
+    }
+}
+
+impl Disk {
+    /// The newest distinct line times of `level`, newest first, each with
+    /// the number of lines that carry it: the newest `k` at least, when the
+    /// files hold that many. The files are read backwards from their end,
+    /// block by block, only as far as needed (lines are in time order but
+    /// for closes up to one interval late).
+    pub(crate) fn newest_times(&self, level: Level, k: usize) -> Result<Vec<(u64, u64)>, Error> {
+        const BLOCK: u64 = 64 * 1024;
+        let slack = level.interval_ms().unwrap_or(0);
+        let mut times: BTreeMap<u64, u64> = BTreeMap::new();
+        for (_, path) in self.segments(level)?.into_iter().rev() {
+            let io = |op, e: std::io::Error| Error::io(op, &path, e);
+            let mut file = fs::File::open(&path).map_err(|e| io("open", e))?;
+            let mut end = file.metadata().map_err(|e| io("read", e))?.len();
+            // The start of a line that began in an earlier block.
+            let mut rest: Vec<u8> = Vec::new();
+            while end > 0 {
+                let start = end.saturating_sub(BLOCK);
+                let mut block = vec![0; usize::try_from(end - start).unwrap_or(0)];
+                file.seek(SeekFrom::Start(start))
+                    .and_then(|_| file.read_exact(&mut block))
+                    .map_err(|e| io("read", e))?;
+                block.extend_from_slice(&rest);
+                // Unless at the file's start, the block opens inside a line.
+                let whole_from = match block.iter().position(|b| *b == b'\n') {
+                    _ if start == 0 => 0,
+                    Some(at) => at + 1,
+                    None => block.len(),
+                };
+                let mut oldest = u64::MAX;
+                for line in block[whole_from..].split(|b| *b == b'\n') {
+                    if let Some(t) = line_time(line) {
+                        *times.entry(t).or_default() += 1;
+                        oldest = oldest.min(t);
+                    }
+                }
+                rest = block[..whole_from].to_vec();
+                end = start;
+                while times.len() > k {
+                    times.pop_first();
+                }
+                // Lines further back are older, up to one late interval.
+                let kth = times.keys().next().copied().unwrap_or(0);
+                if times.len() >= k && oldest.saturating_add(slack) < kth {
+                    return Ok(times.into_iter().rev().collect());
+                }
+            }
+        }
+        Ok(times.into_iter().rev().collect())
+    }
+
+    /// The time of the first line of `level`'s oldest segment: about its
+    /// oldest point (up to one late interval).
+    pub(crate) fn oldest_time(&self, level: Level) -> Result<Option<u64>, Error> {
+        let Some((_, path)) = self.segments(level)?.into_iter().next() else {
+            return Ok(None);
+        };
+        let file = fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+        let mut reader = BufReader::new(file);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| Error::io("read", &path, e))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            if let Some(t) = line_time(&line) {
+                return Ok(Some(t));
+            }
+        }
+    }
+
+    /// Removes the lines of `level` whose time is `cut` or later (what a
+    /// clock stepped back disowns, or lines far in the future), handing
+    /// each to `dropped` when given, parsed, and returns how many went.
+    /// Segments from the cut on are deleted; one holding the cut is cut
+    /// short at a line boundary found by bisection and the lines from there
+    /// that are older than the cut are written back, so the rest of a file
+    /// is not rewritten. Lines that do not parse there are removed too.
+    pub(crate) fn truncate(
+        &mut self,
+        level: Level,
+        cut: u64,
+        mut dropped: Option<&mut dyn FnMut(StoredPoint)>,
+    ) -> Result<u64, Error> {
+        let mut removed = 0;
+        let slack = level.interval_ms().unwrap_or(0);
+        let enter = cut.saturating_sub(slack);
+        for (segment, path) in self.segments(level)? {
+            if segment.saturating_add(segment_ms(level)) <= enter {
+                continue;
+            }
+            let io = |op, e: std::io::Error| Error::io(op, &path, e);
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| io("open", e))?;
+            let from = if enter > segment {
+                entry_offset(&mut file, enter).map_err(|e| io("read", e))?
+            } else {
+                0
+            };
+            file.seek(SeekFrom::Start(from))
+                .map_err(|e| io("seek", e))?;
+            let mut kept = Vec::new();
+            let mut reader = BufReader::new(&mut file);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                let n = reader
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| io("read", e))?;
+                if n == 0 {
+                    break;
+                }
+                match line_time(&line) {
+                    Some(t) if t < cut && line.ends_with(b"\n") => kept.extend_from_slice(&line),
+                    Some(t) if t >= cut => {
+                        removed += 1;
+                        if let Some(each) = dropped.as_mut() {
+                            if let Ok(p) = serde_json::from_slice::<StoredPoint>(&line) {
+                                each(p);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            drop(reader);
+            if from == 0 && kept.is_empty() {
+                fs::remove_file(&path).map_err(|e| io("remove", e))?;
+                continue;
+            }
+            file.set_len(from)
+                .and_then(|()| file.seek(SeekFrom::End(0)))
+                .and_then(|_| file.write_all(&kept))
+                .map_err(|e| io("write", e))?;
+        }
+        // Pruning goes by the segment last written to: look again.
+        self.last_segment = [None; 4];
+        Ok(removed)
     }
 }
 
@@ -349,6 +496,122 @@ mod tests {
                 assert_eq!(read(start, end, name), want, "{a}..{b} {name:?}");
             }
         }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A level file of `minutes` minutes of two series, every seventh
+    /// close one interval late, flushed minute by minute; the points
+    /// written, as (series, time).
+    fn late_closing_file(dir: &Path, minutes: u64) -> (Disk, Vec<(u64, u64)>) {
+        let _ = fs::remove_dir_all(dir);
+        let mut disk = Disk::new(dir.to_path_buf());
+        let day = segment_ms(Level::Minute);
+        let base = 1_700_000_000_000 / day * day;
+        let mut written = Vec::new();
+        for minute in 0..minutes {
+            let t = base + minute * 60_000;
+            for s in 0..2u64 {
+                let late = (minute + s) % 7 == 0 && minute > 0;
+                let t_ms = if late { t - 60_000 } else { t };
+                let labels = Labels::from_pairs(&[("s", &s.to_string())]);
+                let point = Point {
+                    t_ms,
+                    covered_ms: 60_000,
+                    agg: Aggregate::Counter {
+                        increase: minute,
+                        resets: 0,
+                    },
+                };
+                disk.push(Level::Minute, "a_total", &labels, &point);
+                written.push((s, t_ms));
+            }
+            disk.flush(t, &[u64::MAX; 4]).unwrap();
+        }
+        (disk, written)
+    }
+
+    fn all_points(disk: &Disk) -> Vec<(u64, u64)> {
+        let mut got = Vec::new();
+        disk.read(Level::Minute, 0, u64::MAX, None, |p| {
+            let s = p
+                .labels
+                .iter()
+                .next()
+                .map_or(0, |(_, v)| v.parse().unwrap());
+            got.push((s, p.t_ms));
+        })
+        .unwrap();
+        got.sort_unstable();
+        got
+    }
+
+    /// Cutting a level at any time keeps exactly the lines before it, in a
+    /// file large enough to be entered by bisection, and hands over the
+    /// others.
+    #[test]
+    fn truncation_keeps_exactly_the_lines_before_the_cut() {
+        let dir = std::env::temp_dir().join(format!("vitals-persist-cut-{}", std::process::id()));
+        for cut_minute in [0, 1, 700, 1500, 2899, 5000] {
+            let (mut disk, written) = late_closing_file(&dir, 2900);
+            let base = written[0].1;
+            let cut = base + cut_minute * 60_000;
+            let mut dropped = Vec::new();
+            let removed = disk
+                .truncate(
+                    Level::Minute,
+                    cut,
+                    Some(&mut |p: StoredPoint| dropped.push(p.t_ms)),
+                )
+                .unwrap();
+            let mut want: Vec<_> = written.iter().filter(|(_, t)| *t < cut).copied().collect();
+            want.sort_unstable();
+            assert_eq!(all_points(&disk), want, "cut at minute {cut_minute}");
+            assert_eq!(removed as usize, written.len() - want.len());
+            assert_eq!(dropped.len(), written.len() - want.len());
+            assert!(dropped.iter().all(|t| *t >= cut));
+            // Appends go on after the cut.
+            let labels = Labels::from_pairs(&[("s", "0")]);
+            let point = Point {
+                t_ms: cut,
+                covered_ms: 1,
+                agg: Aggregate::Counter {
+                    increase: 1,
+                    resets: 0,
+                },
+            };
+            disk.push(Level::Minute, "a_total", &labels, &point);
+            disk.flush(cut, &[u64::MAX; 4]).unwrap();
+            want.push((0, cut));
+            want.sort_unstable();
+            assert_eq!(all_points(&disk), want);
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// The newest line times come from the end of the files, across
+    /// segments, late closes included.
+    #[test]
+    fn newest_times_are_read_from_the_end() {
+        let dir = std::env::temp_dir().join(format!("vitals-persist-tail-{}", std::process::id()));
+        // Two days: two segments, the second larger than a read block.
+        let (disk, written) = late_closing_file(&dir, 2900);
+        let mut times: Vec<u64> = written.iter().map(|(_, t)| *t).collect();
+        times.sort_unstable();
+        times.dedup();
+        let got = disk.newest_times(Level::Minute, 4).unwrap();
+        let want: Vec<u64> = times.iter().rev().take(4).copied().collect();
+        assert_eq!(got.iter().map(|(t, _)| *t).collect::<Vec<_>>(), want);
+        for (t, lines) in got {
+            let n = written.iter().filter(|(_, w)| *w == t).count() as u64;
+            assert_eq!(lines, n, "lines at {t}");
+        }
+        // With few lines in the newest segment, the one before is read.
+        let day = segment_ms(Level::Minute);
+        let newest = *times.last().unwrap();
+        let tail = times.iter().filter(|t| *t / day == newest / day).count();
+        let got = disk.newest_times(Level::Minute, tail + 2).unwrap();
+        assert_eq!(got.len(), tail + 2);
+        assert_eq!(disk.oldest_time(Level::Minute).unwrap(), Some(times[0]));
         let _ = fs::remove_dir_all(&dir);
     }
 

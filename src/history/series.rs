@@ -1,14 +1,18 @@
 //! One series of the history: its previous reading, its finished points
-//! per level and its open intervals (the roll-up cascade), and how a new
-//! reading becomes the difference from the previous one.
+//! per level and its open intervals (the roll-up cascade), how a new
+//! reading becomes the difference from the previous one, and how the open
+//! intervals are gathered again from finished points (after a reload or a
+//! clock stepped back).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::column::Column;
 use super::dense::Dense;
 use super::persist::Disk;
 use super::point::Point;
-use super::Level;
+use super::{Family, FastMap, Level};
+use crate::error::Error;
 use crate::key::Labels;
 use crate::metrics::sparse::{SparseBuckets, BUCKETS};
 use crate::snapshot::MetricKind;
@@ -26,6 +30,9 @@ pub(super) struct Series {
     /// therefore lacks the minutes still open below it:
     /// [`open_points`](Series::open_points) adds them back for queries.
     pub(super) open: [Option<Point>; 3],
+    /// Counts of points a clock stepped back disowned, added to the
+    /// series' next point (see [`History::ingest`](super::History::ingest)).
+    pub(super) carry: Option<Box<Point>>,
 }
 
 impl Series {
@@ -70,41 +77,6 @@ impl Series {
         }
     }
 
-    /// Rebuilds the open intervals from the newest finished points of each
-    /// level (`recent`, in time order), after a reload: what the store held
-    /// in memory only when it stopped. Open interval `i` gathers the newest
-    /// interval of level `i` (raw, minute, 5 minutes) unless level `i + 1`
-    /// already has it.
-    pub(super) fn reopen(&mut self, recent: &[Vec<Point>; 4]) {
-        for i in 0..3 {
-            let interval = Level::ALL[i + 1].interval_ms().unwrap_or(1);
-            // Raw points belong to the interval holding their time minus a
-            // millisecond; roll-ups start on their interval.
-            let lag = u64::from(i == 0);
-            let start_of = |t: u64| t.saturating_sub(lag) / interval * interval;
-            let Some(newest) = recent[i].last() else {
-                continue;
-            };
-            let start = start_of(newest.t_ms);
-            if recent[i + 1].iter().any(|p| p.t_ms == start) {
-                continue; // closed before the stop
-            }
-            let mut open: Option<Point> = None;
-            for p in recent[i].iter().filter(|p| start_of(p.t_ms) == start) {
-                match &mut open {
-                    Some(o) => o.merge(p),
-                    None => {
-                        open = Some(Point {
-                            t_ms: start,
-                            ..p.clone()
-                        })
-                    }
-                }
-            }
-            self.open[i] = open;
-        }
-    }
-
     /// What a query of roll-up `level` reads beyond the finished points:
     /// its open interval with the open intervals below it merged in, or,
     /// when the finest ones already started the next interval, one point
@@ -145,6 +117,120 @@ impl Series {
             }
         }
     }
+}
+
+/// How far back from the newest point each level is read to gather the
+/// open intervals again. An interval still open at the stop had not ended
+/// when the last sweep ran, at most a minute before the newest point: the
+/// open minute started at most 2 minutes before it, the open 5 minutes 6,
+/// the open hour 61; each level is read that far for the intervals it
+/// opens above. The level above is read one of its intervals further, so
+/// that the check that it closed an interval sees the interval's start.
+pub(super) const REOPEN_WINDOW_MS: [u64; 4] = [3 * MINUTE, 7 * MINUTE, 62 * MINUTE, 125 * MINUTE];
+const MINUTE: u64 = 60_000;
+
+/// The open intervals of one series gathered again from its newest
+/// finished points, after a reload or a clock stepped back: what the store
+/// held in memory only. Open interval `i` gathers the newest interval of
+/// level `i` (raw, minute, 5 minutes) unless level `i + 1` already reaches
+/// it (the interval was closed).
+///
+/// Points come level by level, each level's in time order, and only the
+/// newest interval is kept: a reload streams them from the files.
+#[derive(Debug, Default)]
+pub(super) struct Reopening {
+    open: [Option<Point>; 3],
+    newest: [Option<u64>; 4],
+}
+
+impl Reopening {
+    /// Takes one finished point of level `level`.
+    pub(super) fn add(&mut self, level: Level, point: Point) {
+        let i = level.index();
+        self.newest[i] = self.newest[i].max(Some(point.t_ms));
+        let Some(above) = Level::ALL.get(i + 1).and_then(|l| l.interval_ms()) else {
+            return;
+        };
+        // Raw points belong to the interval holding their time minus a
+        // millisecond; roll-ups start on their interval.
+        let start = point.t_ms.saturating_sub(u64::from(i == 0)) / above * above;
+        match &mut self.open[i] {
+            Some(open) if open.t_ms == start => open.merge(&point),
+            Some(open) if open.t_ms > start => {}
+            slot => {
+                *slot = Some(Point {
+                    t_ms: start,
+                    ..point
+                })
+            }
+        }
+    }
+
+    /// The newest point of level `level` seen.
+    pub(super) fn newest(&self, level: Level) -> Option<u64> {
+        self.newest[level.index()]
+    }
+
+    /// The open intervals: those the level above has not reached.
+    pub(super) fn finish(mut self) -> [Option<Point>; 3] {
+        for i in 0..3 {
+            let closed = match (&self.open[i], self.newest[i + 1]) {
+                (Some(open), Some(above)) => above >= open.t_ms,
+                _ => false,
+            };
+            if closed {
+                self.open[i] = None;
+            }
+        }
+        self.open
+    }
+}
+
+/// Per series (name and labels), its kind and [`Reopening`].
+pub(super) type Reopenings = FastMap<(Arc<str>, Labels), (MetricKind, Reopening)>;
+
+/// Every series' [`Reopening`] from the files: each level read from its
+/// window before `newest` (the newest point kept) on. Returns them with
+/// the torn lines met.
+pub(super) fn reopen_from_disk(disk: &Disk, newest: u64) -> Result<(Reopenings, u64), Error> {
+    let mut reopening = Reopenings::default();
+    let mut skipped = 0;
+    for level in Level::ALL {
+        let from = newest.saturating_sub(REOPEN_WINDOW_MS[level.index()]);
+        skipped += disk.read(level, from, newest.saturating_add(1), None, |p| {
+            let kind = p.agg.kind();
+            let (name, labels, point) = p.into_point();
+            let (_, open) = reopening
+                .entry((name, labels))
+                .or_insert_with(|| (kind, Reopening::default()));
+            open.add(level, point);
+        })?;
+    }
+    Ok((reopening, skipped))
+}
+
+/// The series a point read back from disk belongs to, created without a
+/// reading; `None` when its name is held as another kind.
+pub(super) fn reloaded(
+    names: &mut FastMap<Arc<str>, Family>,
+    name: Arc<str>,
+    labels: Labels,
+    kind: MetricKind,
+) -> Option<&mut Series> {
+    let family = names.entry(name).or_insert_with(|| Family {
+        kind,
+        series: FastMap::default(),
+    });
+    if family.kind != kind {
+        return None;
+    }
+    Some(family.series.entry(labels).or_insert_with(|| Series {
+        previous: None,
+        previous_ms: 0,
+        levels: Default::default(),
+        open: Default::default(),
+        carry: None,
+    }))
 }
 
 /// A series' cumulative reading in its latest snapshot.

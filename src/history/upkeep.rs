@@ -1,16 +1,13 @@
-//! Upkeep of a store: closing and expiring at each minute's sweep, the
-//! memory limit, and reloading a persisted store.
+//! Upkeep of a store: closing and expiring at each minute's sweep, and
+//! the memory limit.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::column::Column;
 use super::point::Point;
 use super::series::{Reading, Series};
-use super::{persist, Family, FastMap, History, Inner, Level, Sink};
-use crate::error::Error;
+use super::{Family, History, Inner, Level, Sink};
 use crate::key::Labels;
-use crate::snapshot::MetricKind;
 
 impl History {
     /// Shrinks the resident spans while memory is over 15/16 of `limit`, or lets
@@ -91,100 +88,6 @@ impl History {
             !family.series.is_empty()
         });
     }
-
-    /// Reads back the resident part of each persisted level.
-    pub(super) fn reload(&self) -> Result<(), Error> {
-        let mut guard = self.inner.lock();
-        let inner = &mut *guard;
-        let Some(disk) = &inner.disk else {
-            return Ok(());
-        };
-        // The newest point of any level: from the last segment of each.
-        let mut newest = None::<u64>;
-        for level in Level::ALL {
-            if let Some((start, _)) = disk.segments(level)?.last() {
-                disk.read(level, *start, u64::MAX, None, |p| {
-                    newest = Some(newest.map_or(p.t_ms, |n| n.max(p.t_ms)));
-                })?;
-            }
-        }
-        let Some(newest) = newest else {
-            return Ok(());
-        };
-        let mut skipped = 0;
-        let mut loaded: Vec<(Level, persist::StoredPoint)> = Vec::new();
-        for level in Level::ALL {
-            let from = newest.saturating_sub(self.resident_ms[level.index()]);
-            inner.memory_from[level.index()] = from;
-            skipped += disk.read(level, from, u64::MAX, None, |p| loaded.push((level, p)))?;
-        }
-        inner.stats.skipped_lines += skipped;
-        loaded.sort_by_key(|(level, p)| (*level, p.t_ms));
-        let mut floor = None::<u64>;
-        for (level, p) in loaded {
-            let (name, labels, point) = p.into_point();
-            floor = Some(floor.map_or(point.t_ms, |f| f.max(point.t_ms)));
-            inner.first = Some(inner.first.map_or(point.t_ms, |f| f.min(point.t_ms)));
-            let Some(series) = reloaded(&mut inner.names, name, labels, point.agg.kind()) else {
-                continue;
-            };
-            series.previous_ms = series.previous_ms.max(point.t_ms);
-            series.levels[level.index()].push(&point);
-        }
-        // A raw point carries its snapshot's time; a roll-up its start.
-        inner.floor = floor;
-        // The open intervals are rebuilt from the newest points of every
-        // level's files, whatever part of them is resident. An interval
-        // still open at the stop ended at most a minute (the sweep) before
-        // the newest point, so the hour it belongs to, and the 5 minutes
-        // and minutes in it, start less than two hours before; four hours
-        // leave room for the closed check of the level above.
-        let mut recent: HashMap<(Arc<str>, Labels), [Vec<Point>; 4]> = HashMap::new();
-        for level in Level::ALL {
-            let from = newest.saturating_sub(4 * 3_600_000);
-            // Torn lines were counted by the first pass.
-            disk.read(level, from, u64::MAX, None, |p| {
-                let (name, labels, point) = p.into_point();
-                recent.entry((name, labels)).or_default()[level.index()].push(point);
-            })?;
-        }
-        for ((name, labels), mut points) in recent {
-            points.iter_mut().for_each(|l| l.sort_by_key(|p| p.t_ms));
-            let Some(kind) = points.iter().flatten().next().map(|p| p.agg.kind()) else {
-                continue;
-            };
-            let Some(series) = reloaded(&mut inner.names, name, labels, kind) else {
-                continue;
-            };
-            let newest = points.iter().flatten().map(|p| p.t_ms).max();
-            series.previous_ms = series.previous_ms.max(newest.unwrap_or(0));
-            series.reopen(&points);
-        }
-        Ok(())
-    }
-}
-
-/// The series a point read back from disk belongs to, created without a
-/// reading; `None` when its name is held as another kind.
-fn reloaded(
-    names: &mut FastMap<Arc<str>, Family>,
-    name: Arc<str>,
-    labels: Labels,
-    kind: MetricKind,
-) -> Option<&mut Series> {
-    let family = names.entry(name).or_insert_with(|| Family {
-        kind,
-        series: FastMap::default(),
-    });
-    if family.kind != kind {
-        return None;
-    }
-    Some(family.series.entry(labels).or_insert_with(|| Series {
-        previous: None,
-        previous_ms: 0,
-        levels: Default::default(),
-        open: Default::default(),
-    }))
 }
 
 /// What [`History::memory_bytes`] reports: sizes and capacities of the
@@ -196,10 +99,10 @@ pub(super) fn memory_of(inner: &Inner) -> usize {
         bytes +=
             name.len() + family.series.capacity() * (std::mem::size_of::<(Labels, Series)>() + 1);
         for (labels, s) in &family.series {
-            bytes += labels
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 32)
-                .sum::<usize>();
+            bytes += label_bytes(labels);
+            if let Some(carry) = &s.carry {
+                bytes += std::mem::size_of::<Point>() + carry.agg.heap_bytes();
+            }
             if let Some(Reading::Histogram {
                 buckets: Some(b), ..
             }) = &s.previous
@@ -216,4 +119,15 @@ pub(super) fn memory_of(inner: &Inner) -> usize {
         }
     }
     bytes
+}
+
+/// The labels' share of [`memory_of`].
+fn label_bytes(labels: &Labels) -> usize {
+    labels.iter().map(|(k, v)| k.len() + v.len() + 32).sum()
+}
+
+/// What one more series without points adds to [`memory_of`] (its map
+/// slot and labels).
+pub(super) fn series_bytes(labels: &Labels) -> usize {
+    std::mem::size_of::<(Labels, Series)>() + 1 + label_bytes(labels)
 }

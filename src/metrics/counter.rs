@@ -24,6 +24,7 @@ use super::{move_thread_index, stripe_count, thread_index, Storage};
 /// assert_eq!(requests.value(), 5);
 /// ```
 #[derive(Clone)]
+#[must_use = "a handle does nothing until it is used; to register a series without updating it, bind it: `let _ = ...`"]
 pub struct Counter {
     core: Storage<CounterCore>,
 }
@@ -41,6 +42,11 @@ pub(crate) struct CounterCore {
 struct Stripe(AtomicU64);
 
 impl Counter {
+    /// True when a handle other than this one may exist.
+    pub(crate) fn shared(&self) -> bool {
+        self.core.shared()
+    }
+
     pub(crate) fn from_storage(core: Storage<CounterCore>) -> Self {
         Counter { core }
     }

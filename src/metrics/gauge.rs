@@ -1,6 +1,6 @@
 //! Gauges: `f64` values that go up and down.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::Storage;
 
@@ -25,18 +25,24 @@ use super::Storage;
 /// assert_eq!(depth.value(), 12.0);
 /// ```
 #[derive(Clone)]
+#[must_use = "a handle does nothing until it is used; to register a series without updating it, bind it: `let _ = ...`"]
 pub struct Gauge {
     core: Storage<GaugeCore>,
 }
 
 pub(crate) struct GaugeCore {
     bits: AtomicU64,
+    /// Set by every update, cleared by the registry when it checks for
+    /// activity: a gauge set to the value it already has was still updated,
+    /// which its value alone cannot tell (idle expiry, revival).
+    touched: AtomicBool,
 }
 
 impl Default for GaugeCore {
     fn default() -> Self {
         GaugeCore {
             bits: AtomicU64::new(0f64.to_bits()),
+            touched: AtomicBool::new(true),
         }
     }
 }
@@ -46,16 +52,38 @@ impl GaugeCore {
         f64::from_bits(self.bits.load(Ordering::Relaxed))
     }
 
+    /// Whether the gauge was updated since the last call.
+    pub(crate) fn take_touched(&self) -> bool {
+        self.touched.swap(false, Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn touch(&self) {
+        // A plain store to the line the value is on: no read-modify-write.
+        self.touched.store(true, Ordering::Relaxed);
+    }
+
     fn update(&self, f: impl Fn(f64) -> Option<f64>) {
         let _ = self
             .bits
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
                 f(f64::from_bits(bits)).map(f64::to_bits)
             });
+        self.touch();
     }
 }
 
 impl Gauge {
+    /// True when a handle other than this one may exist.
+    pub(crate) fn shared(&self) -> bool {
+        self.core.shared()
+    }
+
+    /// Whether any handle updated the gauge since the last call.
+    pub(crate) fn take_touched(&self) -> bool {
+        self.core.take_touched()
+    }
+
     pub(crate) fn from_storage(core: Storage<GaugeCore>) -> Self {
         Gauge { core }
     }
@@ -77,6 +105,7 @@ impl Gauge {
     #[inline]
     pub fn set(&self, value: f64) {
         self.core.bits.store(value.to_bits(), Ordering::Relaxed);
+        self.core.touch();
     }
 
     /// Adds `delta` (which may be negative).

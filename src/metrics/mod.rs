@@ -37,6 +37,15 @@ impl<T: 'static> Storage<T> {
     pub(crate) fn same(&self, other: &Self) -> bool {
         std::ptr::eq::<T>(&**self, &**other)
     }
+
+    /// True when a handle other than this one may exist: always for leaked
+    /// storage, whose copies are not counted.
+    pub(crate) fn shared(&self) -> bool {
+        match self {
+            Storage::Static(_) => true,
+            Storage::Counted(a) => Arc::strong_count(a) > 1,
+        }
+    }
 }
 
 impl<T: 'static> Clone for Storage<T> {

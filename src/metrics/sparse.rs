@@ -21,7 +21,7 @@ pub(crate) const BUCKETS: usize = OCTAVES * SUBS;
 ///
 /// Carried by [`HistogramSummary::lifetime_buckets`](crate::HistogramSummary)
 /// as cumulative counts over a series' life, and used by
-/// [`History`](crate::history::History) as the distribution of each
+/// `History` (feature `history`) as the distribution of each
 /// interval. Zero is counted apart; positive values outside
 /// [`MIN_TRACKABLE`]..=[`MAX_TRACKABLE`] are clamped to the range.
 ///
@@ -146,6 +146,7 @@ impl SparseBuckets {
     /// True when the pairs are as [`normalize`](SparseBuckets::normalize)
     /// leaves them: ascending, no repeats, no empty buckets, all within the
     /// layout.
+    #[cfg(feature = "history")]
     pub(crate) fn is_normalized(&self) -> bool {
         self.counts.windows(2).all(|w| w[0].0 < w[1].0)
             && self
@@ -328,6 +329,7 @@ impl SparseBuckets {
     }
 
     /// Heap bytes held.
+    #[cfg(feature = "history")]
     pub(crate) fn heap_bytes(&self) -> usize {
         self.counts.capacity() * std::mem::size_of::<(u16, u64)>()
     }

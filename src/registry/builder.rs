@@ -28,6 +28,7 @@ pub struct Builder {
     pub(super) max_metrics: usize,
     pub(super) default_window: Window,
     pub(super) rate_window: Duration,
+    pub(super) expire_after: Option<Duration>,
     pub(super) plugin_deadline: Duration,
     pub(super) lifetime_buckets: bool,
 }
@@ -98,7 +99,7 @@ impl Builder {
 
     /// Makes snapshots carry each time-window histogram's lifetime bucket
     /// counts ([`HistogramSummary::lifetime_buckets`](crate::HistogramSummary)),
-    /// which [`History`](crate::history::History) needs for quantiles over
+    /// which `History` (feature `history`) needs for quantiles over
     /// its intervals (default: off). Costs each histogram series 520 bytes
     /// per octave it uses (about 7 KiB over four decades), and each snapshot
     /// line a few bytes per non-empty bucket.
@@ -126,6 +127,38 @@ impl Builder {
     /// ```
     pub fn plugin_deadline(mut self, deadline: Duration) -> Self {
         self.plugin_deadline = deadline;
+        self
+    }
+
+    /// Expires idle series: a series not updated for `idle` leaves
+    /// snapshots and its memory is freed (default: never). A handle still
+    /// held keeps working; its next update brings the series back, counting
+    /// from zero (see [`MetricsCollector::remove`]). Checked at each
+    /// snapshot: a series expires at the first snapshot that finds it
+    /// unchanged since a snapshot at least `idle` earlier. The collector's
+    /// own `vitals_*` series never expire. At least 1 ms.
+    ///
+    /// With this set, the [global collector](crate::install_global) counts
+    /// references to its series (as explicit collectors do) instead of
+    /// keeping them for the whole program, so that expired series free
+    /// their memory.
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use vitals::{ManualClock, MetricsCollector};
+    ///
+    /// let clock = Arc::new(ManualClock::new());
+    /// let metrics = MetricsCollector::builder()
+    ///     .clock(clock.clone())
+    ///     .expire_after(Duration::from_secs(300))
+    ///     .build();
+    /// metrics.counter("conn_bytes_total", &[("peer", "10.0.0.7")]).increment(512);
+    /// assert_eq!(metrics.snapshot().counters.len(), 1);
+    /// clock.advance(Duration::from_secs(300));
+    /// assert!(metrics.snapshot().counters.is_empty());
+    /// ```
+    pub fn expire_after(mut self, idle: Duration) -> Self {
+        self.expire_after = Some(idle);
         self
     }
 
@@ -172,6 +205,12 @@ impl Builder {
             if check_period("deadline", self.plugin_deadline).is_err() {
                 self.plugin_deadline = defaults.plugin_deadline;
             }
+            if self
+                .expire_after
+                .is_some_and(|d| d < Duration::from_millis(1))
+            {
+                self.expire_after = None;
+            }
         }
         let collector = MetricsCollector::from_builder(self, leak);
         if let Some(err) = problem {
@@ -198,6 +237,11 @@ impl Builder {
             )));
         }
         check_period("deadline", self.plugin_deadline)?;
+        if let Some(idle) = self.expire_after.filter(|d| *d < Duration::from_millis(1)) {
+            return Err(Error::InvalidConfig(format!(
+                "series expire after at least 1 ms idle, not {idle:?}"
+            )));
+        }
         self.default_window.validate()
     }
 }

@@ -33,7 +33,9 @@ pub fn install_global(builder: Builder) -> Result<&'static MetricsCollector, Err
     let mut fresh = false;
     let collector = GLOBAL.get_or_init(|| {
         fresh = true;
-        builder.build_inner(true)
+        // Series that may expire must be freeable: count their references.
+        let leak = builder.expire_after.is_none();
+        builder.build_inner(leak)
     });
     if fresh {
         Ok(collector)

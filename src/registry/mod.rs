@@ -1,31 +1,32 @@
 //! `MetricsCollector`: the registry of series, their metadata, and the
 //! global collector.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, UNIX_EPOCH};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
-use crate::key::{
-    hash_labels, labels_match, validate_labels, validate_metric_name, Labels, NameHasher,
-    PrehashedHasher,
-};
-use crate::metrics::counter::{Counter, CounterCore};
-use crate::metrics::gauge::{Gauge, GaugeCore};
-use crate::metrics::histogram::{validate_bucket_bounds, Histogram, HistogramCore, Window};
-use crate::metrics::Storage;
+use crate::key::NameHasher;
+use crate::metrics::counter::Counter;
+use crate::metrics::gauge::Gauge;
+use crate::metrics::histogram::{validate_bucket_bounds, Histogram, Window};
 use crate::plugin::{check_period, Collector, Plugin, PluginSet, DEFAULT_PLUGIN_DEADLINE};
-use crate::snapshot::{
-    CounterSample, GaugeSample, HistogramSample, MetricInfo, MetricKind, Rate, Snapshot,
-    SCHEMA_VERSION,
-};
+use crate::snapshot::{MetricKind, Snapshot};
+use crate::unit::Unit;
 
 mod builder;
+mod family;
 mod global;
+mod lifecycle;
+pub(crate) mod rate;
+mod snapshot;
+
+pub use family::Family;
+use family::{extract, Handle, Metric};
 
 pub use builder::Builder;
 pub use global::{global, install_global};
@@ -60,6 +61,8 @@ const COLLECTION_METRIC: &str = "vitals_collection_duration_seconds";
 /// The families every collector creates for itself (errors, overflow,
 /// collection time); they do not count against `max_metrics`.
 const INTERNAL_FAMILIES: usize = 3;
+/// Series of `vitals_errors_total`: one per [`Error::kind`], with room.
+const ERROR_KINDS_LIMIT: usize = 64;
 
 /// The registry: hands out metric handles by name and labels, keeps their
 /// metadata, and takes [`Snapshot`]s.
@@ -108,64 +111,12 @@ struct Inner {
     max_metrics: usize,
     default_window: Window,
     rate_window: Duration,
+    expire_after: Option<Duration>,
     lifetime_buckets: bool,
     families: RwLock<HashMap<Arc<str>, Arc<Family>, BuildHasherDefault<NameHasher>>>,
     first_error: Mutex<Option<String>>,
     plugin_deadline: Duration,
     plugins: PluginSet,
-}
-
-/// All series of one metric name.
-#[doc(hidden)]
-pub struct Family {
-    name: Arc<str>,
-    kind: MetricKind,
-    limit: usize,
-    meta: Mutex<Meta>,
-    series: RwLock<SeriesSet>,
-    overflow: OnceLock<Metric>,
-}
-
-impl std::fmt::Debug for Family {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Family")
-            .field("name", &self.name)
-            .field("kind", &self.kind)
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Default)]
-struct Meta {
-    help: Option<String>,
-    unit: Option<String>,
-    window: Option<Window>,
-    buckets: Option<Arc<[f64]>>,
-}
-
-/// Series in creation order, indexed by label hash. Colliding hashes chain
-/// through `Series::next`, so the index stores one `usize` per hash.
-#[derive(Default)]
-struct SeriesSet {
-    index: HashMap<u64, usize, BuildHasherDefault<PrehashedHasher>>,
-    list: Vec<Series>,
-    /// Series counted against the limit (the overflow series is not).
-    counted: usize,
-}
-
-struct Series {
-    labels: Labels,
-    metric: Metric,
-    next: Option<usize>,
-    /// (time, value) of past snapshots, for counter rates.
-    rate_marks: Option<Mutex<VecDeque<(Duration, u64)>>>,
-}
-
-#[derive(Clone)]
-enum Metric {
-    Counter(Counter),
-    Gauge(Gauge),
-    Histogram(Histogram),
 }
 
 impl Default for MetricsCollector {
@@ -206,6 +157,7 @@ impl MetricsCollector {
             max_metrics: DEFAULT_MAX_METRICS,
             default_window: Window::default(),
             rate_window: Duration::from_secs(60),
+            expire_after: None,
             plugin_deadline: DEFAULT_PLUGIN_DEADLINE,
             lifetime_buckets: false,
         }
@@ -226,6 +178,7 @@ impl MetricsCollector {
             max_metrics: b.max_metrics,
             default_window: b.default_window,
             rate_window: b.rate_window,
+            expire_after: b.expire_after,
             lifetime_buckets: b.lifetime_buckets,
             families: RwLock::new(HashMap::default()),
             first_error: Mutex::new(None),
@@ -374,7 +327,7 @@ impl MetricsCollector {
     /// ```
     pub fn configure_histogram(&self, name: &str, window: Window) -> Result<(), Error> {
         window.validate()?;
-        let family = self.inner.family(name, MetricKind::Histogram)?;
+        let family = self.inner.family(name, MetricKind::Histogram, &[])?;
         if !family.series.read().list.is_empty() {
             return Err(Error::InvalidConfig(format!(
                 "histogram {name:?} already has series; configure its window before first use"
@@ -410,7 +363,7 @@ impl MetricsCollector {
     /// ```
     pub fn configure_histogram_buckets(&self, name: &str, bounds: &[f64]) -> Result<(), Error> {
         validate_bucket_bounds(name, bounds)?;
-        let family = self.inner.family(name, MetricKind::Histogram)?;
+        let family = self.inner.family(name, MetricKind::Histogram, &[])?;
         if !family.series.read().list.is_empty() {
             return Err(Error::InvalidConfig(format!(
                 "histogram {name:?} already has series; configure its buckets before first use"
@@ -421,39 +374,37 @@ impl MetricsCollector {
     }
 
     /// Sets the help text and unit of metric `name`, registering it as
-    /// `kind`, or says why not.
-    ///
-    /// The unit is a Prometheus base unit word such as `seconds` or `bytes`
-    /// (`[a-zA-Z0-9_]+`).
+    /// `kind`, or says why not (a [`Unit::Other`] word must match
+    /// `[a-zA-Z0-9_]+`).
     ///
     /// ```
-    /// use vitals::{MetricKind, MetricsCollector};
+    /// use vitals::{MetricKind, MetricsCollector, Unit};
     ///
     /// let metrics = MetricsCollector::new();
     /// metrics
-    ///     .try_describe(MetricKind::Histogram, "req_seconds", Some("seconds"), "Request time")
+    ///     .try_describe(MetricKind::Histogram, "req_seconds", Some(Unit::Seconds), "Request time")
     ///     .unwrap();
     /// assert!(metrics.try_describe(MetricKind::Gauge, "req_seconds", None, "x").is_err());
+    /// assert!(metrics.try_describe(MetricKind::Gauge, "g", Some(Unit::other("a b")), "x").is_err());
     /// ```
     pub fn try_describe(
         &self,
         kind: MetricKind,
         name: &str,
-        unit: Option<&str>,
+        unit: Option<Unit>,
         help: &str,
     ) -> Result<(), Error> {
-        if let Some(unit) = unit {
-            if unit.is_empty() || !unit.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(Error::InvalidConfig(format!(
-                    "unit {unit:?} of metric {name:?} must match [a-zA-Z0-9_]+"
-                )));
-            }
+        if let Some(unit) = unit.as_ref().filter(|u| !u.is_valid()) {
+            return Err(Error::InvalidConfig(format!(
+                "unit {:?} of metric {name:?} must match [a-zA-Z0-9_]+",
+                unit.as_str()
+            )));
         }
-        let family = self.inner.family(name, kind)?;
+        let family = self.inner.family(name, kind, &[])?;
         let mut meta = family.meta.lock();
         meta.help = Some(help.to_owned());
         if let Some(unit) = unit {
-            meta.unit = Some(unit.to_owned());
+            meta.unit = Some(unit.as_str().to_owned());
         }
         Ok(())
     }
@@ -466,8 +417,9 @@ impl MetricsCollector {
     ///
     /// let metrics = MetricsCollector::new();
     /// metrics.describe(MetricKind::Counter, "jobs_total", None, "Jobs run");
+    /// assert_eq!(metrics.snapshot().metadata("jobs_total").unwrap().help.as_deref(), Some("Jobs run"));
     /// ```
-    pub fn describe(&self, kind: MetricKind, name: &str, unit: Option<&str>, help: &str) {
+    pub fn describe(&self, kind: MetricKind, name: &str, unit: Option<Unit>, help: &str) {
         if let Err(err) = self.try_describe(kind, name, unit, help) {
             self.inner.report(err);
         }
@@ -579,35 +531,47 @@ impl MetricsCollector {
 
     // ------------------------------------------------ support for macros
 
-    #[doc(hidden)]
-    pub fn __family(&self, name: &str, kind: MetricKind) -> Result<Arc<Family>, Error> {
-        self.inner.family(name, kind)
+    pub(crate) fn macro_family(
+        &self,
+        name: &str,
+        kind: MetricKind,
+        labels: &[(&str, &str)],
+    ) -> Result<Arc<Family>, Error> {
+        self.inner.family(name, kind, labels)
     }
 
     /// The existing, regular series with these labels: never the overflow
     /// series, never a detached handle, so the result may be cached.
-    #[doc(hidden)]
-    pub fn __find_counter(&self, family: &Family, labels: &[(&str, &str)]) -> Option<Counter> {
+    pub(crate) fn macro_find_counter(
+        &self,
+        family: &Family,
+        labels: &[(&str, &str)],
+    ) -> Option<Counter> {
         self.inner
             .find(family, labels)
             .and_then(Counter::from_metric)
     }
 
-    #[doc(hidden)]
-    pub fn __find_gauge(&self, family: &Family, labels: &[(&str, &str)]) -> Option<Gauge> {
+    pub(crate) fn macro_find_gauge(
+        &self,
+        family: &Family,
+        labels: &[(&str, &str)],
+    ) -> Option<Gauge> {
         self.inner.find(family, labels).and_then(Gauge::from_metric)
     }
 
-    #[doc(hidden)]
-    pub fn __find_histogram(&self, family: &Family, labels: &[(&str, &str)]) -> Option<Histogram> {
+    pub(crate) fn macro_find_histogram(
+        &self,
+        family: &Family,
+        labels: &[(&str, &str)],
+    ) -> Option<Histogram> {
         self.inner
             .find(family, labels)
             .and_then(Histogram::from_metric)
     }
 
-    #[doc(hidden)]
     #[inline]
-    pub fn __counter_in(&self, family: &Family, labels: &[(&str, &str)]) -> Counter {
+    pub(crate) fn macro_counter_in(&self, family: &Family, labels: &[(&str, &str)]) -> Counter {
         // Hot path: the series exists.
         if let Some(Metric::Counter(handle)) = self.inner.find(family, labels) {
             return handle;
@@ -615,9 +579,8 @@ impl MetricsCollector {
         self.or_detached(self.inner.create(family, labels, true))
     }
 
-    #[doc(hidden)]
     #[inline]
-    pub fn __gauge_in(&self, family: &Family, labels: &[(&str, &str)]) -> Gauge {
+    pub(crate) fn macro_gauge_in(&self, family: &Family, labels: &[(&str, &str)]) -> Gauge {
         // Hot path: the series exists.
         if let Some(Metric::Gauge(handle)) = self.inner.find(family, labels) {
             return handle;
@@ -625,9 +588,8 @@ impl MetricsCollector {
         self.or_detached(self.inner.create(family, labels, true))
     }
 
-    #[doc(hidden)]
     #[inline]
-    pub fn __histogram_in(&self, family: &Family, labels: &[(&str, &str)]) -> Histogram {
+    pub(crate) fn macro_histogram_in(&self, family: &Family, labels: &[(&str, &str)]) -> Histogram {
         // Hot path: the series exists.
         if let Some(Metric::Histogram(handle)) = self.inner.find(family, labels) {
             return handle;
@@ -635,8 +597,7 @@ impl MetricsCollector {
         self.or_detached(self.inner.create(family, labels, true))
     }
 
-    #[doc(hidden)]
-    pub fn __report(&self, err: Error) {
+    pub(crate) fn report_error(&self, err: Error) {
         self.inner.report(err);
     }
 
@@ -667,276 +628,7 @@ impl WeakCollector {
     }
 }
 
-/// The three handle types, so that the registry code is written once.
-trait Handle: Sized {
-    const KIND: MetricKind;
-    fn from_metric(metric: Metric) -> Option<Self>;
-    fn detached() -> Self;
-}
-
-impl Handle for Counter {
-    const KIND: MetricKind = MetricKind::Counter;
-    fn from_metric(metric: Metric) -> Option<Self> {
-        match metric {
-            Metric::Counter(c) => Some(c),
-            _ => None,
-        }
-    }
-    fn detached() -> Self {
-        Counter::detached()
-    }
-}
-
-impl Handle for Gauge {
-    const KIND: MetricKind = MetricKind::Gauge;
-    fn from_metric(metric: Metric) -> Option<Self> {
-        match metric {
-            Metric::Gauge(g) => Some(g),
-            _ => None,
-        }
-    }
-    fn detached() -> Self {
-        Gauge::detached()
-    }
-}
-
-impl Handle for Histogram {
-    const KIND: MetricKind = MetricKind::Histogram;
-    fn from_metric(metric: Metric) -> Option<Self> {
-        match metric {
-            Metric::Histogram(h) => Some(h),
-            _ => None,
-        }
-    }
-    fn detached() -> Self {
-        Histogram::detached()
-    }
-}
-
-/// The handle inside `metric`. A family holds only its own kind and callers
-/// ask by kind, so a mismatch cannot happen; if it ever did, it is reported
-/// as one rather than a panic.
-fn extract<H: Handle>(metric: Metric) -> Result<H, Error> {
-    let found = metric.kind();
-    H::from_metric(metric).ok_or_else(|| Error::KindMismatch {
-        name: String::from("(series)"),
-        existing: found.as_str(),
-        requested: H::KIND.as_str(),
-    })
-}
-
-impl Metric {
-    fn kind(&self) -> MetricKind {
-        match self {
-            Metric::Counter(_) => MetricKind::Counter,
-            Metric::Gauge(_) => MetricKind::Gauge,
-            Metric::Histogram(_) => MetricKind::Histogram,
-        }
-    }
-}
-
 impl Inner {
-    fn new_family(&self, name: &str, kind: MetricKind) -> Arc<Family> {
-        let limit = if name == OVERFLOW_METRIC {
-            self.max_metrics
-        } else {
-            self.cardinality_limit
-        };
-        Arc::new(Family {
-            name: Arc::from(name),
-            kind,
-            limit,
-            meta: Mutex::new(Meta::default()),
-            series: RwLock::new(SeriesSet::default()),
-            overflow: OnceLock::new(),
-        })
-    }
-
-    /// The family for `name`, created if new; checks the kind.
-    fn family(&self, name: &str, kind: MetricKind) -> Result<Arc<Family>, Error> {
-        if let Some(family) = self.families.read().get(name) {
-            return check_kind(family, kind).map(|()| Arc::clone(family));
-        }
-        validate_metric_name(name)?;
-        let mut families = self.families.write();
-        if let Some(family) = families.get(name) {
-            return check_kind(family, kind).map(|()| Arc::clone(family));
-        }
-        if families.len() >= self.max_metrics + INTERNAL_FAMILIES {
-            return Err(Error::CardinalityLimit {
-                name: name.to_owned(),
-                limit: self.max_metrics,
-            });
-        }
-        let family = self.new_family(name, kind);
-        families.insert(Arc::clone(&family.name), Arc::clone(&family));
-        Ok(family)
-    }
-
-    fn metric(
-        &self,
-        name: &str,
-        kind: MetricKind,
-        labels: &[(&str, &str)],
-        overflow: bool,
-    ) -> Result<Metric, Error> {
-        {
-            // Hot path: look up under the read lock, without taking a
-            // reference count on the family.
-            let families = self.families.read();
-            if let Some(family) = families.get(name) {
-                check_kind(family, kind)?;
-                if let Some(metric) = self.find(family, labels) {
-                    return Ok(metric);
-                }
-            }
-        }
-        let family = self.family(name, kind)?;
-        self.in_family(&family, labels, overflow)
-    }
-
-    /// The existing series with these labels (no allocation).
-    #[inline]
-    fn find(&self, family: &Family, labels: &[(&str, &str)]) -> Option<Metric> {
-        let hash = hash_labels(self.seed, labels);
-        let set = family.series.read();
-        let mut at = set.index.get(&hash).copied();
-        while let Some(i) = at {
-            let series = &set.list[i];
-            if labels_match(series.labels.pairs(), labels) {
-                return Some(series.metric.clone());
-            }
-            at = series.next;
-        }
-        None
-    }
-
-    /// The series with these labels in `family`, created if new. With
-    /// `overflow`, a label set beyond the limit gets the overflow series
-    /// instead of an error.
-    #[inline]
-    fn in_family(
-        &self,
-        family: &Family,
-        labels: &[(&str, &str)],
-        overflow: bool,
-    ) -> Result<Metric, Error> {
-        match self.find(family, labels) {
-            Some(metric) => Ok(metric),
-            None => self.create(family, labels, overflow),
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn create(
-        &self,
-        family: &Family,
-        labels: &[(&str, &str)],
-        overflow: bool,
-    ) -> Result<Metric, Error> {
-        let reserved: &[&str] = match family.kind {
-            MetricKind::Histogram => &[OVERFLOW_LABEL, "quantile", "le"],
-            _ => &[OVERFLOW_LABEL],
-        };
-        validate_labels(&family.name, labels, reserved)?;
-        let hash = hash_labels(self.seed, labels);
-        let mut set = family.series.write();
-        // Another thread may have created it between our read and write lock.
-        let mut at = set.index.get(&hash).copied();
-        while let Some(i) = at {
-            if labels_match(set.list[i].labels.pairs(), labels) {
-                return Ok(set.list[i].metric.clone());
-            }
-            at = set.list[i].next;
-        }
-        if set.counted >= family.limit {
-            drop(set);
-            let err = Error::CardinalityLimit {
-                name: family.name.to_string(),
-                limit: family.limit,
-            };
-            if !overflow {
-                return Err(err);
-            }
-            return Ok(self.overflow_series(family));
-        }
-        let metric = self.new_metric(family);
-        let position = set.list.len();
-        let next = set.index.insert(hash, position);
-        set.list
-            .push(self.new_series(Labels::from_pairs(labels), metric.clone(), next));
-        set.counted += 1;
-        Ok(metric)
-    }
-
-    fn new_metric(&self, family: &Family) -> Metric {
-        match family.kind {
-            MetricKind::Counter => Metric::Counter(Counter::from_storage(Storage::new(
-                CounterCore::default(),
-                self.leak,
-            ))),
-            MetricKind::Gauge => Metric::Gauge(Gauge::from_storage(Storage::new(
-                GaugeCore::default(),
-                self.leak,
-            ))),
-            MetricKind::Histogram => {
-                let (window, buckets) = {
-                    let meta = family.meta.lock();
-                    (
-                        meta.window.unwrap_or(self.default_window),
-                        meta.buckets.clone(),
-                    )
-                };
-                let mut core =
-                    HistogramCore::new(window, self.clock.monotonic(), buckets.as_deref());
-                if self.lifetime_buckets {
-                    core = core.with_lifetime_buckets();
-                }
-                Metric::Histogram(Histogram::from_storage(Storage::new(core, self.leak)))
-            }
-        }
-    }
-
-    fn new_series(&self, labels: Labels, metric: Metric, next: Option<usize>) -> Series {
-        let rate_marks = matches!(metric, Metric::Counter(_)).then(|| {
-            let mut marks = VecDeque::with_capacity(8);
-            marks.push_back((self.clock.monotonic(), 0));
-            Mutex::new(marks)
-        });
-        Series {
-            labels,
-            metric,
-            next,
-            rate_marks,
-        }
-    }
-
-    /// The one series that takes every label set past the limit.
-    #[cold]
-    fn overflow_series(&self, family: &Family) -> Metric {
-        if family.name.as_ref() != OVERFLOW_METRIC {
-            if let Ok(Metric::Counter(c)) = self.metric(
-                OVERFLOW_METRIC,
-                MetricKind::Counter,
-                &[("metric", &family.name)],
-                false,
-            ) {
-                c.inc();
-            }
-        }
-        family
-            .overflow
-            .get_or_init(|| {
-                let metric = self.new_metric(family);
-                let labels = Labels::from_pairs(&[(OVERFLOW_LABEL, "true")]);
-                let series = self.new_series(labels, metric.clone(), None);
-                family.series.write().list.push(series);
-                metric
-            })
-            .clone()
-    }
-
     /// Counts the error and keeps the first message. Never fails: the
     /// errors family exists from the start and `kind` has a handful of values.
     #[cold]
@@ -955,119 +647,5 @@ impl Inner {
         ) {
             c.inc();
         }
-    }
-
-    fn snapshot(&self) -> Snapshot {
-        // Plug-ins first: event plug-ins and the collection timer write to
-        // series that the rest of the snapshot reads.
-        let plugins = self.plugins.collect(|| self.clock.monotonic());
-        let now = self.clock.monotonic();
-        let wall = self.clock.wall();
-        let mut families: Vec<Arc<Family>> = self.families.read().values().cloned().collect();
-        families.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        // Size the sample vectors once instead of growing them by copying.
-        let mut sizes = [0usize; 3];
-        for family in &families {
-            let slot = match family.kind {
-                MetricKind::Counter => 0,
-                MetricKind::Gauge => 1,
-                MetricKind::Histogram => 2,
-            };
-            sizes[slot] += family.series.read().list.len();
-        }
-        let mut snap = Snapshot {
-            schema_version: SCHEMA_VERSION,
-            timestamp_unix_ms: wall
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-            uptime_seconds: now.saturating_sub(self.created).as_secs_f64(),
-            counters: Vec::with_capacity(sizes[0]),
-            gauges: Vec::with_capacity(sizes[1]),
-            histograms: Vec::with_capacity(sizes[2]),
-            metadata: Vec::with_capacity(families.len()),
-            first_error: self.first_error.lock().clone(),
-            plugins,
-        };
-        for family in &families {
-            let meta = family.meta.lock();
-            snap.metadata.push(MetricInfo {
-                name: Arc::clone(&family.name),
-                kind: family.kind,
-                help: meta.help.clone(),
-                unit: meta.unit.clone(),
-            });
-            drop(meta);
-            let set = family.series.read();
-            for series in &set.list {
-                let name = Arc::clone(&family.name);
-                let labels = series.labels.clone();
-                match &series.metric {
-                    Metric::Counter(c) => {
-                        let value = c.value();
-                        let rate = series
-                            .rate_marks
-                            .as_ref()
-                            .and_then(|m| self.rate(&mut m.lock(), now, value));
-                        snap.counters.push(CounterSample {
-                            name,
-                            labels,
-                            value,
-                            rate,
-                        });
-                    }
-                    Metric::Gauge(g) => snap.gauges.push(GaugeSample {
-                        name,
-                        labels,
-                        value: g.value(),
-                    }),
-                    Metric::Histogram(h) => snap.histograms.push(HistogramSample {
-                        name,
-                        labels,
-                        summary: h.summary(now),
-                    }),
-                }
-            }
-        }
-        snap
-    }
-
-    /// The counter's rate over the rate window, from marks left by earlier
-    /// snapshots (one per sixth of the window at most).
-    fn rate(
-        &self,
-        marks: &mut VecDeque<(Duration, u64)>,
-        now: Duration,
-        value: u64,
-    ) -> Option<Rate> {
-        let start = now.saturating_sub(self.rate_window);
-        // Keep the newest mark at or before the window start, drop older ones.
-        while marks.len() > 1 && marks[1].0 <= start {
-            marks.pop_front();
-        }
-        let &(then, before) = marks.front()?;
-        let step = self.rate_window / 6;
-        if marks
-            .back()
-            .is_some_and(|(t, _)| now.saturating_sub(*t) >= step)
-        {
-            marks.push_back((now, value));
-        }
-        let span = now.checked_sub(then).filter(|d| !d.is_zero())?;
-        Some(Rate {
-            per_second: value.wrapping_sub(before) as f64 / span.as_secs_f64(),
-            span_seconds: span.as_secs_f64(),
-        })
-    }
-}
-
-fn check_kind(family: &Family, kind: MetricKind) -> Result<(), Error> {
-    if family.kind == kind {
-        Ok(())
-    } else {
-        Err(Error::KindMismatch {
-            name: family.name.to_string(),
-            existing: family.kind.as_str(),
-            requested: kind.as_str(),
-        })
     }
 }

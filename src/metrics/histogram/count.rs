@@ -44,7 +44,9 @@ impl CountWindow {
     #[inline]
     pub(super) fn record(&self, bits: u64) {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
-        self.ring[(i % self.ring.len() as u64) as usize].store(bits, Ordering::Relaxed);
+        // Release: a reader that sees this value also sees the claim above,
+        // so a window never counts more values than the lifetime.
+        self.ring[(i % self.ring.len() as u64) as usize].store(bits, Ordering::Release);
         let _ = self
             .life_sum
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
@@ -60,21 +62,24 @@ impl CountWindow {
 
     pub(super) fn summary(&self, now: Duration) -> (WindowStats, LifetimeStats) {
         let mut reader = self.reader.lock();
+        // A writer that has claimed a cell but not yet stored its value
+        // leaves EMPTY (or the value it replaces) for this one read. The
+        // ring is read before the total (with Acquire, pairing with the
+        // writers' Release): every value seen was claimed before the total
+        // is read, so the window's count never exceeds the lifetime's.
+        let mut values: Vec<f64> = self
+            .ring
+            .iter()
+            .map(|a| a.load(Ordering::Acquire))
+            .filter(|&b| b != EMPTY)
+            .map(f64::from_bits)
+            .collect();
         let total = self.next.load(Ordering::Relaxed);
         let life_sum = f64::from_bits(self.life_sum.load(Ordering::Relaxed));
         let (life_min, life_max) = (
             self.life_min.load(Ordering::Relaxed),
             self.life_max.load(Ordering::Relaxed),
         );
-        // A writer that has claimed a cell but not yet stored its value
-        // leaves EMPTY (or the value it replaces) for this one read.
-        let mut values: Vec<f64> = self
-            .ring
-            .iter()
-            .map(|a| a.load(Ordering::Relaxed))
-            .filter(|&b| b != EMPTY)
-            .map(f64::from_bits)
-            .collect();
         values.sort_unstable_by(f64::total_cmp);
         let n = values.len() as u64;
         let oldest_index = total.saturating_sub(self.ring.len() as u64);

@@ -110,6 +110,7 @@ use time::TimeWindow;
 /// assert_eq!(snap.histograms[0].summary.window.count, 3);
 /// ```
 #[derive(Clone)]
+#[must_use = "a handle does nothing until it is used; to register a series without updating it, bind it: `let _ = ...`"]
 pub struct Histogram {
     core: Storage<HistogramCore>,
 }
@@ -130,6 +131,11 @@ enum WindowCore {
 }
 
 impl Histogram {
+    /// True when a handle other than this one may exist.
+    pub(crate) fn shared(&self) -> bool {
+        self.core.shared()
+    }
+
     pub(crate) fn from_storage(core: Storage<HistogramCore>) -> Self {
         Histogram { core }
     }
@@ -363,16 +369,9 @@ impl HistogramCore {
             }
         } else if value.is_nan() || value < 0.0 {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-        } else if let WindowCore::Count(w) = &self.kind {
-            // A count window stores values exactly; only +inf is clamped, so
-            // that sums stay finite.
-            if value.is_finite() {
-                w.record(value.to_bits());
-            } else {
-                self.saturated.fetch_add(1, Ordering::Relaxed);
-                w.record(f64::MAX.to_bits());
-            }
         } else {
+            // Both windows clamp to the same range, so that sums of any
+            // number of values stay finite and the JSON stays readable.
             self.saturated.fetch_add(1, Ordering::Relaxed);
             let clamped = if value < MIN_TRACKABLE {
                 MIN_BITS

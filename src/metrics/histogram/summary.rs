@@ -134,7 +134,7 @@ pub struct HistogramSummary {
     /// (time windows only; absent otherwise, and from JSON written before
     /// schema version 2). Two snapshots' difference is the exact
     /// distribution of the values recorded between them, which is what
-    /// [`History`](crate::history::History) keeps.
+    /// `History` (feature `history`) keeps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifetime_buckets: Option<SparseBuckets>,
     /// Lifetime counts per configured bucket bound, for histograms given

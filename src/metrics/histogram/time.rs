@@ -1,7 +1,7 @@
 //! The time window: slots of log-linear bucket counters, rotated by reads.
 //! See [`Histogram`](super::Histogram) for how recording and reading meet.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -16,6 +16,10 @@ pub(super) struct TimeWindow {
     pub(super) slot_len: Duration,
     pub(super) slots: usize,
     pub(super) current: AtomicUsize,
+    /// Set by a writer that finished adding to a slot that was no longer
+    /// current: the reader may already have read or retired that slot, so
+    /// it looks at every slot again (see `record`).
+    pub(super) late: AtomicBool,
     pub(super) base: Stripe,
     pub(super) stripes: OnceLock<Box<[Stripe]>>,
     pub(super) reader: Mutex<TimeReader>,
@@ -98,18 +102,21 @@ impl SlotTotals {
     }
 
     #[inline]
+    // The writers' read-modify-writes are SeqCst (on x86 the same locked
+    // instructions as Relaxed) so that `TimeWindow::record`'s check of the
+    // slot index after them is ordered after every one: see there.
     pub(super) fn add_sum(&self, value: f64) -> bool {
         let current = self.sum.load(Ordering::Relaxed);
         let next = (f64::from_bits(current) + value).to_bits();
         self.sum
-            .compare_exchange(current, next, Ordering::Relaxed, Ordering::Relaxed)
+            .compare_exchange(current, next, Ordering::SeqCst, Ordering::Relaxed)
             .is_ok()
     }
 
     pub(super) fn add_sum_contended(&self, value: f64) {
         let _ = self
             .sum
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+            .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |b| {
                 Some((f64::from_bits(b) + value).to_bits())
             });
     }
@@ -118,10 +125,10 @@ impl SlotTotals {
     pub(super) fn update_extremes(&self, bits: u64) {
         // Loads first: once min and max settle, these lines stay shared.
         if bits < self.min.load(Ordering::Relaxed) {
-            self.min.fetch_min(bits, Ordering::Relaxed);
+            self.min.fetch_min(bits, Ordering::SeqCst);
         }
         if bits > self.max.load(Ordering::Relaxed) {
-            self.max.fetch_max(bits, Ordering::Relaxed);
+            self.max.fetch_max(bits, Ordering::SeqCst);
         }
     }
 }
@@ -313,6 +320,7 @@ impl TimeWindow {
             slot_len: length / slots as u32,
             slots,
             current: AtomicUsize::new(0),
+            late: AtomicBool::new(false),
             base: Stripe::new(slots),
             stripes: OnceLock::new(),
             reader: Mutex::new(TimeReader {
@@ -345,9 +353,10 @@ impl TimeWindow {
         let slot = self.current.load(Ordering::Relaxed);
         let stripe = self.stripe();
         let index = slot * SUBS + sub;
-        // Acquire: a retiring read that emptied this counter before the
-        // add cleared the slot's octave bits before that (see `OctaveMarks`).
-        let before = stripe.octave(octave, self.slots)[index].fetch_add(1, Ordering::Acquire);
+        // Acquire (within SeqCst): a retiring read that emptied this counter
+        // before the add cleared the slot's octave bits before that (see
+        // `OctaveMarks`).
+        let before = stripe.octave(octave, self.slots)[index].fetch_add(1, Ordering::SeqCst);
         // The first value in the bucket, or one past u32::MAX.
         if before.wrapping_add(1) <= 1 {
             self.first_or_wrapped(stripe, slot, octave * SUBS + sub, before);
@@ -358,13 +367,39 @@ impl TimeWindow {
             self.contended(stripe, totals, value);
         }
         totals.update_extremes(bits);
+        self.check_slot(slot);
     }
 
     pub(super) fn record_zero(&self) {
         let slot = self.current.load(Ordering::Relaxed);
         let totals = &self.stripe().totals[slot];
-        totals.zeros.fetch_add(1, Ordering::Relaxed);
-        totals.min.fetch_min(0, Ordering::Relaxed);
+        totals.zeros.fetch_add(1, Ordering::SeqCst);
+        totals.min.fetch_min(0, Ordering::SeqCst);
+        self.check_slot(slot);
+    }
+
+    /// After a write to `slot`: if a read moved the window on meanwhile,
+    /// the reader may have read (or retired) the slot before the write
+    /// landed, so it is told to look at every slot again.
+    ///
+    /// Why this is enough: the writes above and this load are SeqCst; a
+    /// read stores the new slot index SeqCst, then (at every snapshot)
+    /// issues a SeqCst fence before reading slots. Either a write comes
+    /// before that fence in the single total order, and the read sees it,
+    /// or the fence, hence the index store, comes before the write, and
+    /// this load sees the new index. Hot path: one load of a line that
+    /// changes once a slot length.
+    #[inline]
+    fn check_slot(&self, slot: usize) {
+        if self.current.load(Ordering::SeqCst) != slot {
+            self.mark_late();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn mark_late(&self) {
+        self.late.store(true, Ordering::SeqCst);
     }
 
     /// A bucket's counter went from zero (its octave is marked as written
@@ -419,7 +454,7 @@ impl TimeWindow {
             reader.starts[next] = now;
             reader.live[next] = true;
             // The slot is empty before writers are sent to it.
-            self.current.store(next, Ordering::Release);
+            self.current.store(next, Ordering::SeqCst);
             reader.previous = Some(current);
             reader.closed = None;
         }
@@ -435,6 +470,18 @@ impl TimeWindow {
                 reader.closed = None;
             }
         }
+    }
+
+    /// After a late write: empties every retired slot into the lifetime
+    /// totals again and drops the cache of closed slots.
+    #[cold]
+    fn sweep(&self, reader: &mut TimeReader) {
+        for slot in 0..self.slots {
+            if !reader.live[slot] {
+                self.retire(reader, slot);
+            }
+        }
+        reader.closed = None;
     }
 
     /// Empties `slot` into the lifetime totals (atomic swaps: a racing write
@@ -608,6 +655,14 @@ impl TimeWindow {
         let mut guard = self.reader.lock();
         let reader = &mut *guard;
         self.rotate(reader, now);
+        // Orders the slot index stores before the reads below (see
+        // `check_slot`); then, if a writer finished in a slot the window
+        // had left, take what it added: into the lifetime from a retired
+        // slot, into the window by reading the closed slots afresh.
+        fence(Ordering::SeqCst);
+        if self.late.swap(false, Ordering::SeqCst) {
+            self.sweep(reader);
+        }
         let current = self.current.load(Ordering::Relaxed);
         let oldest = (0..self.slots)
             .filter(|&s| reader.live[s])
@@ -658,16 +713,24 @@ impl TimeWindow {
         oldest: Duration,
     ) -> (WindowStats, LifetimeStats, Option<SparseBuckets>) {
         let empty = m.count == 0;
-        let min = (!empty).then(|| f64::from_bits(m.min));
-        let max = (!empty).then(|| f64::from_bits(m.max));
         let mean = (!empty).then(|| m.sum / m.count as f64);
-        let (quantiles, stddev) = match (min, max, mean) {
-            (Some(lo), Some(hi), Some(mean)) => {
-                let (q, sd) = bucket_stats(closed, m, lo, hi, mean);
-                (Some(q), Some(sd))
-            }
-            _ => (None, None),
-        };
+        // A writer adds its count before its extremes: a read in between
+        // sees a count with the extremes of before (at first, min +inf and
+        // max 0). Then the quantiles are not clamped to them, and the
+        // missing extreme comes from the quantiles.
+        let (lo, hi) = (f64::from_bits(m.min), f64::from_bits(m.max));
+        let settled = lo <= hi;
+        let (mut min, mut max, mut quantiles, mut stddev) = (None, None, None, None);
+        if let Some(mean) = mean {
+            let (clamp_lo, clamp_hi) = if settled { (lo, hi) } else { (0.0, f64::MAX) };
+            let (q, sd) = bucket_stats(closed, m, clamp_lo, clamp_hi, mean);
+            (min, max) = if settled {
+                (Some(lo), Some(hi))
+            } else {
+                (Some(lo.min(q.p50)), Some(hi.max(q.p999)))
+            };
+            (quantiles, stddev) = (Some(q), Some(sd));
+        }
         let window = WindowStats {
             window: Window::Time {
                 length: self.length,
@@ -683,13 +746,17 @@ impl TimeWindow {
             quantiles,
         };
         let life_count = reader.life_count + m.count;
-        let life_min = reader.life_min.min(m.min);
-        let life_max = reader.life_max.max(m.max);
+        let mut life_min = f64::from_bits(reader.life_min.min(m.min));
+        let mut life_max = f64::from_bits(reader.life_max.max(m.max));
+        if let (Some(lo), Some(hi)) = (min, max) {
+            life_min = life_min.min(lo);
+            life_max = life_max.max(hi);
+        }
         let lifetime = LifetimeStats {
             count: life_count,
             sum: reader.life_sum + m.sum,
-            min: (life_count > 0).then(|| f64::from_bits(life_min)),
-            max: (life_count > 0).then(|| f64::from_bits(life_max)),
+            min: (life_count > 0).then_some(life_min),
+            max: (life_count > 0).then_some(life_max),
         };
         let buckets = reader
             .life_buckets

@@ -1,427 +1,17 @@
-//! Plug-in collectors: the [`Collector`] trait, the [`Sample`]s they produce,
-//! the report each one leaves in a snapshot, and the time-limited runner that
-//! calls them.
-//!
-//! # How a collection runs
-//!
-//! Each registered plug-in gets one worker thread of its own, started at
-//! registration. A snapshot asks every due plug-in to collect, all at once,
-//! then waits for each until that plug-in's deadline and no longer. A
-//! plug-in still running then is reported `timed_out`; its worker is left to
-//! finish (a thread cannot be stopped from outside), and while it is busy no
-//! second collection is started for that plug-in: later snapshots report it
-//! `timed_out` at once, until it comes back. A panic inside `collect` is
-//! caught on the worker and reported with its message; the worker survives.
-//!
-//! A plug-in with an interval (the polling ones, such as the system and
-//! process plug-ins) is collected by its worker on that interval, and a
-//! snapshot reads its latest samples without waiting; only the very first
-//! collection is waited for, so that the first snapshot has numbers. A
-//! plug-in without an interval (the default) is collected by every snapshot.
-//!
-//! Every finished collection is timed into the histogram
-//! `vitals_collection_duration_seconds{collector="<name>"}` of the registry.
+//! The runner: one worker thread per plug-in, deadlines, isolation of
+//! panics, statistics, and the [`Plugin`] handle that controls it all at
+//! run time (see the [module notes](super) for how a collection runs).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
-use serde::{Deserialize, Serialize};
 
-use crate::clock::Clock;
+use super::{Collector, PluginReport, PluginStats, PluginStatus, Sample, Samples, MIN_PERIOD};
+use crate::clock::{instant_after, Clock};
 use crate::error::Error;
-use crate::key::{validate_labels, validate_metric_name, Labels};
 use crate::metrics::histogram::Histogram;
-
-/// How long a snapshot waits for one plug-in unless told otherwise.
-///
-/// ```
-/// assert_eq!(vitals::DEFAULT_PLUGIN_DEADLINE, std::time::Duration::from_secs(1));
-/// ```
-pub const DEFAULT_PLUGIN_DEADLINE: Duration = Duration::from_secs(1);
-
-/// Samples one plug-in may report per collection; more are refused with
-/// [`Error::CardinalityLimit`], so that a runaway plug-in cannot grow the
-/// snapshot without bound.
-///
-/// ```
-/// assert_eq!(vitals::MAX_PLUGIN_SAMPLES, 10_000);
-/// ```
-pub const MAX_PLUGIN_SAMPLES: usize = 10_000;
-
-/// The shortest interval and deadline accepted: below it the worker would
-/// spin rather than sample.
-const MIN_PERIOD: Duration = Duration::from_millis(1);
-
-/// A plug-in: something that reports a set of values when asked, such as
-/// the state of the machine, of the process, or of a dependency.
-///
-/// Register one with [`MetricsCollector::register`](crate::MetricsCollector::register);
-/// its samples and status then appear in every [`Snapshot`](crate::Snapshot).
-/// `collect` runs on a worker thread of its own under a deadline, so it may
-/// block (read a file, ask a server) without holding up a snapshot.
-///
-/// ```
-/// use vitals::{Collector, Error, MetricsCollector, Samples};
-///
-/// struct QueueDepth;
-///
-/// impl Collector for QueueDepth {
-///     fn name(&self) -> &str {
-///         "queue"
-///     }
-///     fn collect(&self, out: &mut Samples) -> Result<(), Error> {
-///         out.gauge("queue_depth", &[("queue", "mail")], 12.0)
-///     }
-/// }
-///
-/// let metrics = MetricsCollector::new();
-/// metrics.register(QueueDepth).unwrap();
-/// let snap = metrics.snapshot();
-/// assert_eq!(snap.plugin("queue").unwrap().sample("queue_depth", &[("queue", "mail")]), Some(12.0));
-/// ```
-pub trait Collector: Send + Sync {
-    /// The plug-in's name, unique within one collector; it labels the
-    /// plug-in's report and its `vitals_collection_duration_seconds` series.
-    fn name(&self) -> &str;
-
-    /// Adds this moment's samples to `out`, or says why it cannot.
-    ///
-    /// Samples added before an error are discarded with the collection.
-    fn collect(&self, out: &mut Samples) -> Result<(), Error>;
-
-    /// False when the plug-in cannot work here (an OS it does not support, a
-    /// device that is absent): it is then reported `unavailable` and its
-    /// `collect` is not called. Checked before each collection.
-    fn is_available(&self) -> bool {
-        true
-    }
-
-    /// The interval at which the plug-in wants to be sampled in the
-    /// background, or `None` (the default) to be collected by each snapshot.
-    /// [`Plugin::set_interval`] overrides it.
-    fn default_interval(&self) -> Option<Duration> {
-        None
-    }
-}
-
-impl<T: Collector + ?Sized> Collector for Arc<T> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn collect(&self, out: &mut Samples) -> Result<(), Error> {
-        (**self).collect(out)
-    }
-    fn is_available(&self) -> bool {
-        (**self).is_available()
-    }
-    fn default_interval(&self) -> Option<Duration> {
-        (**self).default_interval()
-    }
-}
-
-impl<T: Collector + ?Sized> Collector for Box<T> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn collect(&self, out: &mut Samples) -> Result<(), Error> {
-        (**self).collect(out)
-    }
-    fn is_available(&self) -> bool {
-        (**self).is_available()
-    }
-    fn default_interval(&self) -> Option<Duration> {
-        (**self).default_interval()
-    }
-}
-
-/// Whether a sample is a running total or a value that goes up and down
-/// (how exporters should type it).
-///
-/// ```
-/// assert_eq!(vitals::SampleKind::Counter.as_str(), "counter");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SampleKind {
-    /// A total that only grows (bytes received, requests served).
-    Counter,
-    /// A value that goes up and down (memory in use, a ratio).
-    Gauge,
-}
-
-impl SampleKind {
-    /// The lowercase name used in JSON.
-    ///
-    /// ```
-    /// assert_eq!(vitals::SampleKind::Gauge.as_str(), "gauge");
-    /// ```
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SampleKind::Counter => "counter",
-            SampleKind::Gauge => "gauge",
-        }
-    }
-}
-
-/// One value reported by a plug-in.
-///
-/// Values are `f64`; non-finite ones are spelled `"NaN"`, `"+Inf"` and
-/// `"-Inf"` in JSON, as for gauges.
-///
-/// ```
-/// let mut out = vitals::Samples::new();
-/// out.counter("jobs_total", &[], 7.0).unwrap();
-/// let s = &out.as_slice()[0];
-/// assert_eq!((&*s.name, s.kind, s.value), ("jobs_total", vitals::SampleKind::Counter, 7.0));
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sample {
-    /// Metric name (Prometheus rules, as for core metrics).
-    pub name: Arc<str>,
-    /// Label set.
-    pub labels: Labels,
-    /// Counter or gauge.
-    pub kind: SampleKind,
-    /// The value.
-    #[serde(with = "crate::non_finite")]
-    pub value: f64,
-}
-
-/// The samples one collection produces; [`Collector::collect`] adds to it.
-///
-/// Names and label keys are checked against the Prometheus rules: a bad one
-/// is refused with an [`Error`] (and no sample is added), so `?` passes it on
-/// and the plug-in is reported with that error. At most
-/// [`MAX_PLUGIN_SAMPLES`] samples are accepted.
-///
-/// ```
-/// let mut out = vitals::Samples::new();
-/// out.gauge("temperature_celsius", &[("sensor", "cpu")], 41.5).unwrap();
-/// assert!(out.gauge("bad name", &[], 1.0).is_err());
-/// assert_eq!(out.len(), 1);
-/// ```
-#[derive(Debug, Default, Clone)]
-pub struct Samples {
-    items: Vec<Sample>,
-}
-
-impl Samples {
-    /// An empty set.
-    ///
-    /// ```
-    /// assert!(vitals::Samples::new().is_empty());
-    /// ```
-    pub fn new() -> Self {
-        Samples::default()
-    }
-
-    /// Adds a value that goes up and down.
-    ///
-    /// ```
-    /// let mut out = vitals::Samples::new();
-    /// out.gauge("queue_depth", &[], 3.0).unwrap();
-    /// assert_eq!(out.as_slice()[0].value, 3.0);
-    /// ```
-    pub fn gauge(&mut self, name: &str, labels: &[(&str, &str)], value: f64) -> Result<(), Error> {
-        self.push(name, labels, SampleKind::Gauge, value)
-    }
-
-    /// Adds a running total (in `f64`, which is exact for whole numbers up
-    /// to 2^53, about 9 PB in bytes).
-    ///
-    /// ```
-    /// let mut out = vitals::Samples::new();
-    /// out.counter("bytes_total", &[("dir", "rx")], 4096.0).unwrap();
-    /// assert_eq!(out.as_slice()[0].value, 4096.0);
-    /// ```
-    pub fn counter(
-        &mut self,
-        name: &str,
-        labels: &[(&str, &str)],
-        value: f64,
-    ) -> Result<(), Error> {
-        self.push(name, labels, SampleKind::Counter, value)
-    }
-
-    fn push(
-        &mut self,
-        name: &str,
-        labels: &[(&str, &str)],
-        kind: SampleKind,
-        value: f64,
-    ) -> Result<(), Error> {
-        if self.items.len() >= MAX_PLUGIN_SAMPLES {
-            return Err(Error::CardinalityLimit {
-                name: name.to_owned(),
-                limit: MAX_PLUGIN_SAMPLES,
-            });
-        }
-        validate_metric_name(name)?;
-        validate_labels(name, labels, &[])?;
-        self.items.push(Sample {
-            name: Arc::from(name),
-            labels: Labels::from_pairs(labels),
-            kind,
-            value,
-        });
-        Ok(())
-    }
-
-    /// Number of samples.
-    ///
-    /// ```
-    /// assert_eq!(vitals::Samples::new().len(), 0);
-    /// ```
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// True when there are none.
-    ///
-    /// ```
-    /// assert!(vitals::Samples::new().is_empty());
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// The samples, in the order they were added.
-    ///
-    /// ```
-    /// let mut out = vitals::Samples::new();
-    /// out.gauge("a", &[], 1.0).unwrap();
-    /// assert_eq!(&*out.as_slice()[0].name, "a");
-    /// ```
-    pub fn as_slice(&self) -> &[Sample] {
-        &self.items
-    }
-}
-
-/// What the latest collection of a plug-in came to.
-///
-/// ```
-/// let json = serde_json::to_string(&vitals::PluginStatus::TimedOut).unwrap();
-/// assert_eq!(json, r#""timed_out""#);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PluginStatus {
-    /// The latest collection succeeded.
-    Ok,
-    /// The latest collection returned an error or panicked
-    /// ([`PluginStats::last_error`] says which).
-    Error,
-    /// A collection has been running for longer than the plug-in's deadline.
-    TimedOut,
-    /// [`Collector::is_available`] said no.
-    Unavailable,
-    /// Disabled with [`Plugin::set_enabled`]; not collected.
-    Disabled,
-    /// No collection has finished yet.
-    Pending,
-}
-
-/// Running statistics of one plug-in.
-///
-/// ```
-/// use vitals::{Collector, Error, MetricsCollector, Samples};
-///
-/// struct Broken;
-/// impl Collector for Broken {
-///     fn name(&self) -> &str { "broken" }
-///     fn collect(&self, _: &mut Samples) -> Result<(), Error> {
-///         Err(Error::Collection("sensor unplugged".into()))
-///     }
-/// }
-///
-/// let metrics = MetricsCollector::new();
-/// metrics.register(Broken).unwrap();
-/// let snap = metrics.snapshot();
-/// let stats = &snap.plugin("broken").unwrap().stats;
-/// assert_eq!((stats.collections, stats.errors), (1, 1));
-/// assert!(stats.last_error.as_deref().unwrap().contains("sensor unplugged"));
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PluginStats {
-    /// Collections finished (successful or not).
-    pub collections: u64,
-    /// Collections that returned an error or panicked.
-    pub errors: u64,
-    /// Collections that ran past the deadline (each counted once, whether
-    /// or not it finished later).
-    pub timeouts: u64,
-    /// The message of the latest error or panic, if any.
-    pub last_error: Option<String>,
-    /// Seconds the latest finished collection took.
-    pub last_duration_seconds: Option<f64>,
-    /// Seconds since the latest successful collection (the age of the
-    /// samples reported), by the collector's clock; `None` before the first.
-    pub last_success_age_seconds: Option<f64>,
-    /// The background interval in seconds, `None` when collected on demand.
-    pub interval_seconds: Option<f64>,
-    /// The deadline in seconds.
-    pub deadline_seconds: f64,
-}
-
-/// One plug-in's part of a [`Snapshot`](crate::Snapshot): its status, its
-/// latest good samples and its statistics.
-///
-/// The samples are those of the latest successful collection: after an
-/// error or a timeout they are the older ones, and
-/// [`PluginStats::last_success_age_seconds`] tells how old. A disabled
-/// plug-in reports none.
-///
-/// ```
-/// use vitals::{Collector, Error, MetricsCollector, PluginStatus, Samples};
-///
-/// struct Answer;
-/// impl Collector for Answer {
-///     fn name(&self) -> &str { "answer" }
-///     fn collect(&self, out: &mut Samples) -> Result<(), Error> {
-///         out.gauge("answer", &[], 42.0)
-///     }
-/// }
-///
-/// let metrics = MetricsCollector::new();
-/// metrics.register(Answer).unwrap();
-/// let snap = metrics.snapshot();
-/// let report = snap.plugin("answer").unwrap();
-/// assert_eq!(report.status, PluginStatus::Ok);
-/// assert_eq!(report.sample("answer", &[]), Some(42.0));
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PluginReport {
-    /// The plug-in's name.
-    pub name: Arc<str>,
-    /// What its latest collection came to.
-    pub status: PluginStatus,
-    /// Its latest good samples.
-    pub samples: Vec<Sample>,
-    /// Its running statistics.
-    pub stats: PluginStats,
-}
-
-impl PluginReport {
-    /// The value of the sample `name` with exactly these labels.
-    ///
-    /// ```
-    /// let metrics = vitals::MetricsCollector::new();
-    /// let snap = metrics.snapshot();
-    /// assert!(snap.plugin("nothing").is_none());
-    /// ```
-    pub fn sample(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        self.samples
-            .iter()
-            .find(|s| {
-                &*s.name == name
-                    && s.labels.len() == labels.len()
-                    && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
-            })
-            .map(|s| s.value)
-    }
-}
 
 /// The control handle of a registered plug-in: enable or disable it, change
 /// its interval or deadline, at run time. Cheap to clone.
@@ -564,7 +154,9 @@ impl Plugin {
     }
 
     /// How long a snapshot waits for this plug-in (at least 1 ms; default
-    /// [`DEFAULT_PLUGIN_DEADLINE`] or the collector's setting).
+    /// [`DEFAULT_PLUGIN_DEADLINE`](super::DEFAULT_PLUGIN_DEADLINE) or the collector's setting). A deadline
+    /// too long for the platform's clock to add (such as `Duration::MAX`)
+    /// means the snapshot waits until the collection finishes.
     ///
     /// ```
     /// # use vitals::{Collector, Error, Samples};
@@ -647,11 +239,13 @@ struct State {
     timeouts: u64,
     last_error: Option<String>,
     last_duration: Option<Duration>,
+    dropped_samples: u64,
 }
 
 enum Outcome {
     Ok(Samples),
-    Failed(String),
+    /// The error, and the samples refused before it.
+    Failed(String, u64),
     Unavailable,
 }
 
@@ -669,13 +263,13 @@ impl Entry {
                 }
                 match (st.enabled, st.interval, st.last_start) {
                     (true, Some(_), None) => break,
-                    (true, Some(every), Some(last)) => {
-                        let due = last + every;
-                        if Instant::now() >= due {
-                            break;
+                    (true, Some(every), Some(last)) => match instant_after(last, every) {
+                        Some(due) if Instant::now() >= due => break,
+                        Some(due) => {
+                            self.wake.wait_until(&mut st, due);
                         }
-                        self.wake.wait_until(&mut st, due);
-                    }
+                        None => self.wake.wait(&mut st),
+                    },
                     _ => self.wake.wait(&mut st),
                 }
             }
@@ -701,13 +295,15 @@ impl Entry {
             match outcome {
                 Outcome::Ok(samples) => {
                     st.status = PluginStatus::Ok;
+                    st.dropped_samples = st.dropped_samples.saturating_add(samples.dropped);
                     if st.enabled {
                         st.samples = samples.items;
                     }
                     st.last_good_at = Some(self.clock.monotonic());
                 }
-                Outcome::Failed(message) => {
+                Outcome::Failed(message, dropped) => {
                     st.status = PluginStatus::Error;
+                    st.dropped_samples = st.dropped_samples.saturating_add(dropped);
                     st.errors += 1;
                     st.last_error = Some(message);
                 }
@@ -730,7 +326,7 @@ impl Entry {
             let mut out = Samples::new();
             match self.collector.collect(&mut out) {
                 Ok(()) => Outcome::Ok(out),
-                Err(err) => Outcome::Failed(err.to_string()),
+                Err(err) => Outcome::Failed(err.to_string(), out.dropped),
             }
         }));
         attempt.unwrap_or_else(|payload| {
@@ -739,7 +335,7 @@ impl Entry {
                 .map(|s| (*s).to_owned())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic with a non-text payload".to_owned());
-            Outcome::Failed(format!("panicked: {message}"))
+            Outcome::Failed(format!("panicked: {message}"), 0)
         })
     }
 
@@ -779,6 +375,7 @@ impl Entry {
                     .map(|at| now.saturating_sub(at).as_secs_f64()),
                 interval_seconds: st.interval.map(|d| d.as_secs_f64()),
                 deadline_seconds: st.deadline.as_secs_f64(),
+                dropped_samples: st.dropped_samples,
             },
         }
     }
@@ -835,13 +432,15 @@ impl PluginSet {
                 timeouts: 0,
                 last_error: None,
                 last_duration: None,
+                dropped_samples: 0,
             }),
             wake: Condvar::new(),
             done: Condvar::new(),
         });
         let worker = Arc::clone(&entry);
         std::thread::Builder::new()
-            .name(format!("vitals-plugin-{name}"))
+            // A thread name cannot hold a NUL; the plug-in's own name can.
+            .name(format!("vitals-plugin-{}", name.replace('\0', "\\0")))
             .spawn(move || worker.work())
             .map_err(|e| {
                 Error::Collection(format!("cannot start the worker thread of {name:?}: {e}"))
@@ -883,11 +482,19 @@ impl PluginSet {
                 // At most one collection asked for or in flight: join it
                 // (until its own deadline) rather than start another.
                 if on_demand {
-                    waits.push((Arc::clone(entry), st.finished, since + st.deadline));
+                    waits.push((
+                        Arc::clone(entry),
+                        st.finished,
+                        instant_after(since, st.deadline),
+                    ));
                 }
             } else if on_demand {
                 st.requested = Some(asked);
-                waits.push((Arc::clone(entry), st.finished, asked + st.deadline));
+                waits.push((
+                    Arc::clone(entry),
+                    st.finished,
+                    instant_after(asked, st.deadline),
+                ));
                 drop(st);
                 entry.wake.notify_all();
             }
@@ -895,8 +502,15 @@ impl PluginSet {
         for (entry, finished, until) in waits {
             let mut st = entry.state.lock();
             while st.finished == finished && !st.shutdown && st.enabled {
-                if entry.done.wait_until(&mut st, until).timed_out() {
-                    break;
+                match until {
+                    Some(until) => {
+                        if entry.done.wait_until(&mut st, until).timed_out() {
+                            break;
+                        }
+                    }
+                    // A deadline beyond what an `Instant` holds: wait for the
+                    // collection itself.
+                    None => entry.done.wait(&mut st),
                 }
             }
         }
@@ -921,6 +535,7 @@ impl Drop for PluginSet {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::plugin::{DEFAULT_PLUGIN_DEADLINE, MAX_PLUGIN_SAMPLES};
     use std::sync::atomic::{AtomicU32, Ordering};
 
     struct Counting {

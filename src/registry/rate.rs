@@ -1,5 +1,6 @@
-//! Increases of a few totals over a trailing time window, for the rates and
-//! ratios of the event plug-ins.
+//! Increases of a few totals over a trailing time window: the counter rates
+//! of every snapshot, and the rates and ratios of the event plug-ins. The
+//! one rate computation of the crate.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -37,6 +38,13 @@ impl<const N: usize> Trailing<N> {
         Trailing { window, marks }
     }
 
+    /// Starts again at `now` from `totals` (a series that came back after
+    /// a removal counts from there).
+    pub(crate) fn restart(&mut self, now: Duration, totals: [u64; N]) {
+        self.marks.clear();
+        self.marks.push_back((now, totals));
+    }
+
     /// The increase of `totals` over the window ending at `now`.
     pub(crate) fn update(&mut self, now: Duration, totals: [u64; N]) -> Increase<N> {
         let start = now.saturating_sub(self.window);
@@ -53,7 +61,8 @@ impl<const N: usize> Trailing<N> {
         }
         let mut by = [0; N];
         for (i, b) in by.iter_mut().enumerate() {
-            *b = totals[i].saturating_sub(before[i]);
+            // Totals wrap at u64::MAX like the counters they come from.
+            *b = totals[i].wrapping_sub(before[i]);
         }
         Increase {
             span: now.saturating_sub(then),

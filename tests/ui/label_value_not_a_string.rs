@@ -1,0 +1,3 @@
+fn main() {
+    vitals::counter!("jobs_total", "attempt" => 3).inc();
+}

@@ -1,0 +1,3 @@
+fn main() {
+    vitals::counter!().inc();
+}

@@ -1,0 +1,3 @@
+fn main() {
+    let _ = vitals::timed!("work_seconds");
+}
