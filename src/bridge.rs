@@ -422,7 +422,9 @@ mod tests {
         assert_eq!(metric_name("a.b-c d/e"), "a_b_c_d_e");
         assert_eq!(metric_name("é"), "_");
         assert_eq!(metric_name("9lives"), "_9lives");
-        assert_eq!(metric_name(""), "");
+        assert_eq!(metric_name(""), "_");
+        assert_eq!(label_name(""), "_");
+        assert_eq!(label_name("é:"), "x__");
         assert_eq!(label_name("x:y.z"), "x_y_z");
         assert_eq!(label_name("1st"), "_1st");
     }
