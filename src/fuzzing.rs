@@ -24,6 +24,9 @@ use crate::snapshot::Snapshot;
 /// vitals::fuzzing::jsonl_reader(b"{\"schema_version\":1}\n\xff\n");
 /// ```
 pub fn jsonl_reader(data: &[u8]) {
+    // The panics below are this fuzz oracle's findings, not error handling:
+    // a panic is what tells libFuzzer an invariant broke. Test support only
+    // (feature `fuzzing`), never reached by the library's users.
     let mut reader = JsonLinesReader::from_reader("<fuzz>", std::io::Cursor::new(data.to_vec()));
     let mut lines = 0usize;
     for snapshot in reader.by_ref() {

@@ -627,6 +627,8 @@ impl RequestReader {
         // The idle wait for the next request on a kept-alive connection has
         // its own (longer) limit; once a byte arrives the head must be
         // complete within read_timeout. A pipelined request has arrived.
+        // `HttpConfig::validate` keeps read_timeout within 1 ms..=1 h, so
+        // adding it to an Instant cannot overflow.
         let mut deadline: Option<Instant> =
             (!self.buf.is_empty()).then(|| Instant::now() + config.read_timeout);
         loop {
