@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 
 use super::named::{bounded_histogram, Named, OVERFLOW_NAME};
 use super::DEFAULT_WINDOW;
+use super::{describe_all, Description};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::metrics::counter::Counter;
@@ -334,6 +335,7 @@ impl Collector for ApiCollector {
     }
 
     fn collect(&self, out: &mut Samples) -> Result<(), Error> {
+        describe_all(out, &DESCRIPTIONS)?;
         let now = self.inner.clock.monotonic();
         let (mut total, mut errors) = (0, 0);
         for endpoint in self.inner.endpoints.list() {
@@ -348,6 +350,25 @@ impl Collector for ApiCollector {
         push_rates(out, &[], recent, [total, errors])
     }
 }
+
+/// The plug-in's gauges, their units and help texts.
+const DESCRIPTIONS: [Description; 3] = [
+    (
+        "api_requests_per_second",
+        None,
+        "Requests per second over the trailing window.",
+    ),
+    (
+        "api_success_ratio",
+        Some(Unit::Ratio),
+        "Share of requests without error over the trailing window.",
+    ),
+    (
+        "api_lifetime_success_ratio",
+        Some(Unit::Ratio),
+        "Share of requests without error since the start.",
+    ),
+];
 
 fn push_rates(
     out: &mut Samples,

@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 
 use super::named::{Named, OVERFLOW_NAME};
 use super::DEFAULT_WINDOW;
+use super::{describe_all, Description};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::metrics::counter::Counter;
@@ -228,6 +229,7 @@ impl Collector for CacheCollector {
     }
 
     fn collect(&self, out: &mut Samples) -> Result<(), Error> {
+        describe_all(out, &DESCRIPTIONS)?;
         let now = self.inner.clock.monotonic();
         for cache in self.inner.caches.list() {
             let c = &cache.inner;
@@ -252,6 +254,25 @@ impl Collector for CacheCollector {
         Ok(())
     }
 }
+
+/// The plug-in's gauges, their units and help texts.
+const DESCRIPTIONS: [Description; 3] = [
+    (
+        "cache_hit_ratio",
+        Some(Unit::Ratio),
+        "Share of lookups that hit over the trailing window.",
+    ),
+    (
+        "cache_lifetime_hit_ratio",
+        Some(Unit::Ratio),
+        "Share of lookups that hit since the start.",
+    ),
+    (
+        "cache_requests_per_second",
+        None,
+        "Lookups per second over the trailing window.",
+    ),
+];
 
 fn hit_ratio([hits, misses]: [u64; 2]) -> Option<f64> {
     let lookups = hits.saturating_add(misses);

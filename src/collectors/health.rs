@@ -11,6 +11,9 @@ use crate::clock::Clock;
 use crate::error::Error;
 use crate::metrics::counter::Counter;
 use crate::plugin::{Collector, Samples};
+use crate::unit::Unit;
+
+use super::{describe_all, Description};
 use crate::registry::{MetricsCollector, WeakCollector};
 use crate::snapshot::MetricKind;
 
@@ -237,6 +240,7 @@ impl Collector for HealthCollector {
     }
 
     fn collect(&self, out: &mut Samples) -> Result<(), Error> {
+        describe_all(out, &DESCRIPTIONS)?;
         let now = self.inner.clock.monotonic();
         for dependency in self.inner.dependencies.list() {
             let d = &dependency.inner;
@@ -271,6 +275,30 @@ impl Collector for HealthCollector {
         Ok(())
     }
 }
+
+/// The plug-in's gauges, their units and help texts.
+const DESCRIPTIONS: [Description; 4] = [
+    (
+        "health_status",
+        None,
+        "1 for the dependency's current status, 0 for the others.",
+    ),
+    (
+        "health_consecutive_failures",
+        None,
+        "Failed checks in a row.",
+    ),
+    (
+        "health_success_ratio",
+        Some(Unit::Ratio),
+        "Share of checks that passed since the start.",
+    ),
+    (
+        "health_uptime_ratio",
+        Some(Unit::Ratio),
+        "Share of the tracked time the dependency was up.",
+    ),
+];
 
 /// One dependency's checks. Cheap to clone.
 ///

@@ -67,3 +67,18 @@ pub use system::SystemCollector;
 /// The trailing window over which event plug-ins compute rates and ratios
 /// unless told otherwise.
 pub const DEFAULT_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A plug-in's metric: name, unit and help text.
+type Description = (&'static str, Option<crate::unit::Unit>, &'static str);
+
+/// Describes every metric of a plug-in in `out` (each collection: the
+/// registry keeps the latest description of each name).
+fn describe_all(
+    out: &mut crate::plugin::Samples,
+    all: &[Description],
+) -> Result<(), crate::error::Error> {
+    for (name, unit, help) in all {
+        out.describe(name, unit.clone(), help)?;
+    }
+    Ok(())
+}

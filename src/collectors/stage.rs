@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::named::{bounded_histogram, Named, OVERFLOW_NAME};
+use super::{describe_all, Description};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::metrics::counter::Counter;
@@ -153,12 +154,37 @@ impl StageCollector {
     }
 }
 
+/// The plug-in's series, their units and help texts.
+const DESCRIPTIONS: [Description; 4] = [
+    (
+        "stage_runs_total",
+        None,
+        "Runs of the stage since the start.",
+    ),
+    (
+        "stage_throughput_per_second",
+        None,
+        "Runs per second over the stage's window.",
+    ),
+    (
+        "stage_duration_avg_seconds",
+        Some(Unit::Seconds),
+        "Mean run time over the stage's window.",
+    ),
+    (
+        "stage_lifetime_error_ratio",
+        Some(Unit::Ratio),
+        "Share of runs that failed since the start.",
+    ),
+];
+
 impl Collector for StageCollector {
     fn name(&self) -> &str {
         "stage"
     }
 
     fn collect(&self, out: &mut Samples) -> Result<(), Error> {
+        describe_all(out, &DESCRIPTIONS)?;
         let now = self.inner.clock.monotonic();
         for stage in self.inner.stages.list() {
             let s = &stage.inner;

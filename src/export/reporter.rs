@@ -595,7 +595,7 @@ mod tests {
             metrics
                 .snapshot()
                 .counter(EXPORT_ERRORS_METRIC, &[("exporter", "flaky")]),
-            Some(3)
+            Some(3.0)
         );
     }
 }

@@ -22,6 +22,7 @@ mod builder;
 mod family;
 mod global;
 mod lifecycle;
+mod observed;
 pub(crate) mod rate;
 mod snapshot;
 
@@ -34,21 +35,21 @@ pub use global::{global, install_global};
 /// Label sets allowed per metric name unless configured otherwise.
 ///
 /// ```
-/// assert_eq!(vitals::DEFAULT_CARDINALITY_LIMIT, 1000);
+/// assert_eq!(vitals::registry::DEFAULT_CARDINALITY_LIMIT, 1000);
 /// ```
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 1000;
 
 /// Metric names allowed per collector unless configured otherwise.
 ///
 /// ```
-/// assert_eq!(vitals::DEFAULT_MAX_METRICS, 10_000);
+/// assert_eq!(vitals::registry::DEFAULT_MAX_METRICS, 10_000);
 /// ```
 pub const DEFAULT_MAX_METRICS: usize = 10_000;
 
 /// The label every overflow series carries (reserved: users cannot set it).
 ///
 /// ```
-/// assert_eq!(vitals::OVERFLOW_LABEL, "vitals_overflow");
+/// assert_eq!(vitals::registry::OVERFLOW_LABEL, "vitals_overflow");
 /// ```
 pub const OVERFLOW_LABEL: &str = "vitals_overflow";
 
@@ -117,6 +118,8 @@ struct Inner {
     first_error: Mutex<Option<String>>,
     plugin_deadline: Duration,
     plugins: PluginSet,
+    /// Plug-in series between snapshots: who holds which name, rates.
+    observed: Mutex<observed::Observed>,
 }
 
 impl Default for MetricsCollector {
@@ -184,6 +187,7 @@ impl MetricsCollector {
             first_error: Mutex::new(None),
             plugin_deadline: b.plugin_deadline,
             plugins: PluginSet::default(),
+            observed: Mutex::default(),
         };
         // The internal families exist from the start, so that reporting an
         // error can never fail on the name limit.
