@@ -107,7 +107,7 @@ pub mod collectors;
 /// use vitals::histogram::{Window, MAX_TRACKABLE};
 ///
 /// let metrics = vitals::MetricsCollector::new();
-/// metrics.configure_histogram("batch_size", Window::count(100).unwrap()).unwrap();
+/// metrics.configure_histogram("batch_size", Window::Count { values: 100 }).unwrap();
 /// let h = metrics.histogram("batch_size", &[]);
 /// h.record(MAX_TRACKABLE * 2.0); // clamped to the range, and counted
 /// assert_eq!(metrics.snapshot().histogram("batch_size", &[]).unwrap().saturated, 1);

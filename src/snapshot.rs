@@ -251,7 +251,7 @@ impl MetricKind {
 /// metrics.counter("c_total", &[]).increment(2);
 /// let snap = metrics.snapshot();
 /// let sample = &snap.counters[0];
-/// assert_eq!((&*sample.name, sample.value), ("c_total", 2));
+/// assert_eq!((&*sample.name, sample.value), ("c_total", vitals::snapshot::CounterValue::Int(2)));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CounterSample {

@@ -149,9 +149,8 @@ fn is_error(status: u16) -> bool {
 /// api.record_request("/login", "POST", 503, Duration::from_millis(900));
 ///
 /// let snap = metrics.snapshot();
-/// assert_eq!(snap.counter("api_errors_total", &[("endpoint", "/login")]), Some(1));
-/// let report = snap.plugin("api").unwrap();
-/// assert_eq!(report.sample("api_lifetime_success_ratio", &[("endpoint", "/login")]), Some(0.5));
+/// assert_eq!(snap.counter("api_errors_total", &[("endpoint", "/login")]), Some(1.0));
+/// assert_eq!(snap.gauge("api_lifetime_success_ratio", &[("endpoint", "/login")]), Some(0.5));
 /// ```
 #[derive(Clone)]
 pub struct ApiCollector {
@@ -235,7 +234,7 @@ impl ApiCollector {
     /// api.record_request("/users", "GET", 404, Duration::from_millis(3));
     /// let snap = metrics.snapshot();
     /// let labels = [("endpoint", "/users"), ("method", "GET"), ("status", "4xx")];
-    /// assert_eq!(snap.counter("api_requests_total", &labels), Some(1));
+    /// assert_eq!(snap.counter("api_requests_total", &labels), Some(1.0));
     /// ```
     #[inline]
     pub fn record_request(
@@ -405,7 +404,7 @@ fn success_ratio([total, errors]: [u64; 2]) -> Option<f64> {
 /// orders.record(Method::Post, 201, Duration::from_millis(8));
 /// orders.record("GET", 500, Duration::from_millis(2));
 /// let snap = metrics.snapshot();
-/// assert_eq!(snap.counter("api_errors_total", &[("endpoint", "/orders")]), Some(1));
+/// assert_eq!(snap.counter("api_errors_total", &[("endpoint", "/orders")]), Some(1.0));
 /// ```
 #[derive(Clone)]
 pub struct Endpoint {
@@ -561,7 +560,7 @@ impl InFlight {
     /// let e = vitals::collectors::ApiCollector::new(&metrics).endpoint("/");
     /// e.start().finish("GET", 204);
     /// let labels = [("endpoint", "/"), ("method", "GET"), ("status", "2xx")];
-    /// assert_eq!(metrics.snapshot().counter("api_requests_total", &labels), Some(1));
+    /// assert_eq!(metrics.snapshot().counter("api_requests_total", &labels), Some(1.0));
     /// ```
     pub fn finish(self, method: impl Into<Method>, status: u16) -> Duration {
         let elapsed = self.started.elapsed();

@@ -87,10 +87,9 @@ impl HealthStatus {
 /// assert_eq!(db.status(), HealthStatus::Degraded);
 ///
 /// let snap = metrics.snapshot();
-/// let report = snap.plugin("health").unwrap();
 /// let labels = [("dependency", "postgres")];
-/// assert_eq!(report.sample("health_success_ratio", &labels), Some(0.5));
-/// assert_eq!(report.sample("health_consecutive_failures", &labels), Some(1.0));
+/// assert_eq!(snap.gauge("health_success_ratio", &labels), Some(0.5));
+/// assert_eq!(snap.gauge("health_consecutive_failures", &labels), Some(1.0));
 /// ```
 #[derive(Clone)]
 pub struct HealthCollector {
@@ -405,7 +404,7 @@ impl Dependency {
     /// let metrics = vitals::MetricsCollector::new();
     /// let d = vitals::collectors::HealthCollector::new(&metrics).dependency("d");
     /// d.record(true);
-    /// assert_eq!(metrics.snapshot().counter("health_checks_total", &[("dependency", "d"), ("result", "success")]), Some(1));
+    /// assert_eq!(metrics.snapshot().counter("health_checks_total", &[("dependency", "d"), ("result", "success")]), Some(1.0));
     /// ```
     pub fn record(&self, ok: bool) {
         let d = &*self.inner;

@@ -36,9 +36,9 @@
 //! let snap = metrics.snapshot();
 //! assert_eq!(
 //!     snap.counter("api_requests_total", &[("endpoint", "/users"), ("method", "GET"), ("status", "2xx")]),
-//!     Some(1)
+//!     Some(1.0)
 //! );
-//! let ratio = snap.plugin("cache").unwrap().sample("cache_lifetime_hit_ratio", &[("cache", "sessions")]);
+//! let ratio = snap.gauge("cache_lifetime_hit_ratio", &[("cache", "sessions")]);
 //! assert_eq!(ratio, Some(1.0));
 //! ```
 

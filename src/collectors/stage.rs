@@ -43,9 +43,8 @@ const ERRORS: &str = "stage_errors_total";
 /// assert!(n.is_ok() && bad.is_err());
 ///
 /// let snap = metrics.snapshot();
-/// assert_eq!(snap.counter("stage_errors_total", &[("stage", "parse")]), Some(1));
-/// let report = snap.plugin("stage").unwrap();
-/// assert_eq!(report.sample("stage_runs_total", &[("stage", "parse")]), Some(2.0));
+/// assert_eq!(snap.counter("stage_errors_total", &[("stage", "parse")]), Some(1.0));
+/// assert_eq!(snap.counter("stage_runs_total", &[("stage", "parse")]), Some(2.0));
 /// ```
 #[derive(Clone)]
 pub struct StageCollector {
@@ -220,7 +219,7 @@ impl Collector for StageCollector {
 /// write.record(Duration::from_millis(5), true);
 /// write.record(Duration::from_millis(7), false);
 /// let snap = metrics.snapshot();
-/// assert_eq!(snap.counter("stage_errors_total", &[("stage", "write")]), Some(1));
+/// assert_eq!(snap.counter("stage_errors_total", &[("stage", "write")]), Some(1.0));
 /// ```
 #[derive(Clone)]
 pub struct Stage {
@@ -273,7 +272,7 @@ impl Stage {
     /// let mut run = stage.start();
     /// run.fail();
     /// drop(run);
-    /// assert_eq!(metrics.snapshot().counter("stage_errors_total", &[("stage", "index")]), Some(1));
+    /// assert_eq!(metrics.snapshot().counter("stage_errors_total", &[("stage", "index")]), Some(1.0));
     /// ```
     #[inline]
     pub fn start(&self) -> StageGuard {
@@ -293,7 +292,7 @@ impl Stage {
     /// let stage = vitals::collectors::StageCollector::new(&metrics).stage("fetch");
     /// let r: Result<(), &str> = stage.run(|| Err("404"));
     /// assert!(r.is_err());
-    /// assert_eq!(metrics.snapshot().counter("stage_errors_total", &[("stage", "fetch")]), Some(1));
+    /// assert_eq!(metrics.snapshot().counter("stage_errors_total", &[("stage", "fetch")]), Some(1.0));
     /// ```
     pub fn run<T, E>(&self, work: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
         let mut guard = self.start();

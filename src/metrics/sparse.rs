@@ -19,7 +19,7 @@ pub(crate) const BUCKETS: usize = OCTAVES * SUBS;
 
 /// Counts of values per bucket, sparse: only non-empty buckets are kept.
 ///
-/// Carried by [`HistogramSummary::lifetime_buckets`](crate::HistogramSummary)
+/// Carried by [`HistogramSummary::lifetime_buckets`](crate::snapshot::HistogramSummary)
 /// as cumulative counts over a series' life, and used by
 /// `History` (feature `history`) as the distribution of each
 /// interval. Zero is counted apart; positive values outside

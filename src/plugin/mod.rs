@@ -23,7 +23,7 @@
 //! `vitals_collection_duration_seconds{collector="<name>"}` of the registry.
 //!
 //! This file holds what a plug-in writer and a reader of snapshots see: the
-//! trait, the samples, the report; [`runner`] holds the worker threads, the
+//! trait, the samples, the report; `runner` holds the worker threads, the
 //! deadlines and the [`Plugin`] control handle.
 
 use std::sync::Arc;

@@ -94,7 +94,7 @@ const ERROR_KINDS_LIMIT: usize = 64;
 /// metrics.histogram("lookup_seconds", &[]).record(0.002);
 ///
 /// let snap = metrics.snapshot();
-/// assert_eq!(snap.counter("cache_hits_total", &[("cache", "users")]), Some(1));
+/// assert_eq!(snap.counter("cache_hits_total", &[("cache", "users")]), Some(1.0));
 /// assert_eq!(snap.gauge("cache_entries", &[("cache", "users")]), Some(120.0));
 /// ```
 #[derive(Clone)]
@@ -246,7 +246,7 @@ impl MetricsCollector {
     /// metrics.counter("requests_total", &[("code", "200")]).inc();
     /// metrics.counter("bad name", &[]).inc(); // detached; counted as an error
     /// let snap = metrics.snapshot();
-    /// assert_eq!(snap.counter("vitals_errors_total", &[("kind", "invalid_name")]), Some(1));
+    /// assert_eq!(snap.counter("vitals_errors_total", &[("kind", "invalid_name")]), Some(1.0));
     /// ```
     pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Counter {
         self.get(name, labels)
@@ -345,7 +345,7 @@ impl MetricsCollector {
     /// values per bucket over their life and Prometheus exporters render it
     /// as a `histogram` with cumulative `le` buckets (instead of a
     /// `summary`). Bounds are inclusive upper bounds: 1 to
-    /// [`MAX_BUCKETS`](crate::MAX_BUCKETS) finite, non-negative, strictly
+    /// [`MAX_BUCKETS`](crate::histogram::MAX_BUCKETS) finite, non-negative, strictly
     /// increasing values; `+Inf` is implied. Only before the histogram's first series
     /// exists, like [`configure_histogram`](Self::configure_histogram).
     ///
@@ -505,7 +505,7 @@ impl MetricsCollector {
     /// assert!(metrics.register(OpenFiles).is_err());
     /// let boxed: Box<dyn Collector> = Box::new(OpenFiles);
     /// assert!(MetricsCollector::new().register(boxed).is_ok());
-    /// assert_eq!(metrics.snapshot().plugin("files").unwrap().sample("open_files", &[]), Some(17.0));
+    /// assert_eq!(metrics.snapshot().gauge("open_files", &[]), Some(17.0));
     /// ```
     pub fn register<C: Collector + 'static>(&self, collector: C) -> Result<Plugin, Error> {
         let duration = self.histogram(COLLECTION_METRIC, &[("collector", collector.name())]);
