@@ -32,6 +32,8 @@
 pub mod http;
 pub mod jsonl;
 pub mod prometheus;
+#[cfg(feature = "remote-write")]
+pub(crate) mod proto;
 pub mod reporter;
 pub mod table;
 
