@@ -212,11 +212,10 @@ impl HttpClient {
         head.push_str(request.method);
         head.push(' ');
         head.push_str(&self.endpoint.path);
-        head.push_str(if request.path.is_empty() {
-            "/"
-        } else {
-            request.path
-        });
+        head.push_str(request.path);
+        if self.endpoint.path.is_empty() && request.path.is_empty() {
+            head.push('/');
+        }
         head.push_str(" HTTP/1.1\r\nHost: ");
         head.push_str(&self.endpoint.authority);
         head.push_str("\r\nUser-Agent: ");

@@ -48,7 +48,6 @@ pub(crate) const QUEUE_BYTES_METRIC: &str = "vitals_push_queue_bytes";
 /// assert!(matches!(bad.validate(), Err(vitals::Error::InvalidConfig(_))));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct DeliveryConfig {
     /// Per address tried when connecting (default 5 s).
     pub connect_timeout: Duration,
