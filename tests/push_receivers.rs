@@ -23,6 +23,8 @@ type Labels = BTreeMap<String, String>;
 /// escaping included.
 fn populated(round: u64) -> MetricsCollector {
     let m = MetricsCollector::new();
+    m.configure_histogram_buckets("request_duration_seconds", &[0.01, 0.1, 1.0, 2.5])
+        .unwrap();
     update(&m, round);
     m
 }
@@ -42,6 +44,10 @@ fn update(m: &MetricsCollector, round: u64) {
     let h = m.histogram("latency_seconds", &[("route", "/")]);
     for i in 1..=100 {
         h.record(i as f64 / 1000.0 + round as f64);
+    }
+    let b = m.histogram("request_duration_seconds", &[("route", "/")]);
+    for v in [0.005, 0.05, 0.5, 0.5, 2.0, 7.0] {
+        b.record(v * (round + 1) as f64);
     }
 }
 
@@ -74,6 +80,20 @@ fn expected(snap: &Snapshot, extra: &[(&str, &str)]) -> BTreeMap<Labels, f64> {
         out.insert(series(g.name.to_string(), &g.labels, None), g.value);
     }
     for h in &snap.histograms {
+        if let Some(b) = &h.summary.buckets {
+            for (bound, c) in b.bounds.iter().zip(&b.cumulative) {
+                let le = format!("{bound:?}");
+                let name = format!("{}_bucket", h.name);
+                out.insert(series(name, &h.labels, Some(("le", &le))), *c as f64);
+            }
+            let name = format!("{}_bucket", h.name);
+            out.insert(series(name, &h.labels, Some(("le", "+Inf"))), b.count as f64);
+            let name = format!("{}_sum", h.name);
+            out.insert(series(name, &h.labels, None), h.summary.lifetime.sum);
+            let name = format!("{}_count", h.name);
+            out.insert(series(name, &h.labels, None), b.count as f64);
+            continue;
+        }
         let q = h.summary.window.quantiles.unwrap();
         for (text, v) in [
             ("0.5", q.p50),
@@ -218,6 +238,10 @@ fn parse_text(text: &str, job: &str) -> BTreeMap<Labels, f64> {
             }
             if chars.peek() == Some(&',') {
                 chars.next();
+            }
+            if key == "le" && value != "+Inf" {
+                // The Pushgateway re-renders bounds Go's way (`1`, not `1.0`).
+                value = format!("{:?}", value.parse::<f64>().unwrap());
             }
             labels.insert(key, value);
         }
