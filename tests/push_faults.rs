@@ -96,15 +96,13 @@ fn an_outage_costs_resolution_never_counts_and_memory_stays_bounded() {
     }
     let last_requests = delivered
         .iter()
-        .filter(|s| label(s, "__name__") == Some("requests_total"))
-        .next_back()
+        .rfind(|s| label(s, "__name__") == Some("requests_total"))
         .unwrap();
     assert_eq!(last_requests.1, total as f64, "the final total arrived");
     assert_eq!(label(last_requests, "route"), Some("/a"));
     let last_depth = delivered
         .iter()
-        .filter(|s| label(s, "__name__") == Some("queue_depth"))
-        .next_back()
+        .rfind(|s| label(s, "__name__") == Some("queue_depth"))
         .unwrap();
     assert_eq!(last_depth.1, 199.0);
     // Every point is either delivered or counted as dropped.

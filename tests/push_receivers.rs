@@ -87,7 +87,10 @@ fn expected(snap: &Snapshot, extra: &[(&str, &str)]) -> BTreeMap<Labels, f64> {
                 out.insert(series(name, &h.labels, Some(("le", &le))), *c as f64);
             }
             let name = format!("{}_bucket", h.name);
-            out.insert(series(name, &h.labels, Some(("le", "+Inf"))), b.count as f64);
+            out.insert(
+                series(name, &h.labels, Some(("le", "+Inf"))),
+                b.count as f64,
+            );
             let name = format!("{}_sum", h.name);
             out.insert(series(name, &h.labels, None), h.summary.lifetime.sum);
             let name = format!("{}_count", h.name);

@@ -720,7 +720,12 @@ mod tests {
     use crate::snapshot::{GaugeSample, SCHEMA_VERSION};
     use std::sync::Arc;
 
-    fn snapshot(ts: u64, counters: &[(&str, &[(&str, &str)], u64)]) -> Snapshot {
+    /// A counter series: name, labels, value.
+    type CounterSpec<'a> = (&'a str, &'a [(&'a str, &'a str)], u64);
+    /// A decoded series: labels, value, timestamp.
+    type Decoded = (Vec<(String, String)>, f64, i64);
+
+    fn snapshot(ts: u64, counters: &[CounterSpec<'_>]) -> Snapshot {
         Snapshot {
             schema_version: SCHEMA_VERSION,
             timestamp_unix_ms: ts,
@@ -755,7 +760,7 @@ mod tests {
     }
 
     /// Labels and samples of every series in a batch, decoded by hand.
-    fn decode(bytes: &[u8]) -> Vec<(Vec<(String, String)>, f64, i64)> {
+    fn decode(bytes: &[u8]) -> Vec<Decoded> {
         fn varint(b: &[u8], i: &mut usize) -> u64 {
             let mut v = 0u64;
             let mut shift = 0;
@@ -934,7 +939,7 @@ mod tests {
         let mut dropped = 0;
         // Series `b` disappears after the second snapshot.
         for i in 0..10u64 {
-            let counters: Vec<(&str, &[(&str, &str)], u64)> = if i < 2 {
+            let counters: Vec<CounterSpec<'_>> = if i < 2 {
                 vec![("a", &[], i), ("b", &[], 100 + i)]
             } else {
                 vec![("a", &[], i)]
@@ -954,8 +959,7 @@ mod tests {
         assert_eq!((backlog.bytes(), backlog.points()), (0, 0));
         let last_b = delivered
             .iter()
-            .filter(|(labels, _, _)| labels[0].1 == "b_total")
-            .next_back()
+            .rfind(|(labels, _, _)| labels[0].1 == "b_total")
             .unwrap();
         assert_eq!((last_b.1, last_b.2), (101.0, 1_001));
         let last_a = delivered.last().unwrap();
@@ -977,7 +981,7 @@ mod tests {
     fn large_batches_go_in_several_requests_and_in_flight_data_stays() {
         let mut w = writer(&[]);
         let counters: Vec<(String, u64)> = (0..5).map(|i| (format!("c{i}"), i)).collect();
-        let refs: Vec<(&str, &[(&str, &str)], u64)> = counters
+        let refs: Vec<CounterSpec<'_>> = counters
             .iter()
             .map(|(n, v)| (n.as_str(), &[][..], *v))
             .collect();
