@@ -18,7 +18,7 @@
 //!
 //! Native histograms and exemplars go in the `histograms` (4) and
 //! `exemplars` (3) fields of the same `TimeSeries` message: the encoder
-//! writes each series in [`SeriesWriter::series`], where they will be added.
+//! writes each series in one place (`SeriesOut::series`), where they will be added.
 //! Plug-in samples are sent once they are ordinary counter and gauge series
 //! of the snapshot.
 
