@@ -77,7 +77,7 @@ pub mod remote_write;
 pub use delivery::{DeliveryConfig, PushStats};
 pub use pushgateway::{PushMethod, PushgatewayBuilder, PushgatewayExporter};
 #[cfg(feature = "remote-write")]
-pub use remote_write::{RemoteWriteBuilder, RemoteWriteExporter};
+pub use remote_write::{encode_write_request, RemoteWriteBuilder, RemoteWriteExporter};
 
 use crate::error::Error;
 

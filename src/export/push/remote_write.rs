@@ -22,8 +22,7 @@
 //! Plug-in samples are sent once they are ordinary counter and gauge series
 //! of the snapshot.
 
-use std::collections::VecDeque;
-use std::hash::{Hash, Hasher};
+use std::collections::{HashSet, VecDeque};
 
 use crate::error::Error;
 use crate::export::prometheus::counter_base;
@@ -368,6 +367,42 @@ impl Exporter for RemoteWriteExporter {
     }
 }
 
+/// Encodes a snapshot as an uncompressed remote write 1.0 `WriteRequest`
+/// (what [`RemoteWriteExporter`] sends, before snappy), with
+/// `external_labels` on every series; for sending by other means, or
+/// inspecting what would be sent.
+///
+/// # Errors
+///
+/// [`Error::InvalidLabelName`] for an external label name that is not a
+/// Prometheus label name.
+///
+/// ```
+/// let metrics = vitals::MetricsCollector::new();
+/// metrics.counter("jobs_total", &[]).inc();
+/// let body = vitals::export::push::encode_write_request(&metrics.snapshot(), &[("job", "x")])?;
+/// // One TimeSeries (field 1, length-delimited) holding `__name__`.
+/// assert_eq!(body[0], 0x0a);
+/// assert!(body.windows(10).any(|w| w == b"jobs_total"));
+/// # Ok::<(), vitals::Error>(())
+/// ```
+pub fn encode_write_request(
+    snapshot: &Snapshot,
+    external_labels: &[(&str, &str)],
+) -> Result<Vec<u8>, Error> {
+    crate::key::validate_labels("remote write external labels", external_labels, &[])?;
+    let mut external: Vec<(String, String)> = external_labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    external.sort();
+    let mut writer = SeriesWriter {
+        external,
+        last_timestamp: i64::MIN,
+    };
+    Ok(writer.encode(snapshot).bytes)
+}
+
 /// One snapshot's series, encoded as the `timeseries` entries of a
 /// `WriteRequest` (any run of them is itself a valid `WriteRequest`).
 #[derive(Debug, Default)]
@@ -381,7 +416,6 @@ pub(crate) struct Batch {
 struct Span {
     entry: (usize, usize),
     labels: (usize, usize),
-    hash: u64,
 }
 
 /// Encodes snapshots into batches.
@@ -535,13 +569,9 @@ impl<'a> SeriesOut<'a> {
         w.end(entry);
         // `end` may have moved the entry right to lengthen its prefix.
         let shift = w.len() - before;
-        let labels = (labels_start + shift, labels_end + shift);
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        w.as_bytes()[labels.0..labels.1].hash(&mut h);
         self.series.push(Span {
             entry: (start, w.len()),
-            labels,
-            hash: h.finish(),
+            labels: (labels_start + shift, labels_end + shift),
         });
     }
 }
@@ -628,43 +658,28 @@ impl WriteBacklog {
 /// Appends to `next` the unsent series of `old` that `next` has no point
 /// for; returns how many.
 fn carry_forward(old: &Pending, next: &mut Batch) -> usize {
-    let present: std::collections::HashMap<u64, Vec<usize>> =
-        next.series
-            .iter()
-            .enumerate()
-            .fold(Default::default(), |mut m, (i, s)| {
-                m.entry(s.hash).or_default().push(i);
-                m
-            });
-    let mut carried = 0;
-    for span in &old.batch.series[old.sent..] {
-        let labels = &old.batch.bytes[span.labels.0..span.labels.1];
-        let found = present.get(&span.hash).is_some_and(|candidates| {
-            candidates.iter().any(|&i| {
-                let s = next.series[i];
-                &next.bytes[s.labels.0..s.labels.1] == labels
-            })
-        });
-        if found {
-            continue;
-        }
-        let offset = next.bytes.len() as isize - span.entry.0 as isize;
-        let moved = |(a, b): (usize, usize)| {
-            (
-                (a as isize + offset) as usize,
-                (b as isize + offset) as usize,
-            )
-        };
+    // Hashed only here, when the backend is down and the bound is reached.
+    let present: HashSet<&[u8]> = next
+        .series
+        .iter()
+        .map(|s| &next.bytes[s.labels.0..s.labels.1])
+        .collect();
+    let missing: Vec<Span> = old.batch.series[old.sent..]
+        .iter()
+        .filter(|span| !present.contains(&old.batch.bytes[span.labels.0..span.labels.1]))
+        .copied()
+        .collect();
+    for span in &missing {
+        let at = next.bytes.len();
+        let moved = |(a, b): (usize, usize)| (at + (a - span.entry.0), at + (b - span.entry.0));
         next.bytes
             .extend_from_slice(&old.batch.bytes[span.entry.0..span.entry.1]);
         next.series.push(Span {
             entry: moved(span.entry),
             labels: moved(span.labels),
-            hash: span.hash,
         });
-        carried += 1;
     }
-    carried
+    missing.len()
 }
 
 impl Backlog for WriteBacklog {
