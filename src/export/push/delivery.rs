@@ -68,7 +68,9 @@ pub struct DeliveryConfig {
     /// of every series is always kept, so counts survive any outage.
     pub max_backlog_bytes: usize,
     /// How long [`flush`](crate::export::Exporter::flush) (the reporter's
-    /// shutdown) waits for the backlog to drain (default 5 s).
+    /// shutdown) waits for the backlog to drain (default 5 s). Dropping the
+    /// exporter afterwards still waits for a request already on the wire,
+    /// which its two timeouts bound.
     pub shutdown_deadline: Duration,
 }
 
@@ -244,6 +246,11 @@ impl<B: Backlog> Delivery<B> {
         send: SendFn,
     ) -> Result<Self, Error> {
         config.validate()?;
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(Error::InvalidConfig(format!(
+                "an exporter name must be non-empty without control characters, not {name:?}"
+            )));
+        }
         if let Some(m) = &metrics {
             describe(m);
         }

@@ -157,6 +157,10 @@ impl PushgatewayBuilder {
     ///     .build()
     ///     .unwrap();
     /// assert_eq!(e.name(), "pgw_eu");
+    /// let nul = vitals::export::push::PushgatewayExporter::builder("http://h:9091", "j")
+    ///     .name("a\0b")
+    ///     .build();
+    /// assert!(matches!(nul, Err(vitals::Error::InvalidConfig(_))));
     /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
