@@ -4,7 +4,9 @@
 //! throughput. The comparison with peer crates encoding the same registry is
 //! `benches/peers/benches/encode.rs`.
 //!
-//! Bytes per series of a JSON line are printed when the bench starts.
+//! Bytes per series of a JSON line are printed when the bench starts. With
+//! `--features remote-write`: the remote-write protobuf encoding and its
+//! snappy compression of the same snapshot, and their bytes per series.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -97,11 +99,59 @@ fn jsonl(c: &mut Criterion) {
     g.finish();
 }
 
+/// Remote write (feature `remote-write`): the protobuf encoding and its
+/// snappy compression, each alone; bytes per series printed at the start.
+#[cfg(feature = "remote-write")]
+fn remote_write(c: &mut Criterion) {
+    use vitals::export::push::encode_write_request;
+    let metrics = registry();
+    let snap = metrics.snapshot();
+    let labels = [("job", "bench"), ("instance", "host-1:8080")];
+    let body = encode_write_request(&snap, &labels).expect("encode");
+    let compressed = snap::raw::Encoder::new()
+        .compress_vec(&body)
+        .expect("compress");
+    let series = snap.counters.len() + 7 * snap.histograms.len() + snap.gauges.len();
+    eprintln!(
+        "remote write: {series} series, protobuf {} bytes ({:.1} per series), snappy {} bytes ({:.1} per series)",
+        body.len(),
+        body.len() as f64 / series as f64,
+        compressed.len(),
+        compressed.len() as f64 / series as f64
+    );
+    let mut g = c.benchmark_group("export_remote_write");
+    g.throughput(Throughput::Elements(series as u64));
+    g.bench_function("encode_1000c_100h", |b| {
+        b.iter(|| {
+            black_box(
+                encode_write_request(black_box(&snap), &labels)
+                    .expect("encode")
+                    .len(),
+            )
+        })
+    });
+    let mut encoder = snap::raw::Encoder::new();
+    g.bench_function("snappy_1000c_100h", |b| {
+        b.iter(|| {
+            black_box(
+                encoder
+                    .compress_vec(black_box(&body))
+                    .expect("compress")
+                    .len(),
+            )
+        })
+    });
+    g.finish();
+}
+
+#[cfg(not(feature = "remote-write"))]
+fn remote_write(_: &mut Criterion) {}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = prometheus, jsonl
+    targets = prometheus, jsonl, remote_write
 }
 criterion_main!(benches);

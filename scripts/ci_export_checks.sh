@@ -3,7 +3,8 @@
 # package `prometheus`), the Python prometheus_client parsers, and Python's
 # json. Self-contained: installs what is missing, builds the `exposition`
 # example and the generated corpus (tests/properties_corpus.rs), runs every
-# check, exits non-zero on any failure.
+# check, exits non-zero on any failure. Also installs
+# `prometheus-pushgateway` for the push tests that .ci/run runs next.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,14 @@ if ! command -v promtool >/dev/null 2>&1; then
 fi
 command -v promtool
 promtool --version | head -1
+# The push tests (tests/push_receivers.rs) start a real Prometheus with its
+# remote-write receiver and a real Pushgateway.
+if ! command -v prometheus-pushgateway >/dev/null 2>&1; then
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq prometheus-pushgateway >/dev/null
+fi
+command -v prometheus prometheus-pushgateway
+prometheus-pushgateway --version 2>&1 | head -1
 if ! python3 -c 'import prometheus_client' 2>/dev/null; then
     # A Debian-managed Python refuses plain pip installs (PEP 668).
     python3 -m pip install -q prometheus_client \

@@ -8,6 +8,9 @@
 //!   textfile collector.
 //! * [`render_table`] and [`status_line`] are for people and logs;
 //!   [`TableExporter`] prints the table every tick.
+//! * `push` (features `push`, `remote-write`): exporters that send each
+//!   snapshot to a Pushgateway or a remote-write receiver, with retries and
+//!   a bounded backlog.
 //! * A [`Reporter`] is the background thread that takes a snapshot every
 //!   interval and hands it to each exporter, isolating their failures.
 //!
@@ -32,6 +35,10 @@
 pub mod http;
 pub mod jsonl;
 pub mod prometheus;
+#[cfg(feature = "remote-write")]
+pub(crate) mod proto;
+#[cfg(feature = "push")]
+pub mod push;
 pub mod reporter;
 pub mod table;
 

@@ -673,7 +673,7 @@ impl Exporter for TextFileExporter {
 }
 
 /// The family name of a counter: its name without a trailing `_total`.
-fn counter_base(name: &str) -> &str {
+pub(crate) fn counter_base(name: &str) -> &str {
     match name.strip_suffix("_total") {
         Some(base) if !base.is_empty() => base,
         _ => name,

@@ -1,0 +1,533 @@
+//! A minimal HTTP/1.1 client on `std::net`: one request per connection,
+//! connect and whole-request timeouts, responses parsed with `httparse`.
+//!
+//! Push exporters send a request every few seconds at most, so a new
+//! connection per request costs nothing that matters and leaves no pooled
+//! socket to go stale behind a load balancer. Only `http://` URLs: HTTPS
+//! needs a TLS stack (planned behind a `tls` feature).
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+
+/// Longest response head read (status line and headers).
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Most of an error response's body kept for the error message.
+const MAX_BODY_BYTES: usize = 1024;
+/// Most headers parsed in a response head.
+const MAX_HEADERS: usize = 64;
+
+/// Where requests go: parsed once from the configured URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Endpoint {
+    /// Host name or address, without brackets (for resolving).
+    host: String,
+    port: u16,
+    /// `Host` header value (`host`, `host:port`, `[::1]:port`).
+    authority: String,
+    /// Path prefix without a trailing `/` (empty for the root).
+    pub(crate) path: String,
+}
+
+impl Endpoint {
+    /// Parses `http://host[:port][/path]`. The path keeps what the user
+    /// wrote (already URL-encoded), less a trailing `/`.
+    pub(crate) fn parse(url: &str) -> Result<Self, Error> {
+        let bad = |why: &str| Err(Error::InvalidConfig(format!("push URL {url:?}: {why}")));
+        let rest = if let Some(rest) = url.strip_prefix("http://") {
+            rest
+        } else if url.starts_with("https://") {
+            return bad("https is not supported yet (plain http only)");
+        } else {
+            return bad("must start with http://");
+        };
+        let (authority, path) = match rest.find(['/', '?', '#']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if path.contains(['?', '#']) {
+            return bad("no query or fragment allowed");
+        }
+        if authority.contains('@') {
+            return bad("credentials in the URL are not supported (use the auth settings)");
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let Some(end) = v6.find(']') else {
+                return bad("unclosed [ in the host");
+            };
+            let port = &v6[end + 1..];
+            let port = match port.strip_prefix(':') {
+                Some(p) => Some(p),
+                None if port.is_empty() => None,
+                None => return bad("junk after ]"),
+            };
+            (&v6[..end], port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return bad("no host");
+        }
+        if host
+            .bytes()
+            .any(|b| b.is_ascii_control() || b == b' ' || b > 0x7e)
+        {
+            return bad("the host has a space, a control or a non-ASCII character");
+        }
+        let port = match port {
+            None => 80,
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) if p != 0 => p,
+                _ => return bad("the port must be 1 to 65535"),
+            },
+        };
+        if path
+            .bytes()
+            .any(|b| b.is_ascii_control() || b == b' ' || b > 0x7e)
+        {
+            return bad("the path has a space, a control or a non-ASCII character");
+        }
+        Ok(Endpoint {
+            host: host.to_owned(),
+            port,
+            authority: authority.to_owned(),
+            path: path.trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+/// Timeouts of every request an exporter sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Timeouts {
+    /// Per address tried.
+    pub(crate) connect: Duration,
+    /// From the first byte written to the end of the response head.
+    pub(crate) request: Duration,
+}
+
+impl Timeouts {
+    /// Checks both are 1 ms to 1 h (`Duration::MAX` is refused, not
+    /// overflowed).
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        for (name, d) in [
+            ("connect_timeout", self.connect),
+            ("request_timeout", self.request),
+        ] {
+            if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {
+                return Err(Error::InvalidConfig(format!(
+                    "{name} must be 1 ms to 1 h, not {d:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One request to send.
+#[derive(Debug)]
+pub(crate) struct Request<'a> {
+    pub(crate) method: &'static str,
+    /// Path (and nothing else) appended to the endpoint's path.
+    pub(crate) path: &'a str,
+    /// Extra headers; `Host`, `Content-Length`, `Connection` and
+    /// `User-Agent` are added.
+    pub(crate) headers: &'a [(&'a str, &'a str)],
+    pub(crate) body: &'a [u8],
+}
+
+/// What came back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    /// `Retry-After` in seconds, when given as a number.
+    pub(crate) retry_after: Option<Duration>,
+    /// The start of the body of a non-2xx response, for the error message.
+    pub(crate) body: Vec<u8>,
+}
+
+/// Why a request got no response.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// No address of the host accepted a connection (or none resolved).
+    Connect(String),
+    /// The connection was made but the response did not come in time.
+    Timeout,
+    /// Reading or writing failed, or the peer closed early.
+    Io(String),
+    /// The peer answered something that is not an HTTP/1.x response.
+    BadResponse(String),
+}
+
+impl Failure {
+    /// The `cause` label of `vitals_push_failed_requests_total`.
+    pub(crate) fn cause(&self) -> &'static str {
+        match self {
+            Failure::Connect(_) => "connect",
+            Failure::Timeout => "timeout",
+            Failure::Io(_) => "io",
+            Failure::BadResponse(_) => "bad_response",
+        }
+    }
+
+    pub(crate) fn message(&self) -> String {
+        match self {
+            Failure::Connect(m) => format!("cannot connect: {m}"),
+            Failure::Timeout => "no response within the request timeout".into(),
+            Failure::Io(m) => format!("connection failed: {m}"),
+            Failure::BadResponse(m) => format!("not an HTTP response: {m}"),
+        }
+    }
+}
+
+/// Sends requests to one endpoint.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpClient {
+    pub(crate) endpoint: Endpoint,
+    timeouts: Timeouts,
+    user_agent: String,
+}
+
+impl HttpClient {
+    pub(crate) fn new(endpoint: Endpoint, timeouts: Timeouts) -> Self {
+        HttpClient {
+            endpoint,
+            timeouts,
+            user_agent: format!("vitals/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// Sends one request on a new connection and reads the response head
+    /// (and up to 1 KiB of a non-2xx body).
+    pub(crate) fn send(&self, request: &Request<'_>) -> Result<Response, Failure> {
+        let mut stream = self.connect()?;
+        let deadline = Instant::now() + self.timeouts.request;
+        let _ = stream.set_nodelay(true);
+
+        let mut head = String::with_capacity(256);
+        head.push_str(request.method);
+        head.push(' ');
+        head.push_str(&self.endpoint.path);
+        head.push_str(request.path);
+        if self.endpoint.path.is_empty() && request.path.is_empty() {
+            head.push('/');
+        }
+        head.push_str(" HTTP/1.1\r\nHost: ");
+        head.push_str(&self.endpoint.authority);
+        head.push_str("\r\nUser-Agent: ");
+        head.push_str(&self.user_agent);
+        head.push_str("\r\nConnection: close\r\nContent-Length: ");
+        head.push_str(itoa::Buffer::new().format(request.body.len()));
+        head.push_str("\r\n");
+        for (name, value) in request.headers {
+            head.push_str(name);
+            head.push_str(": ");
+            head.push_str(value);
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        write_all(&mut stream, head.as_bytes(), deadline)?;
+        write_all(&mut stream, request.body, deadline)?;
+        read_response(&mut stream, deadline)
+    }
+
+    fn connect(&self) -> Result<TcpStream, Failure> {
+        let addrs = (self.endpoint.host.as_str(), self.endpoint.port)
+            .to_socket_addrs()
+            .map_err(|e| Failure::Connect(format!("{}: {e}", self.endpoint.host)))?;
+        let mut last = None;
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, self.timeouts.connect) {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some(format!("{addr}: {e}")),
+            }
+        }
+        Err(Failure::Connect(last.unwrap_or_else(|| {
+            format!("{}: no address", self.endpoint.host)
+        })))
+    }
+}
+
+fn remaining(deadline: Instant) -> Result<Duration, Failure> {
+    match deadline.checked_duration_since(Instant::now()) {
+        Some(d) if !d.is_zero() => Ok(d),
+        _ => Err(Failure::Timeout),
+    }
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+fn write_all(stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> Result<(), Failure> {
+    while !bytes.is_empty() {
+        let _ = stream.set_write_timeout(Some(remaining(deadline)?));
+        match stream.write(bytes) {
+            Ok(0) => return Err(Failure::Io("the peer stopped reading".into())),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) => return Err(Failure::Timeout),
+            Err(e) => return Err(Failure::Io(e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+/// Reads into `buf` once; `Ok(0)` is end of stream.
+fn read_some(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Result<usize, Failure> {
+    loop {
+        let _ = stream.set_read_timeout(Some(remaining(deadline)?));
+        match stream.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) => return Err(Failure::Timeout),
+            Err(e) => return Err(Failure::Io(e.to_string())),
+        }
+    }
+}
+
+fn read_response(stream: &mut TcpStream, deadline: Instant) -> Result<Response, Failure> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    loop {
+        let n = read_some(stream, &mut chunk, deadline)?;
+        if n == 0 {
+            return Err(if buf.is_empty() {
+                Failure::Io("the peer closed the connection without answering".into())
+            } else {
+                Failure::BadResponse(
+                    "the peer closed the connection inside the response head".into(),
+                )
+            });
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut headers);
+        match parsed.parse(&buf) {
+            Ok(httparse::Status::Complete(head_len)) => {
+                let status = parsed.code.unwrap_or(0);
+                if status < 100 {
+                    return Err(Failure::BadResponse(format!("status {status}")));
+                }
+                let retry_after = parsed
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("retry-after"))
+                    .and_then(|h| std::str::from_utf8(h.value).ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let content_length = parsed
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .and_then(|h| std::str::from_utf8(h.value).ok())
+                    .and_then(|v| v.trim().parse::<usize>().ok());
+                let mut body = buf.split_off(head_len);
+                if !(200..300).contains(&status) {
+                    // Keep the start of the body for the error message; a
+                    // failure to read it costs only the message.
+                    let want = content_length.unwrap_or(MAX_BODY_BYTES).min(MAX_BODY_BYTES);
+                    while body.len() < want {
+                        match read_some(stream, &mut chunk, deadline) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => body.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    body.truncate(want);
+                } else {
+                    body.clear();
+                }
+                return Ok(Response {
+                    status,
+                    retry_after,
+                    body,
+                });
+            }
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => {}
+            Ok(httparse::Status::Partial) => {
+                return Err(Failure::BadResponse(format!(
+                    "response head longer than {MAX_HEAD_BYTES} bytes"
+                )))
+            }
+            Err(e) => return Err(Failure::BadResponse(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn urls_parse_or_are_refused_with_the_reason() {
+        let e = Endpoint::parse("http://example.com:9091/push/").unwrap();
+        assert_eq!(
+            (
+                e.host.as_str(),
+                e.port,
+                e.authority.as_str(),
+                e.path.as_str()
+            ),
+            ("example.com", 9091, "example.com:9091", "/push")
+        );
+        let e = Endpoint::parse("http://[::1]:8080").unwrap();
+        assert_eq!(
+            (e.host.as_str(), e.port, e.path.as_str()),
+            ("::1", 8080, "")
+        );
+        assert_eq!(Endpoint::parse("http://h").unwrap().port, 80);
+        for bad in [
+            "https://h/",
+            "ftp://h",
+            "http://",
+            "http://h:0",
+            "http://h:99999",
+            "http://h:x",
+            "http://u:p@h/",
+            "http://h/a b",
+            "http://h/a?q=1",
+            "http://[::1",
+            "http://h\0st/",
+            "http://h/\u{e9}",
+        ] {
+            let err = Endpoint::parse(bad).unwrap_err();
+            assert!(matches!(err, Error::InvalidConfig(_)), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn timeouts_out_of_range_are_refused() {
+        let ok = Timeouts {
+            connect: Duration::from_secs(1),
+            request: Duration::from_secs(1),
+        };
+        assert!(ok.validate().is_ok());
+        for d in [Duration::ZERO, Duration::MAX, Duration::from_secs(3601)] {
+            assert!(Timeouts { connect: d, ..ok }.validate().is_err());
+            assert!(Timeouts { request: d, ..ok }.validate().is_err());
+        }
+    }
+
+    /// Serves one connection with `reply`, returning what the client sent.
+    fn one_shot(reply: &'static [u8]) -> (u16, std::thread::JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let thread = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read the head and the 5-byte body the tests send.
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") || !got.ends_with(b"hello") {
+                let n = s.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(reply).unwrap();
+            got
+        });
+        (port, thread)
+    }
+
+    fn client(port: u16) -> HttpClient {
+        let endpoint = Endpoint::parse(&format!("http://127.0.0.1:{port}/base")).unwrap();
+        HttpClient::new(
+            endpoint,
+            Timeouts {
+                connect: Duration::from_secs(5),
+                request: Duration::from_secs(5),
+            },
+        )
+    }
+
+    fn post(c: &HttpClient) -> Result<Response, Failure> {
+        c.send(&Request {
+            method: "POST",
+            path: "/x",
+            headers: &[("Content-Type", "text/plain")],
+            body: b"hello",
+        })
+    }
+
+    #[test]
+    fn a_request_is_well_formed_and_the_status_read() {
+        let (port, server) = one_shot(b"HTTP/1.1 204 No Content\r\n\r\n");
+        let response = post(&client(port)).unwrap();
+        assert_eq!(response.status, 204);
+        let sent = String::from_utf8(server.join().unwrap()).unwrap();
+        assert!(
+            sent.starts_with("POST /base/x HTTP/1.1\r\nHost: 127.0.0.1:"),
+            "{sent}"
+        );
+        assert!(sent.contains("\r\nContent-Length: 5\r\n"), "{sent}");
+        assert!(sent.contains("\r\nContent-Type: text/plain\r\n"), "{sent}");
+        assert!(sent.ends_with("\r\n\r\nhello"), "{sent}");
+    }
+
+    #[test]
+    fn retry_after_and_error_bodies_are_kept() {
+        let (port, server) = one_shot(
+            b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Length: 4\r\n\r\nslow",
+        );
+        let response = post(&client(port)).unwrap();
+        server.join().unwrap();
+        assert_eq!(response.status, 429);
+        assert_eq!(response.retry_after, Some(Duration::from_secs(7)));
+        assert_eq!(response.body, b"slow");
+    }
+
+    #[test]
+    fn garbage_and_early_close_are_bad_responses_not_panics() {
+        let (port, server) = one_shot(b"SSH-2.0-OpenSSH\r\n\r\n");
+        let err = post(&client(port)).unwrap_err();
+        server.join().unwrap();
+        assert_eq!(err.cause(), "bad_response", "{}", err.message());
+
+        let (port, server) = one_shot(b"HTTP/1.1 200 OK\r\nContent-");
+        let err = post(&client(port)).unwrap_err();
+        server.join().unwrap();
+        assert_eq!(err.cause(), "bad_response", "{}", err.message());
+
+        let (port, server) = one_shot(b"");
+        let err = post(&client(port)).unwrap_err();
+        server.join().unwrap();
+        assert_eq!(err.cause(), "io", "{}", err.message());
+    }
+
+    #[test]
+    fn nothing_listening_is_a_connect_failure() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let err = post(&client(port)).unwrap_err();
+        assert_eq!(err.cause(), "connect", "{}", err.message());
+    }
+
+    #[test]
+    fn a_silent_peer_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let endpoint = Endpoint::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        let c = HttpClient::new(
+            endpoint,
+            Timeouts {
+                connect: Duration::from_secs(5),
+                request: Duration::from_millis(50),
+            },
+        );
+        // Accepted by the kernel (backlog), never answered.
+        let err = post(&c).unwrap_err();
+        assert_eq!(err.cause(), "timeout", "{}", err.message());
+        drop(listener);
+    }
+}

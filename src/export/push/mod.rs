@@ -1,0 +1,154 @@
+//! Push exporters: send snapshots to a backend instead of waiting to be
+//! scraped (cargo features `push` and `remote-write`).
+//!
+//! * [`PushgatewayExporter`] (feature `push`) PUTs (or POSTs) the Prometheus
+//!   text of every snapshot to a Pushgateway group, and can delete the
+//!   group at shutdown: for batch jobs that end before a scrape.
+//! * `RemoteWriteExporter` (feature `remote-write`) sends Prometheus remote
+//!   write 1.0 requests (protobuf, snappy) to Prometheus, Mimir, Thanos
+//!   Receive, VictoriaMetrics, Grafana Alloy and the like.
+//!
+//! Both are [`Exporter`](crate::export::Exporter)s fed by a
+//! [`Reporter`](crate::export::Reporter), and share one delivery machinery:
+//!
+//! * **Off the hot path.** `export` only renders the snapshot and hands it
+//!   to the exporter's own sender thread; the network is never waited on
+//!   by the reporter, let alone by instrumented code.
+//! * **Timeouts** for connecting and for each request
+//!   ([`DeliveryConfig`]).
+//! * **Retries** with exponential backoff and jitter after a connection
+//!   failure, a timeout, a malformed answer, a 5xx, or a 429 (which waits
+//!   as long as its `Retry-After` says, up to a bound). Other 4xx answers
+//!   are not retried: the data is dropped and counted. Each failure cause
+//!   is reported once (as the error of the next `export`, which the
+//!   reporter records in its status and `vitals_export_errors_total`)
+//!   until a delivery succeeds again.
+//! * **Coalescing, bounded.** While the backend is down, remote write keeps
+//!   every snapshot's points up to [`DeliveryConfig::max_backlog_bytes`]
+//!   and then drops the oldest intermediate ones, always keeping the
+//!   latest value of every series: counters are cumulative, so an outage
+//!   costs resolution, never counts. A Pushgateway keeps only the latest
+//!   push of a group anyway, so only the newest body waits.
+//! * **Counted** on the collector given to the builder's `record_into`:
+//!   `vitals_push_sent_points_total{exporter}`,
+//!   `vitals_push_failed_requests_total{exporter,cause}` (cause:
+//!   `connect`, `timeout`, `io`, `bad_response`, `status_429`,
+//!   `status_5xx`, `status_4xx`, `status_other`),
+//!   `vitals_push_retried_requests_total{exporter}`,
+//!   `vitals_push_dropped_points_total{exporter,reason}` (reason: `bound`,
+//!   `superseded`, `rejected`, `shutdown`) and the gauge
+//!   `vitals_push_queue_bytes{exporter}`; the same figures are in
+//!   [`PushStats`].
+//! * **Shutdown flushes** with a deadline
+//!   ([`DeliveryConfig::shutdown_deadline`]): the reporter's final
+//!   snapshot is delivered if the backend answers in time.
+//!
+//! The transport is HTTP/1.1 on `std::net` (one connection per request),
+//! with `httparse` reading the answers: no async runtime, no TLS yet (plain
+//! `http://` URLs only).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use vitals::export::push::PushgatewayExporter;
+//! use vitals::export::Reporter;
+//!
+//! let metrics = vitals::MetricsCollector::new();
+//! let push = PushgatewayExporter::builder("http://127.0.0.1:9091", "nightly_backup")
+//!     .grouping_label("instance", "db-1")
+//!     .delete_on_shutdown(true)
+//!     .record_into(&metrics)
+//!     .build()?;
+//! let reporter = Reporter::builder(&metrics)
+//!     .interval(Duration::from_secs(10))
+//!     .exporter(push)
+//!     .start()?;
+//! metrics.counter("backup_bytes_total", &[]).increment(1 << 20);
+//! let status = reporter.shutdown(); // final push, then DELETE of the group
+//! assert!(status.exporters[0].last_error.is_none());
+//! # Ok::<(), vitals::Error>(())
+//! ```
+
+pub(crate) mod client;
+pub(crate) mod delivery;
+pub mod pushgateway;
+#[cfg(feature = "remote-write")]
+pub mod remote_write;
+
+pub use delivery::{DeliveryConfig, PushStats};
+pub use pushgateway::{PushMethod, PushgatewayBuilder, PushgatewayExporter};
+#[cfg(feature = "remote-write")]
+pub use remote_write::{encode_write_request, RemoteWriteBuilder, RemoteWriteExporter};
+
+use crate::error::Error;
+
+/// Base64 with padding: the standard alphabet (`+/`) or the URL-safe one
+/// (`-_`).
+pub(crate) fn base64(bytes: &[u8], url_safe: bool) -> String {
+    let table: &[u8; 64] = if url_safe {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(table[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Checks a header value a user configured (a token, a password): no line
+/// breaks or other control characters, which would end the header early.
+pub(crate) fn check_header_value(what: &str, value: &str) -> Result<(), Error> {
+    if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+        return Err(Error::InvalidConfig(format!(
+            "{what} contains a control character (a line break or NUL)"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_test_vectors() {
+        let vectors = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, encoded) in vectors {
+            assert_eq!(base64(plain.as_bytes(), false), encoded);
+        }
+        assert_eq!(base64(&[0xfb, 0xff], false), "+/8=");
+        assert_eq!(base64(&[0xfb, 0xff], true), "-_8=");
+    }
+
+    #[test]
+    fn header_values_with_line_breaks_are_refused() {
+        assert!(check_header_value("token", "abc\tdef").is_ok());
+        for bad in ["a\r\nX-Evil: 1", "a\0", "a\n"] {
+            assert!(matches!(
+                check_header_value("token", bad),
+                Err(Error::InvalidConfig(_))
+            ));
+        }
+    }
+}
