@@ -141,5 +141,6 @@ fn registered_polling_plugins_report_in_snapshots() {
         assert!(report.stats.series > 0, "{name}: {report:?}");
     }
     assert!(snap.gauge("process_resident_memory_bytes", &[]).unwrap() > 0.0);
-    assert!(snap.counter("process_cpu_seconds_total", &[]).unwrap() > 0.0);
+    // A young test process may not have used a clock tick of CPU yet.
+    assert!(snap.counter("process_cpu_seconds_total", &[]).unwrap() >= 0.0);
 }
