@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use vitals::collectors::{
     ApiCollector, CacheCollector, HealthCollector, HealthStatus, Method, StageCollector,
-    OVERFLOW_NAME,
 };
 use vitals::{ManualClock, MetricsCollector, Snapshot};
 
@@ -135,14 +134,29 @@ fn endpoints_past_the_cardinality_limit_share_the_overflow_endpoint() {
         api.record_request(path, Method::Get, 200, Duration::from_millis(1));
     }
     assert_eq!(api.endpoint("/b").name(), "/b");
-    assert_eq!(api.endpoint("/c").name(), OVERFLOW_NAME);
+    let over_c = api.endpoint("/c");
+    assert!(over_c.is_overflow() && over_c.name().is_empty());
+    assert!(!api.endpoint("/a").is_overflow());
     assert_eq!(metrics.cardinality("api_request_duration_seconds"), Some(2));
     let snap = metrics.snapshot();
-    let over = [("endpoint", OVERFLOW_NAME)];
+    // One convention: the overflow names land in each metric's
+    // `{vitals_overflow="true"}` series, and the plug-in's own samples for
+    // them carry that label too. No `endpoint="__overflow__"` anywhere.
+    let over = [("vitals_overflow", "true")];
     assert!(close(
         sample(&snap, "api", "api_lifetime_success_ratio", &over),
         1.0
     ));
+    let h = snap
+        .histogram("api_request_duration_seconds", &over)
+        .unwrap();
+    assert_eq!(h.lifetime.count, 2, "/c and /d");
+    assert_eq!(snap.counter("api_requests_total", &over), Some(2.0));
+    let text = vitals::export::render_prometheus(&snap);
+    assert!(!text.contains("__overflow__"), "{text}");
+    for c in &snap.counters {
+        assert!(c.labels.get("endpoint") != Some(""), "{c:?}");
+    }
     let overflowed = snap
         .counter(
             "vitals_cardinality_overflow_total",

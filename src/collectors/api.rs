@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::named::{bounded_histogram, Named, OVERFLOW_NAME};
+use super::named::{Named, Slot};
 use super::DEFAULT_WINDOW;
 use super::{describe_all, Description};
 use crate::clock::Clock;
@@ -267,30 +267,38 @@ impl ApiCollector {
     fn with_endpoint<R>(&self, endpoint: &str, f: impl FnOnce(&Endpoint) -> R) -> R {
         self.inner.endpoints.with(
             endpoint,
-            |name| self.new_endpoint(name, false),
+            |name| {
+                self.new_endpoint(Slot::Name {
+                    key: "endpoint",
+                    value: name,
+                })
+            },
             || {
-                self.new_endpoint(OVERFLOW_NAME, true)
+                self.new_endpoint(Slot::Overflow)
                     .unwrap_or_else(|| Endpoint::detached(&self.inner))
             },
             f,
         )
     }
 
-    /// A new endpoint, or `None` past the cardinality limit (when not
-    /// `overflow`, which takes the core's overflow series instead).
-    fn new_endpoint(&self, name: &str, overflow: bool) -> Option<Endpoint> {
+    /// A new endpoint, or `None` past the cardinality limit (the overflow
+    /// slot never is).
+    fn new_endpoint(&self, slot: Slot<'_>) -> Option<Endpoint> {
         let Some(metrics) = self.inner.registry.upgrade() else {
             return Some(Endpoint::detached(&self.inner));
         };
-        let labels = [("endpoint", name)];
-        let duration = bounded_histogram(&metrics, DURATION, &labels, overflow)?;
+        let duration = slot.first_histogram(&metrics, DURATION)?;
         Some(Endpoint {
             inner: Arc::new(EndpointInner {
-                name: name.into(),
+                name: match slot {
+                    Slot::Name { value, .. } => value.into(),
+                    Slot::Overflow => "".into(),
+                },
+                overflow: matches!(slot, Slot::Overflow),
                 registry: self.inner.registry.clone(),
                 requests: std::array::from_fn(|_| OnceLock::new()),
-                errors: metrics.counter(ERRORS, &labels),
-                in_flight: metrics.gauge(IN_FLIGHT, &labels),
+                errors: slot.counter(&metrics, ERRORS, &[]),
+                in_flight: slot.gauge(&metrics, IN_FLIGHT),
                 duration,
                 trailing: Mutex::new(Trailing::new(
                     self.inner.window,
@@ -343,7 +351,7 @@ impl Collector for ApiCollector {
             total += t;
             errors += err;
             let recent = e.trailing.lock().update(now, [t, err]);
-            push_rates(out, &[("endpoint", &e.name)], recent, [t, err])?;
+            push_rates(out, &[e.slot().label()], recent, [t, err])?;
         }
         let recent = self.inner.all.lock().update(now, [total, errors]);
         push_rates(out, &[], recent, [total, errors])
@@ -413,6 +421,8 @@ pub struct Endpoint {
 
 struct EndpointInner {
     name: Box<str>,
+    /// The shared handle of the names past the cardinality limit.
+    overflow: bool,
     registry: WeakCollector,
     /// Counters by `method × status class`, resolved on first use so that
     /// unused combinations create no series.
@@ -436,7 +446,8 @@ impl Endpoint {
     fn detached(api: &ApiInner) -> Self {
         Endpoint {
             inner: Arc::new(EndpointInner {
-                name: OVERFLOW_NAME.into(),
+                name: "".into(),
+                overflow: true,
                 registry: api.registry.clone(),
                 requests: std::array::from_fn(|_| OnceLock::new()),
                 errors: Counter::detached(),
@@ -447,8 +458,7 @@ impl Endpoint {
         }
     }
 
-    /// The endpoint label value ([`OVERFLOW_NAME`] for the shared overflow
-    /// endpoint).
+    /// The endpoint label value (empty for the shared overflow endpoint).
     ///
     /// ```
     /// let metrics = vitals::MetricsCollector::new();
@@ -457,6 +467,23 @@ impl Endpoint {
     /// ```
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// True for the handle the names past the cardinality limit share: it
+    /// records into each metric's `{vitals_overflow="true"}` series.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::builder().cardinality_limit(1).build();
+    /// let api = vitals::collectors::ApiCollector::new(&metrics);
+    /// assert!(!api.endpoint("/a").is_overflow());
+    /// let b = api.endpoint("/b");
+    /// assert!(b.is_overflow());
+    /// b.record("GET", 500, std::time::Duration::from_millis(1));
+    /// let snap = metrics.snapshot();
+    /// assert_eq!(snap.counter("api_errors_total", &[("vitals_overflow", "true")]), Some(1.0));
+    /// ```
+    pub fn is_overflow(&self) -> bool {
+        self.inner.overflow
     }
 
     /// Records one finished request.
@@ -511,17 +538,25 @@ impl EndpointInner {
             let method = METHODS[i / CLASSES.len()].as_str();
             let status = CLASSES[i % CLASSES.len()];
             match self.registry.upgrade() {
-                Some(metrics) => metrics.counter(
+                Some(metrics) => self.slot().counter(
+                    &metrics,
                     REQUESTS,
-                    &[
-                        ("endpoint", &self.name),
-                        ("method", method),
-                        ("status", status),
-                    ],
+                    &[("method", method), ("status", status)],
                 ),
                 None => Counter::detached(),
             }
         })
+    }
+
+    fn slot(&self) -> Slot<'_> {
+        if self.overflow {
+            Slot::Overflow
+        } else {
+            Slot::Name {
+                key: "endpoint",
+                value: &self.name,
+            }
+        }
     }
 
     fn total(&self) -> u64 {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::named::{Named, OVERFLOW_NAME};
+use super::named::{Named, Slot};
 use super::DEFAULT_WINDOW;
 use super::{describe_all, Description};
 use crate::clock::Clock;
@@ -148,39 +148,34 @@ impl CacheCollector {
     fn with_cache<R>(&self, name: &str, f: impl FnOnce(&Cache) -> R) -> R {
         self.inner
             .caches
-            .with(name, |n| self.new_cache(n, false), || self.overflow(), f)
+            .with(name, |n| self.new_cache(slot(n)), || self.overflow(), f)
     }
 
     fn overflow(&self) -> Cache {
-        self.new_cache(OVERFLOW_NAME, true)
-            .unwrap_or_else(|| Cache::detached(OVERFLOW_NAME, &self.inner))
+        self.new_cache(Slot::Overflow)
+            .unwrap_or_else(|| Cache::detached("", &self.inner))
     }
 
-    fn new_cache(&self, name: &str, overflow: bool) -> Option<Cache> {
+    /// A new cache, or `None` past the cardinality limit (the overflow slot
+    /// never is).
+    fn new_cache(&self, slot: Slot<'_>) -> Option<Cache> {
+        let name = match slot {
+            Slot::Name { value, .. } => value,
+            Slot::Overflow => "",
+        };
         let Some(metrics) = self.inner.registry.upgrade() else {
             return Some(Cache::detached(name, &self.inner));
         };
-        let labels = [("cache", name)];
-        let hits = if overflow {
-            metrics.counter(HITS, &labels)
-        } else {
-            match metrics.try_counter(HITS, &labels) {
-                Ok(c) => c,
-                Err(Error::CardinalityLimit { .. }) => return None,
-                Err(err) => {
-                    metrics.report_error(err);
-                    Counter::detached()
-                }
-            }
-        };
+        let hits = slot.first_counter(&metrics, HITS, &[])?;
         Some(Cache {
             inner: Arc::new(CacheInner {
                 name: name.into(),
+                overflow: matches!(slot, Slot::Overflow),
                 hits,
-                misses: metrics.counter(MISSES, &labels),
-                evictions: metrics.counter(EVICTIONS, &labels),
-                size: metrics.gauge(SIZE, &labels),
-                entries: metrics.gauge(ENTRIES, &labels),
+                misses: slot.counter(&metrics, MISSES, &[]),
+                evictions: slot.counter(&metrics, EVICTIONS, &[]),
+                size: slot.gauge(&metrics, SIZE),
+                entries: slot.gauge(&metrics, ENTRIES),
                 trailing: Mutex::new(Trailing::new(
                     self.inner.window,
                     self.inner.clock.monotonic(),
@@ -234,7 +229,7 @@ impl Collector for CacheCollector {
             let c = &cache.inner;
             let life = [c.hits.value(), c.misses.value()];
             let recent = c.trailing.lock().update(now, life);
-            let labels = [("cache", &*c.name)];
+            let labels = [slot_of(&c.name, c.overflow).label()];
             if let Some(r) = hit_ratio(recent.by) {
                 out.gauge("cache_hit_ratio", &labels, r)?;
             }
@@ -273,6 +268,23 @@ const DESCRIPTIONS: [Description; 3] = [
     ),
 ];
 
+/// The slot of cache `name`.
+fn slot(name: &str) -> Slot<'_> {
+    Slot::Name {
+        key: "cache",
+        value: name,
+    }
+}
+
+/// The slot of a cache handle.
+fn slot_of(name: &str, overflow: bool) -> Slot<'_> {
+    if overflow {
+        Slot::Overflow
+    } else {
+        slot(name)
+    }
+}
+
 fn hit_ratio([hits, misses]: [u64; 2]) -> Option<f64> {
     let lookups = hits.saturating_add(misses);
     (lookups > 0).then(|| hits as f64 / lookups as f64)
@@ -298,6 +310,8 @@ pub struct Cache {
 
 struct CacheInner {
     name: Box<str>,
+    /// The shared handle of the names past the cardinality limit.
+    overflow: bool,
     hits: Counter,
     misses: Counter,
     evictions: Counter,
@@ -319,6 +333,7 @@ impl Cache {
         Cache {
             inner: Arc::new(CacheInner {
                 name: name.into(),
+                overflow: name.is_empty(),
                 hits: Counter::detached(),
                 misses: Counter::detached(),
                 evictions: Counter::detached(),
@@ -329,8 +344,7 @@ impl Cache {
         }
     }
 
-    /// The cache label value ([`OVERFLOW_NAME`] for the shared overflow
-    /// cache).
+    /// The cache label value (empty for the shared overflow cache).
     ///
     /// ```
     /// let metrics = vitals::MetricsCollector::new();
@@ -338,6 +352,19 @@ impl Cache {
     /// ```
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// True for the handle the names past the cardinality limit share: it
+    /// records into each metric's `{vitals_overflow="true"}` series.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::builder().cardinality_limit(1).build();
+    /// let caches = vitals::collectors::CacheCollector::new(&metrics);
+    /// assert!(!caches.cache("users").is_overflow());
+    /// assert!(caches.cache("pages").is_overflow());
+    /// ```
+    pub fn is_overflow(&self) -> bool {
+        self.inner.overflow
     }
 
     /// Counts a lookup that found its entry.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::named::{Named, OVERFLOW_NAME};
+use super::named::{Named, Slot};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::metrics::counter::Counter;
@@ -178,10 +178,10 @@ impl HealthCollector {
     pub fn dependency(&self, name: &str) -> Dependency {
         self.inner.dependencies.with(
             name,
-            |n| self.new_dependency(n, false),
+            |n| self.new_dependency(slot(n)),
             || {
-                self.new_dependency(OVERFLOW_NAME, true)
-                    .unwrap_or_else(|| self.detached(OVERFLOW_NAME))
+                self.new_dependency(Slot::Overflow)
+                    .unwrap_or_else(|| self.detached(""))
             },
             Dependency::clone,
         )
@@ -191,24 +191,19 @@ impl HealthCollector {
         self.dependency_with(name, Counter::detached(), Counter::detached())
     }
 
-    fn new_dependency(&self, name: &str, overflow: bool) -> Option<Dependency> {
+    /// A new dependency, or `None` past the cardinality limit (the overflow
+    /// slot never is). The overflow's checks go to the one overflow series
+    /// of `health_checks_total`, successes and failures together.
+    fn new_dependency(&self, slot: Slot<'_>) -> Option<Dependency> {
+        let name = match slot {
+            Slot::Name { value, .. } => value,
+            Slot::Overflow => "",
+        };
         let Some(metrics) = self.inner.registry.upgrade() else {
             return Some(self.detached(name));
         };
-        let ok_labels = [("dependency", name), ("result", "success")];
-        let ok = if overflow {
-            metrics.counter(CHECKS, &ok_labels)
-        } else {
-            match metrics.try_counter(CHECKS, &ok_labels) {
-                Ok(c) => c,
-                Err(Error::CardinalityLimit { .. }) => return None,
-                Err(err) => {
-                    metrics.report_error(err);
-                    Counter::detached()
-                }
-            }
-        };
-        let failed = metrics.counter(CHECKS, &[("dependency", name), ("result", "failure")]);
+        let ok = slot.first_counter(&metrics, CHECKS, &[("result", "success")])?;
+        let failed = slot.counter(&metrics, CHECKS, &[("result", "failure")]);
         Some(self.dependency_with(name, ok, failed))
     }
 
@@ -216,6 +211,7 @@ impl HealthCollector {
         Dependency {
             inner: Arc::new(DependencyInner {
                 name: name.into(),
+                overflow: name.is_empty(),
                 ok,
                 failed,
                 clock: Arc::clone(&self.inner.clock),
@@ -247,16 +243,16 @@ impl Collector for HealthCollector {
             if st.status == HealthStatus::Unknown {
                 continue;
             }
-            let name = &*d.name;
+            let label = if d.overflow {
+                Slot::Overflow.label()
+            } else {
+                slot(&d.name).label()
+            };
             for s in [HealthStatus::Up, HealthStatus::Degraded, HealthStatus::Down] {
                 let value = if s == st.status { 1.0 } else { 0.0 };
-                out.gauge(
-                    "health_status",
-                    &[("dependency", name), ("status", s.as_str())],
-                    value,
-                )?;
+                out.gauge("health_status", &[label, ("status", s.as_str())], value)?;
             }
-            let labels = [("dependency", name)];
+            let labels = [label];
             out.gauge(
                 "health_consecutive_failures",
                 &labels,
@@ -264,7 +260,8 @@ impl Collector for HealthCollector {
             )?;
             let (ok, failed) = (d.ok.value(), d.failed.value());
             let checks = ok.saturating_add(failed);
-            if checks > 0 {
+            // The overflow's one checks series holds both results.
+            if checks > 0 && !d.overflow {
                 out.gauge("health_success_ratio", &labels, ok as f64 / checks as f64)?;
             }
             if let Some(ratio) = st.uptime_ratio(now) {
@@ -272,6 +269,14 @@ impl Collector for HealthCollector {
             }
         }
         Ok(())
+    }
+}
+
+/// The slot of dependency `name`.
+fn slot(name: &str) -> Slot<'_> {
+    Slot::Name {
+        key: "dependency",
+        value: name,
     }
 }
 
@@ -320,6 +325,8 @@ pub struct Dependency {
 
 struct DependencyInner {
     name: Box<str>,
+    /// The shared handle of the names past the cardinality limit.
+    overflow: bool,
     ok: Counter,
     failed: Counter,
     clock: Arc<dyn Clock>,
@@ -363,8 +370,8 @@ impl std::fmt::Debug for Dependency {
 }
 
 impl Dependency {
-    /// The dependency label value ([`OVERFLOW_NAME`] for the shared
-    /// overflow dependency).
+    /// The dependency label value (empty for the shared overflow
+    /// dependency).
     ///
     /// ```
     /// let metrics = vitals::MetricsCollector::new();
@@ -372,6 +379,21 @@ impl Dependency {
     /// ```
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// True for the handle the names past the cardinality limit share: it
+    /// records into the `{vitals_overflow="true"}` series, and its samples
+    /// carry that label (without a success ratio: its one checks series
+    /// holds successes and failures together).
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::builder().cardinality_limit(1).build();
+    /// let health = vitals::collectors::HealthCollector::new(&metrics);
+    /// assert!(!health.dependency("db").is_overflow());
+    /// assert!(health.dependency("cache").is_overflow());
+    /// ```
+    pub fn is_overflow(&self) -> bool {
+        self.inner.overflow
     }
 
     /// Records a successful check.

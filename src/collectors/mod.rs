@@ -15,8 +15,9 @@
 //! keep it, and an event costs what the core metric updates cost. The
 //! convenience methods that take the name (`api.record_request("/users",
 //! ...)`) do one read-locked lookup first. Names are bounded by the core's
-//! cardinality limit: past it, the new names share one overflow handle whose
-//! label value is [`OVERFLOW_NAME`].
+//! cardinality limit: past it, the new names share one overflow handle
+//! (`is_overflow()`), which records into each metric's overflow series,
+//! labelled `vitals_overflow="true"` as the core's overflow series are.
 //!
 //! ```
 //! use std::time::Duration;
@@ -57,7 +58,6 @@ mod system;
 pub use api::{ApiCollector, Endpoint, InFlight, Method};
 pub use cache::{Cache, CacheCollector};
 pub use health::{Dependency, HealthCollector, HealthStatus};
-pub use named::OVERFLOW_NAME;
 #[cfg(feature = "system")]
 pub use process::ProcessCollector;
 pub use stage::{Stage, StageCollector, StageGuard};

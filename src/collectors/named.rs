@@ -9,23 +9,104 @@ use parking_lot::RwLock;
 
 use crate::error::Error;
 use crate::key::NameHasher;
+use crate::metrics::counter::Counter;
+use crate::metrics::gauge::Gauge;
 use crate::metrics::histogram::Histogram;
-use crate::registry::MetricsCollector;
+use crate::registry::{MetricsCollector, OVERFLOW_LABEL};
 
-/// The label value under which an event plug-in records the names that
-/// came after its metrics reached the cardinality limit (see
-/// [`DEFAULT_CARDINALITY_LIMIT`](crate::registry::DEFAULT_CARDINALITY_LIMIT)).
-///
-/// ```
-/// use vitals::collectors::{CacheCollector, OVERFLOW_NAME};
-/// use vitals::MetricsCollector;
-///
-/// let metrics = MetricsCollector::builder().cardinality_limit(1).build();
-/// let caches = CacheCollector::new(&metrics);
-/// assert_eq!(caches.cache("first").name(), "first");
-/// assert_eq!(caches.cache("second").name(), OVERFLOW_NAME);
-/// ```
-pub const OVERFLOW_NAME: &str = "__overflow__";
+/// Where one name of an event plug-in records: the series labelled with it,
+/// or, for the names that came past the cardinality limit, each metric's
+/// overflow series (`{vitals_overflow="true"}`, the core's one convention).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Slot<'a> {
+    /// The series with label `key` = `value`.
+    Name { key: &'static str, value: &'a str },
+    /// The overflow series.
+    Overflow,
+}
+
+impl<'a> Slot<'a> {
+    /// The label the plug-in's own samples for this name carry.
+    pub(crate) fn label(self) -> (&'a str, &'a str) {
+        match self {
+            Slot::Name { key, value } => (key, value),
+            Slot::Overflow => (OVERFLOW_LABEL, "true"),
+        }
+    }
+
+    /// The counter `metric` for this name, with `extra` labels beside it
+    /// (dropped for the overflow, whose one series takes everything).
+    pub(crate) fn counter(
+        self,
+        metrics: &MetricsCollector,
+        metric: &str,
+        extra: &[(&str, &str)],
+    ) -> Counter {
+        match self {
+            Slot::Name { key, value } => {
+                let mut labels = Vec::with_capacity(1 + extra.len());
+                labels.push((key, value));
+                labels.extend_from_slice(extra);
+                metrics.counter(metric, &labels)
+            }
+            Slot::Overflow => metrics.overflow_of(metric),
+        }
+    }
+
+    /// The gauge `metric` for this name.
+    pub(crate) fn gauge(self, metrics: &MetricsCollector, metric: &str) -> Gauge {
+        match self {
+            Slot::Name { key, value } => metrics.gauge(metric, &[(key, value)]),
+            Slot::Overflow => metrics.overflow_of(metric),
+        }
+    }
+
+    /// The histogram `metric` for a new name: `None` when the metric is at
+    /// its cardinality limit, so that the caller moves the name to the
+    /// overflow slot. Any other error is counted on the collector and gives
+    /// a detached handle.
+    pub(crate) fn first_histogram(
+        self,
+        metrics: &MetricsCollector,
+        metric: &str,
+    ) -> Option<Histogram> {
+        match self {
+            Slot::Name { key, value } => match metrics.try_histogram(metric, &[(key, value)]) {
+                Ok(h) => Some(h),
+                Err(Error::CardinalityLimit { .. }) => None,
+                Err(err) => {
+                    metrics.report_error(err);
+                    Some(Histogram::detached())
+                }
+            },
+            Slot::Overflow => Some(metrics.overflow_of(metric)),
+        }
+    }
+
+    /// The counter `metric` for a new name, as [`Slot::first_histogram`].
+    pub(crate) fn first_counter(
+        self,
+        metrics: &MetricsCollector,
+        metric: &str,
+        extra: &[(&str, &str)],
+    ) -> Option<Counter> {
+        match self {
+            Slot::Name { key, value } => {
+                let mut labels = vec![(key, value)];
+                labels.extend_from_slice(extra);
+                match metrics.try_counter(metric, &labels) {
+                    Ok(c) => Some(c),
+                    Err(Error::CardinalityLimit { .. }) => None,
+                    Err(err) => {
+                        metrics.report_error(err);
+                        Some(Counter::detached())
+                    }
+                }
+            }
+            Slot::Overflow => Some(metrics.overflow_of(metric)),
+        }
+    }
+}
 
 /// Handles by name. Lookups take a read lock and do not allocate; a new
 /// name takes the write lock once.
@@ -93,30 +174,6 @@ impl<H: Clone> Named<H> {
         let mut out: Vec<H> = named.into_iter().map(|(_, h)| h.clone()).collect();
         out.extend(self.overflow.get().cloned());
         out
-    }
-}
-
-/// The histogram for one name of an event plug-in. With `overflow` (the
-/// plug-in's overflow name) it never fails; otherwise `None` says the
-/// metric is at its cardinality limit, so the caller moves the name to its
-/// overflow handle. Any other error is counted on the collector and gives a
-/// detached handle.
-pub(crate) fn bounded_histogram(
-    metrics: &MetricsCollector,
-    name: &str,
-    labels: &[(&str, &str)],
-    overflow: bool,
-) -> Option<Histogram> {
-    if overflow {
-        return Some(metrics.histogram(name, labels));
-    }
-    match metrics.try_histogram(name, labels) {
-        Ok(h) => Some(h),
-        Err(Error::CardinalityLimit { .. }) => None,
-        Err(err) => {
-            metrics.report_error(err);
-            Some(Histogram::detached())
-        }
     }
 }
 

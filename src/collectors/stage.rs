@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::named::{bounded_histogram, Named, OVERFLOW_NAME};
+use super::named::{Named, Slot};
 use super::{describe_all, Description};
 use crate::clock::Clock;
 use crate::error::Error;
@@ -106,7 +106,7 @@ impl StageCollector {
     pub fn stage(&self, name: &str) -> Stage {
         self.inner.stages.with(
             name,
-            |n| self.new_stage(n, false),
+            |n| self.new_stage(slot(n)),
             || self.overflow(),
             Stage::clone,
         )
@@ -126,30 +126,44 @@ impl StageCollector {
     pub fn start(&self, name: &str) -> StageGuard {
         self.inner.stages.with(
             name,
-            |n| self.new_stage(n, false),
+            |n| self.new_stage(slot(n)),
             || self.overflow(),
             Stage::start,
         )
     }
 
     fn overflow(&self) -> Stage {
-        self.new_stage(OVERFLOW_NAME, true)
-            .unwrap_or_else(|| Stage::detached(OVERFLOW_NAME))
+        self.new_stage(Slot::Overflow)
+            .unwrap_or_else(|| Stage::detached(""))
     }
 
-    fn new_stage(&self, name: &str, overflow: bool) -> Option<Stage> {
+    /// A new stage, or `None` past the cardinality limit (the overflow slot
+    /// never is).
+    fn new_stage(&self, slot: Slot<'_>) -> Option<Stage> {
+        let name = match slot {
+            Slot::Name { value, .. } => value,
+            Slot::Overflow => "",
+        };
         let Some(metrics) = self.inner.registry.upgrade() else {
             return Some(Stage::detached(name));
         };
-        let labels = [("stage", name)];
-        let duration = bounded_histogram(&metrics, DURATION, &labels, overflow)?;
+        let duration = slot.first_histogram(&metrics, DURATION)?;
         Some(Stage {
             inner: Arc::new(StageInner {
                 name: name.into(),
+                overflow: matches!(slot, Slot::Overflow),
                 duration,
-                errors: metrics.counter(ERRORS, &labels),
+                errors: slot.counter(&metrics, ERRORS, &[]),
             }),
         })
+    }
+}
+
+/// The slot of stage `name`.
+fn slot(name: &str) -> Slot<'_> {
+    Slot::Name {
+        key: "stage",
+        value: name,
     }
 }
 
@@ -188,7 +202,11 @@ impl Collector for StageCollector {
         for stage in self.inner.stages.list() {
             let s = &stage.inner;
             let summary = s.duration.summary(now);
-            let labels = [("stage", &*s.name)];
+            let labels = [if s.overflow {
+                Slot::Overflow.label()
+            } else {
+                slot(&s.name).label()
+            }];
             let runs = summary.lifetime.count;
             out.counter("stage_runs_total", &labels, runs as f64)?;
             if summary.window.span_seconds > 0.0 {
@@ -228,6 +246,8 @@ pub struct Stage {
 
 struct StageInner {
     name: Box<str>,
+    /// The shared handle of the names past the cardinality limit.
+    overflow: bool,
     duration: Histogram,
     errors: Counter,
 }
@@ -245,14 +265,14 @@ impl Stage {
         Stage {
             inner: Arc::new(StageInner {
                 name: name.into(),
+                overflow: name.is_empty(),
                 duration: Histogram::detached(),
                 errors: Counter::detached(),
             }),
         }
     }
 
-    /// The stage label value ([`OVERFLOW_NAME`] for the shared overflow
-    /// stage).
+    /// The stage label value (empty for the shared overflow stage).
     ///
     /// ```
     /// let metrics = vitals::MetricsCollector::new();
@@ -260,6 +280,19 @@ impl Stage {
     /// ```
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// True for the handle the names past the cardinality limit share: it
+    /// records into each metric's `{vitals_overflow="true"}` series.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::builder().cardinality_limit(1).build();
+    /// let stages = vitals::collectors::StageCollector::new(&metrics);
+    /// assert!(!stages.stage("parse").is_overflow());
+    /// assert!(stages.stage("write").is_overflow());
+    /// ```
+    pub fn is_overflow(&self) -> bool {
+        self.inner.overflow
     }
 
     /// Starts timing a run: the guard records the elapsed time when

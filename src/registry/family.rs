@@ -69,14 +69,14 @@ pub(super) struct Series {
 }
 
 #[derive(Clone)]
-pub(super) enum Metric {
+pub(crate) enum Metric {
     Counter(Counter),
     Gauge(Gauge),
     Histogram(Histogram),
 }
 
 /// The three handle types, so that the registry code is written once.
-pub(super) trait Handle: Sized {
+pub(crate) trait Handle: Sized {
     const KIND: MetricKind;
     fn from_metric(metric: Metric) -> Option<Self>;
     fn detached() -> Self;

@@ -601,6 +601,17 @@ impl MetricsCollector {
         self.or_detached(self.inner.create(family, labels, true))
     }
 
+    /// The `{vitals_overflow="true"}` series of metric `name` (its family
+    /// created if new): where the event plug-ins record the names that came
+    /// past the cardinality limit, as the plain methods do for label sets.
+    pub(crate) fn overflow_of<H: Handle>(&self, name: &str) -> H {
+        let found = self
+            .inner
+            .family(name, H::KIND, &[])
+            .map(|family| self.inner.overflow_series(&family));
+        self.or_detached(found)
+    }
+
     pub(crate) fn report_error(&self, err: Error) {
         self.inner.report(err);
     }
