@@ -21,6 +21,15 @@
 //! writes each series in one place (`SeriesOut::series`), where they will be added.
 //! Plug-in samples are sent once they are ordinary counter and gauge series
 //! of the snapshot.
+//!
+//! ```
+//! let metrics = vitals::MetricsCollector::new();
+//! metrics.counter("jobs", &[]).increment(2);
+//! let body = vitals::export::push::encode_write_request(&metrics.snapshot(), &[])?;
+//! // A counter is sent under its scrape name, with `_total`.
+//! assert!(body.windows(10).any(|w| w == b"jobs_total"));
+//! # Ok::<(), vitals::Error>(())
+//! ```
 
 use std::collections::{HashSet, VecDeque};
 
