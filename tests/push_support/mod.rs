@@ -383,6 +383,9 @@ pub fn wait_ready(addr: SocketAddr, path: &str, child: &mut Child, limit: Durati
     }
 }
 
+/// Reads one quantile of a summary.
+type QuantileOf = fn(&vitals::Quantiles) -> f64;
+
 /// A series' labels, `__name__` included.
 pub type Labels = BTreeMap<String, String>;
 
@@ -437,7 +440,7 @@ pub fn expected_series(snap: &vitals::Snapshot, extra: &[(&str, &str)]) -> Vec<(
             }
             None => {
                 let q = h.summary.window.quantiles;
-                let levels: [(&str, fn(&vitals::Quantiles) -> f64); 5] = [
+                let levels: [(&str, QuantileOf); 5] = [
                     ("0.5", |q| q.p50),
                     ("0.9", |q| q.p90),
                     ("0.95", |q| q.p95),
