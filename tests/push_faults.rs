@@ -198,6 +198,30 @@ fn a_429_waits_as_long_as_retry_after_says() {
 }
 
 #[test]
+fn a_flush_does_not_cut_a_retry_after_short() {
+    let receiver = FakeReceiver::start(vec![Behaviour::Reply(429, "Retry-After: 3600\r\n", "")]);
+    let metrics = MetricsCollector::new();
+    let mut exporter = remote(
+        &receiver.addr.to_string(),
+        &metrics,
+        DeliveryConfig {
+            shutdown_deadline: Duration::from_millis(300),
+            ..quick()
+        },
+    );
+    metrics.counter("jobs_total", &[]).inc();
+    exporter.export(&metrics.snapshot()).unwrap();
+    // Until the 429 has been answered, the flush waits for the request.
+    while receiver.seen().is_empty() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let err = exporter.flush().unwrap_err();
+    assert!(err.to_string().contains("HTTP 429"), "{err}");
+    // Capped at max_retry_after (5 min), still longer than the flush.
+    assert_eq!(receiver.seen().len(), 1);
+}
+
+#[test]
 fn a_400_is_not_retried_its_points_are_counted_and_it_is_reported_once() {
     let receiver = FakeReceiver::start(
         (0..10)
