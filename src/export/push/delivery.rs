@@ -65,7 +65,9 @@ pub struct DeliveryConfig {
     pub max_retry_after: Duration,
     /// Bytes of encoded data kept while the backend is down (default
     /// 8 MiB). Past it the oldest intermediate points go; the latest value
-    /// of every series is always kept, so counts survive any outage.
+    /// of every series is always kept, so counts survive any outage. The
+    /// backlog exceeds the bound only when the request being sent and the
+    /// newest snapshot alone do.
     pub max_backlog_bytes: usize,
     /// How long [`flush`](crate::export::Exporter::flush) (the reporter's
     /// shutdown) waits for the backlog to drain (default 5 s). Dropping the
