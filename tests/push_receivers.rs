@@ -254,3 +254,67 @@ fn pushgateway_serves_the_pushed_values_and_forgets_them_after_delete() {
     let (_, text) = get(addr, "/metrics").unwrap();
     assert!(parse_text(&text, "vitals_pgw").is_empty(), "{text}");
 }
+
+#[test]
+fn remote_write_body_decodes_with_the_python_protobuf_runtime() {
+    let Some(python) = require_tool("python3") else {
+        return;
+    };
+    let dir = common::TempDir::new("remote-write-python");
+    let metrics = populated(2);
+    let snap = metrics.snapshot();
+    let external = [("job", "caf\u{e9} \"x\""), ("zone", "a\nb")];
+    let body = vitals::export::push::encode_write_request(&snap, &external).unwrap();
+    let path = dir.path().join("body.bin");
+    std::fs::write(&path, &body).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/decode_write_request.py"
+    );
+    let out = Command::new(python)
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap();
+    if out.status.code() == Some(3) {
+        assert!(
+            std::env::var("VITALS_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "python protobuf is required (VITALS_REQUIRE_TOOLS=1) but not installed"
+        );
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "the protobuf runtime rejected the body: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decoded: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut got: Vec<(Labels, u64)> = Vec::new();
+    for series in decoded.as_array().unwrap() {
+        let pairs: Vec<(String, String)> = series["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p[0].as_str().unwrap().to_owned(),
+                    p[1].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let mut sorted = pairs.clone();
+        sorted.sort();
+        assert_eq!(pairs, sorted, "labels sorted by name");
+        let samples = series["samples"].as_array().unwrap();
+        assert_eq!(samples.len(), 1);
+        assert_eq!(samples[0][1].as_u64(), Some(snap.timestamp_unix_ms));
+        got.push((pairs.into_iter().collect(), samples[0][0].as_u64().unwrap()));
+    }
+    got.sort();
+    let mut want: Vec<(Labels, u64)> = expected_series(&snap, &external)
+        .into_iter()
+        .map(|(l, v)| (l, v.to_bits()))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}
