@@ -1,6 +1,7 @@
 //! Property test of the remote-write encoding over arbitrary registries:
 //! any label values (every Unicode class, NUL, 1 KiB long), any values
-//! (NaN, ±∞, extremes), external labels that collide with series labels.
+//! (NaN, ±∞, extremes), external labels that collide with series labels,
+//! families whose names clash.
 //! The body, decoded field by field from the .proto numbers, holds exactly
 //! the series the documented mapping gives, labels sorted, one sample each
 //! at the snapshot's time.
@@ -36,11 +37,17 @@ fn labels() -> impl Strategy<Value = Vec<(String, String)>> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let name = "[a-zA-Z_:][a-zA-Z0-9_:]{0,15}";
+    // A few short names, so that families clash (`x` beside `x_total`,
+    // `h` beside `h_sum`), and any others.
+    let name = prop_oneof![
+        prop::sample::select(vec!["x", "x_total", "h", "h_sum", "h_count", "b_bucket"])
+            .prop_map(String::from),
+        "[a-zA-Z_:][a-zA-Z0-9_:]{0,15}",
+    ];
     prop_oneof![
-        (name, labels(), any::<u64>()).prop_map(|(n, l, v)| Op::Counter(n, l, v)),
+        (name.clone(), labels(), any::<u64>()).prop_map(|(n, l, v)| Op::Counter(n, l, v)),
         (
-            name,
+            name.clone(),
             labels(),
             prop_oneof![
                 any::<f64>(),

@@ -414,19 +414,52 @@ pub fn expected_series(snap: &vitals::Snapshot, extra: &[(&str, &str)]) -> Vec<(
         l.insert("__name__".into(), name);
         l
     };
+    // A family whose exposed names another family took first is left out
+    // (counters, then gauges, then histograms, each in snapshot order).
+    let mut owner: std::collections::HashMap<String, (usize, String)> = Default::default();
+    let mut allow = |kind: usize, name: &str, base: &str| {
+        let suffixes: &[&str] = [
+            &["", "_total", "_created"][..],
+            &[""],
+            &["", "_sum", "_count", "_created"],
+            &["", "_bucket", "_sum", "_count", "_created"],
+        ][kind];
+        let exposed: Vec<String> = suffixes.iter().map(|s| format!("{base}{s}")).collect();
+        let me = (kind, name.to_owned());
+        if exposed
+            .iter()
+            .any(|n| owner.get(n).is_some_and(|o| *o != me))
+        {
+            return false;
+        }
+        for n in exposed {
+            owner.entry(n).or_insert_with(|| me.clone());
+        }
+        true
+    };
     for c in &snap.counters {
         let base = match c.name.strip_suffix("_total") {
             Some(b) if !b.is_empty() => b,
             _ => &c.name,
         };
+        if !allow(0, &c.name, base) {
+            continue;
+        }
         let name = format!("{base}_total");
         out.push((series(name, &c.labels, None), counter_value(c)));
     }
     for g in &snap.gauges {
+        if !allow(1, &g.name, &g.name) {
+            continue;
+        }
         out.push((series(g.name.to_string(), &g.labels, None), g.value));
     }
     for h in &snap.histograms {
         let (name, labels) = (&h.name, &h.labels);
+        let kind = if h.summary.buckets.is_some() { 3 } else { 2 };
+        if !allow(kind, name, name) {
+            continue;
+        }
         let count = match &h.summary.buckets {
             Some(b) => {
                 for (bound, c) in b.bounds.iter().zip(&b.cumulative) {
