@@ -76,10 +76,14 @@ fn main() {
         start.elapsed().as_secs_f64() * 1e3
     );
     for report in &snap.plugins {
-        println!("{}: {:?}", report.name, report.status);
-        for s in &report.samples {
-            println!("  {}{} = {:.3}", s.name, s.labels, s.value);
-        }
+        println!(
+            "{}: {:?}, {} series",
+            report.name, report.status, report.stats.series
+        );
+    }
+    // A plug-in's values are ordinary series.
+    for g in &snap.gauges {
+        println!("  {}{} = {:.3}", g.name, g.labels, g.value);
     }
     // What a JSON-Lines reader sees of the stuck plug-in.
     println!(

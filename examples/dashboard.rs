@@ -83,7 +83,9 @@ fn human_bytes(b: f64) -> String {
 }
 
 fn plugin_value(snap: &Snapshot, plugin: &str, sample: &str) -> Option<f64> {
-    snap.plugin(plugin).and_then(|p| p.sample(sample, &[]))
+    snap.plugin(plugin)?;
+    snap.gauge(sample, &[])
+        .or_else(|| snap.counter(sample, &[]))
 }
 
 fn frame(
@@ -125,7 +127,7 @@ fn frame(
         .filter(|c| !c.name.starts_with("vitals_"))
         .collect();
     counters.sort_by(|a, b| {
-        let rate = |c: &vitals::CounterSample| c.rate.map_or(0.0, |r| r.per_second);
+        let rate = |c: &vitals::snapshot::CounterSample| c.rate.map_or(0.0, |r| r.per_second);
         rate(b).total_cmp(&rate(a))
     });
     for c in counters.iter().take(8) {

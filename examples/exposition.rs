@@ -20,6 +20,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::args().nth(1).ok_or("usage: exposition OUT_DIR")?);
     std::fs::create_dir_all(&out)?;
     let metrics = registry()?;
+    plugins(&metrics)?;
+    // CPU figures need a baseline reading and a second one.
+    let _ = metrics.snapshot();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
 
     let mut jsonl = JsonLinesExporter::new(out.join("snapshots.jsonl"))?;
     for round in 0..3 {
@@ -37,6 +41,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         serde_json::to_string_pretty(&snapshot)?,
     )?;
     println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// Every built-in plug-in, each with some activity, so that the checkers
+/// see every series the README lists for them.
+fn plugins(m: &MetricsCollector) -> Result<(), vitals::Error> {
+    use std::time::Duration;
+    use vitals::collectors::{
+        ApiCollector, CacheCollector, HealthCollector, Method, StageCollector,
+    };
+    let api = ApiCollector::new(m);
+    let caches = CacheCollector::new(m);
+    let stages = StageCollector::new(m);
+    let health = HealthCollector::new(m);
+    m.register(api.clone())?;
+    m.register(caches.clone())?;
+    m.register(stages.clone())?;
+    m.register(health.clone())?;
+    #[cfg(feature = "system")]
+    {
+        use vitals::collectors::{ProcessCollector, SystemCollector};
+        m.register(SystemCollector::new().per_core(true))?;
+        m.register(ProcessCollector::new())?;
+    }
+    let users = api.endpoint("/users");
+    users.record(Method::Get, 200, Duration::from_millis(4));
+    users.record(Method::Post, 503, Duration::from_millis(40));
+    let _in_flight = users.start();
+    let cache = caches.cache("sessions");
+    cache.hit();
+    cache.miss();
+    cache.evicted(1);
+    cache.set_size_bytes(4096);
+    cache.set_entries(3);
+    let stage = stages.stage("parse");
+    stage.record(Duration::from_millis(2), true);
+    stage.record(Duration::from_millis(3), false);
+    let db = health.dependency("database");
+    db.success();
+    db.failure();
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use vitals::collectors::ProcessCollector;
 use vitals::export::{Exporter, JsonLinesExporter};
 use vitals::history::{Aggregation, History, Level, Query, QueryResult};
 use vitals::{ManualClock, MetricsCollector};
@@ -36,6 +37,10 @@ fn main() -> Result<(), vitals::Error> {
         .clock(clock.clone())
         .lifetime_buckets(true)
         .build();
+    // The real process plug-in: its CPU and memory are series like any
+    // other, so the history keeps them (here a simulated day passes in a
+    // few real seconds, so they barely move).
+    metrics.register(ProcessCollector::new())?;
     let mut exporter = JsonLinesExporter::builder(&path)
         .clock(clock.clone())
         .build()?;
@@ -58,10 +63,6 @@ fn main() -> Result<(), vitals::Error> {
                 latency.record(base * (0.5 + rng.next_f64()) * tail);
             }
         }
-        // A slow leak.
-        metrics
-            .gauge("process_resident_memory_bytes", &[])
-            .set(50e6 + f64::from(tick) * 2_000.0 + rng.next_f64() * 1e6);
         clock.advance(Duration::from_secs(10));
         exporter.export(&metrics.snapshot())?;
     }
@@ -106,6 +107,13 @@ fn main() -> Result<(), vitals::Error> {
     chart(
         "p99 latency, seconds (6 h steps, merged from hourly buckets)",
         &history.query(&p99_6h)?,
+    );
+    let cpu = Query::new("process_cpu_seconds_total", Aggregation::Rate)
+        .range(now - day, now + 1)
+        .max_points(48);
+    chart(
+        "process CPU, seconds per second (30 min steps)",
+        &history.query(&cpu)?,
     );
     let memory = Query::new("process_resident_memory_bytes", Aggregation::Max)
         .range(now - day, now + 1)

@@ -15,8 +15,7 @@ use vitals::collectors::{
 use vitals::{MetricsCollector, Snapshot};
 
 fn cpu_seconds(snap: &Snapshot) -> f64 {
-    snap.plugin("process")
-        .and_then(|p| p.sample("process_cpu_seconds_total", &[]))
+    snap.counter("process_cpu_seconds_total", &[])
         .unwrap_or(f64::NAN)
 }
 

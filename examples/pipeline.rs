@@ -61,7 +61,6 @@ fn main() {
     }
 
     let snap = metrics.snapshot();
-    let st = snap.plugin("stage").unwrap();
     println!("records written: {written}");
     println!(
         "{:<7} {:>6} {:>6} {:>10} {:>10} {:>10} {:>8}",
@@ -74,21 +73,20 @@ fn main() {
             "{:<7} {:>6} {:>6} {:>10.2} {:>10.2} {:>10.2} {:>8.0}",
             name,
             h.lifetime.count,
-            snap.counter("stage_errors_total", &s).unwrap_or(0),
-            st.sample("stage_duration_avg_seconds", &s).unwrap_or(0.0) * 1e6,
+            snap.counter("stage_errors_total", &s).unwrap_or(0.0),
+            snap.gauge("stage_duration_avg_seconds", &s).unwrap_or(0.0) * 1e6,
             h.window.quantiles.map_or(0.0, |q| q.p99) * 1e6,
             h.lifetime.max.unwrap_or(0.0) * 1e6,
-            st.sample("stage_throughput_per_second", &s).unwrap_or(0.0),
+            snap.gauge("stage_throughput_per_second", &s).unwrap_or(0.0),
         );
     }
     let c = [("cache", "customer_lookup")];
-    let cr = snap.plugin("cache").unwrap();
     println!(
         "cache: {} hits, {} misses, {} evictions, hit ratio {:.1}%, {} entries, {} bytes",
-        snap.counter("cache_hits_total", &c).unwrap_or(0),
-        snap.counter("cache_misses_total", &c).unwrap_or(0),
-        snap.counter("cache_evictions_total", &c).unwrap_or(0),
-        100.0 * cr.sample("cache_lifetime_hit_ratio", &c).unwrap_or(0.0),
+        snap.counter("cache_hits_total", &c).unwrap_or(0.0),
+        snap.counter("cache_misses_total", &c).unwrap_or(0.0),
+        snap.counter("cache_evictions_total", &c).unwrap_or(0.0),
+        100.0 * snap.gauge("cache_lifetime_hit_ratio", &c).unwrap_or(0.0),
         snap.gauge("cache_entries", &c).unwrap_or(0.0),
         snap.gauge("cache_size_bytes", &c).unwrap_or(0.0),
     );

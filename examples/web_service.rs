@@ -77,7 +77,6 @@ fn main() {
     let elapsed = started.elapsed();
 
     let snap = metrics.snapshot();
-    let report = snap.plugin("api").unwrap();
     println!("served 3000 requests in {:.2} s", elapsed.as_secs_f64());
     println!(
         "{:<8} {:>6} {:>7} {:>9} {:>9} {:>9}",
@@ -90,36 +89,36 @@ fn main() {
         println!(
             "{:<8} {:>6.0} {:>6.1}% {:>9.3} {:>9.3} {:>9}",
             path,
-            report.sample("api_requests_per_second", &e).unwrap_or(0.0),
-            100.0 * report.sample("api_success_ratio", &e).unwrap_or(0.0),
+            snap.gauge("api_requests_per_second", &e).unwrap_or(0.0),
+            100.0 * snap.gauge("api_success_ratio", &e).unwrap_or(0.0),
             q.p50 * 1e3,
             q.p99 * 1e3,
-            snap.counter("api_errors_total", &e).unwrap_or(0),
+            snap.counter("api_errors_total", &e).unwrap_or(0.0),
         );
     }
-    let not_found: u64 = snap
+    let not_found: f64 = snap
         .counters
         .iter()
         .filter(|c| &*c.name == "api_requests_total" && c.labels.get("status") == Some("4xx"))
-        .map(|c| c.value)
+        .map(|c| c.value.as_f64())
         .sum();
     println!("4xx responses (counted as served): {not_found}");
     let d = [("dependency", "database")];
-    let h = snap.plugin("health").unwrap();
     println!(
         "database: success {:.0}%, up {:.1}% of the time, {} failures in a row",
-        100.0 * h.sample("health_success_ratio", &d).unwrap_or(0.0),
-        100.0 * h.sample("health_uptime_ratio", &d).unwrap_or(0.0),
-        h.sample("health_consecutive_failures", &d).unwrap_or(0.0),
+        100.0 * snap.gauge("health_success_ratio", &d).unwrap_or(0.0),
+        100.0 * snap.gauge("health_uptime_ratio", &d).unwrap_or(0.0),
+        snap.gauge("health_consecutive_failures", &d).unwrap_or(0.0),
     );
-    if let Some(p) = snap.plugin("process") {
+    if snap.plugin("process").is_some() {
         println!(
             "process: {:.1} MiB resident, {} threads, {:.2} s CPU",
-            p.sample("process_resident_memory_bytes", &[])
+            snap.gauge("process_resident_memory_bytes", &[])
                 .unwrap_or(0.0)
                 / 1048576.0,
-            p.sample("process_threads", &[]).unwrap_or(0.0),
-            p.sample("process_cpu_seconds_total", &[]).unwrap_or(0.0),
+            snap.gauge("process_threads", &[]).unwrap_or(0.0),
+            snap.counter("process_cpu_seconds_total", &[])
+                .unwrap_or(0.0),
         );
     }
 }

@@ -194,6 +194,39 @@ def check_jsonl(path):
     return n
 
 
+def readme_plugin_metrics():
+    """Every metric name in the first column of the README's plug-in tables."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Plug-ins\n", 1)[1].split("\n## ", 1)[0]
+    names = set()
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        first = line.split("|")[1]
+        for token in re.findall(r"`([a-z_][a-z0-9_]*)(?:\{[^}]*\})?`", first):
+            names.add(token)
+    if len(names) < 40:
+        problem(f"only {len(names)} plug-in metric names found in the README tables")
+    return sorted(names)
+
+
+def check_readme_plugin_metrics(families):
+    """No sample the README lists for a built-in plug-in is missing."""
+    present = set()
+    for family in families:
+        for sample in family.samples:
+            present.add(sample.name)
+    names = readme_plugin_metrics()
+    for name in names:
+        found = any(
+            p == name or p in (name + "_count", name + "_sum", name + "_bucket", name + "_total")
+            for p in present
+        )
+        if not found:
+            problem(f"README lists plug-in metric {name}, the scrape has no sample of it")
+    return len(names)
+
+
 def main():
     out = Path(sys.argv[1])
     snap = json.loads((out / "snapshot.json").read_text(encoding="utf-8"))
@@ -213,6 +246,8 @@ def main():
     for fmt, text in (("prometheus", prom), ("openmetrics", om)):
         n = own_checks(fmt, text)
         print(f"{fmt}: {n} series, none repeated, families contiguous, buckets cumulative")
+    n = check_readme_plugin_metrics(list(parse_prometheus(prom)))
+    print(f"every one of the {n} plug-in metrics the README lists is in the scrape")
     n = check_jsonl(out / "snapshots.jsonl")
     print(f"snapshots.jsonl: {n} lines, all JSON with the documented fields")
     if problems:

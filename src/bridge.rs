@@ -56,7 +56,7 @@
 //!     metrics::histogram!("job_seconds").record(0.25);
 //! });
 //! let snap = metrics.snapshot();
-//! assert_eq!(snap.counter("jobs_done", &[("queue", "mail")]), Some(3));
+//! assert_eq!(snap.counter("jobs_done", &[("queue", "mail")]), Some(3.0));
 //! assert_eq!(snap.histogram("job_seconds", &[]).unwrap().window.count, 1);
 //! ```
 
@@ -102,7 +102,7 @@ const SHARDS: usize = 16;
 /// let held = metrics::with_local_recorder(&recorder, || metrics::counter!("ticks_total"));
 /// held.increment(2);
 /// held.absolute(10);
-/// assert_eq!(metrics.snapshot().counter("ticks_total", &[]), Some(10));
+/// assert_eq!(metrics.snapshot().counter("ticks_total", &[]), Some(10.0));
 /// ```
 pub struct VitalsRecorder {
     collector: MetricsCollector,
@@ -237,7 +237,7 @@ impl Recorder for VitalsRecorder {
 /// ```
 /// vitals::bridge::install(vitals::global().clone()).unwrap();
 /// metrics::counter!("logins_total").increment(1);
-/// assert_eq!(vitals::global().snapshot().counter("logins_total", &[]), Some(1));
+/// assert_eq!(vitals::global().snapshot().counter("logins_total", &[]), Some(1.0));
 ///
 /// let again = vitals::bridge::install(vitals::MetricsCollector::new());
 /// assert_eq!(again, Err(vitals::Error::RecorderAlreadyInstalled));

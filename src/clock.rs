@@ -28,7 +28,8 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Time elapsed since an arbitrary fixed origin; never goes backwards.
     ///
     /// ```
-    /// use vitals::{Clock, SystemClock};
+    /// use vitals::Clock;
+    /// use vitals::clock::SystemClock;
     /// let clock = SystemClock::new();
     /// assert!(clock.monotonic() <= clock.monotonic());
     /// ```
@@ -37,7 +38,8 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     /// The current wall-clock time.
     ///
     /// ```
-    /// use vitals::{Clock, SystemClock};
+    /// use vitals::Clock;
+    /// use vitals::clock::SystemClock;
     /// let now = SystemClock::new().wall();
     /// assert!(now > std::time::UNIX_EPOCH);
     /// ```
@@ -47,7 +49,8 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 /// The real clock: [`Instant`] for windows, [`SystemTime`] for timestamps.
 ///
 /// ```
-/// use vitals::{Clock, SystemClock};
+/// use vitals::Clock;
+/// use vitals::clock::SystemClock;
 ///
 /// let clock = SystemClock::new();
 /// let a = clock.monotonic();
@@ -62,7 +65,7 @@ impl SystemClock {
     /// A clock whose monotonic origin is now.
     ///
     /// ```
-    /// let clock = vitals::SystemClock::new();
+    /// let clock = vitals::clock::SystemClock::new();
     /// # let _ = clock;
     /// ```
     pub fn new() -> Self {

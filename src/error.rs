@@ -50,6 +50,42 @@ pub enum Error {
         /// The kind asked for now.
         requested: &'static str,
     },
+    /// Two sources of series want one metric name: a plug-in reports a name
+    /// the program's metrics use, or a name plug-in series hold as the
+    /// other kind, or a series (name and labels) already reported; or the
+    /// program registers a name plug-in series hold. The first holder keeps
+    /// the name; the newcomer's series are left out of snapshots. Reported
+    /// once per plug-in and name, in
+    /// `vitals_errors_total{kind="name_clash"}` and the snapshot's
+    /// `first_error`.
+    ///
+    /// ```
+    /// use vitals::{Collector, Error, MetricsCollector, Samples};
+    ///
+    /// struct Threads;
+    /// impl Collector for Threads {
+    ///     fn name(&self) -> &str { "threads" }
+    ///     fn collect(&self, out: &mut Samples) -> Result<(), Error> {
+    ///         out.gauge("worker_threads", &[], 8.0)
+    ///     }
+    /// }
+    ///
+    /// let metrics = MetricsCollector::new();
+    /// metrics.register(Threads).unwrap();
+    /// let _ = metrics.snapshot(); // the plug-in's series now hold the name
+    /// let err = metrics.try_gauge("worker_threads", &[]).unwrap_err();
+    /// assert!(matches!(err, Error::NameClash { .. }));
+    /// assert_eq!(err.kind(), "name_clash");
+    /// ```
+    #[error("metric {name:?} is already reported by {holder}; {newcomer} cannot report it too")]
+    NameClash {
+        /// The metric name.
+        name: String,
+        /// Who holds it: `the program (as a counter)`, `plug-in "process"`.
+        holder: String,
+        /// Who was refused.
+        newcomer: String,
+    },
     /// A new label set would exceed the metric's cardinality limit.
     #[error("metric {name:?} already has {limit} label sets, its cardinality limit")]
     CardinalityLimit {
@@ -167,6 +203,7 @@ impl Error {
             Error::InvalidMetricName { .. } => "invalid_name",
             Error::InvalidLabelName { .. } => "invalid_label",
             Error::KindMismatch { .. } => "kind_mismatch",
+            Error::NameClash { .. } => "name_clash",
             Error::CardinalityLimit { .. } => "cardinality_limit",
             Error::InvalidConfig(_) => "invalid_config",
             Error::RecorderAlreadyInstalled => "recorder_already_installed",
@@ -254,6 +291,15 @@ impl Clone for Error {
                 name: name.clone(),
                 existing,
                 requested,
+            },
+            Error::NameClash {
+                name,
+                holder,
+                newcomer,
+            } => Error::NameClash {
+                name: name.clone(),
+                holder: holder.clone(),
+                newcomer: newcomer.clone(),
             },
             Error::CardinalityLimit { name, limit } => Error::CardinalityLimit {
                 name: name.clone(),

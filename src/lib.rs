@@ -83,7 +83,7 @@
 
 #[cfg(feature = "metrics-bridge")]
 pub mod bridge;
-mod clock;
+pub mod clock;
 mod error;
 pub mod export;
 #[cfg(feature = "fuzzing")]
@@ -94,41 +94,45 @@ mod key;
 mod macros;
 mod metrics;
 mod non_finite;
-mod plugin;
-mod registry;
-mod snapshot;
+pub mod plugin;
+pub mod registry;
+pub mod snapshot;
 mod unit;
 
 pub mod collectors;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+/// Histograms: the handle, its rolling windows, its timer and its range.
+///
+/// ```
+/// use vitals::histogram::{Window, MAX_TRACKABLE};
+///
+/// let metrics = vitals::MetricsCollector::new();
+/// metrics.configure_histogram("batch_size", Window::Count { values: 100 }).unwrap();
+/// let h = metrics.histogram("batch_size", &[]);
+/// h.record(MAX_TRACKABLE * 2.0); // clamped to the range, and counted
+/// assert_eq!(metrics.snapshot().histogram("batch_size", &[]).unwrap().saturated, 1);
+/// ```
+pub mod histogram {
+    pub use crate::metrics::histogram::{
+        Histogram, HistogramTimer, Window, MAX_BUCKETS, MAX_TRACKABLE, MIN_TRACKABLE,
+    };
+}
+
+pub use clock::{Clock, ManualClock};
 pub use error::Error;
 pub use key::Labels;
 #[doc(hidden)]
 pub use macros::__private;
 pub use metrics::counter::Counter;
 pub use metrics::gauge::Gauge;
-pub use metrics::histogram::{
-    BucketCounts, Histogram, HistogramSummary, HistogramTimer, LifetimeStats, Quantiles, Window,
-    WindowStats, MAX_BUCKETS, MAX_TRACKABLE, MIN_TRACKABLE,
-};
-pub use metrics::sparse::SparseBuckets;
-pub use plugin::{
-    Collector, Plugin, PluginReport, PluginStats, PluginStatus, Sample, SampleKind, Samples,
-    DEFAULT_PLUGIN_DEADLINE, MAX_PLUGIN_SAMPLES,
-};
-pub use registry::{
-    global, install_global, Builder, MetricsCollector, DEFAULT_CARDINALITY_LIMIT,
-    DEFAULT_MAX_METRICS, OVERFLOW_LABEL,
-};
+pub use metrics::histogram::{Histogram, HistogramTimer, Window};
+pub use plugin::{Collector, Samples};
+pub use registry::{global, install_global, Builder, MetricsCollector};
+pub use snapshot::{MetricKind, Snapshot};
 pub use unit::Unit;
+
 /// The README's code examples, compiled and run as doc tests so that the
 /// README stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
-
-pub use snapshot::{
-    CounterSample, GaugeSample, HistogramSample, MetricInfo, MetricKind, Rate, Snapshot,
-    SCHEMA_VERSION,
-};

@@ -40,7 +40,7 @@ use crate::snapshot::MetricKind;
 ///
 /// let metrics = vitals::MetricsCollector::new();
 /// counter!(collector: metrics, "local_total", "k" => "v").increment(2);
-/// assert_eq!(metrics.snapshot().counter("local_total", &[("k", "v")]), Some(2));
+/// assert_eq!(metrics.snapshot().counter("local_total", &[("k", "v")]), Some(2.0));
 /// ```
 ///
 /// Malformed calls do not compile. A label value must be a string:
@@ -204,7 +204,7 @@ macro_rules! __vitals_describe {
 /// );
 /// assert!(parsed.is_err());
 /// let snap = metrics.snapshot();
-/// assert_eq!(snap.counter("parse_errors_total", &[("field", "age")]), Some(1));
+/// assert_eq!(snap.counter("parse_errors_total", &[("field", "age")]), Some(1.0));
 /// assert_eq!(snap.histogram("parse_seconds", &[("field", "age")]).unwrap().window.count, 1);
 /// ```
 #[macro_export]

@@ -5,11 +5,13 @@
 //!
 //! ```json
 //! {
-//!   "schema_version": 1,
+//!   "schema_version": 3,
 //!   "timestamp_unix_ms": 1790000000000,
 //!   "uptime_seconds": 12.5,
 //!   "counters": [{"name": "requests_total", "labels": {"method": "GET"},
-//!                 "value": 42, "rate": {"per_second": 3.5, "span_seconds": 12.0}}],
+//!                 "value": 42, "rate": {"per_second": 3.5, "span_seconds": 12.0}},
+//!                {"name": "process_cpu_seconds_total", "labels": {},
+//!                 "value": 0.42, "rate": {"per_second": 0.01, "span_seconds": 12.0}}],
 //!   "gauges": [{"name": "queue_depth", "labels": {}, "value": "NaN"}],
 //!   "histograms": [{"name": "latency_seconds", "labels": {},
 //!                   "summary": {"window": {...}, "lifetime": {...},
@@ -18,33 +20,48 @@
 //!                 "help": "Requests served", "unit": null}],
 //!   "first_error": null,
 //!   "plugins": [{"name": "process", "status": "ok",
-//!                "samples": [{"name": "process_resident_memory_bytes", "labels": {},
-//!                             "kind": "gauge", "value": 10485760}],
 //!                "stats": {"collections": 3, "errors": 0, "timeouts": 0,
 //!                          "last_error": null, "last_duration_seconds": 0.0002,
 //!                          "last_success_age_seconds": 0.4, "interval_seconds": 1.0,
-//!                          "deadline_seconds": 1.0}}]
+//!                          "deadline_seconds": 1.0, "dropped_samples": 0,
+//!                          "series": 11}}]
 //! }
 //! ```
+//!
+//! A plug-in's values are ordinary counter and gauge series; its entry in
+//! `plugins` says only how its collections went.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::key::Labels;
-use crate::metrics::histogram::HistogramSummary;
 use crate::plugin::PluginReport;
+
+pub use crate::metrics::histogram::{
+    BucketCounts, HistogramSummary, LifetimeStats, Quantiles, WindowStats,
+};
+pub use crate::metrics::sparse::SparseBuckets;
+
+mod legacy;
 
 /// The version of the snapshot's JSON shape. Bumped when a field changes
 /// meaning or is removed, or when a field is added that a reader must not
-/// silently miss. Version 2 added the optional lifetime bucket counts of
-/// histograms ([`HistogramSummary::lifetime_buckets`]); version-1 lines read
-/// as version 2 without them.
+/// silently miss.
+///
+/// * 2 added the optional lifetime bucket counts of histograms
+///   ([`HistogramSummary::lifetime_buckets`]); version-1 lines read as
+///   version 2 without them.
+/// * 3 moved plug-in values into `counters` and `gauges` (a counter total
+///   may be a float: [`CounterValue`]) and left `plugins` with status and
+///   statistics. Older lines still read: their plug-in samples become series
+///   (without rates), the process plug-in's per-reading disk gauges under
+///   their new names.
 ///
 /// ```
-/// assert_eq!(vitals::SCHEMA_VERSION, 2);
+/// assert_eq!(vitals::snapshot::SCHEMA_VERSION, 3);
 /// ```
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Every series of a collector at one moment, as plain data.
 ///
@@ -55,13 +72,14 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// let metrics = vitals::MetricsCollector::new();
 /// metrics.counter("jobs_total", &[("queue", "mail")]).increment(3);
 /// let snap = metrics.snapshot();
-/// assert_eq!(snap.schema_version, vitals::SCHEMA_VERSION);
-/// assert_eq!(snap.counter("jobs_total", &[("queue", "mail")]), Some(3));
+/// assert_eq!(snap.schema_version, vitals::snapshot::SCHEMA_VERSION);
+/// assert_eq!(snap.counter("jobs_total", &[("queue", "mail")]), Some(3.0));
 /// let json = serde_json::to_string(&snap).unwrap();
 /// let back: vitals::Snapshot = serde_json::from_str(&json).unwrap();
 /// assert_eq!(back, snap);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "crate::snapshot::legacy::Wire")]
 pub struct Snapshot {
     /// [`SCHEMA_VERSION`] of the writer.
     pub schema_version: u32,
@@ -80,10 +98,9 @@ pub struct Snapshot {
     /// The first registration error the collector met, if any (all of them
     /// are counted in `vitals_errors_total{kind}`).
     pub first_error: Option<String>,
-    /// Every registered plug-in's status, latest samples and statistics, in
-    /// registration order. Absent in JSON written before plug-ins existed,
-    /// which reads as empty.
-    #[serde(default)]
+    /// Every registered plug-in's status and statistics, in registration
+    /// order (its values are among `counters` and `gauges`). Absent in JSON
+    /// written before plug-ins existed, which reads as empty.
     pub plugins: Vec<PluginReport>,
 }
 
@@ -106,14 +123,19 @@ impl Snapshot {
         }
     }
 
-    /// The value of the counter series `name` with exactly these labels.
+    /// The value of the counter series `name` with exactly these labels, as
+    /// a float (exact for whole totals up to 2^53; the exact
+    /// [`CounterValue`] is in [`Snapshot::counter_sample`]).
     ///
     /// ```
-    /// let snap = vitals::MetricsCollector::new().snapshot();
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.counter("jobs_total", &[]).increment(3);
+    /// let snap = metrics.snapshot();
+    /// assert_eq!(snap.counter("jobs_total", &[]), Some(3.0));
     /// assert_eq!(snap.counter("missing_total", &[]), None);
     /// ```
-    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Option<u64> {
-        find(&self.counters, name, labels, |s| (&*s.name, &s.labels)).map(|s| s.value)
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        find(&self.counters, name, labels, |s| (&*s.name, &s.labels)).map(|s| s.value.as_f64())
     }
 
     /// The value of the gauge series `name` with exactly these labels.
@@ -158,6 +180,25 @@ impl Snapshot {
     pub fn counter_sample(&self, name: &str, labels: &[(&str, &str)]) -> Option<&CounterSample> {
         find(&self.counters, name, labels, |s| (&*s.name, &s.labels))
     }
+}
+
+/// Adds `added` (in name order, each name's series in their own order) to
+/// `into` (in name order): the result is in name order and each name's
+/// series keep their order.
+pub(crate) fn merge_by_name<T>(into: &mut Vec<T>, added: Vec<T>, name: impl Fn(&T) -> &str) {
+    if added.is_empty() {
+        return;
+    }
+    let old = std::mem::take(into);
+    into.reserve(old.len() + added.len());
+    let mut old = old.into_iter().peekable();
+    for item in added {
+        while let Some(first) = old.next_if(|o| name(o) <= name(&item)) {
+            into.push(first);
+        }
+        into.push(item);
+    }
+    into.extend(old);
 }
 
 fn find<'a, T>(
@@ -210,7 +251,7 @@ impl MetricKind {
 /// metrics.counter("c_total", &[]).increment(2);
 /// let snap = metrics.snapshot();
 /// let sample = &snap.counters[0];
-/// assert_eq!((&*sample.name, sample.value), ("c_total", 2));
+/// assert_eq!((&*sample.name, sample.value), ("c_total", vitals::snapshot::CounterValue::Int(2)));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CounterSample {
@@ -218,11 +259,136 @@ pub struct CounterSample {
     pub name: Arc<str>,
     /// Label set.
     pub labels: Labels,
-    /// The total.
-    pub value: u64,
+    /// The total: a whole number for the program's counters, a float for
+    /// plug-in counters such as `process_cpu_seconds_total`.
+    pub value: CounterValue,
     /// Increase per second over the rate window; `None` when no time has
     /// passed since the series was created.
     pub rate: Option<Rate>,
+}
+
+/// The total of a counter: a whole number (every counter the program
+/// increments) or a float (a plug-in's total, such as CPU seconds).
+///
+/// In JSON a whole total is an integer (`42`) and a float total is written
+/// with a fraction or exponent (`42.0`, `0.015`), so each reads back as what
+/// it was. A float total is finite and not negative: a line holding anything
+/// else is refused.
+///
+/// ```
+/// use vitals::snapshot::CounterValue;
+///
+/// assert_eq!(CounterValue::Int(3), 3);
+/// assert_eq!(CounterValue::Float(1.5).as_f64(), 1.5);
+/// assert_eq!(CounterValue::Float(1.5).as_u64(), None);
+/// assert_eq!(serde_json::to_string(&CounterValue::Float(2.0)).unwrap(), "2.0");
+/// let back: CounterValue = serde_json::from_str("2.0").unwrap();
+/// assert_eq!(back, CounterValue::Float(2.0));
+/// assert!(serde_json::from_str::<CounterValue>("-1").is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CounterValue {
+    /// A whole total, exact up to `u64::MAX` (then it wraps, as counters do).
+    Int(u64),
+    /// A fractional total; finite and not negative.
+    Float(f64),
+}
+
+impl CounterValue {
+    /// The total as a float (exact for whole totals up to 2^53).
+    ///
+    /// ```
+    /// assert_eq!(vitals::snapshot::CounterValue::Int(7).as_f64(), 7.0);
+    /// ```
+    pub fn as_f64(self) -> f64 {
+        match self {
+            CounterValue::Int(v) => v as f64,
+            CounterValue::Float(v) => v,
+        }
+    }
+
+    /// The total if it is a whole-number one.
+    ///
+    /// ```
+    /// assert_eq!(vitals::snapshot::CounterValue::Int(7).as_u64(), Some(7));
+    /// ```
+    pub fn as_u64(self) -> Option<u64> {
+        match self {
+            CounterValue::Int(v) => Some(v),
+            CounterValue::Float(_) => None,
+        }
+    }
+}
+
+impl Default for CounterValue {
+    fn default() -> Self {
+        CounterValue::Int(0)
+    }
+}
+
+impl PartialEq<u64> for CounterValue {
+    fn eq(&self, other: &u64) -> bool {
+        *self == CounterValue::Int(*other)
+    }
+}
+
+impl PartialEq<f64> for CounterValue {
+    fn eq(&self, other: &f64) -> bool {
+        self.as_f64() == *other
+    }
+}
+
+impl From<u64> for CounterValue {
+    fn from(v: u64) -> Self {
+        CounterValue::Int(v)
+    }
+}
+
+impl std::fmt::Display for CounterValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CounterValue::Int(v) => write!(f, "{v}"),
+            CounterValue::Float(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+impl Serialize for CounterValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            CounterValue::Int(v) => s.serialize_u64(v),
+            CounterValue::Float(v) => s.serialize_f64(v),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CounterValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = CounterValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a counter total: a whole number or a finite, non-negative float")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<CounterValue, E> {
+                Ok(CounterValue::Int(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<CounterValue, E> {
+                u64::try_from(v)
+                    .map(CounterValue::Int)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<CounterValue, E> {
+                if v.is_finite() && v >= 0.0 {
+                    // -0.0 is a zero; kept as -0.0 it would print as negative.
+                    Ok(CounterValue::Float(v.abs()))
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// A counter's increase per second, and the time span it was measured over.
@@ -233,7 +399,7 @@ pub struct CounterSample {
 /// window.
 ///
 /// ```
-/// let r = vitals::Rate { per_second: 2.0, span_seconds: 60.0 };
+/// let r = vitals::snapshot::Rate { per_second: 2.0, span_seconds: 60.0 };
 /// assert_eq!(r.per_second * r.span_seconds, 120.0);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use vitals::{ManualClock, MetricsCollector, Quantiles};
+use vitals::snapshot::Quantiles;
+use vitals::{ManualClock, MetricsCollector};
 
 /// xorshift64*: deterministic and good enough for test data.
 struct Rng(u64);

@@ -8,7 +8,8 @@ use vitals::{counter, gauge, histogram, Error, MetricKind, MetricsCollector, Win
 fn errors(metrics: &MetricsCollector, kind: &str) -> u64 {
     metrics
         .snapshot()
-        .counter("vitals_errors_total", &[("kind", kind)])
+        .counter_sample("vitals_errors_total", &[("kind", kind)])
+        .and_then(|c| c.value.as_u64())
         .unwrap_or(0)
 }
 
@@ -82,7 +83,7 @@ fn invalid_label_names_are_typed_errors() {
     // Label values are any UTF-8.
     let odd = [("path", "/ä\"\\\n{}=,")];
     m.try_counter("c_total", &odd).unwrap().inc();
-    assert_eq!(m.snapshot().counter("c_total", &odd), Some(1));
+    assert_eq!(m.snapshot().counter("c_total", &odd), Some(1.0));
 }
 
 #[test]
@@ -134,15 +135,15 @@ fn the_cardinality_limit_is_a_typed_error_then_an_overflow_series() {
     let snap = m.snapshot();
     assert_eq!(
         snap.counter("req_total", &[("vitals_overflow", "true")]),
-        Some(70)
+        Some(70.0)
     );
-    assert_eq!(snap.counter("req_total", &[("user", "0")]), Some(2));
+    assert_eq!(snap.counter("req_total", &[("user", "0")]), Some(2.0));
     assert_eq!(
         snap.counter(
             "vitals_cardinality_overflow_total",
             &[("metric", "req_total")]
         ),
-        Some(7)
+        Some(7.0)
     );
     assert_eq!(m.cardinality("req_total"), Some(3));
     assert_eq!(
@@ -180,15 +181,15 @@ fn plain_methods_hand_back_detached_handles_and_count_errors() {
     let snap = m.snapshot();
     assert_eq!(
         snap.counter("vitals_errors_total", &[("kind", "invalid_name")]),
-        Some(1)
+        Some(1.0)
     );
     assert_eq!(
         snap.counter("vitals_errors_total", &[("kind", "invalid_label")]),
-        Some(2)
+        Some(2.0)
     );
     assert_eq!(
         snap.counter("vitals_errors_total", &[("kind", "kind_mismatch")]),
-        Some(1)
+        Some(1.0)
     );
     assert!(
         snap.first_error.as_deref().unwrap().contains("bad name"),
@@ -215,11 +216,11 @@ fn macros_never_panic_on_bad_input() {
     let snap = vitals::global().snapshot();
     let errors = |kind: &str| {
         snap.counter("vitals_errors_total", &[("kind", kind)])
-            .unwrap_or(0)
+            .unwrap_or(0.0)
     };
-    assert!(errors("invalid_name") >= 2);
-    assert!(errors("invalid_label") >= 3);
-    assert!(errors("kind_mismatch") >= 1);
+    assert!(errors("invalid_name") >= 2.0);
+    assert!(errors("invalid_label") >= 3.0);
+    assert!(errors("kind_mismatch") >= 1.0);
     assert!(snap.first_error.is_some());
 }
 
@@ -267,7 +268,7 @@ fn bad_histogram_values_are_dropped_or_clamped_and_counted() {
     assert_eq!(s.saturated, 3);
     assert_eq!(s.window.count, 5);
     assert_eq!(s.lifetime.count, 5);
-    assert_eq!(s.window.max, Some(vitals::MAX_TRACKABLE));
+    assert_eq!(s.window.max, Some(vitals::histogram::MAX_TRACKABLE));
     assert_eq!(s.window.min, Some(0.0));
     assert!(s.window.sum.is_finite());
     // Count windows clamp to the same range, so their sums stay finite.
@@ -279,8 +280,8 @@ fn bad_histogram_values_are_dropped_or_clamped_and_counted() {
     }
     let s = m.snapshot().histogram("exact", &[]).unwrap().clone();
     assert_eq!((s.window.count, s.saturated, s.dropped), (4, 3, 2));
-    assert_eq!(s.window.min, Some(vitals::MIN_TRACKABLE));
-    assert_eq!(s.window.max, Some(vitals::MAX_TRACKABLE));
+    assert_eq!(s.window.min, Some(vitals::histogram::MIN_TRACKABLE));
+    assert_eq!(s.window.max, Some(vitals::histogram::MAX_TRACKABLE));
     assert_eq!(s.window.quantiles.unwrap().p50, 0.5);
 }
 

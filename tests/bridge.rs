@@ -52,7 +52,7 @@ mod instrumented {
     }
 }
 
-fn info<'a>(snap: &'a Snapshot, name: &str) -> &'a vitals::MetricInfo {
+fn info<'a>(snap: &'a Snapshot, name: &str) -> &'a vitals::snapshot::MetricInfo {
     snap.metadata
         .iter()
         .find(|m| &*m.name == name)
@@ -74,12 +74,12 @@ fn a_metrics_instrumented_function_shows_up_with_exact_values_help_and_units() {
 
     let snap = metrics.snapshot();
     let ok_users = [("service", "api"), ("route", "/users"), ("status", "200")];
-    assert_eq!(snap.counter("http_requests", &ok_users), Some(5));
+    assert_eq!(snap.counter("http_requests", &ok_users), Some(5.0));
     let ok_orders = [("service", "api"), ("route", "/orders"), ("status", "200")];
-    assert_eq!(snap.counter("http_requests", &ok_orders), Some(5));
+    assert_eq!(snap.counter("http_requests", &ok_orders), Some(5.0));
     let failed = [("status", "500"), ("route", "/users"), ("service", "api")];
-    assert_eq!(snap.counter("http_requests", &failed), Some(1));
-    assert_eq!(snap.counter("http_response_bytes", &[]), Some(1007));
+    assert_eq!(snap.counter("http_requests", &failed), Some(1.0));
+    assert_eq!(snap.counter("http_response_bytes", &[]), Some(1007.0));
     assert_eq!(snap.gauge("http_in_flight", &[]), Some(0.0));
     assert_eq!(
         snap.gauge("last_status", &[("route", "/users")]),
@@ -162,7 +162,10 @@ fn absolute_raises_a_counter_and_never_lowers_it() {
         metrics::counter!("mirrored_total").absolute(10);
         metrics::counter!("mirrored_total").increment(2);
     });
-    assert_eq!(metrics.snapshot().counter("mirrored_total", &[]), Some(42));
+    assert_eq!(
+        metrics.snapshot().counter("mirrored_total", &[]),
+        Some(42.0)
+    );
 }
 
 #[test]
@@ -194,13 +197,13 @@ fn threads_through_the_bridge_give_exact_totals() {
     let snap = metrics.snapshot();
     assert_eq!(
         snap.counter("jobs_done", &[("thread", "even")]),
-        Some(40_000)
+        Some(40_000.0)
     );
     assert_eq!(
         snap.counter("jobs_done", &[("thread", "odd")]),
-        Some(40_000)
+        Some(40_000.0)
     );
-    assert_eq!(snap.counter("held_total", &[]), Some(160_000));
+    assert_eq!(snap.counter("held_total", &[]), Some(160_000.0));
     assert_eq!(snap.gauge("balance", &[]), Some(40_000.0));
     let work = snap.histogram("work_seconds", &[]).unwrap();
     assert_eq!(work.lifetime.count, 80_000);
@@ -235,23 +238,26 @@ fn odd_names_follow_the_documented_translation_and_never_panic() {
 
     let snap = metrics.snapshot();
     let labels = [("http_method", "GET"), ("ns_key", "v")];
-    assert_eq!(snap.counter("http_server_requests_total", &labels), Some(2));
+    assert_eq!(
+        snap.counter("http_server_requests_total", &labels),
+        Some(2.0)
+    );
     assert_eq!(snap.gauge("_9lives", &[]), Some(9.0));
     assert_eq!(info(&snap, "_9lives").help.as_deref(), Some("Lives left"));
     assert_eq!(snap.gauge("temp_rature", &[]), Some(21.0));
     assert_eq!(
         snap.counter("values_total", &[("path", "/ä b\"\n")]),
-        Some(3)
+        Some(3.0)
     );
     assert_eq!(snap.counter("x_total", &[("__reserved", "1")]), None);
     assert_eq!(snap.counter("dup_total", &[("a_b", "1")]), None);
 
-    assert_eq!(snap.counter("_", &[]), Some(1));
+    assert_eq!(snap.counter("_", &[]), Some(1.0));
     let errors = |kind| snap.counter("vitals_errors_total", &[("kind", kind)]);
     // Every metric name translates to a valid one.
     assert_eq!(errors("invalid_name"), None);
-    assert_eq!(errors("invalid_label"), Some(3));
-    assert_eq!(errors("kind_mismatch"), Some(1));
+    assert_eq!(errors("invalid_label"), Some(3.0));
+    assert_eq!(errors("kind_mismatch"), Some(1.0));
     assert!(snap.first_error.is_some());
 }
 
@@ -274,24 +280,24 @@ fn rejected_keys_are_counted_on_every_call_like_vitals_macros() {
         None,
         "`bad name!` is translated to a valid name"
     );
-    assert_eq!(snap.counter("bad_name_", &[]), Some(3));
+    assert_eq!(snap.counter("bad_name_", &[]), Some(3.0));
     assert_eq!(
         snap.counter("vitals_errors_total", &[("kind", "invalid_label")]),
-        Some(3),
+        Some(3.0),
         "a rejected key is not cached: counted on each call"
     );
-    assert_eq!(snap.counter("per_user_total", &[("user", "a")]), Some(3));
-    assert_eq!(snap.counter("per_user_total", &[("user", "b")]), Some(3));
+    assert_eq!(snap.counter("per_user_total", &[("user", "a")]), Some(3.0));
+    assert_eq!(snap.counter("per_user_total", &[("user", "b")]), Some(3.0));
     assert_eq!(
         snap.counter("per_user_total", &[("vitals_overflow", "true")]),
-        Some(6)
+        Some(6.0)
     );
     assert_eq!(
         snap.counter(
             "vitals_cardinality_overflow_total",
             &[("metric", "per_user_total")]
         ),
-        Some(6)
+        Some(6.0)
     );
 }
 
@@ -325,8 +331,8 @@ fn global_install_once_then_a_typed_error_and_local_recorders_stay_separate() {
     metrics::counter!("scoped_total").increment(1);
 
     let (g, l) = (global.snapshot(), local.snapshot());
-    assert_eq!(g.counter("global_only_total", &[]), Some(2000));
+    assert_eq!(g.counter("global_only_total", &[]), Some(2000.0));
     assert_eq!(l.counter("global_only_total", &[]), None);
-    assert_eq!(l.counter("scoped_total", &[]), Some(5));
-    assert_eq!(g.counter("scoped_total", &[]), Some(1));
+    assert_eq!(l.counter("scoped_total", &[]), Some(5.0));
+    assert_eq!(g.counter("scoped_total", &[]), Some(1.0));
 }

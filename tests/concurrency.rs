@@ -42,7 +42,10 @@ fn eight_threads_a_million_each_give_exact_totals() {
         w.join().unwrap();
     }
     let snap = metrics.snapshot();
-    assert_eq!(snap.counter("ops_total", &[]), Some(THREADS * PER_THREAD));
+    assert_eq!(
+        snap.counter("ops_total", &[]),
+        Some((THREADS * PER_THREAD) as f64)
+    );
     let h = snap.histogram("op_size", &[]).unwrap();
     assert_eq!(h.window.count, THREADS * PER_THREAD);
     assert_eq!(h.lifetime.count, THREADS * PER_THREAD);
@@ -73,14 +76,14 @@ fn macros_from_many_threads_give_exact_totals() {
         w.join().unwrap();
     }
     let snap = vitals::global().snapshot();
-    assert_eq!(snap.counter("conc_macro_total", &[]), Some(800_000));
+    assert_eq!(snap.counter("conc_macro_total", &[]), Some(800_000.0));
     assert_eq!(
         snap.counter("conc_macro_labeled_total", &[("parity", "even")]),
-        Some(400_000)
+        Some(400_000.0)
     );
     assert_eq!(
         snap.counter("conc_macro_labeled_total", &[("parity", "odd")]),
-        Some(400_000)
+        Some(400_000.0)
     );
     assert_eq!(
         snap.histogram("conc_macro_seconds", &[])
@@ -109,10 +112,10 @@ fn counters_never_go_backwards_across_concurrent_snapshots() {
         .map(|_| {
             let (m, done) = (metrics.clone(), done.clone());
             thread::spawn(move || {
-                let mut last = 0;
+                let mut last = 0.0;
                 let mut reads = 0u32;
                 while !done.load(Ordering::Relaxed) || reads < 10 {
-                    let v = m.snapshot().counter("mono_total", &[]).unwrap_or(0);
+                    let v = m.snapshot().counter("mono_total", &[]).unwrap_or(0.0);
                     assert!(v >= last, "counter went from {last} to {v}");
                     last = v;
                     reads += 1;
@@ -126,11 +129,11 @@ fn counters_never_go_backwards_across_concurrent_snapshots() {
     }
     done.store(true, Ordering::Relaxed);
     for r in readers {
-        assert!(r.join().unwrap() <= 2_000_000);
+        assert!(r.join().unwrap() <= 2_000_000.0);
     }
     assert_eq!(
         metrics.snapshot().counter("mono_total", &[]),
-        Some(2_000_000)
+        Some(2_000_000.0)
     );
 }
 

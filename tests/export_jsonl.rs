@@ -60,7 +60,13 @@ fn rotation_by_size_keeps_every_line_and_retention_by_count_drops_the_oldest() {
     assert!(skipped.is_empty(), "{skipped:?}");
     let values: Vec<u64> = snaps
         .iter()
-        .map(|s| s.counter("ticks_total", &[]).unwrap())
+        .map(|s| {
+            s.counter_sample("ticks_total", &[])
+                .unwrap()
+                .value
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(values.last(), Some(&12));
     assert!(values.windows(2).all(|w| w[1] == w[0] + 1), "{values:?}");
@@ -135,7 +141,7 @@ fn a_torn_last_line_is_skipped_with_its_number_and_every_complete_line_is_read()
     let mut reader = JsonLinesReader::open(&path).unwrap();
     let snaps: Vec<_> = reader.by_ref().collect::<Result<_, _>>().unwrap();
     let values: Vec<_> = snaps.iter().map(|s| s.counter("jobs_total", &[])).collect();
-    assert_eq!(values, [Some(1), Some(2), Some(3), Some(4)]);
+    assert_eq!(values, [Some(1.0), Some(2.0), Some(3.0), Some(4.0)]);
     assert_eq!(reader.skipped().len(), 1);
     assert_eq!(reader.skipped()[0].line, 5);
 
@@ -148,7 +154,7 @@ fn a_torn_last_line_is_skipped_with_its_number_and_every_complete_line_is_read()
         .by_ref()
         .map(|s| s.unwrap().counter("jobs_total", &[]).unwrap())
         .collect();
-    assert_eq!(values, [1, 2, 3, 4, 6]);
+    assert_eq!(values, [1.0, 2.0, 3.0, 4.0, 6.0]);
     assert_eq!(reader.skipped().len(), 1);
 }
 
@@ -225,7 +231,7 @@ fn a_deleted_directory_gives_errors_and_writing_resumes_when_it_is_back() {
     let (snaps, skipped) = read_all(&path);
     assert!(skipped.is_empty());
     assert_eq!(snaps.len(), 1);
-    assert_eq!(snaps[0].counter("jobs_total", &[]), Some(3));
+    assert_eq!(snaps[0].counter("jobs_total", &[]), Some(3.0));
 }
 
 /// Unmounts on drop, so a failing assertion leaves nothing mounted.
@@ -302,7 +308,7 @@ fn a_full_disk_gives_errors_without_panics_and_writing_resumes_after() {
             .iter()
             .map(|s| s.counter("jobs_total", &[]).unwrap())
             .collect();
-        assert_eq!(values, [1, 5]);
+        assert_eq!(values, [1.0, 5.0]);
     } else {
         // No mount here: point the file at /dev/full, whose writes fail
         // with ENOSPC, then put a real file back.
@@ -332,7 +338,7 @@ fn a_full_disk_gives_errors_without_panics_and_writing_resumes_after() {
         let (snaps, skipped) = read_all(&path);
         assert!(skipped.is_empty());
         assert_eq!(snaps.len(), 1);
-        assert_eq!(snaps[0].counter("jobs_total", &[]), Some(4));
+        assert_eq!(snaps[0].counter("jobs_total", &[]), Some(4.0));
     }
 }
 

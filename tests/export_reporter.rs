@@ -39,7 +39,7 @@ fn shutdown_writes_a_final_snapshot_at_once() {
     assert_eq!(status.exporters[0].exported, 1);
     let snaps = snapshots(&path);
     assert_eq!(snaps.len(), 1);
-    assert_eq!(snaps[0].counter("jobs_total", &[]), Some(7));
+    assert_eq!(snaps[0].counter("jobs_total", &[]), Some(7.0));
 }
 
 #[test]
@@ -99,20 +99,23 @@ fn concurrent_updates_while_the_reporter_runs_lose_nothing() {
     let snaps = snapshots(&path);
     assert!(!snaps.is_empty());
     let last = snaps.last().unwrap();
-    assert_eq!(last.counter("ops_total", &[]), Some(THREADS * PER_THREAD));
+    assert_eq!(
+        last.counter("ops_total", &[]),
+        Some((THREADS * PER_THREAD) as f64)
+    );
     for t in 0..THREADS {
         let shard = t.to_string();
         assert_eq!(
             last.counter("ops_by_thread_total", &[("thread", &shard)]),
-            Some(PER_THREAD)
+            Some(PER_THREAD as f64)
         );
     }
     let sizes = last.histogram("op_size_bytes", &[]).unwrap();
     assert_eq!(sizes.lifetime.count, THREADS * PER_THREAD);
     // Totals never go backwards from one line to the next.
-    let totals: Vec<u64> = snaps
+    let totals: Vec<f64> = snaps
         .iter()
-        .map(|s| s.counter("ops_total", &[]).unwrap_or(0))
+        .map(|s| s.counter("ops_total", &[]).unwrap_or(0.0))
         .collect();
     assert!(totals.windows(2).all(|w| w[0] <= w[1]), "{totals:?}");
 }
@@ -181,11 +184,11 @@ fn failing_and_panicking_exporters_are_reported_and_do_not_stop_the_others() {
     let snap = metrics.snapshot();
     assert_eq!(
         snap.counter(EXPORT_ERRORS_METRIC, &[("exporter", "broken")]),
-        Some(3)
+        Some(3.0)
     );
     assert_eq!(
         snap.counter(EXPORT_ERRORS_METRIC, &[("exporter", "panicky")]),
-        Some(3)
+        Some(3.0)
     );
 
     // Fixed: the next tick succeeds and clears the error.

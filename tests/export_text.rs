@@ -7,9 +7,9 @@ use std::sync::Arc;
 use vitals::export::{
     render_openmetrics, render_prometheus, render_table, status_line, TextFormat, TextRenderer,
 };
-use vitals::{
-    CounterSample, Error, GaugeSample, Labels, MetricKind, MetricsCollector, Snapshot, MAX_BUCKETS,
-};
+use vitals::histogram::MAX_BUCKETS;
+use vitals::snapshot::{CounterSample, GaugeSample};
+use vitals::{Error, Labels, MetricKind, MetricsCollector, Snapshot};
 
 fn lines(text: &str) -> Vec<&str> {
     text.lines().collect()
@@ -187,7 +187,7 @@ fn counter(name: &str, labels: &[(&str, &str)], value: u64) -> CounterSample {
     CounterSample {
         name: Arc::from(name),
         labels: Labels::from_pairs(labels),
-        value,
+        value: value.into(),
         rate: None,
     }
 }
@@ -288,16 +288,28 @@ fn plugin_samples_reach_the_text_formats_the_table_and_the_status_line() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let snap = m.snapshot();
     let text = vitals::export::render_prometheus(&snap);
+    // Plug-in values are series with the help text and unit their
+    // plug-in gave them.
     assert!(
-        text.contains("# HELP system_memory_total_bytes Reported by the system plug-in.\n"),
+        text.contains("# HELP system_memory_total_bytes Memory of the machine.\n"),
         "{text}"
     );
+    assert!(
+        text.contains("# TYPE process_cpu_seconds_total counter\n"),
+        "{text}"
+    );
+    assert!(snap.counter("process_cpu_seconds_total", &[]).is_some());
     assert!(text.contains("# TYPE process_resident_memory_bytes gauge\n"));
     let open = vitals::export::render_openmetrics(&snap);
     assert!(open.contains("process_resident_memory_bytes "));
+    assert!(
+        open.contains("# UNIT process_resident_memory_bytes bytes\n"),
+        "{open}"
+    );
     assert!(open.ends_with("# EOF\n"));
     let table = vitals::export::render_table(&snap);
-    assert!(table.contains("PLUG-IN system (ok)"), "{table}");
+    assert!(table.contains("PLUG-IN system (ok, "), "{table}");
+    assert!(table.contains("system_memory_total_bytes"), "{table}");
     let status = vitals::export::status_line(&snap);
     assert!(status.contains("Mem: "), "{status}");
 }

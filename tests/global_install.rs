@@ -25,21 +25,21 @@ fn installed_global_settings_apply_to_macro_call_sites() {
         for v in &values[..5] {
             assert_eq!(
                 snap.counter("site_cache_total", &[("user", v)]),
-                Some(round + 1)
+                Some(f64::from(round + 1))
             );
         }
         // The other 35 label sets overflow, on every call (overflow handles
         // are never cached at the call site).
         assert_eq!(
             snap.counter("site_cache_total", &[("vitals_overflow", "true")]),
-            Some(35 * (round + 1))
+            Some(35.0 * f64::from(round + 1))
         );
         assert_eq!(
             snap.counter(
                 "vitals_cardinality_overflow_total",
                 &[("metric", "site_cache_total")]
             ),
-            Some(35 * (round + 1))
+            Some(35.0 * f64::from(round + 1))
         );
     }
     assert_eq!(vitals::global().cardinality("site_cache_total"), Some(5));

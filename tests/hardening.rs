@@ -13,7 +13,8 @@ use vitals::export::{
     render_openmetrics, render_prometheus, render_table, status_line, Exporter, JsonLinesExporter,
     JsonLinesReader, Reporter,
 };
-use vitals::{Collector, Error, MetricsCollector, PluginStatus, Samples, Snapshot, Window};
+use vitals::plugin::PluginStatus;
+use vitals::{Collector, Error, MetricsCollector, Samples, Snapshot, Window};
 
 /// A plug-in reporting one gauge; its name is chosen by the test.
 struct Named(String);
@@ -50,7 +51,7 @@ fn a_plugin_deadline_of_duration_max_waits_for_the_collection() {
     let snap = metrics.snapshot();
     let report = snap.plugin("slowpoke").unwrap();
     assert_eq!(report.status, PluginStatus::Ok);
-    assert_eq!(report.sample("named_value", &[]), Some(1.0));
+    assert_eq!(snap.gauge("named_value", &[]), Some(1.0));
 }
 
 #[test]
@@ -96,7 +97,7 @@ fn a_reporter_interval_of_duration_max_still_ticks_on_request_and_at_shutdown() 
     assert!(status.snapshot_error.is_none(), "{status:?}");
     let snaps = kept.0.lock().unwrap();
     assert_eq!(snaps.len(), 2);
-    assert_eq!(snaps[1].counter("jobs_total", &[]), Some(1));
+    assert_eq!(snaps[1].counter("jobs_total", &[]), Some(1.0));
 }
 
 #[test]
@@ -108,7 +109,7 @@ fn max_metrics_of_usize_max_accepts_new_names() {
             .unwrap()
             .inc();
     }
-    assert_eq!(metrics.snapshot().counter("name_9_total", &[]), Some(1));
+    assert_eq!(metrics.snapshot().counter("name_9_total", &[]), Some(1.0));
 }
 
 #[test]
@@ -135,8 +136,8 @@ fn count_window_values_are_clamped_so_sums_stay_finite_and_lines_read_back() {
     let snap = metrics.snapshot();
     let s = snap.histogram("huge", &[]).unwrap();
     assert_eq!(s.saturated, 5);
-    assert_eq!(s.window.max, Some(vitals::MAX_TRACKABLE));
-    assert_eq!(s.window.min, Some(vitals::MIN_TRACKABLE));
+    assert_eq!(s.window.max, Some(vitals::histogram::MAX_TRACKABLE));
+    assert_eq!(s.window.min, Some(vitals::histogram::MIN_TRACKABLE));
     assert!(s.window.sum.is_finite() && s.lifetime.sum.is_finite());
 
     let path = dir.path().join("m.jsonl");
@@ -176,9 +177,9 @@ fn plugin_counter_samples_must_be_finite_and_non_negative() {
     let report = snap.plugin("bad_counters").unwrap();
     assert_eq!(report.status, PluginStatus::Ok, "{report:?}");
     assert_eq!(report.stats.dropped_samples, 4);
-    assert_eq!(report.sample("odd_total", &[]), None);
-    assert_eq!(report.sample("fine_total", &[]), Some(7.0));
-    let zero = report.sample("good_total", &[]).unwrap();
+    assert_eq!(snap.counter("odd_total", &[]), None);
+    assert_eq!(snap.counter("fine_total", &[]), Some(7.0));
+    let zero = snap.counter("good_total", &[]).unwrap();
     assert!(zero == 0.0 && zero.is_sign_positive());
     let text = render_openmetrics(&snap);
     assert!(!text.contains("odd_total"), "{text}");
@@ -345,12 +346,12 @@ fn a_deleted_active_file_is_recreated_and_the_loss_reported() {
     );
     jobs.inc();
     exporter.export(&metrics.snapshot()).unwrap();
-    let counts: Vec<Option<u64>> = JsonLinesReader::open(&path)
+    let counts: Vec<Option<f64>> = JsonLinesReader::open(&path)
         .unwrap()
         .map(|s| s.unwrap().counter("jobs_total", &[]))
         .collect();
     // The snapshot that found the file gone was written, nothing after lost.
-    assert_eq!(counts, [Some(2), Some(3)]);
+    assert_eq!(counts, [Some(2.0), Some(3.0)]);
 
     // A file moved away (another tool's rotation) is not a loss.
     std::fs::rename(&path, dir.path().join("moved.jsonl")).unwrap();
@@ -373,7 +374,7 @@ fn every_error_kind_is_counted_whatever_the_cardinality_limit() {
     for kind in ["kind_mismatch", "cardinality_limit", "invalid_name"] {
         assert_eq!(
             snap.counter("vitals_errors_total", &[("kind", kind)]),
-            Some(1),
+            Some(1.0),
             "{kind}"
         );
     }
@@ -389,7 +390,7 @@ fn a_counter_past_u64_max_wraps() {
     clock.advance(Duration::from_secs(10));
     c.increment(10);
     let snap = metrics.snapshot();
-    assert_eq!(snap.counter("huge_total", &[]), Some(5));
+    assert_eq!(snap.counter("huge_total", &[]), Some(5.0));
     // The rate is taken modulo 2^64 too: finite, never negative.
     let rate = snap
         .counter_sample("huge_total", &[])

@@ -10,7 +10,8 @@ mod common;
 use common::TempDir;
 
 use vitals::history::{Aggregation, History, HistoryStats, Level, Query};
-use vitals::{CounterSample, GaugeSample, Labels, MetricsCollector, Snapshot};
+use vitals::snapshot::{CounterSample, GaugeSample};
+use vitals::{Labels, MetricsCollector, Snapshot};
 
 const MIN: u64 = 60_000;
 const HOUR: u64 = 60 * MIN;
@@ -28,7 +29,7 @@ fn snap(t: u64, uptime: f64, total: u64, temp: f64) -> Snapshot {
     s.counters = vec![CounterSample {
         name: "requests_total".into(),
         labels: Labels::default(),
-        value: total,
+        value: total.into(),
         rate: None,
     }];
     s.gauges = vec![GaugeSample {

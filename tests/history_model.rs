@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vitals::history::{Aggregation, History, Level, Query};
-use vitals::CounterSample;
+use vitals::snapshot::CounterSample;
 use vitals::{Labels, MetricsCollector, Snapshot};
 
 struct Rng(u64);
@@ -153,7 +153,7 @@ fn run(seed: u64, cfg: Config) -> Result<(), String> {
             snap.counters.push(CounterSample {
                 name: names.clone(),
                 labels: labels[i].clone(),
-                value: totals[i],
+                value: totals[i].into(),
                 rate: None,
             });
             // model
@@ -365,7 +365,7 @@ fn snap_at(t: u64, uptime: f64, values: &[(usize, u64)]) -> Snapshot {
         s.counters.push(CounterSample {
             name: "c_total".into(),
             labels: Labels::from_pairs(&[("s", &i.to_string())]),
-            value: v,
+            value: v.into(),
             rate: None,
         });
     }
@@ -528,7 +528,7 @@ fn a_first_point_on_a_boundary_stays_in_its_own_interval() {
     let mut s = template();
     s.timestamp_unix_ms = T0;
     s.uptime_seconds = 1.0;
-    s.gauges.push(vitals::GaugeSample {
+    s.gauges.push(vitals::snapshot::GaugeSample {
         name: "g".into(),
         labels: Labels::default(),
         value: 1.0,

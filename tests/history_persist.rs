@@ -544,7 +544,11 @@ fn a_reopened_history_stays_within_its_memory_limit_and_answers_the_rest_from_it
     // Only the first snapshot after the reopen is missing (a baseline).
     let first = &more[6 * 360];
     let (a, b) = (&snaps[6 * 360 - 1].counters, &first.counters);
-    let baseline: u64 = b.iter().zip(a).map(|(b, a)| b.value - a.value).sum();
+    let baseline: u64 = b
+        .iter()
+        .zip(a)
+        .map(|(b, a)| b.value.as_u64().unwrap() - a.value.as_u64().unwrap())
+        .sum();
     assert_eq!(total(&reference) - total(&reopened), baseline as f64);
 }
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vitals::history::{Aggregation, History, Latest, Level, Query};
-use vitals::{CounterSample, Error, GaugeSample, Labels, ManualClock, MetricsCollector, Snapshot};
+use vitals::snapshot::{CounterSample, GaugeSample};
+use vitals::{Error, Labels, ManualClock, MetricsCollector, Snapshot};
 
 const MIN: u64 = 60_000;
 const HOUR: u64 = 60 * MIN;
@@ -27,7 +28,7 @@ fn snap(t: u64, uptime: f64, counters: &[CounterSpec], gauges: &[(&str, f64)]) -
         .map(|(name, labels, value)| CounterSample {
             name: (*name).into(),
             labels: Labels::from_pairs(labels),
-            value: *value,
+            value: (*value).into(),
             rate: None,
         })
         .collect();
@@ -167,7 +168,7 @@ fn retention_follows_a_manual_clock_through_a_collector() {
         history.latest("jobs_total", &[]),
         Some(Latest::Counter {
             timestamp_unix_ms: history.newest_unix_ms().unwrap(),
-            total: 60
+            total: 60.into()
         })
     );
 }

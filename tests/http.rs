@@ -154,7 +154,7 @@ fn the_snapshot_is_served_as_json() {
     let snap: Snapshot = serde_json::from_str(&reply.body).unwrap();
     assert_eq!(
         snap.counter("requests_total", &[("path", "/a \"quoted\" \\ path\nnext")]),
-        Some(42)
+        Some(42.0)
     );
 }
 

@@ -63,7 +63,7 @@ fn expiry_keeps_memory_flat() {
             h.record(0.5);
         }
         let back = metrics.snapshot();
-        assert_eq!(back.counter("held_total", &[("k", "v")]), Some(1));
+        assert_eq!(back.counter("held_total", &[("k", "v")]), Some(1.0));
     };
     for round in 0..1_000 {
         cycle(round);

@@ -15,9 +15,9 @@ fn every_form_lands_in_the_expected_series() {
     counter!(name, "k" => "b").increment(4);
     counter!(&name, "k" => "b", ).increment(5);
     let snap = vitals::global().snapshot();
-    assert_eq!(snap.counter("mac_form_total", &[]), Some(2));
-    assert_eq!(snap.counter("mac_form_total", &[("k", "a")]), Some(2));
-    assert_eq!(snap.counter("mac_form_total", &[("k", "b")]), Some(12));
+    assert_eq!(snap.counter("mac_form_total", &[]), Some(2.0));
+    assert_eq!(snap.counter("mac_form_total", &[("k", "a")]), Some(2.0));
+    assert_eq!(snap.counter("mac_form_total", &[("k", "b")]), Some(12.0));
 }
 
 #[test]
@@ -29,7 +29,7 @@ fn label_order_does_not_matter() {
     let snap = vitals::global().snapshot();
     assert_eq!(
         snap.counter("mac_order_total", &[("a", "1"), ("b", "2")]),
-        Some(3)
+        Some(3.0)
     );
     assert_eq!(
         snap.counters
@@ -133,7 +133,7 @@ fn timed_records_the_block_and_counts_errors() {
     );
     assert_eq!(
         snap.counter("parse_errors_total", &[("src", "cli")]),
-        Some(3)
+        Some(3.0)
     );
     let global = vitals::global().snapshot();
     assert_eq!(
@@ -185,7 +185,7 @@ fn timed_evaluates_each_argument_once_in_every_shape() {
     }
     assert_eq!(value_calls.get(), 2);
     let snap = m.snapshot();
-    assert_eq!(snap.counter("once_errors_total", &[("k", "v1")]), Some(3));
+    assert_eq!(snap.counter("once_errors_total", &[("k", "v1")]), Some(3.0));
     assert_eq!(
         snap.histogram("once_seconds", &[("k", "v1")])
             .unwrap()
@@ -196,7 +196,7 @@ fn timed_evaluates_each_argument_once_in_every_shape() {
     let global = vitals::global().snapshot();
     assert_eq!(
         global.counter("mac_once_errors_total", &[("k", "v")]),
-        Some(2)
+        Some(2.0)
     );
     assert_eq!(
         global
@@ -242,7 +242,7 @@ fn macros_are_hygienic() {
     counter!("mac_hygiene_total", "k" => value).inc();
     vitals::describe_counter!("mac_hygiene_total", vitals::Unit::other("count"), "help");
     let snap = vitals::global().snapshot();
-    assert_eq!(snap.counter("mac_hygiene_total", &[("k", "v")]), Some(1));
+    assert_eq!(snap.counter("mac_hygiene_total", &[("k", "v")]), Some(1.0));
 }
 
 #[test]
@@ -268,7 +268,7 @@ fn a_runtime_label_site_counts_every_label_set_exactly() {
         let shard = format!("s{i}");
         assert_eq!(
             snap.counter("mac_site_total", &[("shard", &shard)]),
-            Some(40),
+            Some(40.0),
             "{shard}"
         );
     }

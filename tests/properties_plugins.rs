@@ -13,12 +13,14 @@ mod exposition;
 #[path = "common/gen.rs"]
 mod gen;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proptest::prelude::*;
 use vitals::export::{render_openmetrics, render_prometheus, JsonLinesExporter};
-use vitals::{Collector, Error, MetricsCollector, PluginStatus, SampleKind, Samples, Snapshot};
+use vitals::plugin::{PluginStatus, SampleKind};
+use vitals::{Collector, Error, MetricsCollector, Samples, Snapshot};
 
 use exposition::{compare, expected, parse, Format};
 
@@ -52,15 +54,15 @@ fn check_outputs(snap: &Snapshot) -> Result<(), TestCaseError> {
         prop_assert_eq!(&a.name, &b.name);
         prop_assert_eq!(a.status, b.status);
         prop_assert_eq!(&a.stats.last_error, &b.stats.last_error);
-        prop_assert_eq!(a.samples.len(), b.samples.len());
-        for (x, y) in a.samples.iter().zip(&b.samples) {
-            prop_assert_eq!((&x.name, &x.labels, x.kind), (&y.name, &y.labels, y.kind));
-            // Exact up to defect 13 (floats may come back an ulp or two off).
-            let close = x.value.to_bits() == y.value.to_bits()
-                || (x.value.is_nan() && y.value.is_nan())
-                || (x.value - y.value).abs() <= 4.0 * f64::EPSILON * x.value.abs();
-            prop_assert!(close, "sample value {} read back as {}", y.value, x.value);
-        }
+        prop_assert_eq!(a.stats.series, b.stats.series);
+    }
+    // Plug-in values are series: they come back like the program's.
+    prop_assert_eq!(&back.counters, &snap.counters);
+    prop_assert_eq!(back.gauges.len(), snap.gauges.len());
+    for (x, y) in back.gauges.iter().zip(&snap.gauges) {
+        prop_assert_eq!((&x.name, &x.labels), (&y.name, &y.labels));
+        let same = x.value.to_bits() == y.value.to_bits() || (x.value.is_nan() && y.value.is_nan());
+        prop_assert!(same, "gauge value {} read back as {}", y.value, x.value);
     }
     Ok(())
 }
@@ -144,11 +146,23 @@ fn run_scripted(
         handles.push((name, samples, results));
     }
     let snap = m.snapshot();
+    // The model of who holds a name: the program's gauges first, then each
+    // plug-in in registration order; a refused sample is a clash.
+    let mut holders: HashMap<String, (String, SampleKind)> = HashMap::new();
+    let mut series: HashSet<(String, vitals::Labels)> = HashSet::new();
+    let mut clashes: HashSet<(String, String)> = HashSet::new();
+    let mut core_names: HashSet<&str> = core.iter().map(|(n, _)| n.as_str()).collect();
+    // The collector's own families exist from the start.
+    core_names.extend([
+        "vitals_errors_total",
+        "vitals_cardinality_overflow_total",
+        "vitals_collection_duration_seconds",
+    ]);
     for (name, samples, results) in handles {
         let report = snap.plugin(&name).unwrap();
         prop_assert_eq!(report.status, PluginStatus::Ok, "{:?}", report);
         let results = results.lock().unwrap().clone();
-        let mut accepted = Vec::new();
+        let mut kept = 0u64;
         for ((kind, sname, labels, value), r) in samples.iter().zip(&results) {
             let valid = sample_is_valid(sname, labels);
             prop_assert_eq!(
@@ -159,23 +173,64 @@ fn run_scripted(
                 sname,
                 labels
             );
-            if r.is_ok() {
-                accepted.push((kind, sname, labels, value));
+            if r.is_err() {
+                continue;
+            }
+            let l = vitals::Labels::from_pairs(&gen::as_pairs(labels));
+            let held_by_other = match holders.get(sname) {
+                Some((_, k)) => k != kind,
+                None => false,
+            };
+            if core_names.contains(sname.as_str())
+                || held_by_other
+                || series.contains(&(sname.clone(), l.clone()))
+            {
+                clashes.insert((name.clone(), sname.clone()));
+                continue;
+            }
+            holders
+                .entry(sname.clone())
+                .or_insert((name.clone(), *kind));
+            series.insert((sname.clone(), l.clone()));
+            kept += 1;
+            let pairs = gen::as_pairs(labels);
+            match kind {
+                SampleKind::Counter => {
+                    let got = snap.counter_sample(sname, &pairs).map(|c| c.value);
+                    prop_assert_eq!(got, Some(vitals::snapshot::CounterValue::Float(*value)));
+                }
+                SampleKind::Gauge => {
+                    let got = snap.gauge(sname, &pairs);
+                    let same = got.is_some_and(|g| {
+                        g.to_bits() == value.to_bits() || (g.is_nan() && value.is_nan())
+                    });
+                    prop_assert!(
+                        same,
+                        "gauge {} {:?}: {:?}, sent {}",
+                        sname,
+                        labels,
+                        got,
+                        value
+                    );
+                }
             }
         }
-        prop_assert_eq!(report.samples.len(), accepted.len());
-        for (s, (kind, sname, labels, value)) in report.samples.iter().zip(accepted) {
-            prop_assert_eq!(s.kind, *kind);
-            prop_assert_eq!(&*s.name, sname.as_str());
-            prop_assert_eq!(
-                &s.labels,
-                &vitals::Labels::from_pairs(&gen::as_pairs(labels))
-            );
-            prop_assert!(
-                s.value.to_bits() == value.to_bits() || (s.value.is_nan() && value.is_nan())
-            );
-        }
+        prop_assert_eq!(report.stats.series, kept, "{}", name);
     }
+    let counted = snap
+        .counter_sample("vitals_errors_total", &[("kind", "name_clash")])
+        .and_then(|c| c.value.as_u64())
+        .unwrap_or(0);
+    prop_assert_eq!(counted, clashes.len() as u64, "clashes {:?}", clashes);
+    // Every plug-in series of the snapshot is one the model kept.
+    let plugin_series = snap
+        .counters
+        .iter()
+        .map(|c| (&c.name, &c.labels))
+        .chain(snap.gauges.iter().map(|g| (&g.name, &g.labels)))
+        .filter(|(n, _)| !core_names.contains(&***n))
+        .count();
+    prop_assert_eq!(plugin_series, series.len());
     check_outputs(&snap)?;
     Ok(snap)
 }
@@ -220,8 +275,9 @@ proptest! {
         let m = patient_collector();
         m.register(Scripted { name: "p".into(), samples: raw.clone(), results: Arc::clone(&results) }).unwrap();
         let snap = m.snapshot();
-        for s in &snap.plugin("p").unwrap().samples {
-            prop_assert!(s.value.is_finite() && s.value >= 0.0, "counter sample {:?} accepted", s);
+        for c in snap.counters.iter().filter(|c| !c.name.starts_with("vitals_")) {
+            let v = c.value.as_f64();
+            prop_assert!(v.is_finite() && v >= 0.0, "counter sample {:?} accepted", c);
         }
         check_outputs(&snap)?;
     }

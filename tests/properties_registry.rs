@@ -37,6 +37,12 @@ fn window_of(model: &Model, s: &Settings, name: &str) -> Window {
     model.windows.get(name).copied().unwrap_or(s.window)
 }
 
+/// The exact whole total of a counter series (wrapping totals included).
+fn total(snap: &Snapshot, name: &str, labels: &[(&str, &str)]) -> Option<u64> {
+    snap.counter_sample(name, labels)
+        .and_then(|c| c.value.as_u64())
+}
+
 /// Compares the collector's snapshot with the model; `Err` says how they
 /// differ.
 fn check_model(model: &Model, s: &Settings, snap: &Snapshot) -> Result<(), String> {
@@ -45,7 +51,7 @@ fn check_model(model: &Model, s: &Settings, snap: &Snapshot) -> Result<(), Strin
         let l = gen::as_pairs(labels);
         match series {
             SeriesModel::Counter(v) => {
-                let got = snap.counter(name, &l);
+                let got = total(snap, name, &l);
                 if got != Some(*v) {
                     return Err(format!("counter {name:?} {labels:?}: {got:?}, model {v}"));
                 }
@@ -106,7 +112,10 @@ fn check_model(model: &Model, s: &Settings, snap: &Snapshot) -> Result<(), Strin
                         // Values within the trackable range are not clamped,
                         // so they fall in their own bucket.
                         if h.values.iter().all(|v| {
-                            *v == 0.0 || (vitals::MIN_TRACKABLE..vitals::MAX_TRACKABLE).contains(v)
+                            *v == 0.0
+                                || (vitals::histogram::MIN_TRACKABLE
+                                    ..vitals::histogram::MAX_TRACKABLE)
+                                    .contains(v)
                         }) && *exact
                         {
                             let want = h.values.iter().filter(|v| **v <= *bound).count() as u64;
@@ -149,7 +158,7 @@ fn check_model(model: &Model, s: &Settings, snap: &Snapshot) -> Result<(), Strin
     }
     // Errors counted by kind, overflows by metric.
     for (kind, n) in &model.errors {
-        let got = snap.counter("vitals_errors_total", &[("kind", kind)]);
+        let got = total(snap, "vitals_errors_total", &[("kind", kind)]);
         if got != Some(*n) {
             return Err(format!(
                 "vitals_errors_total{{kind={kind:?}}} is {got:?}, model {n}"
@@ -160,7 +169,7 @@ fn check_model(model: &Model, s: &Settings, snap: &Snapshot) -> Result<(), Strin
         .counters
         .iter()
         .filter(|c| &*c.name == "vitals_errors_total")
-        .map(|c| c.value)
+        .filter_map(|c| c.value.as_u64())
         .sum();
     let want: u64 = model.errors.values().sum();
     if counted != want {
@@ -173,7 +182,11 @@ fn check_model(model: &Model, s: &Settings, snap: &Snapshot) -> Result<(), Strin
         ));
     }
     for (metric, n) in &model.overflows {
-        let got = snap.counter("vitals_cardinality_overflow_total", &[("metric", metric)]);
+        let got = total(
+            snap,
+            "vitals_cardinality_overflow_total",
+            &[("metric", metric)],
+        );
         if got != Some(*n) {
             return Err(format!(
                 "overflow count of {metric:?} is {got:?}, model {n}"
@@ -366,7 +379,7 @@ proptest! {
         if valid {
             let h = snap.histogram(&name, &[("k", &value)]);
             prop_assert_eq!(h.map(|h| h.lifetime.count), Some(1));
-            prop_assert_eq!(snap.counter(&errors, &[("k", &value)]), fail.then_some(1));
+            prop_assert_eq!(snap.counter(&errors, &[("k", &value)]), fail.then_some(1.0));
         } else {
             prop_assert!(snap.first_error.is_some() || !fail && gen::is_valid_metric_name(&name));
         }
@@ -431,22 +444,22 @@ mod global_macros {
             // Label sets past the per-name limit go to the overflow series
             // (this family fills up when many cases run).
             let mut cardinality = g.cardinality(NAME).unwrap_or(0);
-            let overflow_before = before.counter(NAME, &[("vitals_overflow", "true")]).unwrap_or(0);
+            let overflow_before = total(&before, NAME, &[("vitals_overflow", "true")]).unwrap_or(0);
             let mut overflow = overflow_before;
             let mut expected_total = std::collections::BTreeMap::<String, u64>::new();
-            let lit_before = before.counter("prop_macro_literal_total", &[("site", "one")]).unwrap_or(0);
+            let lit_before = total(&before, "prop_macro_literal_total", &[("site", "one")]).unwrap_or(0);
             let mut lit = 0u64;
             for (v, n, x) in &values {
                 counter!("prop_macro_runtime_total", "value" => v).increment(*n);
                 let existing = expected_total
                     .get(v)
                     .copied()
-                    .or_else(|| before.counter(NAME, &[("value", v)]));
+                    .or_else(|| total(&before, NAME, &[("value", v)]));
                 match existing {
                     Some(total) => {
                         expected_total.insert(v.clone(), total.wrapping_add(*n));
                     }
-                    None if cardinality < vitals::DEFAULT_CARDINALITY_LIMIT => {
+                    None if cardinality < vitals::registry::DEFAULT_CARDINALITY_LIMIT => {
                         cardinality += 1;
                         expected_total.insert(v.clone(), *n);
                     }
@@ -462,14 +475,14 @@ mod global_macros {
                 prop_assert_eq!(r.is_ok(), *n % 2 == 0);
             }
             let after = g.snapshot();
-            for (v, total) in &expected_total {
-                prop_assert_eq!(after.counter(NAME, &[("value", v)]), Some(*total));
+            for (v, expected) in &expected_total {
+                prop_assert_eq!(total(&after, NAME, &[("value", v)]), Some(*expected));
             }
             if overflow != overflow_before {
-                prop_assert_eq!(after.counter(NAME, &[("vitals_overflow", "true")]), Some(overflow));
+                prop_assert_eq!(total(&after, NAME, &[("vitals_overflow", "true")]), Some(overflow));
             }
             prop_assert_eq!(g.cardinality(NAME), Some(cardinality));
-            prop_assert_eq!(after.counter("prop_macro_literal_total", &[("site", "one")]), Some(lit_before + lit));
+            prop_assert_eq!(total(&after, "prop_macro_literal_total", &[("site", "one")]), Some(lit_before + lit));
             let (_, _, last_x) = values.last().unwrap();
             let last_v = &values.last().unwrap().0;
             // Unless its label set went to the overflow series.

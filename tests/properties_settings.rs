@@ -26,9 +26,8 @@ use vitals::export::{
 };
 #[cfg(feature = "history")]
 use vitals::history::{Aggregation, History, Level, Query};
-use vitals::{
-    Collector, Error, ManualClock, MetricsCollector, PluginStatus, Samples, Snapshot, Window,
-};
+use vitals::plugin::PluginStatus;
+use vitals::{Collector, Error, ManualClock, MetricsCollector, Samples, Snapshot, Window};
 
 use exposition::{compare, expected, parse, Format};
 
@@ -153,7 +152,7 @@ fn exercise(
         h.record(0.001 * (i + 1) as f64);
         clock.advance(*d);
         let snap = m.snapshot();
-        prop_assert_eq!(snap.counter("jobs_total", &[("queue", "a")]), Some(3));
+        prop_assert_eq!(snap.counter("jobs_total", &[("queue", "a")]), Some(3.0));
         // With max_metrics 1 or 2 the later names are refused.
         if let Some(summary) = snap.histogram("latency_seconds", &[("route", "/")]) {
             prop_assert!(summary.window.count <= summary.lifetime.count);
@@ -203,7 +202,7 @@ proptest! {
         let snap = m.snapshot();
         prop_assert_eq!(snap.first_error.is_some(), !valid, "{:?}", snap.first_error);
         let counted = snap.counter("vitals_errors_total", &[("kind", "invalid_config")]);
-        prop_assert_eq!(counted, (!valid).then_some(1));
+        prop_assert_eq!(counted, (!valid).then_some(1.0));
         exercise(&m, &clock, &advances)?;
     }
 
@@ -259,7 +258,7 @@ proptest! {
         }
         let snap = m.snapshot();
         let s = snap.histogram("h", &[]).unwrap();
-        let in_range = |v: f64| v == 0.0 || (vitals::MIN_TRACKABLE..=vitals::MAX_TRACKABLE).contains(&v);
+        let in_range = |v: f64| v == 0.0 || (vitals::histogram::MIN_TRACKABLE..=vitals::histogram::MAX_TRACKABLE).contains(&v);
         let w = &s.window;
         let mut stats = vec![("window.sum", Some(w.sum)), ("window.mean", w.mean), ("window.stddev", w.stddev), ("lifetime.sum", Some(s.lifetime.sum))];
         for (what, v) in [("window.min", w.min), ("window.max", w.max), ("lifetime.min", s.lifetime.min), ("lifetime.max", s.lifetime.max)] {
@@ -269,7 +268,7 @@ proptest! {
         if let Some(q) = w.quantiles {
             // Time-window quantiles are bucket estimates within 0.79%.
             for v in [q.p50, q.p90, q.p95, q.p99, q.p999] {
-                prop_assert!((0.0..=vitals::MAX_TRACKABLE * 1.008).contains(&v), "quantile {} outside the trackable range", v);
+                prop_assert!((0.0..=vitals::histogram::MAX_TRACKABLE * 1.008).contains(&v), "quantile {} outside the trackable range", v);
             }
         }
         for (what, v) in stats {
@@ -295,7 +294,7 @@ proptest! {
         ],
         values in prop::collection::vec(prop_oneof![0.0..200.0f64, Just(0.0), (0u32..2000).prop_map(|v| f64::from(v) / 10.0)], 0..50),
     ) {
-        let valid = (1..=vitals::MAX_BUCKETS).contains(&bounds.len())
+        let valid = (1..=vitals::histogram::MAX_BUCKETS).contains(&bounds.len())
             && bounds.iter().all(|b| b.is_finite() && *b >= 0.0)
             && bounds.windows(2).all(|w| w[0] < w[1]);
         let m = MetricsCollector::new();
@@ -337,7 +336,7 @@ proptest! {
         let m = MetricsCollector::builder().plugin_deadline(builder_deadline).build();
         let at_least_1ms = |d: Duration| d >= ms(1);
         let plugin = m.register(Tick).unwrap();
-        let expected_deadline = if at_least_1ms(builder_deadline) { builder_deadline } else { vitals::DEFAULT_PLUGIN_DEADLINE };
+        let expected_deadline = if at_least_1ms(builder_deadline) { builder_deadline } else { vitals::plugin::DEFAULT_PLUGIN_DEADLINE };
         prop_assert_eq!(plugin.deadline(), expected_deadline);
         let r = plugin.set_deadline(deadline);
         prop_assert_eq!(r.is_ok(), at_least_1ms(deadline), "{:?}", r);

@@ -38,7 +38,11 @@ fn remote(addr: &str, metrics: &MetricsCollector, config: DeliveryConfig) -> Rem
 fn counter(metrics: &MetricsCollector, name: &str, labels: &[(&str, &str)]) -> u64 {
     let mut all = vec![("exporter", "remote_write")];
     all.extend_from_slice(labels);
-    metrics.snapshot().counter(name, &all).unwrap_or(0)
+    metrics
+        .snapshot()
+        .counter_sample(name, &all)
+        .and_then(|c| c.value.as_u64())
+        .unwrap_or(0)
 }
 
 fn push_counter(metrics: &MetricsCollector, cause: &str, name: &str, label: &str) -> u64 {

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use vitals::{ManualClock, MetricKind, MetricsCollector, Snapshot, Window, SCHEMA_VERSION};
+use vitals::snapshot::SCHEMA_VERSION;
+use vitals::{ManualClock, MetricKind, MetricsCollector, Snapshot, Window};
 
 fn populated() -> (Arc<ManualClock>, MetricsCollector) {
     let clock = Arc::new(ManualClock::new());

@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 
 use super::named::{bounded_histogram, Named, OVERFLOW_NAME};
 use super::DEFAULT_WINDOW;
+use super::{describe_all, Description};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::metrics::counter::Counter;
@@ -148,9 +149,8 @@ fn is_error(status: u16) -> bool {
 /// api.record_request("/login", "POST", 503, Duration::from_millis(900));
 ///
 /// let snap = metrics.snapshot();
-/// assert_eq!(snap.counter("api_errors_total", &[("endpoint", "/login")]), Some(1));
-/// let report = snap.plugin("api").unwrap();
-/// assert_eq!(report.sample("api_lifetime_success_ratio", &[("endpoint", "/login")]), Some(0.5));
+/// assert_eq!(snap.counter("api_errors_total", &[("endpoint", "/login")]), Some(1.0));
+/// assert_eq!(snap.gauge("api_lifetime_success_ratio", &[("endpoint", "/login")]), Some(0.5));
 /// ```
 #[derive(Clone)]
 pub struct ApiCollector {
@@ -234,7 +234,7 @@ impl ApiCollector {
     /// api.record_request("/users", "GET", 404, Duration::from_millis(3));
     /// let snap = metrics.snapshot();
     /// let labels = [("endpoint", "/users"), ("method", "GET"), ("status", "4xx")];
-    /// assert_eq!(snap.counter("api_requests_total", &labels), Some(1));
+    /// assert_eq!(snap.counter("api_requests_total", &labels), Some(1.0));
     /// ```
     #[inline]
     pub fn record_request(
@@ -334,6 +334,7 @@ impl Collector for ApiCollector {
     }
 
     fn collect(&self, out: &mut Samples) -> Result<(), Error> {
+        describe_all(out, &DESCRIPTIONS)?;
         let now = self.inner.clock.monotonic();
         let (mut total, mut errors) = (0, 0);
         for endpoint in self.inner.endpoints.list() {
@@ -348,6 +349,25 @@ impl Collector for ApiCollector {
         push_rates(out, &[], recent, [total, errors])
     }
 }
+
+/// The plug-in's gauges, their units and help texts.
+const DESCRIPTIONS: [Description; 3] = [
+    (
+        "api_requests_per_second",
+        None,
+        "Requests per second over the trailing window.",
+    ),
+    (
+        "api_success_ratio",
+        Some(Unit::Ratio),
+        "Share of requests without error over the trailing window.",
+    ),
+    (
+        "api_lifetime_success_ratio",
+        Some(Unit::Ratio),
+        "Share of requests without error since the start.",
+    ),
+];
 
 fn push_rates(
     out: &mut Samples,
@@ -384,7 +404,7 @@ fn success_ratio([total, errors]: [u64; 2]) -> Option<f64> {
 /// orders.record(Method::Post, 201, Duration::from_millis(8));
 /// orders.record("GET", 500, Duration::from_millis(2));
 /// let snap = metrics.snapshot();
-/// assert_eq!(snap.counter("api_errors_total", &[("endpoint", "/orders")]), Some(1));
+/// assert_eq!(snap.counter("api_errors_total", &[("endpoint", "/orders")]), Some(1.0));
 /// ```
 #[derive(Clone)]
 pub struct Endpoint {
@@ -540,7 +560,7 @@ impl InFlight {
     /// let e = vitals::collectors::ApiCollector::new(&metrics).endpoint("/");
     /// e.start().finish("GET", 204);
     /// let labels = [("endpoint", "/"), ("method", "GET"), ("status", "2xx")];
-    /// assert_eq!(metrics.snapshot().counter("api_requests_total", &labels), Some(1));
+    /// assert_eq!(metrics.snapshot().counter("api_requests_total", &labels), Some(1.0));
     /// ```
     pub fn finish(self, method: impl Into<Method>, status: u16) -> Duration {
         let elapsed = self.started.elapsed();

@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 
 use super::named::{Named, OVERFLOW_NAME};
 use super::DEFAULT_WINDOW;
+use super::{describe_all, Description};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::metrics::counter::Counter;
@@ -49,8 +50,7 @@ const ENTRIES: &str = "cache_entries";
 /// users.set_entries(120);
 ///
 /// let snap = metrics.snapshot();
-/// let report = snap.plugin("cache").unwrap();
-/// assert_eq!(report.sample("cache_lifetime_hit_ratio", &[("cache", "users")]), Some(0.75));
+/// assert_eq!(snap.gauge("cache_lifetime_hit_ratio", &[("cache", "users")]), Some(0.75));
 /// assert_eq!(snap.gauge("cache_entries", &[("cache", "users")]), Some(120.0));
 /// ```
 #[derive(Clone)]
@@ -124,7 +124,7 @@ impl CacheCollector {
     /// let metrics = vitals::MetricsCollector::new();
     /// let caches = vitals::collectors::CacheCollector::new(&metrics);
     /// caches.hit("pages");
-    /// assert_eq!(metrics.snapshot().counter("cache_hits_total", &[("cache", "pages")]), Some(1));
+    /// assert_eq!(metrics.snapshot().counter("cache_hits_total", &[("cache", "pages")]), Some(1.0));
     /// ```
     #[inline]
     pub fn hit(&self, name: &str) {
@@ -137,7 +137,7 @@ impl CacheCollector {
     /// let metrics = vitals::MetricsCollector::new();
     /// let caches = vitals::collectors::CacheCollector::new(&metrics);
     /// caches.miss("pages");
-    /// assert_eq!(metrics.snapshot().counter("cache_misses_total", &[("cache", "pages")]), Some(1));
+    /// assert_eq!(metrics.snapshot().counter("cache_misses_total", &[("cache", "pages")]), Some(1.0));
     /// ```
     #[inline]
     pub fn miss(&self, name: &str) {
@@ -228,6 +228,7 @@ impl Collector for CacheCollector {
     }
 
     fn collect(&self, out: &mut Samples) -> Result<(), Error> {
+        describe_all(out, &DESCRIPTIONS)?;
         let now = self.inner.clock.monotonic();
         for cache in self.inner.caches.list() {
             let c = &cache.inner;
@@ -253,6 +254,25 @@ impl Collector for CacheCollector {
     }
 }
 
+/// The plug-in's gauges, their units and help texts.
+const DESCRIPTIONS: [Description; 3] = [
+    (
+        "cache_hit_ratio",
+        Some(Unit::Ratio),
+        "Share of lookups that hit over the trailing window.",
+    ),
+    (
+        "cache_lifetime_hit_ratio",
+        Some(Unit::Ratio),
+        "Share of lookups that hit since the start.",
+    ),
+    (
+        "cache_requests_per_second",
+        None,
+        "Lookups per second over the trailing window.",
+    ),
+];
+
 fn hit_ratio([hits, misses]: [u64; 2]) -> Option<f64> {
     let lookups = hits.saturating_add(misses);
     (lookups > 0).then(|| hits as f64 / lookups as f64)
@@ -268,7 +288,7 @@ fn hit_ratio([hits, misses]: [u64; 2]) -> Option<f64> {
 /// sessions.evicted(3);
 /// sessions.set_size_bytes(65_536);
 /// let snap = metrics.snapshot();
-/// assert_eq!(snap.counter("cache_evictions_total", &[("cache", "sessions")]), Some(3));
+/// assert_eq!(snap.counter("cache_evictions_total", &[("cache", "sessions")]), Some(3.0));
 /// assert_eq!(snap.gauge("cache_size_bytes", &[("cache", "sessions")]), Some(65536.0));
 /// ```
 #[derive(Clone)]
@@ -325,7 +345,7 @@ impl Cache {
     /// ```
     /// let metrics = vitals::MetricsCollector::new();
     /// vitals::collectors::CacheCollector::new(&metrics).cache("c").hit();
-    /// assert_eq!(metrics.snapshot().counter("cache_hits_total", &[("cache", "c")]), Some(1));
+    /// assert_eq!(metrics.snapshot().counter("cache_hits_total", &[("cache", "c")]), Some(1.0));
     /// ```
     #[inline]
     pub fn hit(&self) {
@@ -338,7 +358,7 @@ impl Cache {
     /// ```
     /// let metrics = vitals::MetricsCollector::new();
     /// vitals::collectors::CacheCollector::new(&metrics).cache("c").miss();
-    /// assert_eq!(metrics.snapshot().counter("cache_misses_total", &[("cache", "c")]), Some(1));
+    /// assert_eq!(metrics.snapshot().counter("cache_misses_total", &[("cache", "c")]), Some(1.0));
     /// ```
     #[inline]
     pub fn miss(&self) {
@@ -350,7 +370,7 @@ impl Cache {
     /// ```
     /// let metrics = vitals::MetricsCollector::new();
     /// vitals::collectors::CacheCollector::new(&metrics).cache("c").evicted(2);
-    /// assert_eq!(metrics.snapshot().counter("cache_evictions_total", &[("cache", "c")]), Some(2));
+    /// assert_eq!(metrics.snapshot().counter("cache_evictions_total", &[("cache", "c")]), Some(2.0));
     /// ```
     #[inline]
     pub fn evicted(&self, n: u64) {

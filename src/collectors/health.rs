@@ -11,6 +11,9 @@ use crate::clock::Clock;
 use crate::error::Error;
 use crate::metrics::counter::Counter;
 use crate::plugin::{Collector, Samples};
+use crate::unit::Unit;
+
+use super::{describe_all, Description};
 use crate::registry::{MetricsCollector, WeakCollector};
 use crate::snapshot::MetricKind;
 
@@ -84,10 +87,9 @@ impl HealthStatus {
 /// assert_eq!(db.status(), HealthStatus::Degraded);
 ///
 /// let snap = metrics.snapshot();
-/// let report = snap.plugin("health").unwrap();
 /// let labels = [("dependency", "postgres")];
-/// assert_eq!(report.sample("health_success_ratio", &labels), Some(0.5));
-/// assert_eq!(report.sample("health_consecutive_failures", &labels), Some(1.0));
+/// assert_eq!(snap.gauge("health_success_ratio", &labels), Some(0.5));
+/// assert_eq!(snap.gauge("health_consecutive_failures", &labels), Some(1.0));
 /// ```
 #[derive(Clone)]
 pub struct HealthCollector {
@@ -237,6 +239,7 @@ impl Collector for HealthCollector {
     }
 
     fn collect(&self, out: &mut Samples) -> Result<(), Error> {
+        describe_all(out, &DESCRIPTIONS)?;
         let now = self.inner.clock.monotonic();
         for dependency in self.inner.dependencies.list() {
             let d = &dependency.inner;
@@ -271,6 +274,30 @@ impl Collector for HealthCollector {
         Ok(())
     }
 }
+
+/// The plug-in's gauges, their units and help texts.
+const DESCRIPTIONS: [Description; 4] = [
+    (
+        "health_status",
+        None,
+        "1 for the dependency's current status, 0 for the others.",
+    ),
+    (
+        "health_consecutive_failures",
+        None,
+        "Failed checks in a row.",
+    ),
+    (
+        "health_success_ratio",
+        Some(Unit::Ratio),
+        "Share of checks that passed since the start.",
+    ),
+    (
+        "health_uptime_ratio",
+        Some(Unit::Ratio),
+        "Share of the tracked time the dependency was up.",
+    ),
+];
 
 /// One dependency's checks. Cheap to clone.
 ///
@@ -377,7 +404,7 @@ impl Dependency {
     /// let metrics = vitals::MetricsCollector::new();
     /// let d = vitals::collectors::HealthCollector::new(&metrics).dependency("d");
     /// d.record(true);
-    /// assert_eq!(metrics.snapshot().counter("health_checks_total", &[("dependency", "d"), ("result", "success")]), Some(1));
+    /// assert_eq!(metrics.snapshot().counter("health_checks_total", &[("dependency", "d"), ("result", "success")]), Some(1.0));
     /// ```
     pub fn record(&self, ok: bool) {
         let d = &*self.inner;

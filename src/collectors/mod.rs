@@ -36,9 +36,9 @@
 //! let snap = metrics.snapshot();
 //! assert_eq!(
 //!     snap.counter("api_requests_total", &[("endpoint", "/users"), ("method", "GET"), ("status", "2xx")]),
-//!     Some(1)
+//!     Some(1.0)
 //! );
-//! let ratio = snap.plugin("cache").unwrap().sample("cache_lifetime_hit_ratio", &[("cache", "sessions")]);
+//! let ratio = snap.gauge("cache_lifetime_hit_ratio", &[("cache", "sessions")]);
 //! assert_eq!(ratio, Some(1.0));
 //! ```
 
@@ -67,3 +67,18 @@ pub use system::SystemCollector;
 /// The trailing window over which event plug-ins compute rates and ratios
 /// unless told otherwise.
 pub const DEFAULT_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A plug-in's metric: name, unit and help text.
+type Description = (&'static str, Option<crate::unit::Unit>, &'static str);
+
+/// Describes every metric of a plug-in in `out` (each collection: the
+/// registry keeps the latest description of each name).
+fn describe_all(
+    out: &mut crate::plugin::Samples,
+    all: &[Description],
+) -> Result<(), crate::error::Error> {
+    for (name, unit, help) in all {
+        out.describe(name, unit.clone(), help)?;
+    }
+    Ok(())
+}

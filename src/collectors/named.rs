@@ -14,7 +14,7 @@ use crate::registry::MetricsCollector;
 
 /// The label value under which an event plug-in records the names that
 /// came after its metrics reached the cardinality limit (see
-/// [`DEFAULT_CARDINALITY_LIMIT`](crate::DEFAULT_CARDINALITY_LIMIT)).
+/// [`DEFAULT_CARDINALITY_LIMIT`](crate::registry::DEFAULT_CARDINALITY_LIMIT)).
 ///
 /// ```
 /// use vitals::collectors::{CacheCollector, OVERFLOW_NAME};

@@ -8,6 +8,70 @@ use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 use crate::error::Error;
 use crate::plugin::{Collector, Samples};
+use crate::unit::Unit;
+
+use super::{describe_all, Description};
+
+/// Every metric of the plug-in, its unit and help text.
+const DESCRIPTIONS: [Description; 13] = [
+    ("process_pid", None, "Process id."),
+    (
+        "process_cpu_seconds_total",
+        Some(Unit::Seconds),
+        "CPU time the process used, user and system.",
+    ),
+    (
+        "process_cpu_usage_percent",
+        None,
+        "CPU the process used since the previous reading, in percent of one core.",
+    ),
+    (
+        "process_cpu_machine_percent",
+        None,
+        "CPU the process used since the previous reading, in percent of the whole machine.",
+    ),
+    (
+        "process_resident_memory_bytes",
+        Some(Unit::Bytes),
+        "Resident memory.",
+    ),
+    (
+        "process_virtual_memory_bytes",
+        Some(Unit::Bytes),
+        "Virtual memory.",
+    ),
+    ("process_threads", None, "Threads of the process."),
+    (
+        "process_disk_read_bytes_total",
+        Some(Unit::Bytes),
+        "Bytes the process read from storage.",
+    ),
+    (
+        "process_disk_written_bytes_total",
+        Some(Unit::Bytes),
+        "Bytes the process wrote to storage.",
+    ),
+    (
+        "process_disk_interval_read_bytes",
+        Some(Unit::Bytes),
+        "Bytes read from storage since the previous reading.",
+    ),
+    (
+        "process_disk_interval_written_bytes",
+        Some(Unit::Bytes),
+        "Bytes written to storage since the previous reading.",
+    ),
+    (
+        "process_start_time_seconds",
+        Some(Unit::Seconds),
+        "Start time of the process since the Unix epoch.",
+    ),
+    (
+        "process_uptime_seconds",
+        Some(Unit::Seconds),
+        "Time since the process started.",
+    ),
+];
 
 /// The process plug-in (registered name `process`) for the current
 /// process, sampled in the background every second by default.
@@ -27,9 +91,10 @@ use crate::plugin::{Collector, Samples};
 /// `process_cpu_machine_percent` (of the whole machine: 0–100),
 /// `process_resident_memory_bytes`, `process_virtual_memory_bytes`,
 /// `process_threads` (Linux), `process_disk_read_bytes_total`,
-/// `process_disk_written_bytes_total`, `process_disk_read_bytes` and
-/// `process_disk_written_bytes` (since the previous collection),
-/// `process_start_time_seconds` (Unix time) and `process_uptime_seconds`.
+/// `process_disk_written_bytes_total`, `process_disk_interval_read_bytes`
+/// and `process_disk_interval_written_bytes` (since the previous
+/// collection), `process_start_time_seconds` (Unix time) and
+/// `process_uptime_seconds`; each described with a help text and unit.
 ///
 /// ```
 /// use vitals::collectors::ProcessCollector;
@@ -138,6 +203,7 @@ impl Collector for ProcessCollector {
             .unwrap_or((figures.read_bytes, figures.written_bytes));
         st.disk_before = Some((figures.read_bytes, figures.written_bytes));
 
+        describe_all(out, &DESCRIPTIONS)?;
         out.gauge("process_pid", &[], f64::from(pid.as_u32()))?;
         out.counter(
             "process_cpu_seconds_total",
@@ -174,12 +240,12 @@ impl Collector for ProcessCollector {
             figures.written_bytes as f64,
         )?;
         out.gauge(
-            "process_disk_read_bytes",
+            "process_disk_interval_read_bytes",
             &[],
             figures.read_bytes.saturating_sub(read_before) as f64,
         )?;
         out.gauge(
-            "process_disk_written_bytes",
+            "process_disk_interval_written_bytes",
             &[],
             figures.written_bytes.saturating_sub(written_before) as f64,
         )?;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::named::{bounded_histogram, Named, OVERFLOW_NAME};
+use super::{describe_all, Description};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::metrics::counter::Counter;
@@ -42,9 +43,8 @@ const ERRORS: &str = "stage_errors_total";
 /// assert!(n.is_ok() && bad.is_err());
 ///
 /// let snap = metrics.snapshot();
-/// assert_eq!(snap.counter("stage_errors_total", &[("stage", "parse")]), Some(1));
-/// let report = snap.plugin("stage").unwrap();
-/// assert_eq!(report.sample("stage_runs_total", &[("stage", "parse")]), Some(2.0));
+/// assert_eq!(snap.counter("stage_errors_total", &[("stage", "parse")]), Some(1.0));
+/// assert_eq!(snap.counter("stage_runs_total", &[("stage", "parse")]), Some(2.0));
 /// ```
 #[derive(Clone)]
 pub struct StageCollector {
@@ -153,12 +153,37 @@ impl StageCollector {
     }
 }
 
+/// The plug-in's series, their units and help texts.
+const DESCRIPTIONS: [Description; 4] = [
+    (
+        "stage_runs_total",
+        None,
+        "Runs of the stage since the start.",
+    ),
+    (
+        "stage_throughput_per_second",
+        None,
+        "Runs per second over the stage's window.",
+    ),
+    (
+        "stage_duration_avg_seconds",
+        Some(Unit::Seconds),
+        "Mean run time over the stage's window.",
+    ),
+    (
+        "stage_lifetime_error_ratio",
+        Some(Unit::Ratio),
+        "Share of runs that failed since the start.",
+    ),
+];
+
 impl Collector for StageCollector {
     fn name(&self) -> &str {
         "stage"
     }
 
     fn collect(&self, out: &mut Samples) -> Result<(), Error> {
+        describe_all(out, &DESCRIPTIONS)?;
         let now = self.inner.clock.monotonic();
         for stage in self.inner.stages.list() {
             let s = &stage.inner;
@@ -194,7 +219,7 @@ impl Collector for StageCollector {
 /// write.record(Duration::from_millis(5), true);
 /// write.record(Duration::from_millis(7), false);
 /// let snap = metrics.snapshot();
-/// assert_eq!(snap.counter("stage_errors_total", &[("stage", "write")]), Some(1));
+/// assert_eq!(snap.counter("stage_errors_total", &[("stage", "write")]), Some(1.0));
 /// ```
 #[derive(Clone)]
 pub struct Stage {
@@ -247,7 +272,7 @@ impl Stage {
     /// let mut run = stage.start();
     /// run.fail();
     /// drop(run);
-    /// assert_eq!(metrics.snapshot().counter("stage_errors_total", &[("stage", "index")]), Some(1));
+    /// assert_eq!(metrics.snapshot().counter("stage_errors_total", &[("stage", "index")]), Some(1.0));
     /// ```
     #[inline]
     pub fn start(&self) -> StageGuard {
@@ -267,7 +292,7 @@ impl Stage {
     /// let stage = vitals::collectors::StageCollector::new(&metrics).stage("fetch");
     /// let r: Result<(), &str> = stage.run(|| Err("404"));
     /// assert!(r.is_err());
-    /// assert_eq!(metrics.snapshot().counter("stage_errors_total", &[("stage", "fetch")]), Some(1));
+    /// assert_eq!(metrics.snapshot().counter("stage_errors_total", &[("stage", "fetch")]), Some(1.0));
     /// ```
     pub fn run<T, E>(&self, work: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
         let mut guard = self.start();

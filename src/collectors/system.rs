@@ -9,6 +9,72 @@ use sysinfo::{CpuRefreshKind, MemoryRefreshKind, Networks, System};
 
 use crate::error::Error;
 use crate::plugin::{Collector, Samples};
+use crate::unit::Unit;
+
+use super::{describe_all, Description};
+
+/// Every metric of the plug-in, its unit and help text.
+const DESCRIPTIONS: [Description; 15] = [
+    (
+        "system_cpu_cores",
+        None,
+        "Logical CPU cores of the machine.",
+    ),
+    (
+        "system_cpu_usage_percent",
+        None,
+        "CPU used on all cores since the previous reading, 0 to 100.",
+    ),
+    (
+        "system_cpu_core_usage_percent",
+        None,
+        "CPU used on one core since the previous reading, 0 to 100.",
+    ),
+    (
+        "system_memory_total_bytes",
+        Some(Unit::Bytes),
+        "Memory of the machine.",
+    ),
+    (
+        "system_memory_used_bytes",
+        Some(Unit::Bytes),
+        "Memory in use.",
+    ),
+    (
+        "system_memory_available_bytes",
+        Some(Unit::Bytes),
+        "Memory available to new programs.",
+    ),
+    ("system_swap_total_bytes", Some(Unit::Bytes), "Swap space."),
+    (
+        "system_swap_used_bytes",
+        Some(Unit::Bytes),
+        "Swap space in use.",
+    ),
+    ("system_load1", None, "Load average over 1 minute."),
+    ("system_load5", None, "Load average over 5 minutes."),
+    ("system_load15", None, "Load average over 15 minutes."),
+    (
+        "system_uptime_seconds",
+        Some(Unit::Seconds),
+        "Time since the machine booted.",
+    ),
+    (
+        "system_boot_time_seconds",
+        Some(Unit::Seconds),
+        "Boot time of the machine since the Unix epoch.",
+    ),
+    (
+        "system_network_received_bytes_total",
+        Some(Unit::Bytes),
+        "Bytes received on all interfaces.",
+    ),
+    (
+        "system_network_transmitted_bytes_total",
+        Some(Unit::Bytes),
+        "Bytes sent on all interfaces.",
+    ),
+];
 
 /// The system plug-in (registered name `system`), sampled in the background
 /// every second by default.
@@ -182,6 +248,7 @@ impl Collector for SystemCollector {
             }
             st.cpu_read_at = Some(Instant::now());
         }
+        describe_all(out, &DESCRIPTIONS)?;
         out.gauge("system_cpu_cores", &[], st.system.cpus().len() as f64)?;
         if let Some((total, cores)) = &st.cpu {
             out.gauge("system_cpu_usage_percent", &[], total.clamp(0.0, 100.0))?;

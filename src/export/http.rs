@@ -797,22 +797,20 @@ fn route(request: &Request, shared: &Shared) -> Response {
 
 const JSON: &str = "application/json";
 
-/// `/health`: every dependency reported by a health plug-in (samples named
+/// `/health`: every dependency reported by a health plug-in (gauges named
 /// `health_status{dependency,status}`), 503 when any is down.
 fn health(snapshot: &Snapshot) -> Response {
     let mut dependencies: Vec<(String, String)> = Vec::new();
-    for report in &snapshot.plugins {
-        for sample in report
-            .samples
-            .iter()
-            .filter(|s| &*s.name == "health_status")
-        {
-            if sample.value == 1.0 {
-                if let (Some(dep), Some(status)) =
-                    (sample.labels.get("dependency"), sample.labels.get("status"))
-                {
-                    dependencies.push((dep.to_owned(), status.to_owned()));
-                }
+    for gauge in snapshot
+        .gauges
+        .iter()
+        .filter(|g| &*g.name == "health_status")
+    {
+        if gauge.value == 1.0 {
+            if let (Some(dep), Some(status)) =
+                (gauge.labels.get("dependency"), gauge.labels.get("status"))
+            {
+                dependencies.push((dep.to_owned(), status.to_owned()));
             }
         }
     }

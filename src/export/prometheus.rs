@@ -37,8 +37,7 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 use crate::key::Labels;
 use crate::metrics::histogram::{HistogramSummary, Quantiles};
-use crate::plugin::{Sample, SampleKind};
-use crate::snapshot::{CounterSample, GaugeSample, HistogramSample, Snapshot};
+use crate::snapshot::{CounterSample, CounterValue, GaugeSample, HistogramSample, Snapshot};
 
 use super::Exporter;
 
@@ -312,78 +311,10 @@ impl TextRenderer {
         }
         self.order = order;
 
-        // Plug-in samples, one family per name across all plug-ins.
-        let mut samples: Vec<(&str, &Sample)> = snapshot
-            .plugins
-            .iter()
-            .flat_map(|p| p.samples.iter().map(move |s| (&*p.name, s)))
-            .collect();
-        samples.sort_by(|a, b| a.1.name.cmp(&b.1.name));
-        let mut start = 0;
-        while start < samples.len() {
-            let name = &samples[start].1.name;
-            let len = samples[start..]
-                .iter()
-                .take_while(|(_, s)| s.name == *name)
-                .count();
-            let group = &samples[start..start + len];
-            start += len;
-            self.plugin_family(group, out, &mut report);
-        }
-
         if self.format == TextFormat::OpenMetrics {
             out.push_str("# EOF\n");
         }
         report
-    }
-
-    /// One family of plug-in samples sharing a name. Plug-ins give no help
-    /// text, so the help names the plug-in (promtool lints a family
-    /// without one). A sample whose kind differs from the family's first is
-    /// left out and counted as a clash.
-    fn plugin_family(
-        &mut self,
-        group: &[(&str, &Sample)],
-        out: &mut String,
-        report: &mut RenderReport,
-    ) {
-        let (plugin, first) = group[0];
-        let kind = match first.kind {
-            SampleKind::Counter => FamilyType::Counter,
-            SampleKind::Gauge => FamilyType::Gauge,
-        };
-        let help = format!("Reported by the {plugin} plug-in.");
-        let base = if kind == FamilyType::Counter {
-            counter_base(&first.name)
-        } else {
-            &first.name
-        };
-        let header = FamilyHeader {
-            base,
-            kind,
-            help: Some(&help),
-            unit: None,
-        };
-        // Samples of another kind under the same name cannot join the family.
-        let run: Vec<usize> = (0..group.len())
-            .filter(|&j| {
-                let same = group[j].1.kind == first.kind;
-                if !same {
-                    report.clashing_families.push(group[j].1.name.to_string());
-                }
-                same
-            })
-            .collect();
-        self.plain_family(
-            &header,
-            &run,
-            |j| &group[j].1.labels,
-            out,
-            report,
-            |r, out, i| {
-                r.write_f64(out, group[i].1.value);
-            },
-        );
     }
 
     fn counter_family(
@@ -400,8 +331,9 @@ impl TextRenderer {
             |j| &items[j].labels,
             out,
             report,
-            |_, out, i| {
-                write_u64(out, items[i].value);
+            |r, out, i| match items[i].value {
+                CounterValue::Int(v) => write_u64(out, v),
+                CounterValue::Float(v) => r.write_f64(out, v),
             },
         );
     }

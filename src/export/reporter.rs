@@ -217,7 +217,7 @@ impl ReporterBuilder {
 /// reporter.shutdown();
 ///
 /// let last = JsonLinesReader::open(&path).unwrap().filter_map(Result::ok).last().unwrap();
-/// assert_eq!(last.counter("jobs_total", &[]), Some(5));
+/// assert_eq!(last.counter("jobs_total", &[]), Some(5.0));
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 pub struct Reporter {
@@ -595,7 +595,7 @@ mod tests {
             metrics
                 .snapshot()
                 .counter(EXPORT_ERRORS_METRIC, &[("exporter", "flaky")]),
-            Some(3)
+            Some(3.0)
         );
     }
 }

@@ -18,8 +18,7 @@
 //! * `Mem: 1.8GB` — the program's resident memory,
 //!   `process_resident_memory_bytes` (else `system_memory_used_bytes`).
 //!
-//! Values are looked up among core gauges first, then among the plug-ins'
-//! unlabelled samples.
+//! Each is an unlabelled gauge series, the program's or a plug-in's.
 //! * `req/s: 120` — the sum of the rates of every counter series whose name
 //!   ends with `requests_total`.
 //! * `p99: 12.3ms` — the window p99 of the busiest duration histogram
@@ -32,7 +31,7 @@ use std::fmt::Write as _;
 
 use crate::error::Error;
 use crate::key::{write_printable, Labels, Printable};
-use crate::snapshot::{MetricInfo, Snapshot};
+use crate::snapshot::{CounterValue, MetricInfo, Snapshot};
 
 use super::Exporter;
 
@@ -55,6 +54,21 @@ pub fn render_table(snapshot: &Snapshot) -> String {
     let mut out = String::new();
     render_table_into(snapshot, &mut out);
     out
+}
+
+/// A counter total: whole ones with thousands separators, float ones
+/// (a plug-in's CPU seconds) with two decimals.
+struct CounterCell(CounterValue);
+
+impl std::fmt::Display for CounterCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut cell = String::new();
+        match self.0 {
+            CounterValue::Int(v) => cell = thousands(v),
+            CounterValue::Float(v) => write_two_decimals(&mut cell, v),
+        }
+        f.pad(&cell)
+    }
 }
 
 /// Appends the table of [`render_table`] to `out`.
@@ -105,7 +119,7 @@ pub fn render_table_into(snapshot: &Snapshot, out: &mut String) {
                 out,
                 "{}  {:>15}  {:>12}",
                 Padded(&name, width),
-                thousands(s.value),
+                CounterCell(s.value),
                 cell
             );
         }
@@ -157,13 +171,12 @@ pub fn render_table_into(snapshot: &Snapshot, out: &mut String) {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        let _ = writeln!(out, "PLUG-IN {} ({status})", Printable(&plugin.name));
-        for s in &plugin.samples {
-            series_name(&mut name, &s.name, &s.labels);
-            cell.clear();
-            write_two_decimals(&mut cell, s.value);
-            let _ = writeln!(out, "{}  {:>15}", Padded(&name, width), cell);
-        }
+        let _ = writeln!(
+            out,
+            "PLUG-IN {} ({status}, {} series)",
+            Printable(&plugin.name),
+            plugin.stats.series
+        );
         if let Some(err) = &plugin.stats.last_error {
             let _ = writeln!(out, "  last error: {}", Printable(err));
         }
@@ -187,20 +200,8 @@ pub fn render_table_into(snapshot: &Snapshot, out: &mut String) {
 /// ```
 pub fn status_line(snapshot: &Snapshot) -> String {
     let mut parts: Vec<String> = Vec::new();
-    // Core gauges first, then the plug-ins' samples (unlabelled ones).
-    let gauge = |names: &[&str]| {
-        names.iter().find_map(|n| {
-            let core = snapshot.gauges.iter().find(|g| &*g.name == *n);
-            core.map(|g| g.value).or_else(|| {
-                snapshot.plugins.iter().find_map(|p| {
-                    p.samples
-                        .iter()
-                        .find(|s| &*s.name == *n && s.labels.is_empty())
-                        .map(|s| s.value)
-                })
-            })
-        })
-    };
+    // The first of `names` with an unlabelled gauge series.
+    let gauge = |names: &[&str]| names.iter().find_map(|n| snapshot.gauge(n, &[]));
     let percent = gauge(&["system_cpu_usage_percent", "process_cpu_usage_percent"]);
     let ratio = || gauge(&["process_cpu_usage_ratio", "system_cpu_usage_ratio"]).map(|r| r * 100.0);
     if let Some(cpu) = percent.or_else(ratio) {

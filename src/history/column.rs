@@ -25,7 +25,7 @@
 use std::collections::VecDeque;
 
 use super::point::{Aggregate, Dist, Point};
-use crate::snapshot::MetricKind;
+use crate::snapshot::{CounterValue, MetricKind};
 
 /// Points per chunk: the unit of expiry (a chunk outlives the retention of
 /// its first point by at most this many points) and of decoding.
@@ -251,10 +251,18 @@ fn encode(out: &mut Vec<u8>, state: &mut State, p: &Point) {
     state.t = p.t_ms;
     state.step = step;
     match &p.agg {
-        Aggregate::Counter { increase, resets } => {
-            put_varint(out, *increase);
-            put_varint(out, u64::from(*resets));
-        }
+        // The resets' lowest bit says whether the increase is whole (a
+        // varint) or a float (its 8 bytes): whole ones cost nothing more.
+        Aggregate::Counter { increase, resets } => match increase {
+            CounterValue::Int(v) => {
+                put_varint(out, u64::from(*resets) << 1);
+                put_varint(out, *v);
+            }
+            CounterValue::Float(v) => {
+                put_varint(out, u64::from(*resets) << 1 | 1);
+                out.extend_from_slice(&v.to_bits().to_le_bytes());
+            }
+        },
         Aggregate::Gauge {
             count,
             sum,
@@ -327,10 +335,18 @@ impl<'a> Decoder<'a> {
         state.t = state.t.wrapping_add(step);
         state.step = step;
         let agg = match self.kind? {
-            MetricKind::Counter => Aggregate::Counter {
-                increase: get_varint(bytes, at)?,
-                resets: u32::try_from(get_varint(bytes, at)?).ok()?,
-            },
+            MetricKind::Counter => {
+                let tagged = get_varint(bytes, at)?;
+                let resets = u32::try_from(tagged >> 1).ok()?;
+                let increase = if tagged & 1 == 0 {
+                    CounterValue::Int(get_varint(bytes, at)?)
+                } else {
+                    let raw = bytes.get(*at..*at + 8)?;
+                    *at += 8;
+                    CounterValue::Float(f64::from_bits(u64::from_le_bytes(raw.try_into().ok()?)))
+                };
+                Aggregate::Counter { increase, resets }
+            }
             MetricKind::Gauge => {
                 let single = *bytes.get(*at)? == 0;
                 *at += 1;
@@ -479,7 +495,11 @@ mod tests {
                 let covered_ms = if i % 5 == 0 { x % 20_000 } else { 10_000 };
                 let agg = match kind {
                     MetricKind::Counter => Aggregate::Counter {
-                        increase: if i % 13 == 0 { u64::MAX } else { x % 1000 },
+                        increase: match i % 13 {
+                            0 => CounterValue::Int(u64::MAX),
+                            5 => CounterValue::Float((x % 1000) as f64 / 7.0),
+                            _ => CounterValue::Int(x % 1000),
+                        },
                         resets: (i % 17 == 0).into(),
                     },
                     MetricKind::Gauge if i % 3 == 0 => {
@@ -572,7 +592,7 @@ mod tests {
                 t_ms: 1_700_000_000_000 + i * 10_000,
                 covered_ms: 10_000,
                 agg: Aggregate::Counter {
-                    increase: i % 300,
+                    increase: CounterValue::Int(i % 300),
                     resets: 0,
                 },
             });
@@ -608,7 +628,7 @@ mod tests {
             t_ms: u64::MAX,
             covered_ms: 1,
             agg: Aggregate::Counter {
-                increase: 1,
+                increase: CounterValue::Int(1),
                 resets: 0,
             },
         });

@@ -313,14 +313,22 @@ impl Ingest {
                 (!v.is_nan()).then(|| Aggregate::gauge(v))
             }
             (Some(Reading::Counter(before)), Incoming::Counter(now)) => {
-                let agg = if restarted || now < *before {
+                let went_down = match (*before, now) {
+                    (CounterValue::Int(b), CounterValue::Int(n)) => n < b,
+                    (b, n) => n.as_f64() < b.as_f64(),
+                };
+                let agg = if restarted || went_down {
                     Aggregate::Counter {
                         increase: now,
                         resets: 1,
                     }
                 } else {
+                    let increase = match (*before, now) {
+                        (CounterValue::Int(b), CounterValue::Int(n)) => CounterValue::Int(n - b),
+                        (b, n) => CounterValue::Float(n.as_f64() - b.as_f64()),
+                    };
                     Aggregate::Counter {
-                        increase: now - *before,
+                        increase,
                         resets: 0,
                     }
                 };

@@ -96,7 +96,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::export::{Exporter, JsonLinesReader, SkippedLine};
 use crate::key::{Labels, NameHasher};
-use crate::snapshot::{MetricKind, Snapshot};
+use crate::snapshot::{CounterValue, MetricKind, Snapshot};
 
 pub use builder::{HistoryBuilder, DEFAULT_MEMORY_LIMIT};
 pub use level::Level;
@@ -134,8 +134,8 @@ pub enum Latest {
     Counter {
         /// Snapshot time, Unix ms.
         timestamp_unix_ms: u64,
-        /// The total.
-        total: u64,
+        /// The total (a float for a plug-in's float total).
+        total: CounterValue,
     },
     /// A gauge's value.
     Gauge {

@@ -425,6 +425,7 @@ fn entry_offset(file: &mut fs::File, t: u64) -> std::io::Result<u64> {
 mod tests {
     use super::*;
     use crate::history::point::Aggregate;
+    use crate::snapshot::CounterValue;
 
     /// A large level file, in time order but for closes up to one interval
     /// late: every range read by bisection equals a plain filter.
@@ -450,7 +451,7 @@ mod tests {
                         t_ms,
                         covered_ms: 60_000,
                         agg: Aggregate::Counter {
-                            increase: minute * 10 + s,
+                            increase: CounterValue::Int(minute * 10 + s),
                             resets: 0,
                         },
                     };
@@ -471,7 +472,7 @@ mod tests {
                     panic!("not a counter");
                 };
                 let i = names.iter().position(|n| **n == *p.name).unwrap();
-                got.push((i, p.t_ms, increase));
+                got.push((i, p.t_ms, increase.as_u64().unwrap()));
             })
             .unwrap();
             got.sort_unstable();
@@ -518,7 +519,7 @@ mod tests {
                     t_ms,
                     covered_ms: 60_000,
                     agg: Aggregate::Counter {
-                        increase: minute,
+                        increase: CounterValue::Int(minute),
                         resets: 0,
                     },
                 };
@@ -575,7 +576,7 @@ mod tests {
                 t_ms: cut,
                 covered_ms: 1,
                 agg: Aggregate::Counter {
-                    increase: 1,
+                    increase: CounterValue::Int(1),
                     resets: 0,
                 },
             };

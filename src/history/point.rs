@@ -6,16 +6,25 @@ use super::column::{get_varint, put_varint};
 use super::dense::Dense;
 
 use crate::metrics::sparse::SparseBuckets;
-use crate::snapshot::MetricKind;
+use crate::snapshot::{CounterValue, MetricKind};
+
+/// Two increases of one counter: whole ones stay whole (saturating), any
+/// float makes the sum a float.
+pub(crate) fn add_increases(a: CounterValue, b: CounterValue) -> CounterValue {
+    match (a, b) {
+        (CounterValue::Int(a), CounterValue::Int(b)) => CounterValue::Int(a.saturating_add(b)),
+        (a, b) => CounterValue::Float(a.as_f64() + b.as_f64()),
+    }
+}
 
 /// What one interval of a series holds, by kind. Merging two adjacent
 /// intervals gives exactly what one interval covering both would hold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub(crate) enum Aggregate {
-    /// How much a counter grew, and how many resets (restarts) it went
-    /// through while doing so.
-    Counter { increase: u64, resets: u32 },
+    /// How much a counter grew (a float for a plug-in's float total), and
+    /// how many resets (restarts) it went through while doing so.
+    Counter { increase: CounterValue, resets: u32 },
     /// Gauge readings: how many, their sum, extremes and the last one.
     Gauge {
         count: u64,
@@ -64,7 +73,7 @@ impl Aggregate {
                     resets: r,
                 },
             ) => {
-                *increase = increase.saturating_add(*i);
+                *increase = add_increases(*increase, *i);
                 *resets = resets.saturating_add(*r);
             }
             (

@@ -129,8 +129,8 @@ impl Aggregation {
         let seconds = point.covered_ms as f64 / 1000.0;
         let rate = |n: f64| (point.covered_ms > 0).then(|| n / seconds);
         match (&point.agg, self) {
-            (Aggregate::Counter { increase, .. }, Aggregation::Sum) => Some(*increase as f64),
-            (Aggregate::Counter { increase, .. }, Aggregation::Rate) => rate(*increase as f64),
+            (Aggregate::Counter { increase, .. }, Aggregation::Sum) => Some(increase.as_f64()),
+            (Aggregate::Counter { increase, .. }, Aggregation::Rate) => rate(increase.as_f64()),
             (Aggregate::Gauge { count, sum, .. }, Aggregation::Avg) => {
                 (*count > 0).then(|| sum / *count as f64)
             }

@@ -15,7 +15,7 @@ use super::{Family, FastMap, Level};
 use crate::error::Error;
 use crate::key::Labels;
 use crate::metrics::sparse::{SparseBuckets, BUCKETS};
-use crate::snapshot::MetricKind;
+use crate::snapshot::{CounterValue, MetricKind};
 
 #[derive(Debug)]
 pub(super) struct Series {
@@ -236,7 +236,7 @@ pub(super) fn reloaded(
 /// A series' cumulative reading in its latest snapshot.
 #[derive(Debug, Clone)]
 pub(super) enum Reading {
-    Counter(u64),
+    Counter(CounterValue),
     Gauge(f64),
     Histogram {
         count: u64,
@@ -252,7 +252,7 @@ pub(super) enum Reading {
 
 /// A series' reading as a snapshot carries it.
 pub(super) enum Incoming<'a> {
-    Counter(u64),
+    Counter(CounterValue),
     Gauge(f64),
     Histogram {
         count: u64,
@@ -265,7 +265,7 @@ impl Incoming<'_> {
     /// The reading a series of this kind starts from.
     pub(super) fn zero(&self) -> Reading {
         match self {
-            Incoming::Counter(_) => Reading::Counter(0),
+            Incoming::Counter(_) => Reading::Counter(CounterValue::Int(0)),
             Incoming::Gauge(v) => Reading::Gauge(*v),
             Incoming::Histogram { .. } => Reading::Histogram {
                 count: 0,

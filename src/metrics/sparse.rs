@@ -19,7 +19,7 @@ pub(crate) const BUCKETS: usize = OCTAVES * SUBS;
 
 /// Counts of values per bucket, sparse: only non-empty buckets are kept.
 ///
-/// Carried by [`HistogramSummary::lifetime_buckets`](crate::HistogramSummary)
+/// Carried by [`HistogramSummary::lifetime_buckets`](crate::snapshot::HistogramSummary)
 /// as cumulative counts over a series' life, and used by
 /// `History` (feature `history`) as the distribution of each
 /// interval. Zero is counted apart; positive values outside
@@ -28,7 +28,7 @@ pub(crate) const BUCKETS: usize = OCTAVES * SUBS;
 /// In JSON: `{"zeros": 0, "counts": [[bucket, count], ...]}`.
 ///
 /// ```
-/// use vitals::SparseBuckets;
+/// use vitals::snapshot::SparseBuckets;
 ///
 /// let mut hour = SparseBuckets::default();
 /// for v in [0.010, 0.020, 0.030, 0.040] {
@@ -58,8 +58,8 @@ impl SparseBuckets {
     /// The bucket of a value (`None` for zero, NaN and negatives).
     ///
     /// ```
-    /// let b = vitals::SparseBuckets::bucket_of(1.0).unwrap();
-    /// let (lo, hi) = vitals::SparseBuckets::bucket_bounds(b);
+    /// let b = vitals::snapshot::SparseBuckets::bucket_of(1.0).unwrap();
+    /// let (lo, hi) = vitals::snapshot::SparseBuckets::bucket_bounds(b);
     /// assert!(lo <= 1.0 && 1.0 < hi);
     /// ```
     pub fn bucket_of(value: f64) -> Option<u16> {
@@ -76,8 +76,8 @@ impl SparseBuckets {
     /// index past the layout reads as the last bucket.
     ///
     /// ```
-    /// let (lo, hi) = vitals::SparseBuckets::bucket_bounds(0);
-    /// assert_eq!(lo, vitals::MIN_TRACKABLE);
+    /// let (lo, hi) = vitals::snapshot::SparseBuckets::bucket_bounds(0);
+    /// assert_eq!(lo, vitals::histogram::MIN_TRACKABLE);
     /// assert!(hi > lo);
     /// ```
     pub fn bucket_bounds(bucket: u16) -> (f64, f64) {
@@ -90,7 +90,7 @@ impl SparseBuckets {
     /// Adds one value (zero counts apart; NaN and negatives are ignored).
     ///
     /// ```
-    /// let mut b = vitals::SparseBuckets::default();
+    /// let mut b = vitals::snapshot::SparseBuckets::default();
     /// b.record(0.0);
     /// b.record(f64::NAN);
     /// b.record(2.0);
@@ -110,7 +110,7 @@ impl SparseBuckets {
     /// Every value counted, zeros included.
     ///
     /// ```
-    /// assert_eq!(vitals::SparseBuckets::default().count(), 0);
+    /// assert_eq!(vitals::snapshot::SparseBuckets::default().count(), 0);
     /// ```
     pub fn count(&self) -> u64 {
         self.counts
@@ -122,7 +122,7 @@ impl SparseBuckets {
     /// buckets past the layout: what any input is turned into before use.
     ///
     /// ```
-    /// let mut b = vitals::SparseBuckets { zeros: 0, counts: vec![(9, 1), (3, 0), (9, 2), (60000, 5)] };
+    /// let mut b = vitals::snapshot::SparseBuckets { zeros: 0, counts: vec![(9, 1), (3, 0), (9, 2), (60000, 5)] };
     /// b.normalize();
     /// assert_eq!(b.counts, [(9, 3)]);
     /// ```
@@ -158,7 +158,7 @@ impl SparseBuckets {
     /// Adds `other`'s counts to these (both normalised).
     ///
     /// ```
-    /// let mut a = vitals::SparseBuckets::default();
+    /// let mut a = vitals::snapshot::SparseBuckets::default();
     /// a.record(1.0);
     /// a.merge(&a.clone());
     /// assert_eq!(a.count(), 2);
@@ -236,7 +236,7 @@ impl SparseBuckets {
     /// which means the counts were reset (the process restarted).
     ///
     /// ```
-    /// let mut early = vitals::SparseBuckets::default();
+    /// let mut early = vitals::snapshot::SparseBuckets::default();
     /// early.record(1.0);
     /// let mut late = early.clone();
     /// late.record(5.0);
@@ -274,7 +274,7 @@ impl SparseBuckets {
     /// range.
     ///
     /// ```
-    /// let mut b = vitals::SparseBuckets::default();
+    /// let mut b = vitals::snapshot::SparseBuckets::default();
     /// (1..=100).for_each(|v| b.record(f64::from(v)));
     /// let p99 = b.quantile(0.99).unwrap();
     /// assert!((p99 - 99.0).abs() / 99.0 < 0.008);
@@ -303,7 +303,7 @@ impl SparseBuckets {
     /// Lower bound of the smallest non-empty bucket (0 with zeros).
     ///
     /// ```
-    /// let mut b = vitals::SparseBuckets::default();
+    /// let mut b = vitals::snapshot::SparseBuckets::default();
     /// b.record(3.0);
     /// assert!(b.min_bound().unwrap() <= 3.0);
     /// ```
@@ -317,7 +317,7 @@ impl SparseBuckets {
     /// Upper bound of the largest non-empty bucket (0 with only zeros).
     ///
     /// ```
-    /// let mut b = vitals::SparseBuckets::default();
+    /// let mut b = vitals::snapshot::SparseBuckets::default();
     /// b.record(3.0);
     /// assert!(b.max_bound().unwrap() >= 3.0);
     /// ```

@@ -23,7 +23,7 @@
 //! `vitals_collection_duration_seconds{collector="<name>"}` of the registry.
 //!
 //! This file holds what a plug-in writer and a reader of snapshots see: the
-//! trait, the samples, the report; [`runner`] holds the worker threads, the
+//! trait, the samples, the report; `runner` holds the worker threads, the
 //! deadlines and the [`Plugin`] control handle.
 
 use std::sync::Arc;
@@ -33,16 +33,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::key::{validate_labels, validate_metric_name, Labels};
+use crate::unit::Unit;
 
 mod runner;
 
 pub use runner::Plugin;
-pub(crate) use runner::{check_period, PluginSet};
+pub(crate) use runner::{check_period, Collected, PluginSet};
 
 /// How long a snapshot waits for one plug-in unless told otherwise.
 ///
 /// ```
-/// assert_eq!(vitals::DEFAULT_PLUGIN_DEADLINE, std::time::Duration::from_secs(1));
+/// assert_eq!(vitals::plugin::DEFAULT_PLUGIN_DEADLINE, std::time::Duration::from_secs(1));
 /// ```
 pub const DEFAULT_PLUGIN_DEADLINE: Duration = Duration::from_secs(1);
 
@@ -51,7 +52,7 @@ pub const DEFAULT_PLUGIN_DEADLINE: Duration = Duration::from_secs(1);
 /// snapshot without bound.
 ///
 /// ```
-/// assert_eq!(vitals::MAX_PLUGIN_SAMPLES, 10_000);
+/// assert_eq!(vitals::plugin::MAX_PLUGIN_SAMPLES, 10_000);
 /// ```
 pub const MAX_PLUGIN_SAMPLES: usize = 10_000;
 
@@ -63,7 +64,9 @@ const MIN_PERIOD: Duration = Duration::from_millis(1);
 /// the state of the machine, of the process, or of a dependency.
 ///
 /// Register one with [`MetricsCollector::register`](crate::MetricsCollector::register);
-/// its samples and status then appear in every [`Snapshot`](crate::Snapshot).
+/// its samples then appear in every [`Snapshot`](crate::Snapshot) as
+/// ordinary counter and gauge series (what OpenTelemetry calls observable
+/// instruments), and its status among the snapshot's `plugins`.
 /// `collect` runs on a worker thread of its own under a deadline, so it may
 /// block (read a file, ask a server) without holding up a snapshot.
 ///
@@ -84,7 +87,7 @@ const MIN_PERIOD: Duration = Duration::from_millis(1);
 /// let metrics = MetricsCollector::new();
 /// metrics.register(QueueDepth).unwrap();
 /// let snap = metrics.snapshot();
-/// assert_eq!(snap.plugin("queue").unwrap().sample("queue_depth", &[("queue", "mail")]), Some(12.0));
+/// assert_eq!(snap.gauge("queue_depth", &[("queue", "mail")]), Some(12.0));
 /// ```
 pub trait Collector: Send + Sync {
     /// The plug-in's name, unique within one collector; it labels the
@@ -145,7 +148,7 @@ impl<T: Collector + ?Sized> Collector for Box<T> {
 /// (how exporters should type it).
 ///
 /// ```
-/// assert_eq!(vitals::SampleKind::Counter.as_str(), "counter");
+/// assert_eq!(vitals::plugin::SampleKind::Counter.as_str(), "counter");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -160,7 +163,7 @@ impl SampleKind {
     /// The lowercase name used in JSON.
     ///
     /// ```
-    /// assert_eq!(vitals::SampleKind::Gauge.as_str(), "gauge");
+    /// assert_eq!(vitals::plugin::SampleKind::Gauge.as_str(), "gauge");
     /// ```
     pub fn as_str(self) -> &'static str {
         match self {
@@ -179,7 +182,7 @@ impl SampleKind {
 /// let mut out = vitals::Samples::new();
 /// out.counter("jobs_total", &[], 7.0).unwrap();
 /// let s = &out.as_slice()[0];
-/// assert_eq!((&*s.name, s.kind, s.value), ("jobs_total", vitals::SampleKind::Counter, 7.0));
+/// assert_eq!((&*s.name, s.kind, s.value), ("jobs_total", vitals::plugin::SampleKind::Counter, 7.0));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
@@ -210,8 +213,17 @@ pub struct Sample {
 #[derive(Debug, Default, Clone)]
 pub struct Samples {
     items: Vec<Sample>,
+    described: Vec<Description>,
     /// Values refused (a counter that is negative or not finite).
     dropped: u64,
+}
+
+/// The help text and unit a plug-in gave a metric name.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Description {
+    pub(crate) name: Arc<str>,
+    pub(crate) unit: Option<Unit>,
+    pub(crate) help: String,
 }
 
 impl Samples {
@@ -293,6 +305,53 @@ impl Samples {
         Ok(())
     }
 
+    /// Gives metric `name` a help text and a unit, as
+    /// [`MetricsCollector::describe`](crate::MetricsCollector::describe) does
+    /// for the program's metrics. A plug-in may describe its metrics in every
+    /// collection or once (the registry keeps the latest description of
+    /// each name).
+    ///
+    /// ```
+    /// use vitals::{Collector, Error, MetricsCollector, Samples, Unit};
+    ///
+    /// struct Disk;
+    /// impl Collector for Disk {
+    ///     fn name(&self) -> &str { "disk" }
+    ///     fn collect(&self, out: &mut Samples) -> Result<(), Error> {
+    ///         out.describe("disk_free_bytes", Some(Unit::Bytes), "Free space on the data disk")?;
+    ///         out.gauge("disk_free_bytes", &[], 5e9)
+    ///     }
+    /// }
+    ///
+    /// let metrics = MetricsCollector::new();
+    /// metrics.register(Disk).unwrap();
+    /// let snap = metrics.snapshot();
+    /// let info = snap.metadata("disk_free_bytes").unwrap();
+    /// assert_eq!((info.unit.as_deref(), info.help.as_deref()), (Some("bytes"), Some("Free space on the data disk")));
+    /// assert!(Samples::new().describe("x", Some(Unit::other("a b")), "bad unit").is_err());
+    /// ```
+    pub fn describe(&mut self, name: &str, unit: Option<Unit>, help: &str) -> Result<(), Error> {
+        validate_metric_name(name)?;
+        if let Some(unit) = unit.as_ref().filter(|u| !u.is_valid()) {
+            return Err(Error::InvalidConfig(format!(
+                "unit {:?} of metric {name:?} must match [a-zA-Z0-9_]+",
+                unit.as_str()
+            )));
+        }
+        if self.described.len() >= MAX_PLUGIN_SAMPLES {
+            return Err(Error::CardinalityLimit {
+                name: name.to_owned(),
+                limit: MAX_PLUGIN_SAMPLES,
+            });
+        }
+        self.described.push(Description {
+            name: Arc::from(name),
+            unit,
+            help: help.to_owned(),
+        });
+        Ok(())
+    }
+
     /// Number of samples.
     ///
     /// ```
@@ -326,7 +385,7 @@ impl Samples {
 /// What the latest collection of a plug-in came to.
 ///
 /// ```
-/// let json = serde_json::to_string(&vitals::PluginStatus::TimedOut).unwrap();
+/// let json = serde_json::to_string(&vitals::plugin::PluginStatus::TimedOut).unwrap();
 /// assert_eq!(json, r#""timed_out""#);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -391,18 +450,25 @@ pub struct PluginStats {
     /// fit their kind (see [`Samples::counter`]).
     #[serde(default)]
     pub dropped_samples: u64,
+    /// Series the latest good collection reported (all of them in the
+    /// snapshot's `counters` and `gauges`, but those whose name another
+    /// source already uses: see [`Error::NameClash`]).
+    #[serde(default)]
+    pub series: u64,
 }
 
-/// One plug-in's part of a [`Snapshot`](crate::Snapshot): its status, its
-/// latest good samples and its statistics.
+/// One plug-in's part of a [`Snapshot`](crate::Snapshot): its status and
+/// statistics. Its values are ordinary series among the snapshot's
+/// `counters` and `gauges`.
 ///
-/// The samples are those of the latest successful collection: after an
+/// The values are those of the latest successful collection: after an
 /// error or a timeout they are the older ones, and
 /// [`PluginStats::last_success_age_seconds`] tells how old. A disabled
 /// plug-in reports none.
 ///
 /// ```
-/// use vitals::{Collector, Error, MetricsCollector, PluginStatus, Samples};
+/// use vitals::{Collector, Error, MetricsCollector, Samples};
+/// use vitals::plugin::PluginStatus;
 ///
 /// struct Answer;
 /// impl Collector for Answer {
@@ -416,8 +482,8 @@ pub struct PluginStats {
 /// metrics.register(Answer).unwrap();
 /// let snap = metrics.snapshot();
 /// let report = snap.plugin("answer").unwrap();
-/// assert_eq!(report.status, PluginStatus::Ok);
-/// assert_eq!(report.sample("answer", &[]), Some(42.0));
+/// assert_eq!((report.status, report.stats.series), (PluginStatus::Ok, 1));
+/// assert_eq!(snap.gauge("answer", &[]), Some(42.0));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PluginReport {
@@ -425,28 +491,6 @@ pub struct PluginReport {
     pub name: Arc<str>,
     /// What its latest collection came to.
     pub status: PluginStatus,
-    /// Its latest good samples.
-    pub samples: Vec<Sample>,
     /// Its running statistics.
     pub stats: PluginStats,
-}
-
-impl PluginReport {
-    /// The value of the sample `name` with exactly these labels.
-    ///
-    /// ```
-    /// let metrics = vitals::MetricsCollector::new();
-    /// let snap = metrics.snapshot();
-    /// assert!(snap.plugin("nothing").is_none());
-    /// ```
-    pub fn sample(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        self.samples
-            .iter()
-            .find(|s| {
-                &*s.name == name
-                    && s.labels.len() == labels.len()
-                    && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
-            })
-            .map(|s| s.value)
-    }
 }

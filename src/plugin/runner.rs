@@ -2,13 +2,17 @@
 //! panics, statistics, and the [`Plugin`] handle that controls it all at
 //! run time (see the [module notes](super) for how a collection runs).
 
+use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use super::{Collector, PluginReport, PluginStats, PluginStatus, Sample, Samples, MIN_PERIOD};
+use super::{
+    Collector, Description, PluginReport, PluginStats, PluginStatus, Sample, Samples,
+    MAX_PLUGIN_SAMPLES, MIN_PERIOD,
+};
 use crate::clock::{instant_after, Clock};
 use crate::error::Error;
 use crate::metrics::histogram::Histogram;
@@ -18,7 +22,8 @@ use crate::metrics::histogram::Histogram;
 ///
 /// ```
 /// use std::time::Duration;
-/// use vitals::{Collector, Error, MetricsCollector, PluginStatus, Samples};
+/// use vitals::{Collector, Error, MetricsCollector, Samples};
+/// use vitals::plugin::PluginStatus;
 ///
 /// struct Tick;
 /// impl Collector for Tick {
@@ -65,7 +70,7 @@ impl Plugin {
     }
 
     /// Turns collection on or off. A disabled plug-in is not collected, and
-    /// snapshots report it `disabled` with no samples; its statistics are
+    /// snapshots report it `disabled` with no series; its statistics are
     /// kept.
     ///
     /// ```
@@ -78,15 +83,15 @@ impl Plugin {
     /// let metrics = vitals::MetricsCollector::new();
     /// let p = metrics.register(P).unwrap();
     /// p.set_enabled(false);
-    /// assert!(metrics.snapshot().plugin("p").unwrap().samples.is_empty());
+    /// assert_eq!(metrics.snapshot().gauge("v", &[]), None);
     /// p.set_enabled(true);
-    /// assert_eq!(metrics.snapshot().plugin("p").unwrap().sample("v", &[]), Some(1.0));
+    /// assert_eq!(metrics.snapshot().gauge("v", &[]), Some(1.0));
     /// ```
     pub fn set_enabled(&self, enabled: bool) {
         let mut st = self.entry.state.lock();
         st.enabled = enabled;
         if !enabled {
-            st.samples.clear();
+            st.samples = Arc::default();
             // A request left waiting would count its age against the
             // deadline once enabled again.
             st.requested = None;
@@ -187,7 +192,7 @@ impl Plugin {
     /// #     fn collect(&self, _: &mut Samples) -> Result<(), Error> { Ok(()) }
     /// # }
     /// let metrics = vitals::MetricsCollector::new();
-    /// assert_eq!(metrics.register(P).unwrap().deadline(), vitals::DEFAULT_PLUGIN_DEADLINE);
+    /// assert_eq!(metrics.register(P).unwrap().deadline(), vitals::plugin::DEFAULT_PLUGIN_DEADLINE);
     /// ```
     pub fn deadline(&self) -> Duration {
         self.entry.state.lock().deadline
@@ -233,7 +238,10 @@ struct State {
     /// Finished collections; waiters watch it change.
     finished: u64,
     status: PluginStatus,
-    samples: Vec<Sample>,
+    /// The latest good collection's samples.
+    samples: Arc<Vec<Sample>>,
+    /// The latest description of each name the plug-in described.
+    described: Arc<HashMap<Arc<str>, Description>>,
     last_good_at: Option<Duration>,
     errors: u64,
     timeouts: u64,
@@ -297,7 +305,20 @@ impl Entry {
                     st.status = PluginStatus::Ok;
                     st.dropped_samples = st.dropped_samples.saturating_add(samples.dropped);
                     if st.enabled {
-                        st.samples = samples.items;
+                        if !samples.described.is_empty() {
+                            let described = Arc::make_mut(&mut st.described);
+                            for d in samples.described {
+                                described.insert(Arc::clone(&d.name), d);
+                            }
+                            // Bounded: past the limit, keep only the names
+                            // reported now.
+                            if described.len() > MAX_PLUGIN_SAMPLES {
+                                let now: HashSet<&str> =
+                                    samples.items.iter().map(|s| &*s.name).collect();
+                                described.retain(|name, _| now.contains(&**name));
+                            }
+                        }
+                        st.samples = Arc::new(samples.items);
                     }
                     st.last_good_at = Some(self.clock.monotonic());
                 }
@@ -309,7 +330,7 @@ impl Entry {
                 }
                 Outcome::Unavailable => {
                     st.status = PluginStatus::Unavailable;
-                    st.samples.clear();
+                    st.samples = Arc::default();
                 }
             }
             drop(st);
@@ -339,7 +360,7 @@ impl Entry {
         })
     }
 
-    fn report(&self, now: Duration) -> PluginReport {
+    fn report(&self, now: Duration) -> Collected {
         let mut st = self.state.lock();
         let overdue = st
             .running_since
@@ -356,14 +377,14 @@ impl Entry {
         } else {
             st.status
         };
-        PluginReport {
+        let samples = if st.enabled {
+            Arc::clone(&st.samples)
+        } else {
+            Arc::default()
+        };
+        let report = PluginReport {
             name: Arc::clone(&self.name),
             status,
-            samples: if st.enabled {
-                st.samples.clone()
-            } else {
-                Vec::new()
-            },
             stats: PluginStats {
                 collections: st.finished,
                 errors: st.errors,
@@ -376,9 +397,24 @@ impl Entry {
                 interval_seconds: st.interval.map(|d| d.as_secs_f64()),
                 deadline_seconds: st.deadline.as_secs_f64(),
                 dropped_samples: st.dropped_samples,
+                // Set by the registry, which knows which series it kept.
+                series: 0,
             },
+        };
+        Collected {
+            report,
+            samples,
+            described: Arc::clone(&st.described),
         }
     }
+}
+
+/// One plug-in's part of a snapshot, before the registry turns its samples
+/// into series.
+pub(crate) struct Collected {
+    pub(crate) report: PluginReport,
+    pub(crate) samples: Arc<Vec<Sample>>,
+    pub(crate) described: Arc<HashMap<Arc<str>, Description>>,
 }
 
 /// The plug-ins of one registry, and the runner that collects them.
@@ -426,7 +462,8 @@ impl PluginSet {
                 last_start: None,
                 finished: 0,
                 status: PluginStatus::Pending,
-                samples: Vec::new(),
+                samples: Arc::default(),
+                described: Arc::default(),
                 last_good_at: None,
                 errors: 0,
                 timeouts: 0,
@@ -462,7 +499,7 @@ impl PluginSet {
 
     /// Collects every due plug-in, each within its deadline, and reports
     /// all of them. `now` reads the registry clock for sample ages.
-    pub(crate) fn collect(&self, now: impl Fn() -> Duration) -> Vec<PluginReport> {
+    pub(crate) fn collect(&self, now: impl Fn() -> Duration) -> Vec<Collected> {
         let entries: Vec<Arc<Entry>> = self.entries.read().clone();
         if entries.is_empty() {
             return Vec::new();
@@ -576,8 +613,12 @@ mod tests {
         let (set, calls, _) = set();
         for i in 1..=3u32 {
             let reports = set.collect(|| Duration::ZERO);
-            assert_eq!(reports[0].status, PluginStatus::Ok);
-            assert_eq!(reports[0].sample("calls_total", &[]), Some(f64::from(i)));
+            assert_eq!(reports[0].report.status, PluginStatus::Ok);
+            let calls_total = &reports[0].samples[0];
+            assert_eq!(
+                (&*calls_total.name, calls_total.value),
+                ("calls_total", f64::from(i))
+            );
         }
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }

@@ -98,7 +98,7 @@ impl Builder {
     }
 
     /// Makes snapshots carry each time-window histogram's lifetime bucket
-    /// counts ([`HistogramSummary::lifetime_buckets`](crate::HistogramSummary)),
+    /// counts ([`HistogramSummary::lifetime_buckets`](crate::snapshot::HistogramSummary)),
     /// which `History` (feature `history`) needs for quantiles over
     /// its intervals (default: off). Costs each histogram series 520 bytes
     /// per octave it uses (about 7 KiB over four decades), and each snapshot

@@ -219,6 +219,15 @@ impl Inner {
         if let Some(family) = families.get(name) {
             return check_kind(family, kind).map(|()| Arc::clone(family));
         }
+        // A plug-in's series hold this name (lock order: families, then
+        // observed, as when a snapshot adds plug-in series).
+        if let Some(holder) = self.observed.lock().holder(name) {
+            return Err(Error::NameClash {
+                name: name.to_owned(),
+                holder,
+                newcomer: format!("the program (as a {})", kind.as_str()),
+            });
+        }
         if families.len() >= self.max_metrics.saturating_add(INTERNAL_FAMILIES) {
             return Err(Error::CardinalityLimit {
                 name: name.to_owned(),

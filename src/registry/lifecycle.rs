@@ -43,7 +43,7 @@ impl MetricsCollector {
     /// assert_eq!(metrics.snapshot().counter("job_runs_total", &[("job", "backup")]), None);
     ///
     /// job.inc(); // the handle brings its series back, from zero
-    /// assert_eq!(metrics.snapshot().counter("job_runs_total", &[("job", "backup")]), Some(1));
+    /// assert_eq!(metrics.snapshot().counter("job_runs_total", &[("job", "backup")]), Some(1.0));
     /// assert!(!metrics.remove("no_such_metric", &[]));
     /// ```
     pub fn remove(&self, name: &str, labels: &[(&str, &str)]) -> bool {

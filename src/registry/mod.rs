@@ -22,6 +22,7 @@ mod builder;
 mod family;
 mod global;
 mod lifecycle;
+mod observed;
 pub(crate) mod rate;
 mod snapshot;
 
@@ -34,21 +35,21 @@ pub use global::{global, install_global};
 /// Label sets allowed per metric name unless configured otherwise.
 ///
 /// ```
-/// assert_eq!(vitals::DEFAULT_CARDINALITY_LIMIT, 1000);
+/// assert_eq!(vitals::registry::DEFAULT_CARDINALITY_LIMIT, 1000);
 /// ```
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 1000;
 
 /// Metric names allowed per collector unless configured otherwise.
 ///
 /// ```
-/// assert_eq!(vitals::DEFAULT_MAX_METRICS, 10_000);
+/// assert_eq!(vitals::registry::DEFAULT_MAX_METRICS, 10_000);
 /// ```
 pub const DEFAULT_MAX_METRICS: usize = 10_000;
 
 /// The label every overflow series carries (reserved: users cannot set it).
 ///
 /// ```
-/// assert_eq!(vitals::OVERFLOW_LABEL, "vitals_overflow");
+/// assert_eq!(vitals::registry::OVERFLOW_LABEL, "vitals_overflow");
 /// ```
 pub const OVERFLOW_LABEL: &str = "vitals_overflow";
 
@@ -93,7 +94,7 @@ const ERROR_KINDS_LIMIT: usize = 64;
 /// metrics.histogram("lookup_seconds", &[]).record(0.002);
 ///
 /// let snap = metrics.snapshot();
-/// assert_eq!(snap.counter("cache_hits_total", &[("cache", "users")]), Some(1));
+/// assert_eq!(snap.counter("cache_hits_total", &[("cache", "users")]), Some(1.0));
 /// assert_eq!(snap.gauge("cache_entries", &[("cache", "users")]), Some(120.0));
 /// ```
 #[derive(Clone)]
@@ -117,6 +118,8 @@ struct Inner {
     first_error: Mutex<Option<String>>,
     plugin_deadline: Duration,
     plugins: PluginSet,
+    /// Plug-in series between snapshots: who holds which name, rates.
+    observed: Mutex<observed::Observed>,
 }
 
 impl Default for MetricsCollector {
@@ -184,6 +187,7 @@ impl MetricsCollector {
             first_error: Mutex::new(None),
             plugin_deadline: b.plugin_deadline,
             plugins: PluginSet::default(),
+            observed: Mutex::default(),
         };
         // The internal families exist from the start, so that reporting an
         // error can never fail on the name limit.
@@ -242,7 +246,7 @@ impl MetricsCollector {
     /// metrics.counter("requests_total", &[("code", "200")]).inc();
     /// metrics.counter("bad name", &[]).inc(); // detached; counted as an error
     /// let snap = metrics.snapshot();
-    /// assert_eq!(snap.counter("vitals_errors_total", &[("kind", "invalid_name")]), Some(1));
+    /// assert_eq!(snap.counter("vitals_errors_total", &[("kind", "invalid_name")]), Some(1.0));
     /// ```
     pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Counter {
         self.get(name, labels)
@@ -341,7 +345,7 @@ impl MetricsCollector {
     /// values per bucket over their life and Prometheus exporters render it
     /// as a `histogram` with cumulative `le` buckets (instead of a
     /// `summary`). Bounds are inclusive upper bounds: 1 to
-    /// [`MAX_BUCKETS`](crate::MAX_BUCKETS) finite, non-negative, strictly
+    /// [`MAX_BUCKETS`](crate::histogram::MAX_BUCKETS) finite, non-negative, strictly
     /// increasing values; `+Inf` is implied. Only before the histogram's first series
     /// exists, like [`configure_histogram`](Self::configure_histogram).
     ///
@@ -501,7 +505,7 @@ impl MetricsCollector {
     /// assert!(metrics.register(OpenFiles).is_err());
     /// let boxed: Box<dyn Collector> = Box::new(OpenFiles);
     /// assert!(MetricsCollector::new().register(boxed).is_ok());
-    /// assert_eq!(metrics.snapshot().plugin("files").unwrap().sample("open_files", &[]), Some(17.0));
+    /// assert_eq!(metrics.snapshot().gauge("open_files", &[]), Some(17.0));
     /// ```
     pub fn register<C: Collector + 'static>(&self, collector: C) -> Result<Plugin, Error> {
         let duration = self.histogram(COLLECTION_METRIC, &[("collector", collector.name())]);

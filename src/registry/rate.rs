@@ -5,48 +5,86 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+/// A running total a [`Trailing`] window follows.
+pub(crate) trait Total: Copy + Default {
+    /// How much the total grew from `before` to `self`.
+    fn since(self, before: Self) -> Self;
+    /// As a float, for rates.
+    fn as_f64(self) -> f64;
+}
+
+impl Total for u64 {
+    /// Totals wrap at `u64::MAX` like the counters they come from.
+    fn since(self, before: Self) -> Self {
+        self.wrapping_sub(before)
+    }
+    fn as_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+impl Total for f64 {
+    /// A float total (a plug-in's) that went down was restarted: it grew by
+    /// its whole value since, as Prometheus' `rate` reads a reset.
+    fn since(self, before: Self) -> Self {
+        if self >= before {
+            self - before
+        } else {
+            self
+        }
+    }
+    fn as_f64(self) -> f64 {
+        self
+    }
+}
+
 /// Remembers `(time, totals)` marks left by collections, at most one per
 /// sixth of the window, and reports how much each total grew since the
 /// newest mark at or before the window's start (or since creation). Exact
 /// when collections come at least once per sixth of the window, as for the
 /// core's counter rates.
 #[derive(Debug)]
-pub(crate) struct Trailing<const N: usize> {
+pub(crate) struct Trailing<const N: usize, T: Total = u64> {
     window: Duration,
-    marks: VecDeque<(Duration, [u64; N])>,
+    marks: VecDeque<(Duration, [T; N])>,
 }
 
 /// What a window saw: its real span and the increase of each total.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Increase<const N: usize> {
+pub(crate) struct Increase<const N: usize, T: Total = u64> {
     pub(crate) span: Duration,
-    pub(crate) by: [u64; N],
+    pub(crate) by: [T; N],
 }
 
-impl<const N: usize> Increase<N> {
+impl<const N: usize, T: Total> Increase<N, T> {
     /// Increase of total `i` per second; `None` over an empty span.
     pub(crate) fn per_second(&self, i: usize) -> Option<f64> {
-        (!self.span.is_zero()).then(|| self.by[i] as f64 / self.span.as_secs_f64())
+        (!self.span.is_zero()).then(|| self.by[i].as_f64() / self.span.as_secs_f64())
     }
 }
 
-impl<const N: usize> Trailing<N> {
+impl<const N: usize, T: Total> Trailing<N, T> {
     /// Starts at `now` with every total at zero.
     pub(crate) fn new(window: Duration, now: Duration) -> Self {
+        Self::starting(window, now, [T::default(); N])
+    }
+
+    /// Starts at `now` from `totals` (a plug-in's total first seen).
+    pub(crate) fn starting(window: Duration, now: Duration, totals: [T; N]) -> Self {
         let mut marks = VecDeque::with_capacity(8);
-        marks.push_back((now, [0; N]));
+        marks.push_back((now, totals));
         Trailing { window, marks }
     }
 
     /// Starts again at `now` from `totals` (a series that came back after
     /// a removal counts from there).
-    pub(crate) fn restart(&mut self, now: Duration, totals: [u64; N]) {
+    pub(crate) fn restart(&mut self, now: Duration, totals: [T; N]) {
         self.marks.clear();
         self.marks.push_back((now, totals));
     }
 
     /// The increase of `totals` over the window ending at `now`.
-    pub(crate) fn update(&mut self, now: Duration, totals: [u64; N]) -> Increase<N> {
+    pub(crate) fn update(&mut self, now: Duration, totals: [T; N]) -> Increase<N, T> {
         let start = now.saturating_sub(self.window);
         while self.marks.len() > 1 && self.marks[1].0 <= start {
             self.marks.pop_front();
@@ -59,10 +97,9 @@ impl<const N: usize> Trailing<N> {
         {
             self.marks.push_back((now, totals));
         }
-        let mut by = [0; N];
+        let mut by = [T::default(); N];
         for (i, b) in by.iter_mut().enumerate() {
-            // Totals wrap at u64::MAX like the counters they come from.
-            *b = totals[i].wrapping_sub(before[i]);
+            *b = totals[i].since(before[i]);
         }
         Increase {
             span: now.saturating_sub(then),
@@ -84,6 +121,15 @@ mod tests {
         let later = t.update(120 * S, [130]);
         assert_eq!((later.by, later.span), ([30], 60 * S));
         assert_eq!(later.per_second(0), Some(0.5));
+    }
+
+    #[test]
+    fn a_float_total_that_goes_down_restarted() {
+        let mut t = Trailing::<1, f64>::starting(60 * S, Duration::ZERO, [10.0]);
+        assert_eq!(t.update(10 * S, [12.5]).by, [2.5]);
+        // Marks are kept once per sixth of the window: the restart is seen
+        // against the mark at 0 s (10.0), so the increase is the new total.
+        assert_eq!(t.update(20 * S, [1.5]).by, [1.5]);
     }
 
     #[test]

@@ -9,15 +9,16 @@ use super::lifecycle::free_removed;
 use super::lifecycle::{Activity, Base, HistogramBase, Step};
 use super::*;
 use crate::snapshot::{
-    CounterSample, GaugeSample, HistogramSample, MetricInfo, Rate, SCHEMA_VERSION,
+    CounterSample, CounterValue, GaugeSample, HistogramSample, MetricInfo, Rate, SCHEMA_VERSION,
 };
 
 impl Inner {
     pub(super) fn snapshot(&self) -> Snapshot {
         // Plug-ins first: event plug-ins and the collection timer write to
         // series that the rest of the snapshot reads.
-        let plugins = self.plugins.collect(|| self.clock.monotonic());
+        let collected = self.plugins.collect(|| self.clock.monotonic());
         let now = self.clock.monotonic();
+        let plugin_series = self.plugin_series(collected, now);
         let wall = self.clock.wall();
         let mut families: Vec<Arc<Family>> = self.families.read().values().cloned().collect();
         families.sort_unstable_by(|a, b| a.name.cmp(&b.name));
@@ -42,7 +43,7 @@ impl Inner {
             histograms: Vec::with_capacity(sizes[2]),
             metadata: Vec::with_capacity(families.len()),
             first_error: self.first_error.lock().clone(),
-            plugins,
+            plugins: Vec::new(),
         };
         for family in &families {
             let meta = family.meta.lock();
@@ -83,7 +84,7 @@ impl Inner {
                         snap.counters.push(CounterSample {
                             name,
                             labels: series.labels.clone(),
-                            value,
+                            value: CounterValue::Int(value),
                             rate,
                         });
                     }
@@ -123,6 +124,7 @@ impl Inner {
                 free_removed(family);
             }
         }
+        plugin_series.add_to(&mut snap);
         snap
     }
 }

@@ -615,7 +615,7 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
 
 // ------------------------------------------------------------- the oracle
 
-use vitals::{Labels, SampleKind, Snapshot};
+use vitals::{Labels, Snapshot};
 
 /// The families a rendering of `snapshot` must hold, by the rules the
 /// renderer documents: counters, gauges, histograms, then plug-in samples,
@@ -715,8 +715,11 @@ pub fn expected(snapshot: &Snapshot, format: Format) -> Vec<Family> {
                     format!("{base}_total"),
                     &c.labels,
                     None,
-                    c.value as f64,
-                    c.value.to_string(),
+                    c.value.as_f64(),
+                    match c.value {
+                        vitals::snapshot::CounterValue::Int(v) => v.to_string(),
+                        vitals::snapshot::CounterValue::Float(_) => String::new(),
+                    },
                 )
             })
             .collect();
@@ -797,7 +800,7 @@ pub fn expected(snapshot: &Snapshot, format: Format) -> Vec<Family> {
                     count.to_string(),
                 ));
             } else {
-                for level in vitals::Quantiles::LEVELS {
+                for level in vitals::snapshot::Quantiles::LEVELS {
                     let v = s
                         .window
                         .quantiles
@@ -833,45 +836,6 @@ pub fn expected(snapshot: &Snapshot, format: Format) -> Vec<Family> {
             kind: if bucketed { "histogram" } else { "summary" }.into(),
             help: help_of(base),
             unit: om_unit(base, unit_of(base)),
-            samples,
-        });
-    }
-    let plugin_samples: Vec<(&str, &vitals::Sample)> = snapshot
-        .plugins
-        .iter()
-        .flat_map(|p| p.samples.iter().map(move |s| (&*p.name, s)))
-        .collect();
-    for run in runs(&plugin_samples, |(_, s)| &s.name) {
-        let (plugin, first) = *run[0];
-        let counter = first.kind == SampleKind::Counter;
-        let base = if counter {
-            counter_base(&first.name)
-        } else {
-            &first.name
-        };
-        if !claim(base, if counter { COUNTER } else { &[""] }) {
-            continue;
-        }
-        let same_kind: Vec<&(&str, &vitals::Sample)> = run
-            .into_iter()
-            .filter(|(_, s)| s.kind == first.kind)
-            .collect();
-        let samples = dedupe(&same_kind, |(_, s)| &s.labels)
-            .into_iter()
-            .map(|(_, s)| {
-                let name = if counter {
-                    format!("{base}_total")
-                } else {
-                    base.to_owned()
-                };
-                plain(name, &s.labels, None, s.value, String::new())
-            })
-            .collect();
-        out.push(Family {
-            name: family_name(base, if counter { "counter" } else { "gauge" }),
-            kind: if counter { "counter" } else { "gauge" }.into(),
-            help: Some(format!("Reported by the {plugin} plug-in.")),
-            unit: None,
             samples,
         });
     }

@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
-use vitals::{
-    Error, ManualClock, MetricKind, MetricsCollector, Window, MAX_TRACKABLE, MIN_TRACKABLE,
-};
+use vitals::histogram::{MAX_TRACKABLE, MIN_TRACKABLE};
+use vitals::{Error, ManualClock, MetricKind, MetricsCollector, Window};
 
 /// Cases per property: `PROPTEST_CASES` when set (CI may run more),
 /// otherwise `default`, which keeps the debug-build run short.
@@ -974,7 +973,7 @@ impl Model {
                 };
             }
             Op::Buckets(name, bounds) => {
-                let ok = (1..=vitals::MAX_BUCKETS).contains(&bounds.len())
+                let ok = (1..=vitals::histogram::MAX_BUCKETS).contains(&bounds.len())
                     && bounds.iter().all(|b| b.is_finite() && *b >= 0.0)
                     && bounds.windows(2).all(|w| w[0] < w[1]);
                 if !ok {
@@ -1052,7 +1051,12 @@ impl Model {
 
 // ------------------------------------------------------------- plug-ins
 
-pub type RawSample = (vitals::SampleKind, String, Vec<(String, String)>, f64);
+pub type RawSample = (
+    vitals::plugin::SampleKind,
+    String,
+    Vec<(String, String)>,
+    f64,
+);
 
 /// A plug-in that adds the given samples, ignoring those `Samples` refuses.
 pub struct SamplesPlugin {
@@ -1068,8 +1072,8 @@ impl vitals::Collector for SamplesPlugin {
         for (kind, name, labels, value) in &self.samples {
             let l = as_pairs(labels);
             let _ = match kind {
-                vitals::SampleKind::Counter => out.counter(name, &l, *value),
-                vitals::SampleKind::Gauge => out.gauge(name, &l, *value),
+                vitals::plugin::SampleKind::Counter => out.counter(name, &l, *value),
+                vitals::plugin::SampleKind::Gauge => out.gauge(name, &l, *value),
             };
         }
         Ok(())
@@ -1080,7 +1084,10 @@ impl vitals::Collector for SamplesPlugin {
 pub fn raw_samples() -> impl Strategy<Value = Vec<RawSample>> {
     prop::collection::vec(
         (
-            prop::sample::select(vec![vitals::SampleKind::Counter, vitals::SampleKind::Gauge]),
+            prop::sample::select(vec![
+                vitals::plugin::SampleKind::Counter,
+                vitals::plugin::SampleKind::Gauge,
+            ]),
             metric_name(),
             labels(),
             any_f64(),

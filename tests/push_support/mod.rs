@@ -384,14 +384,14 @@ pub fn wait_ready(addr: SocketAddr, path: &str, child: &mut Child, limit: Durati
 }
 
 /// Reads one quantile of a summary.
-type QuantileOf = fn(&vitals::Quantiles) -> f64;
+type QuantileOf = fn(&vitals::snapshot::Quantiles) -> f64;
 
 /// A series' labels, `__name__` included.
 pub type Labels = BTreeMap<String, String>;
 
 /// A counter's value as a float: the one place these tests read one.
-pub fn counter_value(c: &vitals::CounterSample) -> f64 {
-    c.value as f64
+pub fn counter_value(c: &vitals::snapshot::CounterSample) -> f64 {
+    c.value.as_f64()
 }
 
 /// Every series a snapshot should produce in Prometheus, by the mapping

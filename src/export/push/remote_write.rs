@@ -74,7 +74,7 @@ const DEFAULT_MAX_SERIES_PER_REQUEST: usize = 2000;
 /// A counter's value as the float remote write sends. The one place the
 /// exporter reads a counter value.
 fn counter_value(sample: &CounterSample) -> f64 {
-    sample.value as f64
+    sample.value.as_f64()
 }
 
 /// Settings for a [`RemoteWriteExporter`].
@@ -841,7 +841,7 @@ mod tests {
                 .map(|(name, labels, value)| CounterSample {
                     name: Arc::from(*name),
                     labels: Labels::from_pairs(labels),
-                    value: *value,
+                    value: (*value).into(),
                     rate: None,
                 })
                 .collect(),

@@ -11,7 +11,7 @@ use super::*;
 /// atomic counter per series and a line per series in Prometheus output.
 ///
 /// ```
-/// assert_eq!(vitals::MAX_BUCKETS, 128);
+/// assert_eq!(vitals::histogram::MAX_BUCKETS, 128);
 /// ```
 pub const MAX_BUCKETS: usize = 128;
 

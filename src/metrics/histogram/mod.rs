@@ -51,7 +51,7 @@ const EMPTY: u64 = u64::MAX;
 /// zero is recorded exactly.
 ///
 /// ```
-/// assert!(vitals::MIN_TRACKABLE < 1e-9);
+/// assert!(vitals::histogram::MIN_TRACKABLE < 1e-9);
 /// ```
 pub const MIN_TRACKABLE: f64 = f64::from_bits(MIN_BITS);
 
@@ -59,7 +59,7 @@ pub const MIN_TRACKABLE: f64 = f64::from_bits(MIN_BITS);
 /// values, +∞ included, are recorded as this and counted as saturated.
 ///
 /// ```
-/// assert!(vitals::MAX_TRACKABLE > 1e15);
+/// assert!(vitals::histogram::MAX_TRACKABLE > 1e15);
 /// ```
 pub const MAX_TRACKABLE: f64 = f64::from_bits(MAX_BITS);
 

@@ -187,7 +187,7 @@ pub struct WindowStats {
 /// 0.79% relative error for a time window.
 ///
 /// ```
-/// let q = vitals::Quantiles { p50: 1.0, p90: 2.0, p95: 3.0, p99: 4.0, p999: 5.0 };
+/// let q = vitals::snapshot::Quantiles { p50: 1.0, p90: 2.0, p95: 3.0, p99: 4.0, p999: 5.0 };
 /// assert_eq!(q.get(0.99), Some(4.0));
 /// assert_eq!(q.get(0.42), None);
 /// ```
@@ -212,7 +212,7 @@ impl Quantiles {
     /// The value at one of [`Quantiles::LEVELS`], or `None` for another level.
     ///
     /// ```
-    /// let q = vitals::Quantiles { p50: 1.0, p90: 2.0, p95: 3.0, p99: 4.0, p999: 5.0 };
+    /// let q = vitals::snapshot::Quantiles { p50: 1.0, p90: 2.0, p95: 3.0, p99: 4.0, p999: 5.0 };
     /// assert_eq!(q.get(0.5), Some(1.0));
     /// ```
     pub fn get(&self, level: f64) -> Option<f64> {
@@ -237,7 +237,7 @@ impl Quantiles {
 /// Totals over the whole life of a histogram series.
 ///
 /// ```
-/// let s = vitals::LifetimeStats { count: 2, sum: 3.0, min: Some(1.0), max: Some(2.0) };
+/// let s = vitals::snapshot::LifetimeStats { count: 2, sum: 3.0, min: Some(1.0), max: Some(2.0) };
 /// assert_eq!(s.mean(), Some(1.5));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -256,7 +256,7 @@ impl LifetimeStats {
     /// `sum / count`, or `None` before the first value.
     ///
     /// ```
-    /// let s = vitals::LifetimeStats { count: 0, sum: 0.0, min: None, max: None };
+    /// let s = vitals::snapshot::LifetimeStats { count: 0, sum: 0.0, min: None, max: None };
     /// assert_eq!(s.mean(), None);
     /// ```
     pub fn mean(&self) -> Option<f64> {
