@@ -22,8 +22,8 @@
 //! Native histograms and exemplars go in the `histograms` (4) and
 //! `exemplars` (3) fields of the same `TimeSeries` message: the encoder
 //! writes each series in one place (`SeriesOut::series`), where they will be added.
-//! Plug-in samples are sent once they are ordinary counter and gauge series
-//! of the snapshot.
+//! What plug-ins collect is ordinary counter and gauge series of the
+//! snapshot, sent like any other (a float counter as its float).
 //!
 //! ```
 //! let metrics = vitals::MetricsCollector::new();
@@ -1032,6 +1032,31 @@ mod tests {
         assert!(!text.contains("x_total 2"), "{text}");
         assert!(!text.contains("y_total{a=\"1\"}"), "{text}");
         assert!(!text.contains("h_count"), "{text}");
+    }
+
+    #[test]
+    fn plug_in_values_are_sent_like_any_series() {
+        struct Pool;
+        impl crate::Collector for Pool {
+            fn name(&self) -> &str {
+                "pool"
+            }
+            fn collect(&self, out: &mut crate::Samples) -> Result<(), Error> {
+                out.counter("pool_seconds_total", &[], 1.5)?;
+                out.gauge("pool_size", &[("pool", "db")], 8.0)
+            }
+        }
+        let metrics = MetricsCollector::new();
+        metrics.register(Pool).unwrap();
+        let series = decode(&writer(&[]).encode(&metrics.snapshot()).bytes);
+        let find = |name: &str| {
+            series
+                .iter()
+                .find(|(labels, _, _)| labels.iter().any(|(k, v)| k == "__name__" && v == name))
+                .map(|s| s.1)
+        };
+        assert_eq!(find("pool_seconds_total"), Some(1.5));
+        assert_eq!(find("pool_size"), Some(8.0));
     }
 
     #[test]
