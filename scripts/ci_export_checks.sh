@@ -33,6 +33,13 @@ if ! python3 -c 'import prometheus_client' 2>/dev/null; then
         || python3 -m pip install -q --break-system-packages prometheus_client
 fi
 python3 -c 'import prometheus_client, importlib.metadata as m; print("prometheus_client", m.version("prometheus_client"))'
+# The protobuf runtime decodes remote-write bodies in tests/push_receivers.rs
+# (scripts/decode_write_request.py).
+if ! python3 -c 'import google.protobuf' 2>/dev/null; then
+    python3 -m pip install -q protobuf \
+        || python3 -m pip install -q --break-system-packages protobuf
+fi
+python3 -c 'import google.protobuf as p; print("protobuf", p.__version__)'
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT

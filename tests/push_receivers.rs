@@ -12,12 +12,12 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use push_support::{free_port, get, require_tool, url_encode, wait_ready, Child};
+use push_support::{
+    expected_series, free_port, get, require_tool, url_encode, wait_ready, Child, Labels,
+};
 use vitals::export::push::{DeliveryConfig, PushgatewayExporter, RemoteWriteExporter};
 use vitals::export::Exporter;
-use vitals::{MetricsCollector, Snapshot};
-
-type Labels = BTreeMap<String, String>;
+use vitals::MetricsCollector;
 
 /// A collector with counters, gauges and summaries, label values that need
 /// escaping included.
@@ -49,77 +49,6 @@ fn update(m: &MetricsCollector, round: u64) {
     for v in [0.005, 0.05, 0.5, 0.5, 2.0, 7.0] {
         b.record(v * (round + 1) as f64);
     }
-}
-
-/// Every series a snapshot should produce in Prometheus, by the mapping
-/// the README documents, worked out here independently of the exporter.
-fn expected(snap: &Snapshot, extra: &[(&str, &str)]) -> BTreeMap<Labels, f64> {
-    let mut out = BTreeMap::new();
-    let series = |name: String, labels: &vitals::Labels, more: Option<(&str, &str)>| {
-        let mut l: Labels = labels
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        for (k, v) in extra {
-            l.entry(k.to_string()).or_insert_with(|| v.to_string());
-        }
-        if let Some((k, v)) = more {
-            l.insert(k.into(), v.into());
-        }
-        l.insert("__name__".into(), name);
-        l
-    };
-    for c in &snap.counters {
-        let base = c.name.strip_suffix("_total").unwrap_or(&c.name);
-        out.insert(
-            series(format!("{base}_total"), &c.labels, None),
-            c.value.as_f64(),
-        );
-    }
-    for g in &snap.gauges {
-        out.insert(series(g.name.to_string(), &g.labels, None), g.value);
-    }
-    for h in &snap.histograms {
-        if let Some(b) = &h.summary.buckets {
-            for (bound, c) in b.bounds.iter().zip(&b.cumulative) {
-                let le = format!("{bound:?}");
-                let name = format!("{}_bucket", h.name);
-                out.insert(series(name, &h.labels, Some(("le", &le))), *c as f64);
-            }
-            let name = format!("{}_bucket", h.name);
-            out.insert(
-                series(name, &h.labels, Some(("le", "+Inf"))),
-                b.count as f64,
-            );
-            let name = format!("{}_sum", h.name);
-            out.insert(series(name, &h.labels, None), h.summary.lifetime.sum);
-            let name = format!("{}_count", h.name);
-            out.insert(series(name, &h.labels, None), b.count as f64);
-            continue;
-        }
-        let q = h.summary.window.quantiles.unwrap();
-        for (text, v) in [
-            ("0.5", q.p50),
-            ("0.9", q.p90),
-            ("0.95", q.p95),
-            ("0.99", q.p99),
-            ("0.999", q.p999),
-        ] {
-            out.insert(
-                series(h.name.to_string(), &h.labels, Some(("quantile", text))),
-                v,
-            );
-        }
-        out.insert(
-            series(format!("{}_sum", h.name), &h.labels, None),
-            h.summary.lifetime.sum,
-        );
-        out.insert(
-            series(format!("{}_count", h.name), &h.labels, None),
-            h.summary.lifetime.count as f64,
-        );
-    }
-    out
 }
 
 #[test]
@@ -197,7 +126,10 @@ fn remote_write_reaches_a_real_prometheus_with_every_value() {
         let value: f64 = r["value"][1].as_str().unwrap().parse().unwrap();
         got.insert(labels, value);
     }
-    let want = expected(&snap, &[("job", "vitals_rw"), ("instance", "test:1")]);
+    let want: BTreeMap<Labels, f64> =
+        expected_series(&snap, &[("job", "vitals_rw"), ("instance", "test:1")])
+            .into_iter()
+            .collect();
     let names =
         |m: &BTreeMap<Labels, f64>| -> Vec<String> { m.keys().map(|l| format!("{l:?}")).collect() };
     assert_eq!(names(&got), names(&want));
@@ -304,10 +236,12 @@ fn pushgateway_serves_the_pushed_values_and_forgets_them_after_delete() {
     let (status, text) = get(addr, "/metrics").unwrap();
     assert_eq!(status, 200);
     let got = parse_text(&text, "vitals_pgw");
-    let want = expected(
+    let want: BTreeMap<Labels, f64> = expected_series(
         &last.unwrap(),
         &[("job", "vitals_pgw"), ("instance", "host/1")],
-    );
+    )
+    .into_iter()
+    .collect();
     let names =
         |m: &BTreeMap<Labels, f64>| -> Vec<String> { m.keys().map(|l| format!("{l:?}")).collect() };
     assert_eq!(names(&got), names(&want));
@@ -319,4 +253,68 @@ fn pushgateway_serves_the_pushed_values_and_forgets_them_after_delete() {
     exporter.flush().unwrap();
     let (_, text) = get(addr, "/metrics").unwrap();
     assert!(parse_text(&text, "vitals_pgw").is_empty(), "{text}");
+}
+
+#[test]
+fn remote_write_body_decodes_with_the_python_protobuf_runtime() {
+    let Some(python) = require_tool("python3") else {
+        return;
+    };
+    let dir = common::TempDir::new("remote-write-python");
+    let metrics = populated(2);
+    let snap = metrics.snapshot();
+    let external = [("job", "caf\u{e9} \"x\""), ("zone", "a\nb")];
+    let body = vitals::export::push::encode_write_request(&snap, &external).unwrap();
+    let path = dir.path().join("body.bin");
+    std::fs::write(&path, &body).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/decode_write_request.py"
+    );
+    let out = Command::new(python)
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap();
+    if out.status.code() == Some(3) {
+        assert!(
+            std::env::var("VITALS_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "python protobuf is required (VITALS_REQUIRE_TOOLS=1) but not installed"
+        );
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "the protobuf runtime rejected the body: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decoded: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut got: Vec<(Labels, u64)> = Vec::new();
+    for series in decoded.as_array().unwrap() {
+        let pairs: Vec<(String, String)> = series["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p[0].as_str().unwrap().to_owned(),
+                    p[1].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let mut sorted = pairs.clone();
+        sorted.sort();
+        assert_eq!(pairs, sorted, "labels sorted by name");
+        let samples = series["samples"].as_array().unwrap();
+        assert_eq!(samples.len(), 1);
+        assert_eq!(samples[0][1].as_u64(), Some(snap.timestamp_unix_ms));
+        got.push((pairs.into_iter().collect(), samples[0][0].as_u64().unwrap()));
+    }
+    got.sort();
+    let mut want: Vec<(Labels, u64)> = expected_series(&snap, &external)
+        .into_iter()
+        .map(|(l, v)| (l, v.to_bits()))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
 }

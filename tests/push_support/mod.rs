@@ -382,3 +382,117 @@ pub fn wait_ready(addr: SocketAddr, path: &str, child: &mut Child, limit: Durati
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Reads one quantile of a summary.
+type QuantileOf = fn(&vitals::snapshot::Quantiles) -> f64;
+
+/// A series' labels, `__name__` included.
+pub type Labels = BTreeMap<String, String>;
+
+/// A counter's value as a float: the one place these tests read one.
+pub fn counter_value(c: &vitals::snapshot::CounterSample) -> f64 {
+    c.value.as_f64()
+}
+
+/// Every series a snapshot should produce in Prometheus, by the mapping
+/// the README documents, worked out here independently of the exporter,
+/// with `extra` labels added where the series has no label of that name;
+/// sorted.
+pub fn expected_series(snap: &vitals::Snapshot, extra: &[(&str, &str)]) -> Vec<(Labels, f64)> {
+    let mut out = Vec::new();
+    let series = |name: String, labels: &vitals::Labels, more: Option<(&str, &str)>| {
+        let mut l: Labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        for (k, v) in extra {
+            l.entry(k.to_string()).or_insert_with(|| v.to_string());
+        }
+        if let Some((k, v)) = more {
+            l.insert(k.into(), v.into());
+        }
+        l.insert("__name__".into(), name);
+        l
+    };
+    // A family whose exposed names another family took first is left out
+    // (counters, then gauges, then histograms, each in snapshot order).
+    let mut owner: std::collections::HashMap<String, (usize, String)> = Default::default();
+    let mut allow = |kind: usize, name: &str, base: &str| {
+        let suffixes: &[&str] = [
+            &["", "_total", "_created"][..],
+            &[""],
+            &["", "_sum", "_count", "_created"],
+            &["", "_bucket", "_sum", "_count", "_created"],
+        ][kind];
+        let exposed: Vec<String> = suffixes.iter().map(|s| format!("{base}{s}")).collect();
+        let me = (kind, name.to_owned());
+        if exposed
+            .iter()
+            .any(|n| owner.get(n).is_some_and(|o| *o != me))
+        {
+            return false;
+        }
+        for n in exposed {
+            owner.entry(n).or_insert_with(|| me.clone());
+        }
+        true
+    };
+    for c in &snap.counters {
+        let base = match c.name.strip_suffix("_total") {
+            Some(b) if !b.is_empty() => b,
+            _ => &c.name,
+        };
+        if !allow(0, &c.name, base) {
+            continue;
+        }
+        let name = format!("{base}_total");
+        out.push((series(name, &c.labels, None), counter_value(c)));
+    }
+    for g in &snap.gauges {
+        if !allow(1, &g.name, &g.name) {
+            continue;
+        }
+        out.push((series(g.name.to_string(), &g.labels, None), g.value));
+    }
+    for h in &snap.histograms {
+        let (name, labels) = (&h.name, &h.labels);
+        let kind = if h.summary.buckets.is_some() { 3 } else { 2 };
+        if !allow(kind, name, name) {
+            continue;
+        }
+        let count = match &h.summary.buckets {
+            Some(b) => {
+                for (bound, c) in b.bounds.iter().zip(&b.cumulative) {
+                    let le = format!("{bound:?}");
+                    let s = series(format!("{name}_bucket"), labels, Some(("le", &le)));
+                    out.push((s, *c as f64));
+                }
+                let s = series(format!("{name}_bucket"), labels, Some(("le", "+Inf")));
+                out.push((s, b.count as f64));
+                b.count
+            }
+            None => {
+                let q = h.summary.window.quantiles;
+                let levels: [(&str, QuantileOf); 5] = [
+                    ("0.5", |q| q.p50),
+                    ("0.9", |q| q.p90),
+                    ("0.95", |q| q.p95),
+                    ("0.99", |q| q.p99),
+                    ("0.999", |q| q.p999),
+                ];
+                for (text, get) in levels {
+                    let s = series(name.to_string(), labels, Some(("quantile", text)));
+                    out.push((s, q.as_ref().map_or(f64::NAN, get)));
+                }
+                h.summary.lifetime.count
+            }
+        };
+        out.push((
+            series(format!("{name}_sum"), labels, None),
+            h.summary.lifetime.sum,
+        ));
+        out.push((series(format!("{name}_count"), labels, None), count as f64));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    out
+}

@@ -296,18 +296,25 @@ fn read_some(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Resul
 fn read_response(stream: &mut TcpStream, deadline: Instant) -> Result<Response, Failure> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
+    // Whether `buf` may hold a complete head not parsed yet (after an
+    // interim 1xx response was taken off its front).
+    let mut parse_first = false;
+    let mut interim = 0;
     loop {
-        let n = read_some(stream, &mut chunk, deadline)?;
-        if n == 0 {
-            return Err(if buf.is_empty() {
-                Failure::Io("the peer closed the connection without answering".into())
-            } else {
-                Failure::BadResponse(
-                    "the peer closed the connection inside the response head".into(),
-                )
-            });
+        if !parse_first {
+            let n = read_some(stream, &mut chunk, deadline)?;
+            if n == 0 {
+                return Err(if buf.is_empty() && interim == 0 {
+                    Failure::Io("the peer closed the connection without answering".into())
+                } else {
+                    Failure::BadResponse(
+                        "the peer closed the connection inside the response head".into(),
+                    )
+                });
+            }
+            buf.extend_from_slice(&chunk[..n]);
         }
-        buf.extend_from_slice(&chunk[..n]);
+        parse_first = false;
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Response::new(&mut headers);
         match parsed.parse(&buf) {
@@ -315,6 +322,14 @@ fn read_response(stream: &mut TcpStream, deadline: Instant) -> Result<Response, 
                 let status = parsed.code.unwrap_or(0);
                 if status < 100 {
                     return Err(Failure::BadResponse(format!("status {status}")));
+                }
+                // An interim response (`100 Continue`, `103 Early Hints`):
+                // the final one follows on the same connection.
+                if status < 200 && status != 101 && interim < 8 {
+                    interim += 1;
+                    buf.drain(..head_len);
+                    parse_first = !buf.is_empty();
+                    continue;
                 }
                 let retry_after = parsed
                     .headers
@@ -483,6 +498,16 @@ mod tests {
         assert_eq!(response.status, 429);
         assert_eq!(response.retry_after, Some(Duration::from_secs(7)));
         assert_eq!(response.body, b"slow");
+    }
+
+    #[test]
+    fn interim_responses_are_skipped() {
+        let (port, server) = one_shot(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        );
+        let response = post(&client(port)).unwrap();
+        server.join().unwrap();
+        assert_eq!(response.status, 200);
     }
 
     #[test]

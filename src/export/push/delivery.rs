@@ -65,7 +65,9 @@ pub struct DeliveryConfig {
     pub max_retry_after: Duration,
     /// Bytes of encoded data kept while the backend is down (default
     /// 8 MiB). Past it the oldest intermediate points go; the latest value
-    /// of every series is always kept, so counts survive any outage.
+    /// of every series is always kept, so counts survive any outage. The
+    /// backlog exceeds the bound only when the request being sent and the
+    /// newest snapshot alone do.
     pub max_backlog_bytes: usize,
     /// How long [`flush`](crate::export::Exporter::flush) (the reporter's
     /// shutdown) waits for the backlog to drain (default 5 s). Dropping the
@@ -496,19 +498,21 @@ fn run<B: Backlog>(shared: &Shared<B>, mut send: SendFn) {
                 st.stats.retried_requests += 1;
                 shared.counter(RETRIED_REQUESTS_METRIC, None, 1);
                 attempt = attempt.saturating_add(1);
+                // The server's word is kept even by a flush; only our own
+                // backoff is cut short.
                 Some(match retry_after {
-                    Some(d) => d.min(shared.config.max_retry_after),
-                    None => rng.jitter(shared.config.backoff(attempt)),
+                    Some(d) => (d.min(shared.config.max_retry_after), false),
+                    None => (rng.jitter(shared.config.backoff(attempt)), true),
                 })
             }
         };
         shared.queue_changed(&mut st);
         shared.wake.notify_all();
-        if let Some(wait) = wait {
+        if let Some((wait, cut_short_by_flush)) = wait {
             let hurry = st.hurry;
             // 1 h at most (validated), so the addition cannot overflow.
             let until = Instant::now() + wait;
-            while !st.stop && st.hurry == hurry {
+            while !st.stop && (st.hurry == hurry || !cut_short_by_flush) {
                 if shared.wake.wait_until(&mut st, until).timed_out() {
                     break;
                 }

@@ -1,5 +1,16 @@
 //! [`PushgatewayExporter`]: the Prometheus text of each snapshot, pushed to
 //! a Pushgateway group.
+//!
+//! ```
+//! use vitals::export::push::PushgatewayExporter;
+//!
+//! let exporter = PushgatewayExporter::builder("http://127.0.0.1:9091", "batch")
+//!     .grouping_label("instance", "")
+//!     .build()
+//!     .unwrap();
+//! // The empty value takes the Pushgateway's base64 spelling.
+//! assert_eq!(exporter.group_path(), "/metrics/job/batch/instance@base64/=");
+//! ```
 
 use crate::error::Error;
 use crate::export::prometheus::{TextFormat, TextRenderer, PROMETHEUS_CONTENT_TYPE};

@@ -10,6 +10,9 @@
 //! | histogram `x` | `x{quantile="0.5"…"0.999"}` over the rolling window, `x_sum` and `x_count` over the life (as the text summary) |
 //! | histogram `x` with bucket bounds | `x_bucket{le=…}` (cumulative, ending with `+Inf`), `x_sum`, `x_count` |
 //!
+//! A family whose names clash with an earlier family's (a counter `x` and
+//! a gauge `x_total`) is left out whole, as in the text formats.
+//!
 //! Every series carries `__name__`, its labels and the configured external
 //! labels (a series' own label wins over an external one of the same
 //! name), sorted by name as the protocol requires. One sample per series
@@ -19,10 +22,20 @@
 //! Native histograms and exemplars go in the `histograms` (4) and
 //! `exemplars` (3) fields of the same `TimeSeries` message: the encoder
 //! writes each series in one place (`SeriesOut::series`), where they will be added.
-//! Plug-in samples are sent once they are ordinary counter and gauge series
-//! of the snapshot.
+//! What plug-ins collect is ordinary counter and gauge series of the
+//! snapshot, sent like any other (a float counter as its float).
+//!
+//! ```
+//! let metrics = vitals::MetricsCollector::new();
+//! metrics.counter("jobs", &[]).increment(2);
+//! let body = vitals::export::push::encode_write_request(&metrics.snapshot(), &[])?;
+//! // A counter is sent under its scrape name, with `_total`.
+//! assert!(body.windows(10).any(|w| w == b"jobs_total"));
+//! # Ok::<(), vitals::Error>(())
+//! ```
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use crate::error::Error;
 use crate::export::prometheus::counter_base;
@@ -440,21 +453,30 @@ impl SeriesWriter {
             external: &self.external,
             ts,
         };
+        let mut claims = Claims::default();
         for c in &snapshot.counters {
-            out.series(
-                counter_base(&c.name),
-                "_total",
-                &c.labels,
-                None,
-                counter_value(c),
-            );
+            let base = counter_base(&c.name);
+            if !claims.allow(Family::Counter, &c.name, base) {
+                continue;
+            }
+            out.series(base, "_total", &c.labels, None, counter_value(c));
         }
         for g in &snapshot.gauges {
+            if !claims.allow(Family::Gauge, &g.name, &g.name) {
+                continue;
+            }
             out.series(&g.name, "", &g.labels, None, g.value);
         }
         let mut bound_text = Vec::new();
         for h in &snapshot.histograms {
             let (name, labels, life) = (&*h.name, &h.labels, &h.summary.lifetime);
+            let family = match h.summary.buckets {
+                Some(_) => Family::Histogram,
+                None => Family::Summary,
+            };
+            if !claims.allow(family, &h.name, name) {
+                continue;
+            }
             let count = match &h.summary.buckets {
                 Some(b) => {
                     bound_text.clear();
@@ -497,6 +519,75 @@ impl SeriesWriter {
             bytes: out.w.into_vec(),
             series: out.series,
         }
+    }
+}
+
+/// The kind of family a series belongs to, for name claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Counter,
+    Gauge,
+    Summary,
+    Histogram,
+}
+
+impl Family {
+    /// Names a family exposes, as suffixes of its base: the same claims as
+    /// the text renderer's, so both outputs leave out the same families.
+    fn suffixes(self) -> &'static [&'static str] {
+        match self {
+            Family::Counter => &["", "_total", "_created"],
+            Family::Gauge => &[""],
+            Family::Summary => &["", "_sum", "_count", "_created"],
+            Family::Histogram => &["", "_bucket", "_sum", "_count", "_created"],
+        }
+    }
+}
+
+/// Exposed names taken by earlier families. A family whose names clash
+/// with another's (a counter `x` and a gauge `x_total`) is left out whole,
+/// as in the text formats: sending both would give the receiver two
+/// values for one series at one time, and it would refuse the request.
+#[derive(Debug, Default)]
+struct Claims {
+    owner: HashMap<String, (Family, Arc<str>)>,
+    /// The family of the previous series and the verdict on it: the series
+    /// of a family are contiguous, so this settles nearly every lookup.
+    last: Option<(Family, Arc<str>, bool)>,
+}
+
+impl Claims {
+    fn allow(&mut self, family: Family, name: &Arc<str>, base: &str) -> bool {
+        if let Some((f, n, verdict)) = &self.last {
+            if *f == family && n == name {
+                return *verdict;
+            }
+        }
+        let mut key = String::new();
+        let mut verdict = true;
+        for suffix in family.suffixes() {
+            key.clear();
+            key.push_str(base);
+            key.push_str(suffix);
+            if let Some((f, n)) = self.owner.get(&key) {
+                if *f != family || n != name {
+                    verdict = false;
+                    break;
+                }
+            }
+        }
+        if verdict {
+            for suffix in family.suffixes() {
+                key.clear();
+                key.push_str(base);
+                key.push_str(suffix);
+                self.owner
+                    .entry(key.clone())
+                    .or_insert_with(|| (family, Arc::clone(name)));
+            }
+        }
+        self.last = Some((family, Arc::clone(name), verdict));
+        verdict
     }
 }
 
@@ -915,6 +1006,57 @@ mod tests {
         assert_eq!(series[0].1, -1.5);
         assert_eq!(series[7].1, 2.0);
         assert_eq!(series[8].1, 2.0);
+    }
+
+    #[test]
+    fn clashing_families_are_left_out_as_in_the_text_formats() {
+        let metrics = MetricsCollector::new();
+        metrics.counter("x", &[]).increment(1);
+        metrics.gauge("x_total", &[]).set(2.0);
+        metrics.counter("y_total", &[("a", "1")]).increment(3);
+        metrics.counter("y", &[]).increment(4);
+        metrics.gauge("h_sum", &[]).set(5.0);
+        metrics.histogram("h", &[]).record(1.0);
+        let snap = metrics.snapshot();
+        let series = decode(&writer(&[]).encode(&snap).bytes);
+        let names: Vec<(&str, f64)> = series
+            .iter()
+            .map(|(labels, v, _)| (labels[0].1.as_str(), *v))
+            .collect();
+        // Counters come first, then by name: the gauge `x_total`, the
+        // counter `y_total` (after `y`, of the same base) and the histogram
+        // `h` (its `h_sum` is a gauge's) are left out. The text renderer
+        // agrees.
+        assert_eq!(names, [("x_total", 1.0), ("y_total", 4.0), ("h_sum", 5.0)]);
+        let text = crate::export::render_prometheus(&snap);
+        assert!(!text.contains("x_total 2"), "{text}");
+        assert!(!text.contains("y_total{a=\"1\"}"), "{text}");
+        assert!(!text.contains("h_count"), "{text}");
+    }
+
+    #[test]
+    fn plug_in_values_are_sent_like_any_series() {
+        struct Pool;
+        impl crate::Collector for Pool {
+            fn name(&self) -> &str {
+                "pool"
+            }
+            fn collect(&self, out: &mut crate::Samples) -> Result<(), Error> {
+                out.counter("pool_seconds_total", &[], 1.5)?;
+                out.gauge("pool_size", &[("pool", "db")], 8.0)
+            }
+        }
+        let metrics = MetricsCollector::new();
+        metrics.register(Pool).unwrap();
+        let series = decode(&writer(&[]).encode(&metrics.snapshot()).bytes);
+        let find = |name: &str| {
+            series
+                .iter()
+                .find(|(labels, _, _)| labels.iter().any(|(k, v)| k == "__name__" && v == name))
+                .map(|s| s.1)
+        };
+        assert_eq!(find("pool_seconds_total"), Some(1.5));
+        assert_eq!(find("pool_size"), Some(8.0));
     }
 
     #[test]
