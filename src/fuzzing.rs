@@ -199,7 +199,11 @@ pub fn http_request_head(data: &[u8]) {
         return;
     };
     let max_request_bytes = if limit % 2 == 0 { 256 } else { 8 * 1024 };
-    crate::export::http::check_requests(stream, usize::from(piece % 64) + 1, max_request_bytes);
+    crate::export::http::request::check_requests(
+        stream,
+        usize::from(piece % 64) + 1,
+        max_request_bytes,
+    );
 }
 
 /// The level file's bytes: `content`, or with bit 2 of `pick` set as many
