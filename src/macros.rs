@@ -18,13 +18,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::error::Error;
 use crate::key::{hash_labels, labels_match, Labels};
-use crate::metrics::counter::Counter;
-use crate::metrics::gauge::Gauge;
-use crate::metrics::histogram::Histogram;
 use crate::registry::{global, Family, MetricsCollector};
-use crate::snapshot::MetricKind;
 
 /// A counter handle from the global (or a given) collector.
 ///
@@ -102,7 +97,7 @@ macro_rules! __vitals_handle {
         )
     };
     ($ty:ty; collector: $c:expr, $name:expr $(, $k:expr => $v:expr)* $(,)?) => {
-        <$ty as $crate::__private::MacroHandle>::get(
+        $crate::__private::get::<$ty>(
             &$c,
             $crate::__private::label(&$name),
             &[$(($crate::__private::label(&$k), $crate::__private::label(&$v))),*],
@@ -120,7 +115,7 @@ macro_rules! __vitals_handle {
         )
     }};
     ($ty:ty; $name:expr $(, $k:expr => $v:expr)* $(,)?) => {
-        <$ty as $crate::__private::MacroHandle>::get(
+        $crate::__private::get::<$ty>(
             $crate::global(),
             $crate::__private::label(&$name),
             &[$(($crate::__private::label(&$k), $crate::__private::label(&$v))),*],
@@ -222,9 +217,9 @@ macro_rules! timed {
             [$(($crate::__private::label(&$k), $crate::__private::label(&$v))),*],
         ) {
             (__vitals_c, __vitals_name, __vitals_err, __vitals_labels) => $crate::__vitals_timed!(
-                <$crate::Histogram as $crate::__private::MacroHandle>::get(
+                $crate::__private::get::<$crate::Histogram>(
                     __vitals_c, __vitals_name, &__vitals_labels);
-                <$crate::Counter as $crate::__private::MacroHandle>::get(
+                $crate::__private::get::<$crate::Counter>(
                     __vitals_c, __vitals_err, &__vitals_labels);
                 $body),
         }
@@ -236,7 +231,7 @@ macro_rules! timed {
             [$(($crate::__private::label(&$k), $crate::__private::label(&$v))),*],
         ) {
             (__vitals_c, __vitals_name, __vitals_labels) => $crate::__vitals_timed!(
-                <$crate::Histogram as $crate::__private::MacroHandle>::get(
+                $crate::__private::get::<$crate::Histogram>(
                     __vitals_c, __vitals_name, &__vitals_labels);
                 $body),
         }
@@ -329,6 +324,8 @@ macro_rules! __vitals_timed {
 pub mod __private {
     use super::*;
 
+    pub use crate::registry::family::Handle;
+
     /// The unit of `describe_*!`: a [`Unit`](crate::Unit) only, so that a
     /// unit and a help text cannot be swapped.
     #[inline(always)]
@@ -348,90 +345,12 @@ pub mod __private {
         value.is_err()
     }
 
-    /// What the macros need from each handle type.
-    pub trait MacroHandle: Clone + Sized {
-        /// The kind the handle belongs to.
-        const KIND: MetricKind;
-        /// Full lookup; never fails.
-        fn get(collector: &MetricsCollector, name: &str, labels: &[(&str, &str)]) -> Self;
-        /// Full lookup, or the error.
-        fn try_get(
-            collector: &MetricsCollector,
-            name: &str,
-            labels: &[(&str, &str)],
-        ) -> Result<Self, Error>;
-        /// Lookup inside a known family; never fails.
-        fn in_family(
-            collector: &MetricsCollector,
-            family: &Family,
-            labels: &[(&str, &str)],
-        ) -> Self;
-        /// The existing regular series in a known family, if any.
-        fn find_in(
-            collector: &MetricsCollector,
-            family: &Family,
-            labels: &[(&str, &str)],
-        ) -> Option<Self>;
-        /// A handle that records nowhere.
-        fn detached() -> Self;
+    /// The handle of series `name` with `labels` in `collector`: full
+    /// lookup, never fails (what the plain methods do).
+    #[inline]
+    pub fn get<H: Handle>(collector: &MetricsCollector, name: &str, labels: &[(&str, &str)]) -> H {
+        collector.handle(name, labels)
     }
-
-    macro_rules! impl_macro_handle {
-        ($ty:ty, $kind:expr, $get:ident, $try_get:ident, $in_family:ident, $find:ident) => {
-            impl MacroHandle for $ty {
-                const KIND: MetricKind = $kind;
-                fn get(c: &MetricsCollector, name: &str, labels: &[(&str, &str)]) -> Self {
-                    c.$get(name, labels)
-                }
-                fn try_get(
-                    c: &MetricsCollector,
-                    name: &str,
-                    labels: &[(&str, &str)],
-                ) -> Result<Self, Error> {
-                    c.$try_get(name, labels)
-                }
-                #[inline]
-                fn in_family(c: &MetricsCollector, f: &Family, labels: &[(&str, &str)]) -> Self {
-                    c.$in_family(f, labels)
-                }
-                fn find_in(
-                    c: &MetricsCollector,
-                    f: &Family,
-                    labels: &[(&str, &str)],
-                ) -> Option<Self> {
-                    c.$find(f, labels)
-                }
-                fn detached() -> Self {
-                    <$ty>::detached()
-                }
-            }
-        };
-    }
-
-    impl_macro_handle!(
-        Counter,
-        MetricKind::Counter,
-        counter,
-        try_counter,
-        macro_counter_in,
-        macro_find_counter
-    );
-    impl_macro_handle!(
-        Gauge,
-        MetricKind::Gauge,
-        gauge,
-        try_gauge,
-        macro_gauge_in,
-        macro_find_gauge
-    );
-    impl_macro_handle!(
-        Histogram,
-        MetricKind::Histogram,
-        histogram,
-        try_histogram,
-        macro_histogram_in,
-        macro_find_histogram
-    );
 
     /// A call site with a literal name and literal labels: its handle,
     /// registered on the first successful call. Sound only because the
@@ -439,7 +358,7 @@ pub mod __private {
     #[derive(Debug)]
     pub struct Site<H>(OnceLock<H>);
 
-    impl<H: MacroHandle> Site<H> {
+    impl<H: Handle> Site<H> {
         /// An empty site.
         #[allow(clippy::new_without_default)]
         pub const fn new() -> Self {
@@ -460,7 +379,7 @@ pub mod __private {
         #[cold]
         #[inline(never)]
         fn register(&'static self, name: &str, labels: &[(&str, &str)]) -> H {
-            match H::try_get(global(), name, labels) {
+            match global().try_handle::<H>(name, labels) {
                 Ok(handle) => self.0.get_or_init(|| handle).clone(),
                 Err(err) => {
                     global().report_error(err);
@@ -495,7 +414,7 @@ pub mod __private {
         handle: H,
     }
 
-    impl<H: MacroHandle> FamilySite<H> {
+    impl<H: Handle> FamilySite<H> {
         /// An empty site.
         #[allow(clippy::new_without_default)]
         pub const fn new() -> Self {
@@ -538,7 +457,7 @@ pub mod __private {
                     None => return H::detached(),
                 },
             };
-            match H::find_in(global(), family, labels) {
+            match global().macro_find::<H>(family, labels) {
                 Some(handle) => {
                     if slot.get().is_none() {
                         let _ = slot.set(CachedSeries {
@@ -549,7 +468,7 @@ pub mod __private {
                     }
                     handle
                 }
-                None => H::in_family(global(), family, labels),
+                None => global().macro_in::<H>(family, labels),
             }
         }
 

@@ -68,17 +68,25 @@ pub(super) struct Series {
     pub(super) life: Mutex<Life>,
 }
 
-#[derive(Clone)]
-pub(crate) enum Metric {
+/// A series handle of any kind (public, unreachable from outside, only so
+/// that [`Handle`] can name it).
+#[derive(Clone, Debug)]
+pub enum Metric {
     Counter(Counter),
     Gauge(Gauge),
     Histogram(Histogram),
 }
 
-/// The three handle types, so that the registry code is written once.
-pub(crate) trait Handle: Sized {
+/// The three handle types ([`Counter`], [`Gauge`], [`Histogram`]), so that
+/// the registry and the macros are written once for all of them. Public
+/// (and hidden) only so that the macros' call sites can name it.
+#[doc(hidden)]
+pub trait Handle: Clone + Sized {
+    /// The kind of metric the handle updates.
     const KIND: MetricKind;
+    /// The handle inside a series of any kind, if it is of this kind.
     fn from_metric(metric: Metric) -> Option<Self>;
+    /// A handle that records nowhere.
     fn detached() -> Self;
 }
 

@@ -19,7 +19,7 @@ use crate::snapshot::{MetricKind, Snapshot};
 use crate::unit::Unit;
 
 mod builder;
-mod family;
+pub(crate) mod family;
 mod global;
 mod lifecycle;
 mod observed;
@@ -249,7 +249,7 @@ impl MetricsCollector {
     /// assert_eq!(snap.counter("vitals_errors_total", &[("kind", "invalid_name")]), Some(1.0));
     /// ```
     pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Counter {
-        self.get(name, labels)
+        self.handle(name, labels)
     }
 
     /// The counter `name{labels}`, or why it cannot be had.
@@ -263,9 +263,7 @@ impl MetricsCollector {
     /// assert!(matches!(err, Error::KindMismatch { .. }));
     /// ```
     pub fn try_counter(&self, name: &str, labels: &[(&str, &str)]) -> Result<Counter, Error> {
-        self.inner
-            .metric(name, Counter::KIND, labels, false)
-            .and_then(extract)
+        self.try_handle(name, labels)
     }
 
     /// The gauge `name{labels}`, created on first use. Never fails.
@@ -276,7 +274,7 @@ impl MetricsCollector {
     /// assert_eq!(metrics.snapshot().gauge("threads", &[]), Some(8.0));
     /// ```
     pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Gauge {
-        self.get(name, labels)
+        self.handle(name, labels)
     }
 
     /// The gauge `name{labels}`, or why it cannot be had.
@@ -286,9 +284,7 @@ impl MetricsCollector {
     /// assert!(metrics.try_gauge("temp", &[("__x", "y")]).is_err());
     /// ```
     pub fn try_gauge(&self, name: &str, labels: &[(&str, &str)]) -> Result<Gauge, Error> {
-        self.inner
-            .metric(name, Gauge::KIND, labels, false)
-            .and_then(extract)
+        self.try_handle(name, labels)
     }
 
     /// The histogram `name{labels}`, created on first use with the window
@@ -300,7 +296,7 @@ impl MetricsCollector {
     /// assert!(metrics.snapshot().histogram("latency_seconds", &[]).is_some());
     /// ```
     pub fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Histogram {
-        self.get(name, labels)
+        self.handle(name, labels)
     }
 
     /// The histogram `name{labels}`, or why it cannot be had. The label
@@ -312,9 +308,7 @@ impl MetricsCollector {
     /// assert!(metrics.try_histogram("h", &[("quantile", "0.5")]).is_err());
     /// ```
     pub fn try_histogram(&self, name: &str, labels: &[(&str, &str)]) -> Result<Histogram, Error> {
-        self.inner
-            .metric(name, Histogram::KIND, labels, false)
-            .and_then(extract)
+        self.try_handle(name, labels)
     }
 
     /// Sets the window of histogram `name`'s series. Only before its first
@@ -546,59 +540,40 @@ impl MetricsCollector {
 
     /// The existing, regular series with these labels: never the overflow
     /// series, never a detached handle, so the result may be cached.
-    pub(crate) fn macro_find_counter(
+    pub(crate) fn macro_find<H: Handle>(
         &self,
         family: &Family,
         labels: &[(&str, &str)],
-    ) -> Option<Counter> {
+    ) -> Option<H> {
+        self.inner.find(family, labels).and_then(H::from_metric)
+    }
+
+    /// The series with these labels in a known family, created if new;
+    /// never fails.
+    #[inline]
+    pub(crate) fn macro_in<H: Handle>(&self, family: &Family, labels: &[(&str, &str)]) -> H {
+        // Hot path: the series exists.
+        if let Some(handle) = self.inner.find(family, labels).and_then(H::from_metric) {
+            return handle;
+        }
+        self.or_detached(self.inner.create(family, labels, true))
+    }
+
+    /// The handle of any kind: what `counter`, `gauge` and `histogram` do.
+    #[inline]
+    pub(crate) fn handle<H: Handle>(&self, name: &str, labels: &[(&str, &str)]) -> H {
+        self.or_detached(self.inner.metric(name, H::KIND, labels, true))
+    }
+
+    /// The handle of any kind, or the error: what the `try_*` methods do.
+    pub(crate) fn try_handle<H: Handle>(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<H, Error> {
         self.inner
-            .find(family, labels)
-            .and_then(Counter::from_metric)
-    }
-
-    pub(crate) fn macro_find_gauge(
-        &self,
-        family: &Family,
-        labels: &[(&str, &str)],
-    ) -> Option<Gauge> {
-        self.inner.find(family, labels).and_then(Gauge::from_metric)
-    }
-
-    pub(crate) fn macro_find_histogram(
-        &self,
-        family: &Family,
-        labels: &[(&str, &str)],
-    ) -> Option<Histogram> {
-        self.inner
-            .find(family, labels)
-            .and_then(Histogram::from_metric)
-    }
-
-    #[inline]
-    pub(crate) fn macro_counter_in(&self, family: &Family, labels: &[(&str, &str)]) -> Counter {
-        // Hot path: the series exists.
-        if let Some(Metric::Counter(handle)) = self.inner.find(family, labels) {
-            return handle;
-        }
-        self.or_detached(self.inner.create(family, labels, true))
-    }
-
-    #[inline]
-    pub(crate) fn macro_gauge_in(&self, family: &Family, labels: &[(&str, &str)]) -> Gauge {
-        // Hot path: the series exists.
-        if let Some(Metric::Gauge(handle)) = self.inner.find(family, labels) {
-            return handle;
-        }
-        self.or_detached(self.inner.create(family, labels, true))
-    }
-
-    #[inline]
-    pub(crate) fn macro_histogram_in(&self, family: &Family, labels: &[(&str, &str)]) -> Histogram {
-        // Hot path: the series exists.
-        if let Some(Metric::Histogram(handle)) = self.inner.find(family, labels) {
-            return handle;
-        }
-        self.or_detached(self.inner.create(family, labels, true))
+            .metric(name, H::KIND, labels, false)
+            .and_then(extract)
     }
 
     /// The `{vitals_overflow="true"}` series of metric `name` (its family
@@ -614,10 +589,6 @@ impl MetricsCollector {
 
     pub(crate) fn report_error(&self, err: Error) {
         self.inner.report(err);
-    }
-
-    fn get<H: Handle>(&self, name: &str, labels: &[(&str, &str)]) -> H {
-        self.or_detached(self.inner.metric(name, H::KIND, labels, true))
     }
 
     fn or_detached<H: Handle>(&self, found: Result<Metric, Error>) -> H {
