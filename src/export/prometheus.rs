@@ -97,6 +97,7 @@ impl TextFormat {
 /// assert_eq!(report.clashing_families, ["x"]);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RenderReport {
     /// Families written.
     pub families: usize,

@@ -242,6 +242,7 @@ impl std::fmt::Debug for Reporter {
 /// assert_eq!(reporter.status().ticks, 1);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ReporterStatus {
     /// Snapshots taken (the final one included once shut down).
     pub ticks: u64,
@@ -265,6 +266,7 @@ pub struct ReporterStatus {
 /// assert_eq!((table.name.as_str(), table.exported, table.failed), ("table", 1, 0));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ExporterStatus {
     /// The exporter's [`name`](Exporter::name).
     pub name: String,

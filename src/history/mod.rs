@@ -162,6 +162,7 @@ pub enum Latest {
 /// assert_eq!(stats.snapshots, 0);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HistoryStats {
     /// Snapshots ingested.
     pub snapshots: u64,
@@ -206,6 +207,7 @@ pub struct HistoryStats {
 /// assert!(report.skipped.is_empty());
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ReplayReport {
     /// Snapshots ingested.
     pub snapshots: u64,

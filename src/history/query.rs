@@ -354,6 +354,7 @@ impl Query {
 /// assert!(result.series.is_empty());
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct QueryResult {
     /// The level the points come from.
     pub level: Level,
@@ -378,6 +379,7 @@ pub struct QueryResult {
 /// assert_eq!(s.points[0].value, 1.0);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SeriesResult {
     /// Metric name.
     pub name: Arc<str>,
@@ -396,6 +398,7 @@ pub struct SeriesResult {
 /// assert_eq!(p.value, 2.5);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct QueryPoint {
     /// Start of the step (raw points: the snapshot's time), Unix ms.
     pub timestamp_unix_ms: u64,

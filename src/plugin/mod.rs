@@ -427,6 +427,7 @@ pub enum PluginStatus {
 /// assert!(stats.last_error.as_deref().unwrap().contains("sensor unplugged"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PluginStats {
     /// Collections finished (successful or not).
     pub collections: u64,
@@ -486,6 +487,7 @@ pub struct PluginStats {
 /// assert_eq!(snap.gauge("answer", &[]), Some(42.0));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PluginReport {
     /// The plug-in's name.
     pub name: Arc<str>,

@@ -169,6 +169,7 @@ impl std::fmt::Debug for HttpServer {
 /// assert_eq!(server.stats().requests, 0);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HttpServerStats {
     /// Requests answered (any status).
     pub requests: u64,

@@ -22,6 +22,7 @@ use super::rotation::{rotated_in, split_name};
 /// assert_eq!(s.to_string(), "m.jsonl:3: EOF while parsing");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SkippedLine {
     /// The file.
     pub path: PathBuf,
