@@ -35,33 +35,15 @@ use super::sparse::SparseBuckets;
 use super::Storage;
 use crate::error::Error;
 
-const SUB_BITS: u32 = 6;
-const SUBS: usize = 1 << SUB_BITS;
-const MIN_EXP: i64 = -30;
-const MAX_EXP: i64 = 50;
-const OCTAVES: usize = (MAX_EXP - MIN_EXP) as usize;
-const EXP_BIAS: i64 = 1023;
-const MIN_BITS: u64 = ((MIN_EXP + EXP_BIAS) as u64) << 52;
-const MAX_BITS: u64 = (((MAX_EXP + EXP_BIAS) as u64) << 52) - 1;
+/// Sub-buckets per storage octave: a run of 64 consecutive buckets of the
+/// layout (one power of two's worth, from [`MIN_INDEX`](super::layout::MIN_INDEX) on).
+const SUBS: usize = 1 << 6;
+/// Storage octaves: the positions of the layout's range, 64 at a time.
+const OCTAVES: usize = super::layout::POSITIONS.div_ceil(SUBS);
+use super::layout::{MAX_BITS, MIN_BITS};
+pub use super::layout::{MAX_TRACKABLE, MIN_TRACKABLE};
 /// Marks an unwritten cell of a count window (NaN is never recorded).
 const EMPTY: u64 = u64::MAX;
-
-/// The smallest positive value a time window tells apart (2⁻³⁰ ≈ 9.3e-10).
-/// Smaller positive values are recorded as this and counted as saturated;
-/// zero is recorded exactly.
-///
-/// ```
-/// assert!(vitals::MIN_TRACKABLE < 1e-9);
-/// ```
-pub const MIN_TRACKABLE: f64 = f64::from_bits(MIN_BITS);
-
-/// The largest value a time window tracks (just under 2⁵⁰ ≈ 1.1e15). Larger
-/// values, +∞ included, are recorded as this and counted as saturated.
-///
-/// ```
-/// assert!(vitals::MAX_TRACKABLE > 1e15);
-/// ```
-pub const MAX_TRACKABLE: f64 = f64::from_bits(MAX_BITS);
 
 mod buckets;
 mod count;
@@ -384,19 +366,24 @@ impl HistogramCore {
 
     /// Makes snapshots carry the lifetime bucket counts (time windows
     /// only: a count window keeps no buckets).
-    pub(crate) fn with_lifetime_buckets(self) -> Self {
-        if let WindowCore::Time(w) = &self.kind {
-            w.reader.lock().life_buckets = Some(Box::default());
+    pub(crate) fn with_lifetime_buckets(mut self) -> Self {
+        match &mut self.kind {
+            WindowCore::Time(w) => w.reader.lock().life_buckets = Some(Box::default()),
+            WindowCore::Count(w) => w.buckets = true,
         }
         self
     }
 
     fn summary(&self, now: Duration) -> HistogramSummary {
-        let (window, lifetime, lifetime_buckets) = match &self.kind {
-            WindowCore::Time(w) => w.summary(now),
+        let (window, lifetime, window_buckets, lifetime_buckets) = match &self.kind {
+            WindowCore::Time(w) => {
+                let (window, lifetime, state) = w.summary(now);
+                let (wb, lb) = state.map(|s| (s.window, s.lifetime)).unzip();
+                (window, lifetime, wb, lb)
+            }
             WindowCore::Count(w) => {
-                let (window, lifetime) = w.summary(now);
-                (window, lifetime, None)
+                let (window, lifetime, buckets) = w.summary(now);
+                (window, lifetime, buckets, None)
             }
         };
         HistogramSummary {
@@ -404,6 +391,7 @@ impl HistogramCore {
             lifetime,
             saturated: self.saturated.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            window_buckets,
             lifetime_buckets,
             buckets: self.buckets.as_ref().map(|b| b.read()),
         }
@@ -441,11 +429,9 @@ mod tests {
             123456.789,
             MAX_TRACKABLE,
         ] {
-            let bits = f64::to_bits(v);
-            let octave = ((bits >> 52) - (MIN_BITS >> 52)) as usize;
-            let sub = ((bits >> (52 - SUB_BITS)) as usize) & (SUBS - 1);
-            let mid = bucket_midpoint(octave, sub);
-            assert!(((mid - v) / v).abs() <= 1.0 / 128.0 + 1e-12, "{v} -> {mid}");
+            let p = crate::metrics::layout::position_of_bits(v.to_bits());
+            let mid = bucket_midpoint(p / SUBS, p % SUBS);
+            assert!(((mid - v) / v).abs() <= 0.00543, "{v} -> {mid}");
         }
     }
 
@@ -467,8 +453,8 @@ mod tests {
         assert_eq!(s.window.min, Some(0.0));
         assert_eq!(s.window.max, Some(MAX_TRACKABLE));
         let q = s.window.quantiles.unwrap();
-        assert!((q.p50 - MIN_TRACKABLE) / MIN_TRACKABLE <= 1.0 / 128.0);
-        assert!((MAX_TRACKABLE - q.p999) / MAX_TRACKABLE <= 1.0 / 128.0);
+        assert!((q.p50 - MIN_TRACKABLE).abs() / MIN_TRACKABLE <= 0.0055);
+        assert!((MAX_TRACKABLE - q.p999) / MAX_TRACKABLE <= 0.0055);
     }
 
     #[test]
@@ -502,9 +488,9 @@ mod tests {
         let WindowCore::Time(w) = &h.core.kind else {
             unreachable!()
         };
-        let octave = ((2f64.to_bits() >> 52) - (MIN_BITS >> 52)) as usize;
+        let p = crate::metrics::layout::position_of_bits(2f64.to_bits());
         // Force the counter to the brink, as 2^32 - 1 records would.
-        w.base.octave(octave, w.slots)[0].store(u32::MAX, Ordering::Relaxed);
+        w.base.octave(p / SUBS, w.slots)[p % SUBS].store(u32::MAX, Ordering::Relaxed);
         h.record(2.0);
         let s = h.summary(Duration::ZERO);
         assert_eq!(s.window.count, u64::from(u32::MAX) + 1);
@@ -522,8 +508,8 @@ mod tests {
         assert_eq!(h.summary(Duration::from_secs(10)).window.count, 1);
         assert_ne!(w.current.load(Ordering::Relaxed), before);
         // A writer that read the slot index before that rotation adds now.
-        let octave = ((2f64.to_bits() >> 52) - (MIN_BITS >> 52)) as usize;
-        w.base.octave(octave, w.slots)[before * SUBS].fetch_add(1, Ordering::Relaxed);
+        let p = crate::metrics::layout::position_of_bits(2f64.to_bits());
+        w.base.octave(p / SUBS, w.slots)[before * SUBS + p % SUBS].fetch_add(1, Ordering::Relaxed);
         w.base.totals[before].add_sum_contended(2.0);
         let s = h.summary(Duration::from_secs(11));
         assert_eq!((s.window.count, s.window.sum), (2, 4.0));
