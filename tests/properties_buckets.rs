@@ -1,0 +1,167 @@
+//! Laws of the exponential buckets, with recording every value into one
+//! distribution as the exact oracle:
+//!
+//! * merge is commutative, associative and exact (bucket for bucket what
+//!   recording all values into one gives), at any mix of scales;
+//! * subtraction undoes merge: `checked_sub(merge(a, b), b) == a`;
+//! * downscaling commutes with merge, and `fit` respects its limit without
+//!   losing a count;
+//! * quantiles are within 0.55% of the exact nearest-rank value;
+//! * the summaries of 8 collectors recording disjoint random data merge to
+//!   exactly the summary of one collector recording all of it.
+
+#[path = "common/gen.rs"]
+mod gen;
+
+use proptest::prelude::*;
+use vitals::{layout, HistogramSummary, MetricsCollector, SparseBuckets, Window};
+
+/// Values across the trackable range and beyond it, zeros included.
+fn value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        8 => (-30.0f64..50.0).prop_map(|e| 2f64.powf(e)),
+        2 => (1u32..10_000).prop_map(|n| f64::from(n) / 1000.0),
+        1 => Just(0.0),
+        1 => prop_oneof![Just(1e-300), Just(f64::MAX), Just(f64::INFINITY), Just(5e-324)],
+        1 => (-30i32..=50).prop_map(|e| 2f64.powi(e)),
+    ]
+}
+
+fn values() -> impl Strategy<Value = Vec<f64>> {
+    prop::collection::vec(value(), 0..200)
+}
+
+fn recorded(values: &[f64]) -> SparseBuckets {
+    let mut b = SparseBuckets::default();
+    values.iter().for_each(|v| b.record(*v));
+    b
+}
+
+fn merged(a: &SparseBuckets, b: &SparseBuckets) -> SparseBuckets {
+    let mut m = a.clone();
+    m.merge(b);
+    m
+}
+
+fn downscaled(b: &SparseBuckets, k: u32) -> SparseBuckets {
+    let mut d = b.clone();
+    d.downscale(k);
+    d
+}
+
+proptest! {
+    #![proptest_config(gen::config(256))]
+
+    #[test]
+    fn merge_is_exact_commutative_and_associative(a in values(), b in values(), c in values()) {
+        let (x, y, z) = (recorded(&a), recorded(&b), recorded(&c));
+        let all: Vec<f64> = a.iter().chain(&b).chain(&c).copied().collect();
+        prop_assert_eq!(merged(&x, &y), merged(&y, &x));
+        prop_assert_eq!(merged(&merged(&x, &y), &z), merged(&x, &merged(&y, &z)));
+        prop_assert_eq!(merged(&merged(&x, &y), &z), recorded(&all));
+    }
+
+    #[test]
+    fn subtraction_undoes_merge(a in values(), b in values(), k in 0u32..8) {
+        let (x, y) = (recorded(&a), recorded(&b));
+        prop_assert_eq!(merged(&x, &y).checked_sub(&y), Some(x.clone()));
+        // At a lower scale too.
+        let (dx, dy) = (downscaled(&x, k), downscaled(&y, k));
+        prop_assert_eq!(merged(&dx, &dy).checked_sub(&dy), Some(dx));
+    }
+
+    #[test]
+    fn downscale_commutes_with_merge(a in values(), b in values(), k in 0u32..17, j in 0u32..17) {
+        let (x, y) = (recorded(&a), recorded(&b));
+        let m = merged(&x, &y);
+        prop_assert_eq!(downscaled(&m, k), merged(&downscaled(&x, k), &downscaled(&y, k)));
+        // Mixed scales merge at the coarser one.
+        let mixed = merged(&downscaled(&x, k), &downscaled(&y, j));
+        prop_assert_eq!(mixed, downscaled(&m, k.max(j)));
+        // Downscaling in two steps is downscaling at once.
+        prop_assert_eq!(downscaled(&downscaled(&m, k), j), downscaled(&m, (k + j).min(16)));
+    }
+
+    #[test]
+    fn fit_respects_the_limit_and_keeps_every_count(a in values(), max in 1usize..300) {
+        let x = recorded(&a);
+        let mut f = x.clone();
+        let k = f.fit(max);
+        prop_assert_eq!(&f, &downscaled(&x, k));
+        prop_assert_eq!(f.count(), x.count());
+        if let (Some(first), Some(last)) = (f.counts.first(), f.counts.last()) {
+            prop_assert!(last.0 - first.0 < max as i32 || f.scale == layout::MIN_SCALE);
+        }
+        // Not downscaled further than needed.
+        if k > 0 {
+            let finer = downscaled(&x, k - 1);
+            let (first, last) = (finer.counts[0].0, finer.counts.last().unwrap().0);
+            prop_assert!(last - first + 1 > max as i32);
+        }
+    }
+
+    #[test]
+    fn quantiles_are_within_the_bucket_error(a in prop::collection::vec(value(), 1..300), q in 0.001f64..=1.0) {
+        let x = recorded(&a);
+        let mut exact: Vec<f64> = a
+            .iter()
+            .map(|v| if *v == 0.0 { 0.0 } else { v.clamp(vitals::MIN_TRACKABLE, vitals::MAX_TRACKABLE) })
+            .collect();
+        exact.sort_by(f64::total_cmp);
+        let want = exact[(layout::nearest_rank(q, exact.len() as u64) - 1) as usize];
+        let got = x.quantile(q).unwrap();
+        if want == 0.0 {
+            prop_assert_eq!(got, 0.0);
+        } else {
+            prop_assert!((got - want).abs() / want <= 0.00543, "{} vs {}", got, want);
+        }
+    }
+
+    /// 8 collectors record disjoint random data; their summaries merge to
+    /// exactly the summary of one collector that recorded everything.
+    #[test]
+    fn eight_collectors_merge_to_the_histogram_of_all_values(
+        parts in prop::collection::vec(values(), 8),
+        count_window in any::<bool>(),
+    ) {
+        let window = if count_window { Window::Count { values: 10_000 } } else { Window::default() };
+        let summary = |values: &[f64]| -> HistogramSummary {
+            let m = MetricsCollector::builder().lifetime_buckets(true).build();
+            m.configure_histogram("h", window).unwrap();
+            let h = m.histogram("h", &[]);
+            values.iter().for_each(|v| h.record(*v));
+            m.snapshot().histogram("h", &[]).unwrap().clone()
+        };
+        let all: Vec<f64> = parts.iter().flatten().copied().collect();
+        let one = summary(&all);
+        let mut sum = summary(&parts[0]);
+        for p in &parts[1..] {
+            sum.merge(&summary(p));
+        }
+        prop_assert_eq!(&sum.window_buckets, &one.window_buckets);
+        prop_assert_eq!(&sum.lifetime_buckets, &one.lifetime_buckets);
+        prop_assert_eq!(sum.window.count, one.window.count);
+        prop_assert_eq!(sum.lifetime.count, one.lifetime.count);
+        prop_assert_eq!((sum.window.min, sum.window.max), (one.window.min, one.window.max));
+        prop_assert_eq!((sum.saturated, sum.dropped), (one.saturated, one.dropped));
+        // Sums add in another order: equal up to rounding.
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
+        prop_assert!(close(sum.window.sum, one.window.sum));
+        if !count_window {
+            // Time windows: quantiles come from the buckets, so they merge exactly.
+            prop_assert_eq!(sum.window.quantiles, one.window.quantiles);
+            prop_assert_eq!(sum.window_buckets.as_ref().map(SparseBuckets::count), Some(all.len() as u64 - one.dropped));
+        } else if let (Some(q), Some(b)) = (sum.window.quantiles, &sum.window_buckets) {
+            // Count windows: exact quantiles on each side; the merged ones
+            // come from the buckets, within their error.
+            let exact = one.window.quantiles.unwrap();
+            for (got, want) in [(q.p50, exact.p50), (q.p99, exact.p99)] {
+                prop_assert!((got - want).abs() <= 0.00543 * want.abs(), "{} vs {}", got, want);
+            }
+            prop_assert_eq!(b.count(), one.window.count);
+        }
+        if let (Some(sd), Some(want)) = (sum.window.stddev, one.window.stddev) {
+            prop_assert!((sd - want).abs() <= 1e-6 * want.max(1.0) + 0.011 * want, "{} vs {}", sd, want);
+        }
+    }
+}
