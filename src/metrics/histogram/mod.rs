@@ -524,8 +524,11 @@ mod tests {
             h.record(v);
             v *= 1.01;
         }
+        // A snapshot caches the closed slots; it counts too.
+        let _ = h.summary(Duration::from_secs(30));
         let bytes = h.heap_bytes();
-        assert!(bytes <= 32 * 1024, "{bytes} bytes");
+        eprintln!("four decades, default window: {bytes} bytes");
+        assert!(bytes <= 31 * 1024, "{bytes} bytes");
     }
 
     #[test]

@@ -697,6 +697,9 @@ impl TimeWindow {
                 .collect();
             let mut closed = self.take_slots(&others, false);
             closed.drop_empty_octaves();
+            // Kept for a whole slot length: no spare capacity.
+            closed.octaves.shrink_to_fit();
+            closed.moments.shrink_to_fit();
             reader.closed = Some(closed);
         }
         let reader: &TimeReader = reader;
