@@ -3,16 +3,19 @@
 //!
 //! # Layout of a time window
 //!
-//! A value's bucket comes straight from the bits of its `f64`: the exponent
-//! picks an octave (a power of two) and the top 6 mantissa bits one of 64
-//! linear sub-buckets in it. A bucket is at most 1/64 of its lower bound wide,
-//! so its midpoint is within 0.79% of any value in it: quantiles are within
-//! 0.79% of the exact nearest-rank quantile. Octaves cover 2⁻³⁰ (about 1 ns
-//! when recording seconds) to 2⁵⁰ (about 10¹⁵).
+//! Values are counted in base-2 exponential buckets at scale 6 (bucket `i`
+//! holds (2^((i−1)/64), 2^(i/64)], see [`layout`](crate::layout)), whose
+//! index comes from the bits of the `f64` (exponent, a table on the top
+//! mantissa bits, one compare; no logarithm). A bucket's geometric midpoint
+//! is within 0.543% of any value in it: quantiles are within 0.55% of the
+//! exact nearest-rank quantile. The buckets cover 2⁻³⁰ (about 1 ns when
+//! recording seconds) to 2⁵⁰ (about 10¹⁵).
 //!
-//! Each octave's counters (`slots × 64` × `u32`) are allocated the first time
-//! a value lands in it, so a series only pays for the range it uses: values
-//! over four decades touch 14 octaves, about 21 KiB with 6 slots.
+//! The counters are stored in "octaves" of 64 consecutive buckets (one
+//! power of two's worth); each octave's counters (`slots × 64` × `u32`) are
+//! allocated the first time a value lands in it, so a series only pays for
+//! the range it uses: values over four decades touch 14 octaves, about
+//! 31 KiB with 6 slots, the snapshot cache included.
 //!
 //! `record` never reads the clock and never locks: it reads the current slot
 //! index, adds one to a bucket, adds the value to the slot's sum with one CAS,
@@ -61,11 +64,14 @@ use time::TimeWindow;
 
 /// A distribution of values over a rolling window, such as request latency.
 ///
-/// **How it works.** A value's bucket comes from the bits of its `f64`: the
-/// exponent picks an octave, the top 6 mantissa bits one of 64 sub-buckets,
-/// so a bucket's midpoint is within 0.79% of every value in it; octaves are
-/// allocated on first use (values over four decades: about 25 KiB per series
-/// with the default window). `record` never reads the clock and never locks:
+/// **How it works.** Values are counted in base-2 exponential buckets at
+/// scale 6, the OpenTelemetry and Prometheus native-histogram layout (see
+/// [`layout`](crate::layout)), so summaries of several processes merge
+/// exactly ([`HistogramSummary::merge`]) and a bucket's midpoint is within
+/// 0.55% of every value in it; the bucket comes from the bits of the `f64`,
+/// without a logarithm. Counters are allocated 64 buckets (one power of
+/// two) at a time on first use (values over four decades: about 31 KiB per
+/// series with the default window). `record` never reads the clock and never locks:
 /// one atomic add on the bucket of the current slot and one CAS on the
 /// slot's exact sum. Snapshots rotate the slots and merge them; a contended
 /// histogram grows per-thread stripes, as [`Counter`] does.
