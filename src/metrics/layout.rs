@@ -300,6 +300,7 @@ pub(crate) fn index_at(position: usize) -> i32 {
 
 /// The position of a scale-6 index in the native range, if within it.
 #[inline]
+#[cfg_attr(not(any(feature = "history", test)), allow(dead_code))]
 pub(crate) fn position(index: i32) -> Option<usize> {
     usize::try_from(index.checked_sub(MIN_INDEX)?)
         .ok()
