@@ -23,8 +23,9 @@
 //! it", `T[k]`, a table of 64 integers computed exactly (integer 64th
 //! roots, checked by the tests with exact big-integer arithmetic). The
 //! edges are more than 2⁴⁵ apart in mantissa units, so the top 7 mantissa
-//! bits pick a range holding at most one edge: a 128-entry table gives the
-//! edges below the range, and one compare with that one edge finishes.
+//! bits pick a range holding at most one edge: one load from a 128-word
+//! table gives the edges below the range and the one edge that may lie in
+//! it, and one compare with that edge finishes.
 //!
 //! # Range and the zero bucket
 //!
@@ -241,6 +242,23 @@ const FIRST: [u8; 128] = {
     f
 };
 
+/// [`FIRST`] and the one threshold that may follow it in one word per
+/// range, so that the record path makes one table load, not two
+/// dependent ones: the edge count in the low 7 bits, `THRESHOLDS[c]` above
+/// them (`THRESHOLDS[64]`, above every mantissa, becomes `u64::MAX >> 7`,
+/// still above every mantissa).
+const RANGES: [u64; 128] = {
+    let mut t = [0u64; 128];
+    let mut r = 0;
+    while r < 128 {
+        let c = FIRST[r] as usize;
+        let threshold = if c < 64 { THRESHOLDS[c] } else { u64::MAX >> 7 };
+        t[r] = threshold << 7 | c as u64;
+        r += 1;
+    }
+    t
+};
+
 /// 2^(k/64) for `k` in 0..64, the nearest `f64`: the factor from the
 /// upper bound of bucket `64·e` to that of bucket `64·e + k`.
 pub(crate) const fn edge_factor(k: usize) -> f64 {
@@ -258,9 +276,9 @@ const HALF_BUCKET_DOWN: f64 = 0.994_599_423_483_633_2;
 #[inline(always)]
 pub(crate) fn position_of_bits(bits: u64) -> usize {
     let m = bits & MANTISSA;
-    let c = FIRST[(m >> 45) as usize] as usize;
-    let c = c + usize::from(m > THRESHOLDS[c]);
-    (((bits >> 52) - MIN_EXP_BIASED) << 6) as usize + c
+    let range = RANGES[(m >> 45) as usize];
+    let c = (range & 127) + u64::from(m > range >> 7);
+    (((bits >> 52) - MIN_EXP_BIASED) << 6) as usize + c as usize
 }
 
 /// The scale-6 index of any positive normal `f64` (no clamping): for the
@@ -268,8 +286,8 @@ pub(crate) fn position_of_bits(bits: u64) -> usize {
 #[inline]
 fn index_of_normal(bits: u64) -> i32 {
     let m = bits & MANTISSA;
-    let c = FIRST[(m >> 45) as usize] as usize;
-    let c = c + usize::from(m > THRESHOLDS[c]);
+    let range = RANGES[(m >> 45) as usize];
+    let c = (range & 127) + u64::from(m > range >> 7);
     ((bits >> 52) as i32 - 1023) * 64 + c as i32
 }
 
