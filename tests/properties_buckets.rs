@@ -165,3 +165,101 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(gen::config(256))]
+
+    /// Buckets as anyone may write them into the public fields (any scale,
+    /// any index, unsorted, repeated): no operation panics, and normalising
+    /// leaves only buckets of the trackable range.
+    #[test]
+    fn any_bucket_contents_are_handled_without_panics(
+        scales in (any::<i8>(), any::<i8>()),
+        a in prop::collection::vec((any::<i32>(), any::<u64>()), 0..20),
+        b in prop::collection::vec((prop_oneof![any::<i32>(), -2000i32..3300], 0u64..1000), 0..20),
+        k in any::<u32>(),
+        max in any::<usize>(),
+        q in any::<f64>(),
+    ) {
+        let mut x = SparseBuckets { scale: scales.0, zeros: 3, counts: a };
+        let y = SparseBuckets { scale: scales.1, zeros: u64::MAX, counts: b };
+        let _ = x.checked_sub(&y);
+        let _ = x.quantile(q);
+        let _ = (x.min_bound(), x.max_bound(), x.offset_counts(), x.count());
+        x.merge(&y);
+        x.downscale(k);
+        x.fit(max);
+        x.record(q);
+        let _ = x.quantile(q);
+        let mut n = y.clone();
+        n.normalize();
+        if (layout::MIN_SCALE..=layout::SCALE).contains(&n.scale) {
+            let k = (layout::SCALE - n.scale) as u32;
+            for (i, _) in &n.counts {
+                prop_assert!(*i >= layout::downscale_index(layout::MIN_INDEX, k));
+                prop_assert!(*i <= layout::downscale_index(layout::MAX_INDEX, k));
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(gen::config(128))]
+
+    /// Summaries as anyone may build them (hand-made fields, min above
+    /// max, NaN statistics, buckets at any scale) merge without panics.
+    #[test]
+    fn any_summaries_merge_without_panics(
+        stats in prop::collection::vec(any::<f64>(), 8),
+        counts in (any::<u64>(), any::<u64>()),
+        scales in (any::<i8>(), any::<i8>()),
+        pairs in prop::collection::vec((any::<i32>(), any::<u64>()), 0..8),
+    ) {
+        let m = MetricsCollector::builder().lifetime_buckets(true).build();
+        m.histogram("h", &[]).record(1.0);
+        let base = m.snapshot().histogram("h", &[]).unwrap().clone();
+        let mut a = base.clone();
+        a.window.count = counts.0;
+        a.window.min = Some(stats[0]);
+        a.window.max = Some(stats[1]);
+        a.window.mean = Some(stats[2]);
+        a.window.stddev = Some(stats[3]);
+        a.window_buckets = Some(SparseBuckets { scale: scales.0, zeros: 1, counts: pairs.clone() });
+        let mut b = base.clone();
+        b.window.count = counts.1;
+        b.window.min = Some(stats[4]);
+        b.window.max = Some(stats[5]);
+        b.window.sum = stats[6];
+        b.lifetime.sum = stats[7];
+        b.window_buckets = Some(SparseBuckets { scale: scales.1, zeros: 0, counts: pairs });
+        let mut c = a.clone();
+        c.merge(&b);
+        c.limit_buckets(1);
+        b.merge(&a);
+        prop_assert_eq!(c.window.count, counts.0.saturating_add(counts.1));
+    }
+}
+
+proptest! {
+    #![proptest_config(gen::config(1024))]
+
+    /// Every layout function takes any input without panicking, and the
+    /// index of any positive value is the bucket whose bounds hold it.
+    #[test]
+    fn the_layout_takes_any_input(bits in any::<u64>(), index in any::<i32>(), scale in any::<i8>(), k in any::<u32>(), q in any::<f64>(), n in any::<u64>()) {
+        let v = f64::from_bits(bits);
+        if let Some(i) = layout::index_of(v) {
+            let c = v.clamp(vitals::MIN_TRACKABLE, vitals::MAX_TRACKABLE);
+            prop_assert!(layout::lower_bound(i, layout::SCALE) <= c && c <= layout::upper_bound(i, layout::SCALE));
+        } else {
+            prop_assert!(v.is_nan() || v <= 0.0);
+        }
+        let _ = (layout::upper_bound(index, scale), layout::lower_bound(index, scale));
+        let _ = (layout::midpoint(index), layout::midpoint_at(index, scale));
+        let j = layout::downscale_index(index, k);
+        prop_assert!(j.unsigned_abs() <= index.unsigned_abs().max(1));
+        let r = layout::nearest_rank(q, n);
+        prop_assert!(r >= 1 && r <= n.max(1));
+        let _ = layout::quantile(n, [(index, 1u64)].into_iter(), scale, q);
+    }
+}

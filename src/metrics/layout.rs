@@ -400,7 +400,8 @@ pub fn midpoint(index: i32) -> f64 {
 }
 
 /// The geometric midpoint of bucket `index` at `scale`: √(lower · upper),
-/// within 2^(2^−scale / 2) − 1 of every value in the bucket.
+/// within 2^(2^−scale / 2) − 1 of every value in the bucket (NaN for a
+/// scale outside [`MIN_SCALE`] ..= [`SCALE`]).
 ///
 /// ```
 /// use vitals::layout::midpoint_at;
@@ -412,6 +413,9 @@ pub fn midpoint_at(index: i32, scale: i8) -> f64 {
         return midpoint(index);
     }
     let (lo, hi) = (lower_bound(index, scale), upper_bound(index, scale));
+    if lo.is_nan() || hi.is_nan() {
+        return f64::NAN; // a scale outside MIN_SCALE ..= SCALE
+    }
     if lo == 0.0 || hi.is_infinite() {
         return if lo == 0.0 { hi } else { lo };
     }
@@ -435,7 +439,9 @@ pub fn downscale_index(index: i32, k: u32) -> i32 {
     if k >= 32 {
         return i32::from(index > 0);
     }
-    ((index - 1) >> k) + 1
+    // In i64: `index − 1` of i32::MIN does not overflow; the result is
+    // between the index and 0, so it fits an i32.
+    (((i64::from(index) - 1) >> k) + 1) as i32
 }
 
 /// The 1-based nearest rank of quantile `q` among `n` values: ⌈q·n⌉,

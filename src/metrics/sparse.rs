@@ -149,7 +149,7 @@ impl SparseBuckets {
     /// The indexes a bucket may have at this scale: those of the trackable
     /// range.
     fn index_range(&self) -> (i32, i32) {
-        let k = (SCALE - self.scale) as u32;
+        let k = steps(SCALE, self.scale);
         (
             layout::downscale_index(MIN_INDEX, k),
             layout::downscale_index(MAX_INDEX, k),
@@ -170,7 +170,7 @@ impl SparseBuckets {
         if value == 0.0 {
             self.zeros = self.zeros.saturating_add(1);
         } else if let Some(index) = layout::index_of(value) {
-            let index = layout::downscale_index(index, (SCALE - self.scale) as u32);
+            let index = layout::downscale_index(index, steps(SCALE, self.scale));
             self.add(index, 1);
         }
     }
@@ -258,11 +258,12 @@ impl SparseBuckets {
     /// assert_eq!((b.scale, b.counts.clone()), (0, vec![(1, 2), (2, 1)]));
     /// ```
     pub fn downscale(&mut self, k: u32) {
-        let k = k.min((self.scale - MIN_SCALE) as u32);
+        let k = k.min(steps(self.scale, MIN_SCALE));
         if k == 0 {
             return;
         }
-        self.scale -= k as i8;
+        // k ≤ scale − MIN_SCALE: the result is at least MIN_SCALE.
+        self.scale = (i32::from(self.scale) - k as i32) as i8;
         let mut out: Vec<(i32, u64)> = Vec::with_capacity(self.counts.len());
         for &(i, c) in &self.counts {
             let j = layout::downscale_index(i, k);
@@ -303,7 +304,7 @@ impl SparseBuckets {
             let span = i64::from(layout::downscale_index(last, k_now))
                 - i64::from(layout::downscale_index(first, k_now))
                 + 1;
-            if span <= max || self.scale - k_now as i8 <= MIN_SCALE {
+            if span <= max || k_now >= steps(self.scale, MIN_SCALE) {
                 break;
             }
             k += 1;
@@ -314,7 +315,9 @@ impl SparseBuckets {
 
     /// The buckets as OpenTelemetry and Prometheus spans want them: the
     /// first non-empty index and the counts from it to the last non-empty
-    /// one, empty buckets between included (`(0, [])` when none).
+    /// one, empty buckets between included (`(0, [])` when none). Buckets
+    /// outside the trackable range (only unnormalised input has them) are
+    /// left out, so the list is at most 5,121 long.
     ///
     /// ```
     /// let mut b = vitals::SparseBuckets::default();
@@ -323,13 +326,16 @@ impl SparseBuckets {
     /// assert_eq!(b.offset_counts(), (0, vec![1, 0, 0, 1]));
     /// ```
     pub fn offset_counts(&self) -> (i32, Vec<u64>) {
-        let (Some(&(first, _)), Some(&(last, _))) = (self.counts.first(), self.counts.last())
+        let (lo, hi) = self.index_range();
+        let inside = || self.counts.iter().filter(|(i, _)| (lo..=hi).contains(i));
+        let (Some(first), Some(last)) = (inside().map(|p| p.0).min(), inside().map(|p| p.0).max())
         else {
             return (0, Vec::new());
         };
-        let mut dense = vec![0u64; (i64::from(last) - i64::from(first) + 1) as usize];
-        for &(i, c) in &self.counts {
-            dense[(i64::from(i) - i64::from(first)) as usize] += c;
+        let mut dense = vec![0u64; (last - first) as usize + 1];
+        for &(i, c) in inside() {
+            let at = &mut dense[(i - first) as usize];
+            *at = at.saturating_add(c);
         }
         (first, dense)
     }
@@ -338,13 +344,15 @@ impl SparseBuckets {
     fn at_scale_of(&self, other: &SparseBuckets) -> Option<SparseBuckets> {
         (other.scale > self.scale).then(|| {
             let mut o = other.clone();
-            o.downscale((other.scale - self.scale) as u32);
+            o.downscale(steps(other.scale, self.scale));
             o
         })
     }
 
     /// Adds `other`'s counts to these (both normalised), exactly: a finer
-    /// scale is downscaled to the coarser one first.
+    /// scale is downscaled to the coarser one first. An `other` at a scale
+    /// outside [`MIN_SCALE`](crate::layout::MIN_SCALE) ..= 6 (which JSON
+    /// input refuses; only a field set by hand has one) adds its zeros only.
     ///
     /// ```
     /// let mut a = vitals::SparseBuckets::default();
@@ -353,8 +361,12 @@ impl SparseBuckets {
     /// assert_eq!(a.count(), 2);
     /// ```
     pub fn merge(&mut self, other: &SparseBuckets) {
+        if !(MIN_SCALE..=SCALE).contains(&other.scale) {
+            self.zeros = self.zeros.saturating_add(other.zeros);
+            return;
+        }
         if other.scale < self.scale {
-            self.downscale((self.scale - other.scale) as u32);
+            self.downscale(steps(self.scale, other.scale));
         }
         let coarser = self.at_scale_of(other);
         let other = coarser.as_ref().unwrap_or(other);
@@ -428,7 +440,8 @@ impl SparseBuckets {
     /// These counts minus `earlier`'s (both normalised), at the coarser of
     /// the two scales: the values recorded between two cumulative readings.
     /// `None` when some bucket went down, which means the counts were reset
-    /// (the process restarted).
+    /// (the process restarted), or when a scale is outside
+    /// [`MIN_SCALE`](crate::layout::MIN_SCALE) ..= 6.
     ///
     /// ```
     /// let mut early = vitals::SparseBuckets::default();
@@ -439,9 +452,13 @@ impl SparseBuckets {
     /// assert!(early.checked_sub(&late).is_none());
     /// ```
     pub fn checked_sub(&self, earlier: &SparseBuckets) -> Option<SparseBuckets> {
+        let valid = MIN_SCALE..=SCALE;
+        if !valid.contains(&self.scale) || !valid.contains(&earlier.scale) {
+            return None;
+        }
         if earlier.scale < self.scale {
             let mut me = self.clone();
-            me.downscale((self.scale - earlier.scale) as u32);
+            me.downscale(steps(self.scale, earlier.scale));
             return me.checked_sub(earlier);
         }
         let coarser = self.at_scale_of(earlier);
@@ -524,6 +541,13 @@ impl SparseBuckets {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.counts.capacity() * std::mem::size_of::<(i32, u64)>()
     }
+}
+
+/// How many halvings lead from scale `from` down to `to` (0 when `to` is
+/// not below `from`): in `i32`, so that any `i8` scales a caller wrote
+/// into the public field subtract without overflow.
+fn steps(from: i8, to: i8) -> u32 {
+    (i32::from(from) - i32::from(to)).max(0) as u32
 }
 
 #[cfg(test)]

@@ -211,8 +211,10 @@ impl HistogramSummary {
         a.quantiles = match &self.window_buckets {
             Some(buckets) if n > 0 => {
                 let (lo, hi) = (a.min.unwrap_or(0.0), a.max.unwrap_or(f64::MAX));
-                let q =
-                    Quantiles::LEVELS.map(|q| buckets.quantile(q).map_or(hi, |v| v.clamp(lo, hi)));
+                // max/min rather than clamp: a hand-made summary may hold
+                // min > max, which must not panic.
+                let q = Quantiles::LEVELS
+                    .map(|q| buckets.quantile(q).map_or(hi, |v| v.max(lo).min(hi)));
                 Some(Quantiles::from_values(q))
             }
             _ if b.count == 0 => a.quantiles,
