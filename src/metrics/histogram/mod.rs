@@ -441,6 +441,37 @@ mod tests {
         }
     }
 
+    /// The standard deviation of a time window is that of the bucket
+    /// midpoints, whether the values spread over decades (moments) or
+    /// crowd around the mean (summed bucket by bucket).
+    #[test]
+    fn stddev_is_that_of_the_bucket_midpoints() {
+        let spread: Vec<f64> = (1..=5000).map(|i| f64::from(i).powf(2.1) * 1e-6).collect();
+        let crowd: Vec<f64> = (0..5000).map(|i| 3.0 + f64::from(i % 7) * 1e-3).collect();
+        let mixed: Vec<f64> = (0..5000)
+            .map(|i| {
+                if i % 100 == 0 {
+                    1e6
+                } else {
+                    0.01 * (1.0 + f64::from(i % 3))
+                }
+            })
+            .collect();
+        for values in [spread, crowd, mixed] {
+            let h = time_histogram();
+            values.iter().for_each(|v| h.record(*v));
+            let w = h.summary(Duration::ZERO).window;
+            let mean = w.sum / values.len() as f64;
+            let mid = |v: f64| {
+                crate::metrics::layout::midpoint(crate::metrics::layout::index_of(v).unwrap())
+            };
+            let squares: f64 = values.iter().map(|v| (mid(*v) - mean).powi(2)).sum();
+            let want = (squares / values.len() as f64).sqrt();
+            let got = w.stddev.unwrap();
+            assert!((got - want).abs() <= 1e-6 * want, "{got} vs {want}");
+        }
+    }
+
     #[test]
     fn edge_values_are_clamped_counted_or_dropped() {
         let h = time_histogram();
