@@ -646,7 +646,7 @@ impl TimeWindow {
                     let wrapped = (1u64 << 32) as f64;
                     m.0 += 1 << 32;
                     m.1 += GROWTH[sub] * wrapped;
-                    m.2 += GROWTH[sub] * GROWTH[sub] * wrapped;
+                    m.2 += GROWTH2[sub] * wrapped;
                     added += 1 << 32;
                 }
                 !clear
@@ -864,39 +864,39 @@ const GROWTH: [f64; SUBS] = {
     g
 };
 
-/// Fixed-point weights gᵏ·2²⁰ and g²ᵏ·2²⁰ (below 2²¹ and 2²²), so that a
-/// slot's moments are integer sums of 32 × 32 → 64-bit products, which
-/// x86-64's baseline vector unit has: converting each counter to `f64`
-/// instead costs a scalar instruction per counter. The weights are within
-/// 2⁻²¹ of gᵏ, far below the buckets' own 0.55%.
-const WEIGHT_BITS: i32 = 20;
-const W1: [u32; SUBS] = weights(1);
-const W2: [u32; SUBS] = weights(2);
-
-const fn weights(power: usize) -> [u32; SUBS] {
-    let mut w = [0u32; SUBS];
+/// g²ᵏ, beside [`GROWTH`]'s gᵏ: products of the same `f64`s, so that the
+/// moments form an exact square up to rounding.
+const GROWTH2: [f64; SUBS] = {
+    let mut g = [0f64; SUBS];
     let mut k = 0;
     while k < SUBS {
-        let e = power * k;
-        let g = layout::edge_factor(e % SUBS) * (1u64 << (e / SUBS)) as f64;
-        w[k] = (g * (1u64 << WEIGHT_BITS) as f64 + 0.5) as u32;
+        g[k] = GROWTH[k] * GROWTH[k];
         k += 1;
     }
-    w
-}
+    g
+};
 
-/// The [`Moments`] of one slot's counters of an octave.
+/// The [`Moments`] of one slot's counters of an octave. Four independent
+/// lanes (the compiler may not reorder one chain of float additions) and
+/// counters read as `i32` (one vector instruction converts them; a
+/// counter past 2³¹ takes the scalar path) keep this vectorised.
 pub(super) fn moments(counts: &[u32; SUBS]) -> Moments {
-    // Each sum < 64 · 2³² · 2²² = 2⁶⁰: no overflow.
-    let (mut c0, mut c1, mut c2) = (0u64, 0u64, 0u64);
-    for k in 0..SUBS {
-        let c = u64::from(counts[k]);
-        c0 += c;
-        c1 += c * u64::from(W1[k]);
-        c2 += c * u64::from(W2[k]);
+    let c0: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+    let small = counts.iter().fold(0u32, |a, &c| a | c) < 1 << 31;
+    let (mut c1, mut c2) = ([0f64; 4], [0f64; 4]);
+    for k in (0..SUBS).step_by(4) {
+        for lane in 0..4 {
+            let c = counts[k + lane];
+            let c = if small {
+                f64::from(c as i32)
+            } else {
+                f64::from(c)
+            };
+            c1[lane] += c * GROWTH[k + lane];
+            c2[lane] += c * GROWTH2[k + lane];
+        }
     }
-    let scale = f64::from(1u32 << WEIGHT_BITS);
-    (c0, c1 as f64 / scale, c2 as f64 / scale)
+    (c0, c1.iter().sum(), c2.iter().sum())
 }
 
 /// Quantiles and standard deviation of a non-empty window in one pass over
