@@ -442,8 +442,8 @@ mod tests {
     }
 
     /// The standard deviation of a time window is that of the bucket
-    /// midpoints, whether the values spread over decades (moments) or
-    /// crowd around the mean (summed bucket by bucket).
+    /// midpoints (to 2⁻¹⁶), whether the values spread over decades or
+    /// crowd around the mean, where the moments' terms cancel.
     #[test]
     fn stddev_is_that_of_the_bucket_midpoints() {
         let spread: Vec<f64> = (1..=5000).map(|i| f64::from(i).powf(2.1) * 1e-6).collect();
@@ -462,8 +462,11 @@ mod tests {
             values.iter().for_each(|v| h.record(*v));
             let w = h.summary(Duration::ZERO).window;
             let mean = w.sum / values.len() as f64;
+            // The representative the standard deviation takes: the
+            // midpoint within 2⁻¹⁶ (see `time::W1`).
             let mid = |v: f64| {
-                crate::metrics::layout::midpoint(crate::metrics::layout::index_of(v).unwrap())
+                let p = crate::metrics::layout::position_of_bits(v.to_bits());
+                time::stddev_representative(bucket_midpoint(p / SUBS, 0), p % SUBS)
             };
             let squares: f64 = values.iter().map(|v| (mid(*v) - mean).powi(2)).sum();
             let want = (squares / values.len() as f64).sqrt();

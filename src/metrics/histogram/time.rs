@@ -645,8 +645,9 @@ impl TimeWindow {
                     let m = &mut merged.moments[*p];
                     let wrapped = (1u64 << 32) as f64;
                     m.0 += 1 << 32;
-                    m.1 += GROWTH[sub] * wrapped;
-                    m.2 += GROWTH2[sub] * wrapped;
+                    let w = stddev_representative(1.0, sub);
+                    m.1 += w * wrapped;
+                    m.2 += w * w * wrapped;
                     added += 1 << 32;
                 }
                 !clear
@@ -864,39 +865,62 @@ const GROWTH: [f64; SUBS] = {
     g
 };
 
-/// g²ᵏ, beside [`GROWTH`]'s gᵏ: products of the same `f64`s, so that the
-/// moments form an exact square up to rounding.
-const GROWTH2: [f64; SUBS] = {
-    let mut g = [0f64; SUBS];
+/// The standard deviation's representatives: gᵏ in fixed point,
+/// ⌊gᵏ·2¹⁵⌉ (below 2¹⁶, within 2⁻¹⁶ of gᵏ), and their exact squares
+/// (below 2³²). With integer weights a slot's moments are sums of
+/// 32 × 32 → 64-bit products, which x86-64's baseline vector unit has, and
+/// Σc·w² is exactly the square the variance formula needs (independently
+/// rounded weights would leave a residue that cancellation exposes).
+const WEIGHT_BITS: u32 = 15;
+const W1: [u32; SUBS] = {
+    let mut w = [0u32; SUBS];
     let mut k = 0;
     while k < SUBS {
-        g[k] = GROWTH[k] * GROWTH[k];
+        w[k] = (GROWTH[k] * (1u32 << WEIGHT_BITS) as f64 + 0.5) as u32;
         k += 1;
     }
-    g
+    w
+};
+const W2: [u32; SUBS] = {
+    let mut w = [0u32; SUBS];
+    let mut k = 0;
+    while k < SUBS {
+        w[k] = W1[k] * W1[k];
+        k += 1;
+    }
+    w
 };
 
-/// The [`Moments`] of one slot's counters of an octave. Four independent
-/// lanes (the compiler may not reorder one chain of float additions) and
-/// counters read as `i32` (one vector instruction converts them; a
-/// counter past 2³¹ takes the scalar path) keep this vectorised.
+/// The value the standard deviation takes for bucket `sub` of an octave
+/// whose first bucket's midpoint is `m0`: the midpoint within 2⁻¹⁶.
+pub(super) fn stddev_representative(m0: f64, sub: usize) -> f64 {
+    m0 * f64::from(W1[sub]) / f64::from(1u32 << WEIGHT_BITS)
+}
+
+/// The [`Moments`] of one slot's counters of an octave, in units of the
+/// octave's first midpoint.
 pub(super) fn moments(counts: &[u32; SUBS]) -> Moments {
-    let c0: u64 = counts.iter().map(|&c| u64::from(c)).sum();
-    let small = counts.iter().fold(0u32, |a, &c| a | c) < 1 << 31;
-    let (mut c1, mut c2) = ([0f64; 4], [0f64; 4]);
-    for k in (0..SUBS).step_by(4) {
-        for lane in 0..4 {
-            let c = counts[k + lane];
-            let c = if small {
-                f64::from(c as i32)
-            } else {
-                f64::from(c)
-            };
-            c1[lane] += c * GROWTH[k + lane];
-            c2[lane] += c * GROWTH2[k + lane];
+    let one = f64::from(1u32 << WEIGHT_BITS);
+    let (mut c0, mut c1, mut c2) = (0u64, 0u64, 0u64);
+    if counts.iter().all(|&c| c < 1 << 26) {
+        // Each sum < 64 · 2²⁶ · 2³² = 2⁶⁴: no overflow.
+        for k in 0..SUBS {
+            let c = u64::from(counts[k]);
+            c0 += c;
+            c1 += c * u64::from(W1[k]);
+            c2 += c * u64::from(W2[k]);
         }
+        return (c0, c1 as f64 / one, c2 as f64 / (one * one));
     }
-    (c0, c1.iter().sum(), c2.iter().sum())
+    // 2²⁶ values in one bucket of one slot: the rare wide path.
+    let (mut c1, mut c2) = (0u128, 0u128);
+    for k in 0..SUBS {
+        let c = u128::from(counts[k]);
+        c0 += counts[k] as u64;
+        c1 += c * u128::from(W1[k]);
+        c2 += c * u128::from(W2[k]);
+    }
+    (c0, c1 as f64 / one, c2 as f64 / (one * one))
 }
 
 /// Quantiles and standard deviation of a non-empty window in one pass over
@@ -925,10 +949,11 @@ pub(super) fn bucket_stats(
     let mut squares = m.zeros as f64 * mean * mean;
     let lists = [&closed.octaves[..], &m.octaves];
     for_each_octave(lists, |octave, [a, b]| {
-        // With m(k) = m₀·gᵏ sub-bucket k's midpoint, Σ c·(m(k) − mean)² =
-        // m₀²·Σc·g²ᵏ − 2·mean·m₀·Σc·gᵏ + mean²·Σc, from the moments kept
-        // beside the counts. Near the mean the terms cancel, so the octaves
-        // around it sum the squares bucket by bucket instead.
+        // With m(k) = m₀·wₖ sub-bucket k's representative (wₖ ≈ gᵏ, see
+        // `W1`), Σ c·(m(k) − mean)² = m₀²·Σc·wₖ² − 2·mean·m₀·Σc·wₖ +
+        // mean²·Σc, from the moments kept beside the counts. Near the mean
+        // the terms cancel to within a rounding error of m₀²·Σc·wₖ, some
+        // 10⁻¹⁶ of it: far below the buckets' own 0.55%.
         let (mut c0, mut c1, mut c2) = a.map_or((0, 0.0, 0.0), |i| closed.moments[i]);
         if let Some(j) = b {
             let (f0, f1, f2) = m.moments[j];
@@ -939,12 +964,10 @@ pub(super) fn bucket_stats(
             return;
         }
         let m0 = bucket_midpoint(octave, 0);
-        // The octave spans m₀ .. m₀·g⁶³; with the mean outside it (and
-        // outside its neighbours' nearest bucket) the terms do not cancel.
-        let near_mean = m0 * 0.98 <= mean && mean <= m0 * 2.02;
         let holds_rank = next < 5 && seen + c0 >= ranks[next];
-        let mut counts = [0u64; SUBS];
-        if near_mean || holds_rank {
+        squares += (m0 * m0 * c2 - 2.0 * mean * m0 * c1 + mean * mean * c0 as f64).max(0.0);
+        if holds_rank {
+            let mut counts = [0u64; SUBS];
             for (i, list) in [a, b].into_iter().zip(lists) {
                 if let Some(i) = i {
                     for (total, c) in counts.iter_mut().zip(&list[i].1) {
@@ -952,17 +975,6 @@ pub(super) fn bucket_stats(
                     }
                 }
             }
-        }
-        if near_mean {
-            for (k, &c) in counts.iter().enumerate() {
-                let d = m0 * GROWTH[k] - mean;
-                squares += c as f64 * d * d;
-            }
-        } else {
-            squares += (m0 * m0 * c2 - 2.0 * mean * m0 * c1 + mean * mean * c0 as f64).max(0.0);
-        }
-        // Walk the buckets only in an octave that holds the next rank.
-        if holds_rank {
             // Up to the bucket of the last rank in this octave, comparing
             // each running count with the next rank only.
             let end = seen + c0;
