@@ -4,7 +4,6 @@
 pub(crate) mod counter;
 pub(crate) mod gauge;
 pub(crate) mod histogram;
-pub mod layout;
 pub(crate) mod sparse;
 
 use std::cell::Cell;
