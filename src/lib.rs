@@ -112,6 +112,7 @@ pub use metrics::histogram::{
     BucketCounts, Histogram, HistogramSummary, HistogramTimer, LifetimeStats, Quantiles, Window,
     WindowStats, MAX_BUCKETS, MAX_TRACKABLE, MIN_TRACKABLE,
 };
+pub use metrics::layout;
 pub use metrics::sparse::SparseBuckets;
 pub use plugin::{
     Collector, Plugin, PluginReport, PluginStats, PluginStatus, Sample, SampleKind, Samples,

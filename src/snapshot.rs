@@ -39,12 +39,18 @@ use crate::plugin::PluginReport;
 /// meaning or is removed, or when a field is added that a reader must not
 /// silently miss. Version 2 added the optional lifetime bucket counts of
 /// histograms ([`HistogramSummary::lifetime_buckets`]); version-1 lines read
-/// as version 2 without them.
+/// as version 2 without them. Version 3 counts histogram buckets in base-2
+/// exponential buckets at scale 6 ([`layout`](crate::layout)): bucket
+/// state carries a `scale`, [`HistogramSummary::window_buckets`] is new,
+/// and the log-linear lifetime buckets of version-2 lines are read by
+/// migrating each bucket to the exponential bucket of its midpoint (within
+/// 1.4% instead of 0.55%; see [`SparseBuckets`](crate::SparseBuckets)).
+/// This is the one constant every writer stamps.
 ///
 /// ```
-/// assert_eq!(vitals::SCHEMA_VERSION, 2);
+/// assert_eq!(vitals::SCHEMA_VERSION, 3);
 /// ```
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Every series of a collector at one moment, as plain data.
 ///
