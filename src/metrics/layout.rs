@@ -399,6 +399,15 @@ pub fn midpoint(index: i32) -> f64 {
     upper_bound(index, SCALE) * HALF_BUCKET_DOWN
 }
 
+/// [`midpoint`] of the bucket at a position of the native range, with
+/// plain bit arithmetic: the readers' path (every bucket there is a
+/// normal `f64`, and `MIN_INDEX` is a multiple of 64).
+#[inline]
+pub(crate) fn position_midpoint(position: usize) -> f64 {
+    let e = (position / 64) as u64 + MIN_EXP_BIASED;
+    f64::from_bits(e << 52 | NEAREST[position % 64]) * HALF_BUCKET_DOWN
+}
+
 /// The geometric midpoint of bucket `index` at `scale`: √(lower · upper),
 /// within 2^(2^−scale / 2) − 1 of every value in the bucket (NaN for a
 /// scale outside [`MIN_SCALE`] ..= [`SCALE`]).

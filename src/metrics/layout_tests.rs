@@ -266,6 +266,17 @@ fn bounds_agree_with_prometheus_schema_6_table() {
 }
 
 #[test]
+fn the_readers_midpoints_are_the_midpoints() {
+    for p in 0..POSITIONS {
+        assert_eq!(
+            position_midpoint(p).to_bits(),
+            midpoint(index_at(p)).to_bits(),
+            "{p}"
+        );
+    }
+}
+
+#[test]
 fn midpoints_are_within_the_stated_error() {
     let bound = 2f64.powf(1.0 / 128.0) - 1.0;
     assert!(bound < 0.0055);

@@ -846,7 +846,7 @@ impl Merged {
 /// The representative value of a bucket (its geometric midpoint, see
 /// [`layout::midpoint`]): within 0.543% of any value in it.
 pub(super) fn bucket_midpoint(octave: usize, sub: usize) -> f64 {
-    layout::midpoint(layout::index_at(octave * SUBS + sub))
+    layout::position_midpoint(octave * SUBS + sub)
 }
 
 /// Σc, Σc·gᵏ and Σc·g²ᵏ over the 64 buckets of an octave (g = 2^(1/64), so
