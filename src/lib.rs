@@ -126,6 +126,7 @@ pub use macros::__private;
 pub use metrics::counter::Counter;
 pub use metrics::gauge::Gauge;
 pub use metrics::histogram::{Histogram, HistogramTimer, Window};
+pub use metrics::layout;
 pub use plugin::{Collector, Samples};
 pub use registry::{global, install_global, Builder, MetricsCollector};
 pub use snapshot::{MetricKind, Snapshot};

@@ -54,9 +54,14 @@ mod legacy;
 ///   version 2 without them.
 /// * 3 moved plug-in values into `counters` and `gauges` (a counter total
 ///   may be a float: [`CounterValue`]) and left `plugins` with status and
-///   statistics. Older lines still read: their plug-in samples become series
-///   (without rates), the process plug-in's per-reading disk gauges under
-///   their new names.
+///   statistics; and it counts histogram buckets in base-2 exponential
+///   buckets at scale 6 ([`layout`](crate::layout)): bucket state carries a
+///   `scale`, and [`HistogramSummary::window_buckets`] is new. Older lines
+///   still read: their plug-in samples become series (without rates), the
+///   process plug-in's per-reading disk gauges take their new names, and
+///   each log-linear lifetime bucket moves to the exponential bucket of its
+///   midpoint (quantiles within 1.4% instead of 0.55%; see
+///   [`SparseBuckets`]).
 ///
 /// ```
 /// assert_eq!(vitals::snapshot::SCHEMA_VERSION, 3);

@@ -718,3 +718,76 @@ fn queries_racing_ingestion_never_lose_points_leaving_memory() {
     assert_eq!(total(&history), total(&reference));
     assert!(queries > 0);
 }
+
+/// Level files written before the exponential layout hold log-linear
+/// buckets (64 linear sub-buckets per power of two, positions from 2⁻³⁰)
+/// and no `scale`: a history opened over them reads them, each old bucket
+/// moved to the exponential bucket of its midpoint, so quantiles stay
+/// within the documented 1.4% of the exact values.
+#[test]
+fn level_files_of_the_log_linear_layout_still_read() {
+    let dir = TempDir::new("legacy-buckets");
+    let raw = dir.0.join("raw");
+    std::fs::create_dir_all(&raw).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let t0 = now - now % HOUR - HOUR;
+    let mut lines = String::new();
+    let mut exact = Vec::new();
+    for i in 0..30u64 {
+        let values: Vec<f64> = (1..=100u64)
+            .map(|j| 0.0001 * ((j * j * (i + 3)) % 9973 + 1) as f64)
+            .collect();
+        let mut old = std::collections::BTreeMap::<u64, u64>::new();
+        for v in &values {
+            let bits = v.to_bits();
+            *old.entry(((bits >> 52) - (1023 - 30)) * 64 + ((bits >> 46) & 63))
+                .or_default() += 1;
+        }
+        let line = serde_json::json!({
+            "name": "latency_seconds",
+            "labels": {},
+            "t_ms": t0 + i * 10_000,
+            "covered_ms": 10_000,
+            "agg": {
+                "kind": "histogram",
+                "count": 100,
+                "sum": values.iter().sum::<f64>(),
+                "buckets": {"zeros": 0, "counts": old.into_iter().collect::<Vec<_>>()},
+            },
+        });
+        lines.push_str(&line.to_string());
+        lines.push('\n');
+        let mut sorted = values;
+        sorted.sort_by(f64::total_cmp);
+        exact.push(sorted);
+    }
+    std::fs::write(raw.join(format!("{t0}.jsonl")), lines).unwrap();
+    let history = History::builder().persist(&dir.0).build().unwrap();
+    assert_eq!(history.stats().skipped_lines, 0);
+    for (agg, q) in [
+        (Aggregation::P50, 0.5),
+        (Aggregation::P95, 0.95),
+        (Aggregation::P99, 0.99),
+    ] {
+        let result = history
+            .query(
+                &Query::new("latency_seconds", agg)
+                    .level(Level::Raw)
+                    .range(t0, t0 + HOUR),
+            )
+            .unwrap();
+        let points = &result.series[0].points;
+        assert_eq!(points.len(), 30);
+        for (p, sorted) in points.iter().zip(&exact) {
+            let want = sorted[(vitals::layout::nearest_rank(q, 100) - 1) as usize];
+            assert!(
+                (p.value - want).abs() / want <= 0.014,
+                "p{q}: {} vs {want}",
+                p.value
+            );
+        }
+    }
+}

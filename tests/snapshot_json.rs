@@ -126,3 +126,47 @@ fn an_empty_histogram_serialises_nulls_not_nans() {
         assert!(w[field].is_null(), "{field}");
     }
 }
+
+/// A schema-2 line carries log-linear lifetime buckets (64 linear
+/// sub-buckets per power of two, positions from 2⁻³⁰): it still reads, its
+/// buckets moved to the exponential layout, with quantiles within the
+/// documented 1.4%.
+#[test]
+fn a_schema_2_line_reads_with_its_buckets_migrated() {
+    let m = MetricsCollector::builder().lifetime_buckets(true).build();
+    let h = m.histogram("latency_seconds", &[]);
+    let values: Vec<f64> = (1..=2000).map(|i| f64::from(i).powf(1.3) * 1e-4).collect();
+    values.iter().for_each(|v| h.record(*v));
+    let mut json: Value = serde_json::to_value(m.snapshot()).unwrap();
+    // The same values in the version-2 layout, as that writer put them.
+    let mut old = std::collections::BTreeMap::<u64, u64>::new();
+    for v in &values {
+        let bits = v.to_bits();
+        let position = ((bits >> 52) - (1023 - 30)) * 64 + ((bits >> 46) & 63);
+        *old.entry(position).or_default() += 1;
+    }
+    json["schema_version"] = 2.into();
+    let summary = &mut json["histograms"][0]["summary"];
+    summary.as_object_mut().unwrap().remove("window_buckets");
+    summary["lifetime_buckets"] =
+        serde_json::json!({"zeros": 0, "counts": old.into_iter().collect::<Vec<_>>()});
+    let line = serde_json::to_string(&json).unwrap();
+    let snap: Snapshot = serde_json::from_str(&line).unwrap();
+    let s = snap.histogram("latency_seconds", &[]).unwrap();
+    assert_eq!(s.window_buckets, None);
+    let b = s.lifetime_buckets.as_ref().unwrap();
+    assert_eq!((b.scale, b.count()), (vitals::layout::SCALE, 2000));
+    let mut sorted = values.clone();
+    sorted.sort_by(f64::total_cmp);
+    for q in [0.01, 0.5, 0.9, 0.99, 1.0] {
+        let exact = sorted[(vitals::layout::nearest_rank(q, 2000) - 1) as usize];
+        let got = b.quantile(q).unwrap();
+        assert!(
+            (got - exact).abs() / exact <= 0.014,
+            "p{q}: {got} vs {exact}"
+        );
+    }
+    // Written again, it reads back unchanged.
+    let again: Snapshot = serde_json::from_str(&serde_json::to_string(&snap).unwrap()).unwrap();
+    assert_eq!(again.histogram("latency_seconds", &[]), Some(s));
+}

@@ -25,6 +25,7 @@
 use std::collections::VecDeque;
 
 use super::point::{Aggregate, Dist, Point};
+use super::varint::{get_float, get_signed, get_varint, put_float, put_signed, put_varint};
 use crate::snapshot::{CounterValue, MetricKind};
 
 /// Points per chunk: the unit of expiry (a chunk outlives the retention of
@@ -416,60 +417,6 @@ impl Iterator for Decoder<'_> {
         }
         point
     }
-}
-
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-pub(crate) fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *bytes.get(*at)?;
-        *at += 1;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-fn put_signed(out: &mut Vec<u8>, v: i64) {
-    put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
-}
-
-fn get_signed(bytes: &[u8], at: &mut usize) -> Option<i64> {
-    let z = get_varint(bytes, at)?;
-    Some((z >> 1) as i64 ^ -((z & 1) as i64))
-}
-
-/// An `f64`'s bits as the XOR with `prev`: its trailing-zero count in one
-/// byte (64 for an unchanged value), then the bits above them.
-fn put_float(out: &mut Vec<u8>, prev: &mut u64, bits: u64) {
-    let x = bits ^ *prev;
-    *prev = bits;
-    let zeros = x.trailing_zeros();
-    out.push(zeros as u8);
-    if zeros < 64 {
-        put_varint(out, x >> zeros);
-    }
-}
-
-fn get_float(bytes: &[u8], at: &mut usize, prev: &mut u64) -> Option<u64> {
-    let zeros = u32::from(*bytes.get(*at)?);
-    *at += 1;
-    let x = match zeros {
-        64 => 0,
-        0..=63 => get_varint(bytes, at)?.checked_shl(zeros)?,
-        _ => return None,
-    };
-    *prev ^= x;
-    Some(*prev)
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 //! buckets take as sparse `(u16, u64)` pairs once most are in use. The
 //! widest possible range, the whole layout, is 40 KiB.
 
-use crate::metrics::sparse::{SparseBuckets, BUCKETS};
+use crate::metrics::layout::{self, POSITIONS as BUCKETS};
+use crate::metrics::sparse::SparseBuckets;
 
 /// Octave-aligned growth step.
 const STEP: usize = 64;
@@ -119,9 +120,20 @@ impl Dense {
     }
 }
 
+/// The position of a scale-6 index in the layout's range, as the store
+/// keeps it (positions fit a u16).
+pub(crate) fn position16(index: i32) -> Option<u16> {
+    layout::position(index).and_then(|p| u16::try_from(p).ok())
+}
+
 impl From<&SparseBuckets> for Dense {
     fn from(b: &SparseBuckets) -> Self {
-        Dense::from_pairs(b.zeros, b.counts.iter().copied())
+        // Positions of the native scale (callers hold scale-6 buckets).
+        let pairs = b
+            .counts
+            .iter()
+            .filter_map(|&(i, c)| Some((position16(i)?, c)));
+        Dense::from_pairs(b.zeros, pairs)
     }
 }
 
@@ -157,11 +169,13 @@ mod tests {
         let s = SparseBuckets {
             zeros: 4,
             counts: vec![(9, 1), (3, 2), (9, 1)],
+            ..SparseBuckets::default()
         };
         let d = Dense::from(&s);
+        let at = |i: i32| position16(i).unwrap();
         assert_eq!(
             (d.zeros, d.pairs().collect::<Vec<_>>()),
-            (4, vec![(3, 2), (9, 2)])
+            (4, vec![(at(3), 2), (at(9), 2)])
         );
     }
 
@@ -172,6 +186,6 @@ mod tests {
         d.add(0, 1);
         d.add(last, 1);
         assert_eq!(d.pairs().collect::<Vec<_>>(), [(0, 1), (last, 1)]);
-        assert_eq!(d.heap_bytes(), BUCKETS * 8);
+        assert_eq!(d.heap_bytes(), BUCKETS.next_multiple_of(STEP) * 8);
     }
 }

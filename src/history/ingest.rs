@@ -145,7 +145,14 @@ impl History {
             let life = &h.summary.lifetime;
             // Checked for order where they are read (`advance`): what the
             // collector wrote is in order, other input is sorted (a copy).
-            let buckets = h.summary.lifetime_buckets.as_ref().map(Cow::Borrowed);
+            // Buckets downscaled below scale 6 (only hand-made or exported
+            // snapshots have them) cannot be kept at the store's scale.
+            let buckets = h
+                .summary
+                .lifetime_buckets
+                .as_ref()
+                .filter(|b| b.scale == crate::layout::SCALE)
+                .map(Cow::Borrowed);
             let reading = Incoming::Histogram {
                 count: life.count,
                 sum: life.sum,

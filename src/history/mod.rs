@@ -21,7 +21,7 @@
 //!   [`lifetime_buckets(true)`](crate::Builder::lifetime_buckets), of the
 //!   lifetime bucket counts: the exact distribution of the interval, which
 //!   merges exactly. So the p95 of an hour is the p95 of every value
-//!   recorded in it (within the buckets' 0.79%), never an average of
+//!   recorded in it (within the buckets' 0.55%), never an average of
 //!   per-minute p95s. Rolling windows overlap from one snapshot to the next
 //!   and are not used. Count windows carry no bucket state: their history
 //!   has count, sum, avg and rate, but no quantiles.
@@ -82,6 +82,7 @@ mod reload;
 mod series;
 mod timeline;
 mod upkeep;
+mod varint;
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -2,9 +2,11 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::column::{get_varint, put_varint};
 use super::dense::Dense;
+use super::varint::{get_varint, put_varint};
 
+use super::dense::position16;
+use crate::metrics::layout;
 use crate::metrics::sparse::SparseBuckets;
 use crate::snapshot::{CounterValue, MetricKind};
 
@@ -167,6 +169,9 @@ impl Point {
 /// into it, or packed once finished: each non-empty bucket is the gap from
 /// the previous one and its count, as LEB128 varints, about 2 to 4 bytes a
 /// bucket instead of 16.
+///
+/// Inside the store buckets are positions of the native layout (scale 6):
+/// position `p` is bucket `layout::MIN_INDEX + p`, which fits a `u16`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Dist {
     Open(SparseBuckets),
@@ -234,7 +239,8 @@ impl Dist {
             Dist::Open(b) => b.clone(),
             other => SparseBuckets {
                 zeros: other.zeros(),
-                counts: other.pairs().collect(),
+                counts: other.indexed().collect(),
+                ..SparseBuckets::default()
             },
         }
     }
@@ -247,47 +253,30 @@ impl Dist {
         }
     }
 
+    /// The non-empty buckets as scale-6 indexes, ascending.
+    fn indexed(&self) -> impl Iterator<Item = (i32, u64)> + Clone + '_ {
+        self.pairs()
+            .map(|(p, c)| (layout::index_at(usize::from(p)), c))
+    }
+
     /// Nearest-rank quantile, as [`SparseBuckets::quantile`], without
     /// unpacking.
     pub(crate) fn quantile(&self, q: f64) -> Option<f64> {
-        if let Dist::Open(b) = self {
-            return b.quantile(q);
-        }
-        let n = self
-            .pairs()
-            .fold(self.zeros(), |n, (_, c)| n.saturating_add(c));
-        if n == 0 || !(q > 0.0 && q <= 1.0) {
-            return None;
-        }
-        let rank = ((q * n as f64).ceil() as u64).clamp(1, n);
-        if rank <= self.zeros() {
-            return Some(0.0);
-        }
-        let mut seen = self.zeros();
-        let mut last = None;
-        for (bucket, count) in self.pairs() {
-            seen = seen.saturating_add(count);
-            last = Some(bucket);
-            if seen >= rank {
-                let (lo, hi) = SparseBuckets::bucket_bounds(bucket);
-                return Some((lo + hi) / 2.0);
-            }
-        }
-        last.map(|b| SparseBuckets::bucket_bounds(b).1)
+        layout::quantile(self.zeros(), self.indexed(), layout::SCALE, q)
     }
 
     pub(crate) fn min_bound(&self) -> Option<f64> {
         if self.zeros() > 0 {
             return Some(0.0);
         }
-        self.pairs()
+        self.indexed()
             .next()
-            .map(|(b, _)| SparseBuckets::bucket_bounds(b).0)
+            .map(|(i, _)| layout::lower_bound(i, layout::SCALE))
     }
 
     pub(crate) fn max_bound(&self) -> Option<f64> {
-        match self.pairs().last() {
-            Some((b, _)) => Some(SparseBuckets::bucket_bounds(b).1),
+        match self.indexed().last() {
+            Some((i, _)) => Some(layout::upper_bound(i, layout::SCALE)),
             None => (self.zeros() > 0).then_some(0.0),
         }
     }
@@ -301,15 +290,19 @@ impl Dist {
     }
 }
 
-/// On disk a distribution is `{"zeros": n, "packed": "<base64>"}`: the
-/// packed pairs in base64, about a third of the size of a JSON list of
-/// `[bucket, count]` pairs and quicker to read back. The list form
-/// (`"counts"`, as in [`SparseBuckets`]) is read too.
+/// On disk a distribution is `{"scale": 6, "zeros": n, "packed": "<base64>"}`:
+/// the packed pairs (bucket positions, see [`Dist`]) in base64, about a
+/// third of the size of a JSON list of `[bucket, count]` pairs and quicker
+/// to read back. The list form (`"counts"`, as in [`SparseBuckets`]) is
+/// read too. Files written before the exponential layout have no `scale`:
+/// their log-linear buckets are migrated as [`SparseBuckets`] describes
+/// (each to the exponential bucket of its midpoint).
 impl Serialize for Dist {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut packed = Vec::new();
         self.write_packed(&mut packed);
         DiskDist {
+            scale: Some(i64::from(layout::SCALE)),
             zeros: self.zeros(),
             counts: None,
             packed: Some(base64::encode(&packed)),
@@ -321,38 +314,80 @@ impl Serialize for Dist {
 impl<'de> Deserialize<'de> for Dist {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let disk = DiskDist::deserialize(d)?;
+        let legacy = match disk.scale {
+            None => true,
+            Some(s) if s == i64::from(layout::SCALE) => false,
+            Some(s) => {
+                return Err(serde::de::Error::custom(format!(
+                    "stored buckets at scale {s}, not {}",
+                    layout::SCALE
+                )))
+            }
+        };
         if let Some(text) = disk.packed {
             let bytes = base64::decode(&text)
                 .ok_or_else(|| serde::de::Error::custom("packed buckets are not base64"))?;
             let dist = Dist::from_packed(disk.zeros, &bytes);
-            if !dist.well_formed() {
+            if !dist.well_formed(legacy) {
                 return Err(serde::de::Error::custom("packed buckets out of order"));
+            }
+            if legacy {
+                return Ok(Dist::Open(migrated(disk.zeros, dist.pairs())));
             }
             return Ok(dist);
         }
+        let counts = disk.counts.unwrap_or_default();
+        if legacy {
+            let old = counts
+                .iter()
+                .filter_map(|&(p, c)| Some((u16::try_from(p).ok()?, c)));
+            return Ok(Dist::Open(migrated(disk.zeros, old)));
+        }
         let mut b = SparseBuckets {
             zeros: disk.zeros,
-            counts: disk.counts.unwrap_or_default(),
+            counts: counts
+                .into_iter()
+                .map(|(i, c)| (i32::try_from(i).unwrap_or(i32::MAX), c))
+                .collect(),
+            ..SparseBuckets::default()
         };
         b.normalize();
         Ok(Dist::Open(b))
     }
 }
 
+/// Buckets of the log-linear layout (files from before the exponential
+/// one), each moved to the exponential bucket of its midpoint.
+fn migrated(zeros: u64, old: impl Iterator<Item = (u16, u64)>) -> SparseBuckets {
+    let mut b = SparseBuckets {
+        zeros,
+        counts: old
+            .filter_map(|(p, c)| Some((layout::legacy_index(p)?, c)))
+            .collect(),
+        ..SparseBuckets::default()
+    };
+    b.normalize();
+    b
+}
+
 #[derive(Serialize, Deserialize)]
 struct DiskDist {
+    /// The layout's scale; absent in files of the log-linear layout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scale: Option<i64>,
     #[serde(default)]
     zeros: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    counts: Option<Vec<(u16, u64)>>,
+    counts: Option<Vec<(i64, u64)>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     packed: Option<String>,
 }
 
 impl Dist {
     /// True when the packed pairs read to the end, ascending, within the
-    /// layout, without empty buckets.
-    fn well_formed(&self) -> bool {
+    /// layout (`legacy`: the log-linear one), without empty buckets.
+    fn well_formed(&self, legacy: bool) -> bool {
+        let end = if legacy { 80 * 64 } else { layout::POSITIONS };
         let Dist::Packed { bytes, .. } = self else {
             return true;
         };
@@ -364,10 +399,7 @@ impl Dist {
         let mut last = None;
         let mut read = 0;
         while let Some((bucket, count)) = pairs.next() {
-            if count == 0
-                || usize::from(bucket) >= crate::metrics::sparse::BUCKETS
-                || last.is_some_and(|l| bucket <= l)
-            {
+            if count == 0 || usize::from(bucket) >= end || last.is_some_and(|l| bucket <= l) {
                 return false;
             }
             last = Some(bucket);
@@ -435,8 +467,9 @@ mod base64 {
     }
 }
 
+#[derive(Clone)]
 enum Pairs<'a> {
-    Open(std::slice::Iter<'a, (u16, u64)>),
+    Open(std::slice::Iter<'a, (i32, u64)>),
     Dense {
         first: usize,
         counts: &'a [u64],
@@ -454,7 +487,8 @@ impl Iterator for Pairs<'_> {
 
     fn next(&mut self) -> Option<(u16, u64)> {
         match self {
-            Pairs::Open(it) => it.next().copied(),
+            // Open buckets are normalised scale-6 ones, within the range.
+            Pairs::Open(it) => it.find_map(|&(i, c)| Some((position16(i)?, c))),
             Pairs::Dense { first, counts, at } => {
                 while let Some(&count) = counts.get(*at) {
                     *at += 1;
@@ -529,16 +563,42 @@ mod tests {
             list.len()
         );
         // The list form still reads (normalised).
-        let shuffled = r#"{"zeros":1,"counts":[[900,2],[3,1],[900,1]]}"#;
+        let shuffled = r#"{"scale":6,"zeros":1,"counts":[[900,2],[3,1],[900,1]]}"#;
         let d: Dist = serde_json::from_str(shuffled).unwrap();
         assert_eq!(d.to_sparse().counts, [(3, 1), (900, 3)]);
+    }
+
+    #[test]
+    fn files_of_the_log_linear_layout_are_migrated() {
+        // Log-linear positions 1920 and 1952: [1, 1 + 1/64) and
+        // [1.5, 1.5 + 1/64), midpoints in exponential buckets 1 and 38.
+        let list = r#"{"zeros":1,"counts":[[1952,2],[1920,1]]}"#;
+        let d: Dist = serde_json::from_str(list).unwrap();
+        assert_eq!(d.to_sparse().counts, [(1, 1), (38, 2)]);
+        assert_eq!(d.zeros(), 1);
+        let mut bytes = Vec::new();
+        put_pairs(&mut bytes, [(1920u16, 1u64), (1952, 2)].into_iter());
+        let packed = format!(r#"{{"zeros":1,"packed":"{}"}}"#, base64::encode(&bytes));
+        let p: Dist = serde_json::from_str(&packed).unwrap();
+        assert_eq!(p.to_sparse(), d.to_sparse());
+        // Written back, it is in the exponential layout, and reads as such.
+        let again: Dist = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(again.to_sparse(), d.to_sparse());
+        assert!(serde_json::to_string(&p)
+            .unwrap()
+            .starts_with(r#"{"scale":6,"#));
+        // A scale the store does not keep is refused.
+        assert!(serde_json::from_str::<Dist>(r#"{"scale":3,"zeros":1}"#).is_err());
     }
 
     #[test]
     fn malformed_packed_buckets_are_refused() {
         let mut bytes = Vec::new();
         put_pairs(&mut bytes, [(5u16, 1u64), (9, 2)].into_iter());
-        let good = format!(r#"{{"zeros":0,"packed":"{}"}}"#, base64::encode(&bytes));
+        let good = format!(
+            r#"{{"scale":6,"zeros":0,"packed":"{}"}}"#,
+            base64::encode(&bytes)
+        );
         assert!(serde_json::from_str::<Dist>(&good).is_ok());
         let cases = [
             // Cut in the middle of a pair.
@@ -552,7 +612,7 @@ mod tests {
             "not base64!".to_string(),
         ];
         for packed in cases {
-            let json = format!(r#"{{"zeros":0,"packed":"{packed}"}}"#);
+            let json = format!(r#"{{"scale":6,"zeros":0,"packed":"{packed}"}}"#);
             assert!(serde_json::from_str::<Dist>(&json).is_err(), "{json}");
         }
     }

@@ -8,13 +8,15 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::column::Column;
+use super::dense::position16;
 use super::dense::Dense;
 use super::persist::Disk;
 use super::point::Point;
 use super::{Family, FastMap, Level};
 use crate::error::Error;
 use crate::key::Labels;
-use crate::metrics::sparse::{SparseBuckets, BUCKETS};
+use crate::metrics::layout;
+use crate::metrics::sparse::SparseBuckets;
 use crate::snapshot::{CounterValue, MetricKind};
 
 #[derive(Debug)]
@@ -320,9 +322,12 @@ pub(super) fn advance(previous: &mut Dense, in_buckets: &mut u64, now: &SparseBu
     let (first, before) = previous.range();
     // One past the previous bucket: the next must be at least this.
     let mut next = 0;
-    for &(bucket, n) in &now.counts {
+    for &(index, n) in &now.counts {
+        let Some(bucket) = position16(index).filter(|_| now.scale == layout::SCALE) else {
+            return Advanced::Unordered;
+        };
         let b = usize::from(bucket);
-        if b < next || n == 0 || b >= BUCKETS {
+        if b < next || n == 0 {
             return Advanced::Unordered;
         }
         next = b + 1;
@@ -345,8 +350,10 @@ pub(super) fn advance(previous: &mut Dense, in_buckets: &mut u64, now: &SparseBu
     if !ok {
         previous.clear();
         previous.zeros = now.zeros;
-        for &(bucket, n) in &now.counts {
-            previous.set(bucket, n);
+        for &(index, n) in &now.counts {
+            if let Some(bucket) = position16(index) {
+                previous.set(bucket, n);
+            }
         }
         return Advanced::Reset;
     }
@@ -355,7 +362,15 @@ pub(super) fn advance(previous: &mut Dense, in_buckets: &mut u64, now: &SparseBu
     for &(bucket, d) in &counts {
         previous.add(bucket, d);
     }
-    Advanced::Added(SparseBuckets { zeros, counts })
+    let counts = counts
+        .into_iter()
+        .map(|(p, c)| (layout::index_at(usize::from(p)), c))
+        .collect();
+    Advanced::Added(SparseBuckets {
+        zeros,
+        counts,
+        ..SparseBuckets::default()
+    })
 }
 
 /// `b`, sorted (a copy) unless it already is.

@@ -4,10 +4,11 @@
 use super::*;
 use crate::metrics::sparse::SparseBuckets;
 
-fn sparse(zeros: u64, counts: &[(u16, u64)]) -> SparseBuckets {
+fn sparse(zeros: u64, counts: &[(i32, u64)]) -> SparseBuckets {
     SparseBuckets {
         zeros,
         counts: counts.to_vec(),
+        ..SparseBuckets::default()
     }
 }
 
@@ -49,7 +50,7 @@ fn unordered_pairs_change_nothing_and_are_reported() {
         sparse(0, &[(9, 6), (3, 2)]),
         sparse(0, &[(3, 2), (3, 1)]),
         sparse(0, &[(3, 0)]),
-        sparse(0, &[(u16::MAX, 1)]),
+        sparse(0, &[(i32::MAX, 1)]),
     ] {
         let (mut prev, mut total) = dense_of(&sparse(0, &[(3, 2), (9, 5)]));
         let before = (prev.clone(), total);

@@ -4,6 +4,7 @@
 pub(crate) mod counter;
 pub(crate) mod gauge;
 pub(crate) mod histogram;
+pub mod layout;
 pub(crate) mod sparse;
 
 use std::cell::Cell;

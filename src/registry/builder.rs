@@ -97,18 +97,24 @@ impl Builder {
         self
     }
 
-    /// Makes snapshots carry each time-window histogram's lifetime bucket
-    /// counts ([`HistogramSummary::lifetime_buckets`](crate::snapshot::HistogramSummary)),
+    /// Makes snapshots carry each histogram's exponential bucket state:
+    /// the window's buckets
+    /// ([`HistogramSummary::window_buckets`](crate::snapshot::HistogramSummary), which
+    /// make [`HistogramSummary::merge`](crate::snapshot::HistogramSummary::merge)
+    /// exact) and, for time windows, the lifetime bucket counts
+    /// ([`HistogramSummary::lifetime_buckets`](crate::snapshot::HistogramSummary)),
     /// which `History` (feature `history`) needs for quantiles over
-    /// its intervals (default: off). Costs each histogram series 520 bytes
-    /// per octave it uses (about 7 KiB over four decades), and each snapshot
-    /// line a few bytes per non-empty bucket.
+    /// its intervals (default: off). Costs each time-window series 520 bytes
+    /// per 64 buckets it uses (about 7 KiB over four decades), and each
+    /// snapshot line a few bytes per non-empty bucket.
     ///
     /// ```
     /// let m = vitals::MetricsCollector::builder().lifetime_buckets(true).build();
     /// m.histogram("h", &[]).record(0.5);
     /// let snap = m.snapshot();
-    /// assert_eq!(snap.histogram("h", &[]).unwrap().lifetime_buckets.as_ref().unwrap().count(), 1);
+    /// let s = snap.histogram("h", &[]).unwrap();
+    /// assert_eq!(s.lifetime_buckets.as_ref().unwrap().count(), 1);
+    /// assert_eq!(s.window_buckets.as_ref().unwrap().count(), 1);
     /// ```
     pub fn lifetime_buckets(mut self, on: bool) -> Self {
         self.lifetime_buckets = on;

@@ -1,4 +1,4 @@
-//! JSON Lines: one [`Snapshot`] per line in an append-only file, with
+//! JSON Lines: one [`Snapshot`](crate::Snapshot) per line in an append-only file, with
 //! rotation, retention, an fsync policy, and a reader that survives torn
 //! lines.
 //!

@@ -128,7 +128,7 @@ impl JsonLinesReader {
     }
 
     /// Reads the rotated files of the active file `path` (the path given
-    /// to [`JsonLinesExporter`]) oldest first, then `path` itself if it
+    /// to [`JsonLinesExporter`](super::JsonLinesExporter)) oldest first, then `path` itself if it
     /// exists. An error if none exists.
     ///
     /// ```

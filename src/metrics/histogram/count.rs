@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::time::nearest_rank;
 use super::*;
+use crate::metrics::layout::nearest_rank;
 
 pub(super) struct CountWindow {
     pub(super) ring: Box<[AtomicU64]>,
@@ -16,6 +16,8 @@ pub(super) struct CountWindow {
     pub(super) life_min: AtomicU64,
     pub(super) life_max: AtomicU64,
     pub(super) reader: Mutex<CountReader>,
+    /// Snapshots carry the window's values in exponential buckets.
+    pub(super) buckets: bool,
 }
 
 pub(super) struct CountReader {
@@ -38,6 +40,7 @@ impl CountWindow {
                 created: now,
                 marks: VecDeque::new(),
             }),
+            buckets: false,
         }
     }
 
@@ -60,7 +63,10 @@ impl CountWindow {
         }
     }
 
-    pub(super) fn summary(&self, now: Duration) -> (WindowStats, LifetimeStats) {
+    pub(super) fn summary(
+        &self,
+        now: Duration,
+    ) -> (WindowStats, LifetimeStats, Option<SparseBuckets>) {
         let mut reader = self.reader.lock();
         // A writer that has claimed a cell but not yet stored its value
         // leaves EMPTY (or the value it replaces) for this one read. The
@@ -125,6 +131,12 @@ impl CountWindow {
             min: (total > 0).then(|| f64::from_bits(life_min)),
             max: (total > 0).then(|| f64::from_bits(life_max)),
         };
-        (window, lifetime)
+        // Sorted values append to the buckets in order.
+        let buckets = self.buckets.then(|| {
+            let mut b = SparseBuckets::default();
+            values.iter().for_each(|v| b.record(*v));
+            b
+        });
+        (window, lifetime, buckets)
     }
 }

@@ -1,4 +1,4 @@
-//! The time window: slots of log-linear bucket counters, rotated by reads.
+//! The time window: slots of exponential bucket counters, rotated by reads.
 //! See [`Histogram`](super::Histogram) for how recording and reading meet.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -8,6 +8,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::*;
+use crate::metrics::layout;
 use crate::metrics::sparse::SparseBuckets;
 use crate::metrics::{move_thread_index, stripe_count, thread_index};
 
@@ -223,34 +224,42 @@ impl LifeBuckets {
     /// fresh ones, whose `zeros` already counts the closed slots' too), as
     /// sparse buckets.
     pub(super) fn with_live(&self, closed: &Merged, fresh: &Merged) -> SparseBuckets {
-        let mut all = SparseBuckets {
-            zeros: self.zeros + fresh.zeros,
-            counts: Vec::new(),
-        };
-        let lists = [&self.octaves[..], &closed.octaves, &fresh.octaves];
-        for_each_octave(lists, |octave, at| {
-            let mut counts = [0u64; SUBS];
-            for (list, i) in lists.iter().zip(at) {
-                if let Some(i) = i {
-                    for (total, c) in counts.iter_mut().zip(&list[i].1) {
-                        *total += c;
-                    }
-                }
-            }
-            for (sub, &c) in counts.iter().enumerate() {
-                if c > 0 {
-                    if let Ok(bucket) = u16::try_from(octave * SUBS + sub) {
-                        all.counts.push((bucket, c));
-                    }
-                }
-            }
-        });
-        all
+        sparse_of(
+            self.zeros + fresh.zeros,
+            [&self.octaves[..], &closed.octaves, &fresh.octaves],
+        )
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
         self.octaves.capacity() * std::mem::size_of::<(usize, [u64; SUBS])>()
     }
+}
+
+/// The counts of the octave lists added up, as sparse buckets at scale 6.
+pub(super) fn sparse_of<const N: usize>(
+    zeros: u64,
+    lists: [&[(usize, [u64; SUBS])]; N],
+) -> SparseBuckets {
+    let mut all = SparseBuckets {
+        zeros,
+        ..SparseBuckets::default()
+    };
+    for_each_octave(lists, |octave, at| {
+        let mut counts = [0u64; SUBS];
+        for (list, i) in lists.iter().zip(at) {
+            if let Some(i) = i {
+                for (total, c) in counts.iter_mut().zip(&list[i].1) {
+                    *total += c;
+                }
+            }
+        }
+        for (sub, &c) in counts.iter().enumerate() {
+            if c > 0 {
+                all.counts.push((layout::index_at(octave * SUBS + sub), c));
+            }
+        }
+    });
+    all
 }
 
 /// Calls `f` with each octave that any of the lists (each ascending by
@@ -297,6 +306,13 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Merged> = const { std::cell::RefCell::new(Merged::empty()) };
 }
 
+/// The exponential bucket counts a snapshot carries: the window's and the
+/// lifetime's.
+pub(super) struct BucketState {
+    pub(super) window: SparseBuckets,
+    pub(super) lifetime: SparseBuckets,
+}
+
 /// Counts and totals of some slots, merged across stripes.
 #[derive(Clone)]
 pub(super) struct Merged {
@@ -304,7 +320,7 @@ pub(super) struct Merged {
     pub(super) octaves: Vec<(usize, [u64; SUBS])>,
     /// The [`moments`] of each octave's counts, in the same order: summed
     /// as the counts are read, so that statistics need not scan the counts.
-    pub(super) moments: Vec<(u64, u64, u64)>,
+    pub(super) moments: Vec<Moments>,
     pub(super) zeros: u64,
     pub(super) count: u64,
     pub(super) sum: f64,
@@ -348,8 +364,8 @@ impl TimeWindow {
 
     #[inline]
     pub(super) fn record(&self, bits: u64) {
-        let octave = ((bits >> 52) - MIN_BITS.wrapping_shr(52)) as usize;
-        let sub = ((bits >> (52 - SUB_BITS)) as usize) & (SUBS - 1);
+        let position = layout::position_of_bits(bits);
+        let (octave, sub) = (position / SUBS, position % SUBS);
         let slot = self.current.load(Ordering::Relaxed);
         let stripe = self.stripe();
         let index = slot * SUBS + sub;
@@ -572,7 +588,7 @@ impl TimeWindow {
                 if position[octave] == usize::MAX {
                     position[octave] = merged.octaves.len();
                     merged.octaves.push((octave, [0; SUBS]));
-                    merged.moments.push((0, 0, 0));
+                    merged.moments.push((0, 0.0, 0.0));
                 }
                 let into = &mut merged.octaves[position[octave]].1;
                 let into_moments = &mut merged.moments[position[octave]];
@@ -623,14 +639,15 @@ impl TimeWindow {
                     if *p == usize::MAX {
                         *p = merged.octaves.len();
                         merged.octaves.push((octave, [0; SUBS]));
-                        merged.moments.push((0, 0, 0));
+                        merged.moments.push((0, 0.0, 0.0));
                     }
                     merged.octaves[*p].1[sub] += 1 << 32;
                     let m = &mut merged.moments[*p];
-                    let k = sub as u64;
+                    let wrapped = (1u64 << 32) as f64;
                     m.0 += 1 << 32;
-                    m.1 += k << 32;
-                    m.2 += (k * k) << 32;
+                    let w = stddev_representative(1.0, sub);
+                    m.1 += w * wrapped;
+                    m.2 += w * w * wrapped;
                     added += 1 << 32;
                 }
                 !clear
@@ -651,7 +668,7 @@ impl TimeWindow {
     pub(super) fn summary(
         &self,
         now: Duration,
-    ) -> (WindowStats, LifetimeStats, Option<SparseBuckets>) {
+    ) -> (WindowStats, LifetimeStats, Option<BucketState>) {
         let mut guard = self.reader.lock();
         let reader = &mut *guard;
         self.rotate(reader, now);
@@ -681,6 +698,9 @@ impl TimeWindow {
                 .collect();
             let mut closed = self.take_slots(&others, false);
             closed.drop_empty_octaves();
+            // Kept for a whole slot length: no spare capacity.
+            closed.octaves.shrink_to_fit();
+            closed.moments.shrink_to_fit();
             reader.closed = Some(closed);
         }
         let reader: &TimeReader = reader;
@@ -711,7 +731,7 @@ impl TimeWindow {
         m: &Merged,
         now: Duration,
         oldest: Duration,
-    ) -> (WindowStats, LifetimeStats, Option<SparseBuckets>) {
+    ) -> (WindowStats, LifetimeStats, Option<BucketState>) {
         let empty = m.count == 0;
         let mean = (!empty).then(|| m.sum / m.count as f64);
         // A writer adds its count before its extremes: a read in between
@@ -758,10 +778,10 @@ impl TimeWindow {
             min: (life_count > 0).then_some(life_min),
             max: (life_count > 0).then_some(life_max),
         };
-        let buckets = reader
-            .life_buckets
-            .as_ref()
-            .map(|life| life.with_live(closed, m));
+        let buckets = reader.life_buckets.as_ref().map(|life| BucketState {
+            window: sparse_of(m.zeros, [&closed.octaves[..], &m.octaves]),
+            lifetime: life.with_live(closed, m),
+        });
         (window, lifetime, buckets)
     }
 
@@ -807,7 +827,7 @@ impl Merged {
 
     pub(super) fn heap_bytes(&self) -> usize {
         self.octaves.capacity() * std::mem::size_of::<(usize, [u64; SUBS])>()
-            + self.moments.capacity() * std::mem::size_of::<(u64, u64, u64)>()
+            + self.moments.capacity() * std::mem::size_of::<Moments>()
     }
 
     pub(super) const fn empty() -> Self {
@@ -823,49 +843,84 @@ impl Merged {
     }
 }
 
-/// The midpoint of a bucket: within half a bucket (≤ 1/128 relative) of any
-/// value in it.
+/// The representative value of a bucket (its geometric midpoint, see
+/// [`layout::midpoint`]): within 0.543% of any value in it.
 pub(super) fn bucket_midpoint(octave: usize, sub: usize) -> f64 {
-    let lower = MIN_BITS + ((octave as u64) << 52) + ((sub as u64) << (52 - SUB_BITS));
-    let upper = lower + (1 << (52 - SUB_BITS));
-    (f64::from_bits(lower) + f64::from_bits(upper)) / 2.0
+    layout::position_midpoint(octave * SUBS + sub)
 }
 
-/// The 1-based nearest rank of quantile `q` among `n` values.
-pub(super) fn nearest_rank(q: f64, n: u64) -> u64 {
-    ((q * n as f64).ceil() as u64).clamp(1, n)
-}
+/// Σc, Σc·gᵏ and Σc·g²ᵏ over the 64 buckets of an octave (g = 2^(1/64), so
+/// that bucket k's midpoint is the first bucket's times gᵏ): what the
+/// standard deviation needs, summed as the counters are read.
+pub(super) type Moments = (u64, f64, f64);
 
-/// Σc, Σc·k and Σc·k² over the 64 sub-buckets of an octave, from the
-/// counters of one slot: 32 × 32 → 64-bit multiplies, which x86-64's
-/// baseline vector unit has (64 × 64 it has not, and emulates with three).
-pub(super) fn moments(counts: &[u32; SUBS]) -> (u64, u64, u64) {
-    const K: [u32; SUBS] = {
-        let mut k = [0u32; SUBS];
-        let mut i = 0;
-        while i < SUBS {
-            k[i] = i as u32;
-            i += 1;
-        }
-        k
-    };
-    const K2: [u32; SUBS] = {
-        let mut k = [0u32; SUBS];
-        let mut i = 0;
-        while i < SUBS {
-            k[i] = (i * i) as u32;
-            i += 1;
-        }
-        k
-    };
-    let (mut c0, mut c1, mut c2) = (0u64, 0u64, 0u64);
-    for i in 0..SUBS {
-        let c = counts[i];
-        c0 += u64::from(c);
-        c1 += u64::from(c) * u64::from(K[i]);
-        c2 += u64::from(c) * u64::from(K2[i]);
+/// gᵏ = 2^(k/64) for the buckets of an octave.
+const GROWTH: [f64; SUBS] = {
+    let mut g = [0f64; SUBS];
+    let mut k = 0;
+    while k < SUBS {
+        g[k] = layout::edge_factor(k);
+        k += 1;
     }
-    (c0, c1, c2)
+    g
+};
+
+/// The standard deviation's representatives: gᵏ in fixed point,
+/// ⌊gᵏ·2¹⁵⌉ (below 2¹⁶, within 2⁻¹⁶ of gᵏ), and their exact squares
+/// (below 2³²). With integer weights a slot's moments are sums of
+/// 32 × 32 → 64-bit products, which x86-64's baseline vector unit has, and
+/// Σc·w² is exactly the square the variance formula needs (independently
+/// rounded weights would leave a residue that cancellation exposes).
+const WEIGHT_BITS: u32 = 15;
+const W1: [u32; SUBS] = {
+    let mut w = [0u32; SUBS];
+    let mut k = 0;
+    while k < SUBS {
+        w[k] = (GROWTH[k] * (1u32 << WEIGHT_BITS) as f64 + 0.5) as u32;
+        k += 1;
+    }
+    w
+};
+const W2: [u32; SUBS] = {
+    let mut w = [0u32; SUBS];
+    let mut k = 0;
+    while k < SUBS {
+        w[k] = W1[k] * W1[k];
+        k += 1;
+    }
+    w
+};
+
+/// The value the standard deviation takes for bucket `sub` of an octave
+/// whose first bucket's midpoint is `m0`: the midpoint within 2⁻¹⁶.
+pub(super) fn stddev_representative(m0: f64, sub: usize) -> f64 {
+    m0 * f64::from(W1[sub]) / f64::from(1u32 << WEIGHT_BITS)
+}
+
+/// The [`Moments`] of one slot's counters of an octave, in units of the
+/// octave's first midpoint.
+pub(super) fn moments(counts: &[u32; SUBS]) -> Moments {
+    let one = f64::from(1u32 << WEIGHT_BITS);
+    let (mut c0, mut c1, mut c2) = (0u64, 0u64, 0u64);
+    if counts.iter().all(|&c| c < 1 << 26) {
+        // Each sum < 64 · 2²⁶ · 2³² = 2⁶⁴: no overflow.
+        for k in 0..SUBS {
+            let c = u64::from(counts[k]);
+            c0 += c;
+            c1 += c * u64::from(W1[k]);
+            c2 += c * u64::from(W2[k]);
+        }
+        return (c0, c1 as f64 / one, c2 as f64 / (one * one));
+    }
+    // 2²⁶ values in one bucket of one slot: the rare wide path.
+    let (mut c1, mut c2) = (0u128, 0u128);
+    for k in 0..SUBS {
+        let c = u128::from(counts[k]);
+        c0 += counts[k] as u64;
+        c1 += c * u128::from(W1[k]);
+        c2 += c * u128::from(W2[k]);
+    }
+    (c0, c1 as f64 / one, c2 as f64 / (one * one))
 }
 
 /// Quantiles and standard deviation of a non-empty window in one pass over
@@ -883,7 +938,7 @@ pub(super) fn bucket_stats(
     hi: f64,
     mean: f64,
 ) -> (Quantiles, f64) {
-    let ranks = Quantiles::LEVELS.map(|q| nearest_rank(q, m.count));
+    let ranks = Quantiles::LEVELS.map(|q| layout::nearest_rank(q, m.count));
     let mut out = [hi; 5];
     let mut next = 0;
     let mut seen = m.zeros;
@@ -894,12 +949,12 @@ pub(super) fn bucket_stats(
     let mut squares = m.zeros as f64 * mean * mean;
     let lists = [&closed.octaves[..], &m.octaves];
     for_each_octave(lists, |octave, [a, b]| {
-        // With d(k) = low + step·k the distance of sub-bucket k's midpoint
-        // from the mean, Σ c·d² = low²·Σc + 2·low·step·Σc·k + step²·Σc·k².
-        // The three sums are integer, summed as the counters were read (no
-        // float dependency chain); they cannot overflow: a bucket holds
-        // < 2⁴² values (u32 × 64 slots × 16 stripes) and k² < 2¹².
-        let (mut c0, mut c1, mut c2) = a.map_or((0, 0, 0), |i| closed.moments[i]);
+        // With m(k) = m₀·wₖ sub-bucket k's representative (wₖ ≈ gᵏ, see
+        // `W1`), Σ c·(m(k) − mean)² = m₀²·Σc·wₖ² − 2·mean·m₀·Σc·wₖ +
+        // mean²·Σc, from the moments kept beside the counts. Near the mean
+        // the terms cancel to within a rounding error of m₀²·Σc·wₖ, some
+        // 10⁻¹⁶ of it: far below the buckets' own 0.55%.
+        let (mut c0, mut c1, mut c2) = a.map_or((0, 0.0, 0.0), |i| closed.moments[i]);
         if let Some(j) = b {
             let (f0, f1, f2) = m.moments[j];
             (c0, c1, c2) = (c0 + f0, c1 + f1, c2 + f2);
@@ -908,11 +963,10 @@ pub(super) fn bucket_stats(
         if c0 == 0 {
             return;
         }
-        let low = bucket_midpoint(octave, 0) - mean;
-        let step = bucket_midpoint(octave, 1) - bucket_midpoint(octave, 0);
-        squares += low * low * c0 as f64 + 2.0 * low * step * c1 as f64 + step * step * c2 as f64;
-        // Walk the buckets only in an octave that holds the next rank.
-        if next < 5 && seen + c0 >= ranks[next] {
+        let m0 = bucket_midpoint(octave, 0);
+        let holds_rank = next < 5 && seen + c0 >= ranks[next];
+        squares += (m0 * m0 * c2 - 2.0 * mean * m0 * c1 + mean * mean * c0 as f64).max(0.0);
+        if holds_rank {
             let mut counts = [0u64; SUBS];
             for (i, list) in [a, b].into_iter().zip(lists) {
                 if let Some(i) = i {
