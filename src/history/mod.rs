@@ -204,8 +204,13 @@ pub struct HistoryStats {
 /// What [`History::replay_files`] read.
 ///
 /// ```
-/// let report = vitals::history::ReplayReport { snapshots: 0, skipped: Vec::new() };
-/// assert!(report.skipped.is_empty());
+/// let dir = std::env::temp_dir().join(format!("vitals-replay-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("m.jsonl");
+/// std::fs::write(&path, "not a snapshot\n").unwrap();
+/// let report = vitals::history::History::new().replay_files(&path).unwrap();
+/// assert_eq!((report.snapshots, report.skipped.len()), (0, 1));
+/// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]

@@ -370,13 +370,16 @@ pub struct QueryResult {
 /// The points of one series.
 ///
 /// ```
-/// let s = vitals::history::SeriesResult {
-///     name: "x".into(),
-///     labels: vitals::Labels::default(),
-///     kind: vitals::MetricKind::Gauge,
-///     points: vec![vitals::history::QueryPoint { timestamp_unix_ms: 0, value: 1.0 }],
-/// };
-/// assert_eq!(s.points[0].value, 1.0);
+/// use vitals::history::{Aggregation, History, Query};
+///
+/// let metrics = vitals::MetricsCollector::new();
+/// metrics.gauge("temp", &[("room", "a")]).set(21.5);
+/// let history = History::new();
+/// history.ingest(&metrics.snapshot()).unwrap();
+/// let result = history.query(&Query::new("temp", Aggregation::Avg)).unwrap();
+/// let s = &result.series[0];
+/// assert_eq!((&*s.name, s.labels.get("room"), s.kind), ("temp", Some("a"), vitals::MetricKind::Gauge));
+/// assert_eq!(s.points[0].value, 21.5);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -394,8 +397,16 @@ pub struct SeriesResult {
 /// One value at one time.
 ///
 /// ```
-/// let p = vitals::history::QueryPoint { timestamp_unix_ms: 60_000, value: 2.5 };
-/// assert_eq!(p.value, 2.5);
+/// use vitals::history::{Aggregation, History, Query};
+///
+/// let metrics = vitals::MetricsCollector::new();
+/// metrics.gauge("depth", &[]).set(2.5);
+/// let snap = metrics.snapshot();
+/// let history = History::new();
+/// history.ingest(&snap).unwrap();
+/// let result = history.query(&Query::new("depth", Aggregation::Last)).unwrap();
+/// let p = result.series[0].points[0];
+/// assert_eq!((p.timestamp_unix_ms, p.value), (snap.timestamp_unix_ms, 2.5));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]

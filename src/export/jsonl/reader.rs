@@ -14,12 +14,14 @@ use super::rotation::{rotated_in, split_name};
 /// A line the reader skipped: torn (a crash mid-write) or not a snapshot.
 ///
 /// ```
-/// let s = vitals::export::SkippedLine {
-///     path: "m.jsonl".into(),
-///     line: 3,
-///     reason: "EOF while parsing".into(),
-/// };
-/// assert_eq!(s.to_string(), "m.jsonl:3: EOF while parsing");
+/// use vitals::export::JsonLinesReader;
+///
+/// let torn = "{\"schema_version\":3,\"timestam\n";
+/// let mut reader = JsonLinesReader::from_reader("m.jsonl", std::io::Cursor::new(torn));
+/// assert!(reader.next().is_none());
+/// let skipped = &reader.skipped()[0];
+/// assert_eq!((skipped.line, skipped.path.to_str()), (1, Some("m.jsonl")));
+/// assert!(skipped.to_string().starts_with("m.jsonl:1: "));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
