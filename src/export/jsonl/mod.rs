@@ -1,6 +1,6 @@
-//! JSON Lines: one [`Snapshot`] per line in an append-only file, with
-//! rotation, retention, an fsync policy, and a reader that survives torn
-//! lines.
+//! JSON Lines: one [`Snapshot`](crate::Snapshot) per line in an
+//! append-only file, with rotation, retention, an fsync policy, and a
+//! reader that survives torn lines.
 //!
 //! # File layout
 //!
