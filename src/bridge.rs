@@ -116,7 +116,8 @@ impl VitalsRecorder {
     ///
     /// ```
     /// let recorder = vitals::bridge::VitalsRecorder::new(vitals::global().clone());
-    /// # let _ = recorder;
+    /// metrics::with_local_recorder(&recorder, || metrics::counter!("jobs_total").increment(3));
+    /// assert_eq!(vitals::global().snapshot().counter("jobs_total", &[]), Some(3.0));
     /// ```
     pub fn new(collector: MetricsCollector) -> Self {
         VitalsRecorder {

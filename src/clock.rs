@@ -65,8 +65,11 @@ impl SystemClock {
     /// A clock whose monotonic origin is now.
     ///
     /// ```
+    /// use std::time::Duration;
+    /// use vitals::Clock;
+    ///
     /// let clock = vitals::clock::SystemClock::new();
-    /// # let _ = clock;
+    /// assert!(clock.monotonic() < Duration::from_secs(1));
     /// ```
     pub fn new() -> Self {
         SystemClock {
@@ -117,8 +120,11 @@ impl ManualClock {
     /// A manual clock at monotonic time zero.
     ///
     /// ```
+    /// use std::time::Duration;
+    /// use vitals::Clock;
+    ///
     /// let clock = vitals::ManualClock::new();
-    /// # let _ = clock;
+    /// assert_eq!(clock.monotonic(), Duration::ZERO);
     /// ```
     pub fn new() -> Self {
         ManualClock {

@@ -21,7 +21,17 @@ use crate::snapshot::Snapshot;
 /// snapshot.
 ///
 /// ```
-/// vitals::fuzzing::jsonl_reader(b"{\"schema_version\":1}\n\xff\n");
+/// use vitals::export::{JsonLinesExporter, JsonLinesReader};
+///
+/// let mut data = Vec::new();
+/// JsonLinesExporter::encode_line(&vitals::MetricsCollector::new().snapshot(), &mut data).unwrap();
+/// data.extend_from_slice(b"{\"schema_version\":1}\n\xff\n");
+/// vitals::fuzzing::jsonl_reader(&data); // panics if an invariant broke
+///
+/// // What it checked: one snapshot read and written back, two lines skipped.
+/// let mut reader = JsonLinesReader::from_reader("<fuzz>", std::io::Cursor::new(data));
+/// assert_eq!(reader.by_ref().count(), 1);
+/// assert_eq!(reader.skipped().len(), 2);
 /// ```
 pub fn jsonl_reader(data: &[u8]) {
     // The panics below are this fuzz oracle's findings, not error handling:
@@ -70,7 +80,10 @@ pub fn jsonl_reader(data: &[u8]) {
 /// unchanged.
 ///
 /// ```
-/// vitals::fuzzing::history_level_line(br#"{"name":"x","labels":{},"t_ms":5,"covered_ms":1,"agg":{"kind":"counter","increase":1,"resets":0}}"#);
+/// let line = br#"{"name":"x","labels":{},"t_ms":5,"covered_ms":1,"agg":{"kind":"counter","increase":1,"resets":0}}"#;
+/// // As `tests/fuzz_corpus.rs` replays an input: a panic is a finding.
+/// let outcome = std::panic::catch_unwind(|| vitals::fuzzing::history_level_line(line));
+/// assert!(outcome.is_ok());
 /// ```
 pub fn history_level_line(line: &[u8]) {
     crate::history::check_level_line(line);
@@ -86,7 +99,10 @@ pub fn history_level_line(line: &[u8]) {
 /// time order.
 ///
 /// ```
-/// vitals::fuzzing::history_level_file(b"\x01{\"name\":\"x\"}\n");
+/// let data = b"\x01{\"name\":\"x\"}\n"; // level 1, a line without a time
+/// // As `tests/fuzz_corpus.rs` replays an input: a panic is a finding.
+/// let outcome = std::panic::catch_unwind(|| vitals::fuzzing::history_level_file(data));
+/// assert!(outcome.is_ok());
 /// ```
 pub fn history_level_file(data: &[u8]) {
     let Some((&pick, content)) = data.split_first() else {
@@ -192,7 +208,10 @@ pub fn history_level_file(data: &[u8]) {
 /// 8 KiB.
 ///
 /// ```
-/// vitals::fuzzing::http_request_head(b"\x03\x00GET / HTTP/1.1\r\n\r\n");
+/// let data = b"\x03\x00GET / HTTP/1.1\r\n\r\n"; // 4-byte pieces, 256-byte limit
+/// // As `tests/fuzz_corpus.rs` replays an input: a panic is a finding.
+/// let outcome = std::panic::catch_unwind(|| vitals::fuzzing::http_request_head(data));
+/// assert!(outcome.is_ok());
 /// ```
 pub fn http_request_head(data: &[u8]) {
     let [piece, limit, stream @ ..] = data else {

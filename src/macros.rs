@@ -68,6 +68,10 @@ macro_rules! counter {
 /// gauge!("queue_depth").set(12.0);
 /// let shard = 3.to_string();
 /// gauge!("shard_load", "shard" => shard).increment(0.5);
+///
+/// let snap = vitals::global().snapshot();
+/// assert_eq!(snap.gauge("queue_depth", &[]), Some(12.0));
+/// assert_eq!(snap.gauge("shard_load", &[("shard", "3")]), Some(0.5));
 /// ```
 #[macro_export]
 macro_rules! gauge {
@@ -81,7 +85,11 @@ macro_rules! gauge {
 ///
 /// histogram!("payload_bytes").record(1500.0);
 /// histogram!("latency_seconds", "route" => "/api").record(0.012);
-/// let _timer = histogram!("handler_seconds").start_timer();
+/// drop(histogram!("handler_seconds").start_timer()); // records when dropped
+///
+/// let snap = vitals::global().snapshot();
+/// assert_eq!(snap.histogram("payload_bytes", &[]).unwrap().window.count, 1);
+/// assert_eq!(snap.histogram("handler_seconds", &[]).unwrap().window.count, 1);
 /// ```
 #[macro_export]
 macro_rules! histogram {
@@ -128,6 +136,11 @@ macro_rules! __vitals_handle {
 /// ```
 /// vitals::describe_counter!("requests_total", "Requests served");
 /// vitals::describe_counter!("bytes_sent_total", vitals::Unit::Bytes, "Bytes written to clients");
+///
+/// let snap = vitals::global().snapshot();
+/// let info = snap.metadata("bytes_sent_total").unwrap();
+/// assert_eq!(info.help.as_deref(), Some("Bytes written to clients"));
+/// assert_eq!(info.unit.as_deref(), Some("bytes"));
 /// ```
 #[macro_export]
 macro_rules! describe_counter {
@@ -138,6 +151,11 @@ macro_rules! describe_counter {
 ///
 /// ```
 /// vitals::describe_gauge!("queue_depth", "Jobs waiting");
+///
+/// let snap = vitals::global().snapshot();
+/// let info = snap.metadata("queue_depth").unwrap();
+/// assert_eq!(info.kind, vitals::MetricKind::Gauge);
+/// assert_eq!(info.help.as_deref(), Some("Jobs waiting"));
 /// ```
 #[macro_export]
 macro_rules! describe_gauge {

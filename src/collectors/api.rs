@@ -179,9 +179,15 @@ impl ApiCollector {
     /// [`MetricsCollector::register`] to get its samples in snapshots.
     ///
     /// ```
+    /// use std::time::Duration;
+    ///
     /// let metrics = vitals::MetricsCollector::new();
     /// let api = vitals::collectors::ApiCollector::new(&metrics);
-    /// # let _ = api;
+    /// api.record_request("/", "GET", 200, Duration::from_millis(5));
+    /// // The core series are there at once; the ratios come with registration.
+    /// assert!(metrics.snapshot().gauge("api_lifetime_success_ratio", &[]).is_none());
+    /// metrics.register(api.clone()).unwrap();
+    /// assert_eq!(metrics.snapshot().gauge("api_lifetime_success_ratio", &[]), Some(1.0));
     /// ```
     pub fn new(metrics: &MetricsCollector) -> Self {
         Self::with_window(metrics, DEFAULT_WINDOW)
@@ -191,10 +197,24 @@ impl ApiCollector {
     /// 1 s: shorter windows are raised to 1 s).
     ///
     /// ```
+    /// use std::sync::Arc;
     /// use std::time::Duration;
-    /// let metrics = vitals::MetricsCollector::new();
-    /// let api = vitals::collectors::ApiCollector::with_window(&metrics, Duration::from_secs(10));
-    /// # let _ = api;
+    /// use vitals::collectors::ApiCollector;
+    /// use vitals::{ManualClock, MetricsCollector};
+    ///
+    /// let clock = Arc::new(ManualClock::new());
+    /// let metrics = MetricsCollector::builder().clock(clock.clone()).build();
+    /// let api = ApiCollector::with_window(&metrics, Duration::from_secs(10));
+    /// metrics.register(api.clone()).unwrap();
+    ///
+    /// api.record_request("/", "GET", 503, Duration::from_millis(5));
+    /// clock.advance(Duration::from_secs(5));
+    /// metrics.snapshot(); // collections mark where windows start
+    /// clock.advance(Duration::from_secs(10));
+    /// api.record_request("/", "GET", 200, Duration::from_millis(5));
+    /// let snap = metrics.snapshot();
+    /// assert_eq!(snap.gauge("api_success_ratio", &[]), Some(1.0)); // the last 10 s
+    /// assert_eq!(snap.gauge("api_lifetime_success_ratio", &[]), Some(0.5));
     /// ```
     pub fn with_window(metrics: &MetricsCollector, window: Duration) -> Self {
         describe(metrics);

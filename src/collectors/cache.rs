@@ -80,7 +80,10 @@ impl CacheCollector {
     /// ```
     /// let metrics = vitals::MetricsCollector::new();
     /// let caches = vitals::collectors::CacheCollector::new(&metrics);
-    /// # let _ = caches;
+    /// metrics.register(caches.clone()).unwrap();
+    /// caches.hit("pages");
+    /// caches.miss("pages");
+    /// assert_eq!(metrics.snapshot().gauge("cache_hit_ratio", &[("cache", "pages")]), Some(0.5));
     /// ```
     pub fn new(metrics: &MetricsCollector) -> Self {
         Self::with_window(metrics, DEFAULT_WINDOW)
@@ -89,10 +92,26 @@ impl CacheCollector {
     /// As [`new`](Self::new), with ratios over `window` (at least 1 s).
     ///
     /// ```
+    /// use std::sync::Arc;
     /// use std::time::Duration;
-    /// let metrics = vitals::MetricsCollector::new();
-    /// let caches = vitals::collectors::CacheCollector::with_window(&metrics, Duration::from_secs(10));
-    /// # let _ = caches;
+    /// use vitals::collectors::CacheCollector;
+    /// use vitals::{ManualClock, MetricsCollector};
+    ///
+    /// let clock = Arc::new(ManualClock::new());
+    /// let metrics = MetricsCollector::builder().clock(clock.clone()).build();
+    /// let caches = CacheCollector::with_window(&metrics, Duration::from_secs(10));
+    /// metrics.register(caches.clone()).unwrap();
+    /// let pages = caches.cache("pages");
+    ///
+    /// pages.miss();
+    /// clock.advance(Duration::from_secs(5));
+    /// metrics.snapshot(); // collections mark where windows start
+    /// clock.advance(Duration::from_secs(10));
+    /// pages.hit();
+    /// let snap = metrics.snapshot();
+    /// let labels = [("cache", "pages")];
+    /// assert_eq!(snap.gauge("cache_hit_ratio", &labels), Some(1.0)); // the last 10 s
+    /// assert_eq!(snap.gauge("cache_lifetime_hit_ratio", &labels), Some(0.5));
     /// ```
     pub fn with_window(metrics: &MetricsCollector, window: Duration) -> Self {
         describe(metrics);

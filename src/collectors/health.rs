@@ -118,9 +118,15 @@ impl HealthCollector {
     /// row, down after 3.
     ///
     /// ```
+    /// use vitals::collectors::{HealthCollector, HealthStatus};
+    ///
     /// let metrics = vitals::MetricsCollector::new();
-    /// let health = vitals::collectors::HealthCollector::new(&metrics);
-    /// # let _ = health;
+    /// let db = HealthCollector::new(&metrics).dependency("postgres");
+    /// db.failure();
+    /// assert_eq!(db.status(), HealthStatus::Degraded);
+    /// db.failure();
+    /// db.failure();
+    /// assert_eq!(db.status(), HealthStatus::Down);
     /// ```
     pub fn new(metrics: &MetricsCollector) -> Self {
         Self::build(metrics, 1, 3)

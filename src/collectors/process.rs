@@ -145,6 +145,8 @@ impl ProcessCollector {
     /// ```
     /// let metrics = vitals::MetricsCollector::new();
     /// metrics.register(vitals::collectors::ProcessCollector::new()).unwrap();
+    /// let pid = metrics.snapshot().gauge("process_pid", &[]);
+    /// assert_eq!(pid, Some(f64::from(std::process::id())));
     /// ```
     pub fn new() -> Self {
         ProcessCollector {

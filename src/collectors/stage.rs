@@ -69,9 +69,16 @@ impl StageCollector {
     /// set with [`MetricsCollector::configure_histogram`] before first use).
     ///
     /// ```
+    /// use vitals::histogram::Window;
+    ///
     /// let metrics = vitals::MetricsCollector::new();
+    /// let last_100 = Window::Count { values: 100 };
+    /// metrics.configure_histogram("stage_duration_seconds", last_100).unwrap();
     /// let stages = vitals::collectors::StageCollector::new(&metrics);
-    /// # let _ = stages;
+    /// drop(stages.start("load")); // one run, timed into the core histogram
+    /// let snap = metrics.snapshot();
+    /// let durations = &snap.histogram("stage_duration_seconds", &[("stage", "load")]).unwrap().window;
+    /// assert_eq!((durations.window, durations.count), (last_100, 1));
     /// ```
     pub fn new(metrics: &MetricsCollector) -> Self {
         metrics.describe(
@@ -380,6 +387,8 @@ impl StageGuard {
     /// let metrics = vitals::MetricsCollector::new();
     /// let mut run = vitals::collectors::StageCollector::new(&metrics).stage("s").start();
     /// run.fail();
+    /// drop(run);
+    /// assert_eq!(metrics.snapshot().counter("stage_errors_total", &[("stage", "s")]), Some(1.0));
     /// ```
     pub fn fail(&mut self) {
         self.failed = true;
@@ -390,7 +399,11 @@ impl StageGuard {
     /// ```
     /// let metrics = vitals::MetricsCollector::new();
     /// let run = vitals::collectors::StageCollector::new(&metrics).stage("s").start();
-    /// let _elapsed = run.finish();
+    /// let elapsed = run.finish();
+    /// let snap = metrics.snapshot();
+    /// let durations = &snap.histogram("stage_duration_seconds", &[("stage", "s")]).unwrap().window;
+    /// assert_eq!(durations.count, 1);
+    /// assert_eq!(durations.sum, elapsed.as_secs_f64());
     /// ```
     pub fn finish(mut self) -> Duration {
         let elapsed = self.started.elapsed();

@@ -181,6 +181,9 @@ impl SystemCollector {
     /// ```
     /// let metrics = vitals::MetricsCollector::new();
     /// metrics.register(vitals::collectors::SystemCollector::new()).unwrap();
+    /// let snap = metrics.snapshot();
+    /// assert!(snap.gauge("system_cpu_cores", &[]).unwrap() >= 1.0);
+    /// assert!(snap.gauge("system_memory_total_bytes", &[]).unwrap() > 0.0);
     /// ```
     pub fn new() -> Self {
         SystemCollector {
@@ -202,8 +205,17 @@ impl SystemCollector {
     /// Also reports each core's usage (`system_cpu_core_usage_percent{core}`).
     ///
     /// ```
-    /// let system = vitals::collectors::SystemCollector::new().per_core(true);
-    /// # let _ = system;
+    /// use std::time::Duration;
+    /// use vitals::collectors::SystemCollector;
+    /// use vitals::{Collector, Samples};
+    ///
+    /// let system = SystemCollector::new().per_core(true);
+    /// system.collect(&mut Samples::new()).unwrap(); // the CPU baseline
+    /// std::thread::sleep(Duration::from_secs(1));
+    /// let mut out = Samples::new();
+    /// system.collect(&mut out).unwrap();
+    /// let core0 = out.as_slice().iter().find(|s| &*s.name == "system_cpu_core_usage_percent");
+    /// assert!((0.0..=100.0).contains(&core0.unwrap().value));
     /// ```
     pub fn per_core(mut self, per_core: bool) -> Self {
         self.per_core = per_core;

@@ -48,7 +48,8 @@ const DEFAULT_MAX_BACKOFF_TICKS: u32 = 16;
 ///     .exporter(TableExporter::new(std::io::sink()))
 ///     .start()
 ///     .unwrap();
-/// reporter.shutdown();
+/// let status = reporter.shutdown();
+/// assert_eq!(status.exporters[0].exported, 1); // the final snapshot
 /// ```
 pub struct ReporterBuilder {
     collector: MetricsCollector,
@@ -74,10 +75,15 @@ impl ReporterBuilder {
     /// with [`Reporter::tick_now`] and the final one at shutdown.
     ///
     /// ```
+    /// use std::time::Duration;
+    ///
     /// let metrics = vitals::MetricsCollector::new();
-    /// let b = vitals::export::Reporter::builder(&metrics)
-    ///     .interval(std::time::Duration::from_secs(1));
-    /// # let _ = b;
+    /// let reporter = vitals::export::Reporter::builder(&metrics)
+    ///     .interval(Duration::MAX) // only on demand
+    ///     .start()
+    ///     .unwrap();
+    /// reporter.tick_now();
+    /// assert_eq!(reporter.shutdown().ticks, 2); // tick_now, then the final one
     /// ```
     pub fn interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
@@ -88,9 +94,26 @@ impl ReporterBuilder {
     /// in ticks (default 16; at least 1, which retries every tick).
     ///
     /// ```
+    /// use vitals::export::{Exporter, Reporter};
+    /// use vitals::{Error, Snapshot};
+    ///
+    /// struct Broken;
+    /// impl Exporter for Broken {
+    ///     fn name(&self) -> &str {
+    ///         "broken"
+    ///     }
+    ///     fn export(&mut self, _: &Snapshot) -> Result<(), Error> {
+    ///         Err(Error::InvalidConfig("always fails".into()))
+    ///     }
+    /// }
+    ///
     /// let metrics = vitals::MetricsCollector::new();
-    /// let b = vitals::export::Reporter::builder(&metrics).max_backoff_ticks(1);
-    /// # let _ = b;
+    /// let reporter = Reporter::builder(&metrics).max_backoff_ticks(1).exporter(Broken).start().unwrap();
+    /// for _ in 0..3 {
+    ///     reporter.tick_now();
+    /// }
+    /// let broken = &reporter.status().exporters[0];
+    /// assert_eq!((broken.failed, broken.skipped), (3, 0)); // retried every tick
     /// ```
     pub fn max_backoff_ticks(mut self, ticks: u32) -> Self {
         self.max_backoff_ticks = ticks;
@@ -103,7 +126,8 @@ impl ReporterBuilder {
     /// let metrics = vitals::MetricsCollector::new();
     /// let b = vitals::export::Reporter::builder(&metrics)
     ///     .exporter(vitals::export::TableExporter::new(std::io::sink()));
-    /// # let _ = b;
+    /// let status = b.start().unwrap().shutdown();
+    /// assert_eq!((status.exporters[0].name.as_str(), status.exporters[0].exported), ("table", 1));
     /// ```
     pub fn exporter(mut self, exporter: impl Exporter + 'static) -> Self {
         self.exporters.push(Box::new(exporter));
@@ -334,6 +358,8 @@ impl Reporter {
     /// ```
     /// let metrics = vitals::MetricsCollector::new();
     /// let reporter = vitals::export::Reporter::builder(&metrics).start().unwrap();
+    /// // The reporter's clone shares the series: it described its error counter here.
+    /// assert!(metrics.snapshot().metadata(vitals::export::EXPORT_ERRORS_METRIC).is_some());
     /// drop(reporter); // stops the thread
     /// ```
     pub fn builder(collector: &MetricsCollector) -> ReporterBuilder {

@@ -273,8 +273,10 @@ impl TableExporter<std::io::Stdout> {
     /// A table exporter printing to standard output.
     ///
     /// ```
-    /// let exporter = vitals::export::TableExporter::stdout();
-    /// # let _ = exporter;
+    /// use vitals::export::{Exporter, TableExporter};
+    ///
+    /// let mut exporter = TableExporter::stdout();
+    /// assert!(exporter.export(&vitals::MetricsCollector::new().snapshot()).is_ok());
     /// ```
     pub fn stdout() -> Self {
         TableExporter::new(std::io::stdout())
@@ -285,8 +287,11 @@ impl<W: std::io::Write + Send> TableExporter<W> {
     /// A table exporter writing to `out`.
     ///
     /// ```
-    /// let exporter = vitals::export::TableExporter::new(std::io::sink());
-    /// # let _ = exporter;
+    /// use vitals::export::{Exporter, TableExporter};
+    ///
+    /// let mut exporter = TableExporter::new(std::io::sink());
+    /// assert_eq!(exporter.name(), "table");
+    /// assert!(exporter.export(&vitals::MetricsCollector::new().snapshot()).is_ok());
     /// ```
     pub fn new(out: W) -> Self {
         TableExporter {

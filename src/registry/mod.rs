@@ -150,8 +150,12 @@ impl MetricsCollector {
     /// Settings for a new collector.
     ///
     /// ```
-    /// let metrics = vitals::MetricsCollector::builder().build();
-    /// # let _ = metrics;
+    /// use vitals::MetricsCollector;
+    ///
+    /// let metrics = MetricsCollector::builder().cardinality_limit(100).build();
+    /// assert!(metrics.snapshot().counters.is_empty());
+    /// // Settings are checked when the collector is built:
+    /// assert!(MetricsCollector::builder().cardinality_limit(0).try_build().is_err());
     /// ```
     pub fn builder() -> Builder {
         Builder {
@@ -230,8 +234,14 @@ impl MetricsCollector {
     /// The clock this collector reads.
     ///
     /// ```
-    /// let metrics = vitals::MetricsCollector::new();
-    /// let _t = metrics.clock().monotonic();
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use vitals::{ManualClock, MetricsCollector};
+    ///
+    /// let clock = Arc::new(ManualClock::new());
+    /// let metrics = MetricsCollector::builder().clock(clock.clone()).build();
+    /// clock.advance(Duration::from_secs(5));
+    /// assert_eq!(metrics.clock().monotonic(), Duration::from_secs(5));
     /// ```
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock

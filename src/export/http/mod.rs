@@ -120,10 +120,19 @@ impl HttpConfig {
 /// explicit choice; nothing here defaults to it.
 ///
 /// ```
+/// use std::io::{Read, Write};
+///
 /// let metrics = vitals::MetricsCollector::new();
 /// metrics.counter("requests_total", &[]).inc();
 /// let server = vitals::export::serve(&metrics, "127.0.0.1:0").unwrap();
-/// println!("scrape http://{}/metrics", server.local_addr());
+///
+/// // Scrape it the way Prometheus would:
+/// let mut conn = std::net::TcpStream::connect(server.local_addr()).unwrap();
+/// conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+/// let mut reply = String::new();
+/// conn.read_to_string(&mut reply).unwrap();
+/// assert!(reply.starts_with("HTTP/1.1 200"));
+/// assert!(reply.contains("requests_total 1"));
 /// drop(server); // stops it
 /// ```
 pub fn serve(collector: &MetricsCollector, addr: impl ToSocketAddrs) -> Result<HttpServer, Error> {
@@ -293,7 +302,10 @@ impl HttpServer {
     ///
     /// ```
     /// let metrics = vitals::MetricsCollector::new();
-    /// vitals::export::serve(&metrics, "127.0.0.1:0").unwrap().shutdown();
+    /// let server = vitals::export::serve(&metrics, "127.0.0.1:0").unwrap();
+    /// let addr = server.local_addr();
+    /// server.shutdown();
+    /// assert!(std::net::TcpStream::connect(addr).is_err()); // no longer listening
     /// ```
     pub fn shutdown(mut self) {
         self.stop_and_join();

@@ -1,6 +1,6 @@
-//! JSON Lines: one [`Snapshot`](crate::Snapshot) per line in an append-only file, with
-//! rotation, retention, an fsync policy, and a reader that survives torn
-//! lines.
+//! JSON Lines: one [`Snapshot`](crate::Snapshot) per line in an
+//! append-only file, with rotation, retention, an fsync policy, and a
+//! reader that survives torn lines.
 //!
 //! # File layout
 //!
@@ -84,10 +84,10 @@ pub enum FsyncPolicy {
 ///
 /// ```
 /// use std::time::Duration;
-/// use vitals::export::{FsyncPolicy, JsonLinesExporter};
+/// use vitals::export::{Exporter, FsyncPolicy, JsonLinesExporter, JsonLinesReader};
 ///
 /// let dir = std::env::temp_dir().join(format!("vitals-doc-builder-{}", std::process::id()));
-/// let exporter = JsonLinesExporter::builder(dir.join("metrics.jsonl"))
+/// let mut exporter = JsonLinesExporter::builder(dir.join("metrics.jsonl"))
 ///     .fsync(FsyncPolicy::Interval(Duration::from_secs(10)))
 ///     .rotate_bytes(64 * 1024 * 1024)
 ///     .rotate_age(Duration::from_secs(24 * 3600))
@@ -95,7 +95,8 @@ pub enum FsyncPolicy {
 ///     .keep_age(Duration::from_secs(30 * 24 * 3600))
 ///     .build()
 ///     .unwrap();
-/// # drop(exporter);
+/// exporter.export(&vitals::MetricsCollector::new().snapshot()).unwrap();
+/// assert_eq!(JsonLinesReader::open(exporter.path()).unwrap().count(), 1);
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 #[derive(Debug)]
@@ -113,9 +114,17 @@ impl JsonLinesBuilder {
     /// When to fsync (default [`FsyncPolicy::EveryLine`]).
     ///
     /// ```
-    /// let b = vitals::export::JsonLinesExporter::builder("m.jsonl")
-    ///     .fsync(vitals::export::FsyncPolicy::Never);
-    /// # let _ = b;
+    /// use vitals::export::{Exporter, FsyncPolicy, JsonLinesExporter, JsonLinesReader};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("vitals-doc-fsync-{}", std::process::id()));
+    /// let mut exporter = JsonLinesExporter::builder(dir.join("m.jsonl"))
+    ///     .fsync(FsyncPolicy::Never)
+    ///     .build()
+    ///     .unwrap();
+    /// exporter.export(&vitals::MetricsCollector::new().snapshot()).unwrap();
+    /// // Not fsynced, yet readers see the line at once (a power loss could lose it):
+    /// assert_eq!(JsonLinesReader::open(exporter.path()).unwrap().count(), 1);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn fsync(mut self, policy: FsyncPolicy) -> Self {
         self.fsync = policy;
@@ -126,8 +135,19 @@ impl JsonLinesBuilder {
     /// (a single line longer than that gets a file of its own).
     ///
     /// ```
-    /// let b = vitals::export::JsonLinesExporter::builder("m.jsonl").rotate_bytes(1 << 20);
-    /// # let _ = b;
+    /// use vitals::export::{Exporter, JsonLinesExporter};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("vitals-doc-rotate-bytes-{}", std::process::id()));
+    /// let mut exporter = JsonLinesExporter::builder(dir.join("m.jsonl"))
+    ///     .rotate_bytes(1) // tiny, to show it: one line per file
+    ///     .build()
+    ///     .unwrap();
+    /// let snap = vitals::MetricsCollector::new().snapshot();
+    /// for _ in 0..3 {
+    ///     exporter.export(&snap).unwrap();
+    /// }
+    /// assert_eq!(exporter.rotated_files().unwrap().len(), 2); // plus the active file
+    /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn rotate_bytes(mut self, bytes: u64) -> Self {
         self.rotate_bytes = Some(bytes);
@@ -138,9 +158,24 @@ impl JsonLinesBuilder {
     /// (by the exporter's clock; a file found at start counts from then).
     ///
     /// ```
-    /// let b = vitals::export::JsonLinesExporter::builder("m.jsonl")
-    ///     .rotate_age(std::time::Duration::from_secs(3600));
-    /// # let _ = b;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use vitals::export::{Exporter, JsonLinesExporter};
+    /// use vitals::ManualClock;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("vitals-doc-rotate-age-{}", std::process::id()));
+    /// let clock = Arc::new(ManualClock::new());
+    /// let mut exporter = JsonLinesExporter::builder(dir.join("m.jsonl"))
+    ///     .rotate_age(Duration::from_secs(3600))
+    ///     .clock(clock.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// let snap = vitals::MetricsCollector::new().snapshot();
+    /// exporter.export(&snap).unwrap();
+    /// clock.advance(Duration::from_secs(3600));
+    /// exporter.export(&snap).unwrap(); // the active file is an hour old: rotated first
+    /// assert_eq!(exporter.rotated_files().unwrap().len(), 1);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn rotate_age(mut self, age: Duration) -> Self {
         self.rotate_age = Some(age);
@@ -151,8 +186,20 @@ impl JsonLinesBuilder {
     /// deleting the oldest after each rotation.
     ///
     /// ```
-    /// let b = vitals::export::JsonLinesExporter::builder("m.jsonl").keep_files(10);
-    /// # let _ = b;
+    /// use vitals::export::{Exporter, JsonLinesExporter};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("vitals-doc-keep-files-{}", std::process::id()));
+    /// let mut exporter = JsonLinesExporter::builder(dir.join("m.jsonl"))
+    ///     .rotate_bytes(1) // one line per file
+    ///     .keep_files(2)
+    ///     .build()
+    ///     .unwrap();
+    /// let snap = vitals::MetricsCollector::new().snapshot();
+    /// for _ in 0..5 {
+    ///     exporter.export(&snap).unwrap();
+    /// }
+    /// assert_eq!(exporter.rotated_files().unwrap().len(), 2); // 4 rotated, the 2 oldest deleted
+    /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn keep_files(mut self, files: usize) -> Self {
         self.keep_files = Some(files);
@@ -164,9 +211,27 @@ impl JsonLinesBuilder {
     /// construction.
     ///
     /// ```
-    /// let b = vitals::export::JsonLinesExporter::builder("m.jsonl")
-    ///     .keep_age(std::time::Duration::from_secs(7 * 24 * 3600));
-    /// # let _ = b;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use vitals::export::{Exporter, JsonLinesExporter};
+    /// use vitals::ManualClock;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("vitals-doc-keep-age-{}", std::process::id()));
+    /// const DAY: Duration = Duration::from_secs(24 * 3600);
+    /// let clock = Arc::new(ManualClock::new());
+    /// let mut exporter = JsonLinesExporter::builder(dir.join("m.jsonl"))
+    ///     .rotate_bytes(1) // one line per file
+    ///     .keep_age(7 * DAY)
+    ///     .clock(clock.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// let snap = vitals::MetricsCollector::new().snapshot();
+    /// exporter.export(&snap).unwrap();
+    /// exporter.export(&snap).unwrap(); // rotates: one rotated file
+    /// clock.advance(8 * DAY);
+    /// exporter.export(&snap).unwrap(); // rotates, and deletes the 8-day-old file
+    /// assert_eq!(exporter.rotated_files().unwrap().len(), 1);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn keep_age(mut self, age: Duration) -> Self {
         self.keep_age = Some(age);
@@ -179,9 +244,24 @@ impl JsonLinesBuilder {
     /// [`ManualClock`](crate::ManualClock) drives rotation in tests.
     ///
     /// ```
-    /// let metrics = vitals::MetricsCollector::new();
-    /// let b = vitals::export::JsonLinesExporter::builder("m.jsonl").clock(metrics.clock().clone());
-    /// # let _ = b;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use vitals::export::{Exporter, JsonLinesExporter};
+    /// use vitals::{ManualClock, MetricsCollector};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("vitals-doc-clock-{}", std::process::id()));
+    /// let clock = Arc::new(ManualClock::new());
+    /// let metrics = MetricsCollector::builder().clock(clock.clone()).build();
+    /// let mut exporter = JsonLinesExporter::builder(dir.join("m.jsonl"))
+    ///     .rotate_age(Duration::from_secs(60))
+    ///     .clock(metrics.clock().clone())
+    ///     .build()
+    ///     .unwrap();
+    /// exporter.export(&metrics.snapshot()).unwrap();
+    /// clock.advance(Duration::from_secs(60)); // no sleeping in tests
+    /// exporter.export(&metrics.snapshot()).unwrap();
+    /// assert_eq!(exporter.rotated_files().unwrap().len(), 1);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);

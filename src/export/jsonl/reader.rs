@@ -130,8 +130,8 @@ impl JsonLinesReader {
     }
 
     /// Reads the rotated files of the active file `path` (the path given
-    /// to [`JsonLinesExporter`](super::JsonLinesExporter)) oldest first, then `path` itself if it
-    /// exists. An error if none exists.
+    /// to [`JsonLinesExporter`](super::JsonLinesExporter)) oldest first,
+    /// then `path` itself if it exists. An error if none exists.
     ///
     /// ```
     /// let err = vitals::export::JsonLinesReader::open_rotated("/nonexistent/m.jsonl").unwrap_err();

@@ -118,8 +118,13 @@ impl JsonLinesExporter {
     /// Settings for an exporter appending to `path`.
     ///
     /// ```
-    /// let b = vitals::export::JsonLinesExporter::builder("metrics.jsonl");
-    /// # let _ = b;
+    /// # let dir = std::env::temp_dir().join(format!("vitals-doc-builder-fn-{}", std::process::id()));
+    /// let path = dir.join("metrics.jsonl");
+    /// let builder = vitals::export::JsonLinesExporter::builder(&path);
+    /// assert!(!path.exists()); // nothing is opened until build()
+    /// let exporter = builder.build().unwrap();
+    /// assert!(exporter.path().exists());
+    /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn builder(path: impl AsRef<Path>) -> JsonLinesBuilder {
         JsonLinesBuilder {
