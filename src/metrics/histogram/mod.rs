@@ -48,18 +48,20 @@ pub use super::layout::{MAX_TRACKABLE, MIN_TRACKABLE};
 /// Marks an unwritten cell of a count window (NaN is never recorded).
 const EMPTY: u64 = u64::MAX;
 
+mod bucket_math;
 mod buckets;
 mod count;
+mod reading;
 mod summary;
 mod time;
 
+#[cfg(test)]
+use bucket_math::bucket_midpoint;
 pub(crate) use buckets::validate_bucket_bounds;
 use buckets::BucketCounters;
 pub use buckets::{BucketCounts, MAX_BUCKETS};
 use count::CountWindow;
 pub use summary::{HistogramSummary, LifetimeStats, Quantiles, Window, WindowStats};
-#[cfg(test)]
-use time::bucket_midpoint;
 use time::TimeWindow;
 
 /// A distribution of values over a rolling window, such as request latency.
@@ -463,10 +465,10 @@ mod tests {
             let w = h.summary(Duration::ZERO).window;
             let mean = w.sum / values.len() as f64;
             // The representative the standard deviation takes: the
-            // midpoint within 2⁻¹⁶ (see `time::W1`).
+            // midpoint within 2⁻¹⁶ (see `bucket_math::W1`).
             let mid = |v: f64| {
                 let p = crate::metrics::layout::position_of_bits(v.to_bits());
-                time::stddev_representative(bucket_midpoint(p / SUBS, 0), p % SUBS)
+                bucket_math::stddev_representative(bucket_midpoint(p / SUBS, 0), p % SUBS)
             };
             let squares: f64 = values.iter().map(|v| (mid(*v) - mean).powi(2)).sum();
             let want = (squares / values.len() as f64).sqrt();
