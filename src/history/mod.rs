@@ -330,8 +330,14 @@ impl History {
     /// A builder, to set retentions.
     ///
     /// ```
-    /// let history = vitals::history::History::builder().build().unwrap();
-    /// # let _ = history;
+    /// use std::time::Duration;
+    /// use vitals::history::{History, Level};
+    ///
+    /// let history = History::builder()
+    ///     .retention(Level::Raw, Duration::from_secs(600))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(history.retention(Level::Raw), Duration::from_secs(600));
     /// ```
     pub fn builder() -> HistoryBuilder {
         HistoryBuilder {

@@ -19,7 +19,10 @@ use super::*;
 ///     .rate_window(Duration::from_secs(30))
 ///     .try_build()
 ///     .unwrap();
-/// # let _ = metrics;
+/// metrics.histogram("batch_size", &[]).record(3.0);
+/// let snap = metrics.snapshot();
+/// assert_eq!(snap.histogram("batch_size", &[]).unwrap().window.window, Window::Count { values: 500 });
+/// assert!(MetricsCollector::builder().cardinality_limit(0).try_build().is_err());
 /// ```
 #[derive(Debug)]
 pub struct Builder {
@@ -37,10 +40,12 @@ impl Builder {
     /// The clock for windows, rates and timestamps (default: the system clock).
     ///
     /// ```
-    /// let m = vitals::MetricsCollector::builder()
-    ///     .clock(std::sync::Arc::new(vitals::ManualClock::new()))
-    ///     .build();
-    /// # let _ = m;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// let clock = Arc::new(vitals::ManualClock::new());
+    /// let m = vitals::MetricsCollector::builder().clock(clock.clone()).build();
+    /// clock.advance(Duration::from_secs(5));
+    /// assert_eq!(m.snapshot().uptime_seconds, 5.0);
     /// ```
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
@@ -51,8 +56,12 @@ impl Builder {
     /// [`DEFAULT_CARDINALITY_LIMIT`]).
     ///
     /// ```
-    /// let m = vitals::MetricsCollector::builder().cardinality_limit(10).build();
-    /// # let _ = m;
+    /// let m = vitals::MetricsCollector::builder().cardinality_limit(2).build();
+    /// for user in ["a", "b", "c"] {
+    ///     m.counter("logins_total", &[("user", user)]).inc();
+    /// }
+    /// assert_eq!(m.cardinality("logins_total"), Some(2));
+    /// assert_eq!(m.snapshot().counter("logins_total", &[("vitals_overflow", "true")]), Some(1.0));
     /// ```
     pub fn cardinality_limit(mut self, limit: usize) -> Self {
         self.cardinality_limit = limit;
@@ -62,8 +71,9 @@ impl Builder {
     /// Metric names allowed (at least 1; default [`DEFAULT_MAX_METRICS`]).
     ///
     /// ```
-    /// let m = vitals::MetricsCollector::builder().max_metrics(500).build();
-    /// # let _ = m;
+    /// let m = vitals::MetricsCollector::builder().max_metrics(1).build();
+    /// assert!(m.try_counter("first_total", &[]).is_ok());
+    /// assert!(m.try_counter("second_total", &[]).is_err());
     /// ```
     pub fn max_metrics(mut self, max: usize) -> Self {
         self.max_metrics = max;
@@ -74,10 +84,12 @@ impl Builder {
     /// 6 slots).
     ///
     /// ```
+    /// use vitals::Window;
     /// let m = vitals::MetricsCollector::builder()
-    ///     .histogram_window(vitals::Window::Count { values: 1000 })
+    ///     .histogram_window(Window::Count { values: 1000 })
     ///     .build();
-    /// # let _ = m;
+    /// m.histogram("h", &[]).record(1.0);
+    /// assert_eq!(m.snapshot().histogram("h", &[]).unwrap().window.window, Window::Count { values: 1000 });
     /// ```
     pub fn histogram_window(mut self, window: Window) -> Self {
         self.default_window = window;
@@ -87,10 +99,21 @@ impl Builder {
     /// How far back counter rates look (at least 1 s; default 60 s).
     ///
     /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// let clock = Arc::new(vitals::ManualClock::new());
     /// let m = vitals::MetricsCollector::builder()
-    ///     .rate_window(std::time::Duration::from_secs(10))
+    ///     .clock(clock.clone())
+    ///     .rate_window(Duration::from_secs(10))
     ///     .build();
-    /// # let _ = m;
+    /// let c = m.counter("c_total", &[]);
+    /// for _ in 0..6 {
+    ///     c.increment(10);
+    ///     clock.advance(Duration::from_secs(5));
+    ///     let _ = m.snapshot();
+    /// }
+    /// let rate = m.snapshot().counter_sample("c_total", &[]).unwrap().rate.unwrap();
+    /// assert_eq!((rate.per_second, rate.span_seconds), (2.0, 10.0));
     /// ```
     pub fn rate_window(mut self, window: Duration) -> Self {
         self.rate_window = window;
@@ -126,10 +149,18 @@ impl Builder {
     /// [`Plugin::set_deadline`] changes one plug-in's.
     ///
     /// ```
+    /// use std::time::Duration;
     /// let m = vitals::MetricsCollector::builder()
-    ///     .plugin_deadline(std::time::Duration::from_millis(250))
+    ///     .plugin_deadline(Duration::from_millis(250))
     ///     .build();
-    /// # let _ = m;
+    /// # use vitals::{Collector, Error, Samples};
+    /// # struct P;
+    /// # impl Collector for P {
+    /// #     fn name(&self) -> &str { "p" }
+    /// #     fn collect(&self, _: &mut Samples) -> Result<(), Error> { Ok(()) }
+    /// # }
+    /// let plugin = m.register(P).unwrap();
+    /// assert_eq!(plugin.deadline(), Duration::from_millis(250));
     /// ```
     pub fn plugin_deadline(mut self, deadline: Duration) -> Self {
         self.plugin_deadline = deadline;

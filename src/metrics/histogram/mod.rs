@@ -299,6 +299,7 @@ impl HistogramTimer {
     /// ```
     /// let metrics = vitals::MetricsCollector::new();
     /// metrics.histogram("t_seconds", &[]).start_timer().discard();
+    /// assert_eq!(metrics.snapshot().histogram("t_seconds", &[]).unwrap().lifetime.count, 0);
     /// ```
     pub fn discard(mut self) {
         self.histogram = None;

@@ -23,6 +23,11 @@ use super::*;
 ///         Window::Time { length: Duration::from_secs(300), slots: 10 },
 ///     )
 ///     .unwrap();
+/// metrics.histogram("batch_size", &[]).record(8.0);
+/// let snap = metrics.snapshot();
+/// let window = snap.histogram("batch_size", &[]).unwrap().window.window;
+/// assert_eq!(window, Window::Time { length: Duration::from_secs(300), slots: 10 });
+/// assert!(Window::Time { length: Duration::from_secs(1), slots: 0 }.validate().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
