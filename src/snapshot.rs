@@ -85,6 +85,7 @@ pub const SCHEMA_VERSION: u32 = 3;
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "crate::snapshot::legacy::Wire")]
+#[non_exhaustive]
 pub struct Snapshot {
     /// [`SCHEMA_VERSION`] of the writer.
     pub schema_version: u32,
@@ -259,6 +260,7 @@ impl MetricKind {
 /// assert_eq!((&*sample.name, sample.value), ("c_total", vitals::snapshot::CounterValue::Int(2)));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CounterSample {
     /// Metric name.
     pub name: Arc<str>,
@@ -270,6 +272,25 @@ pub struct CounterSample {
     /// Increase per second over the rate window; `None` when no time has
     /// passed since the series was created.
     pub rate: Option<Rate>,
+}
+
+impl CounterSample {
+    /// A counter series without a rate, for snapshots built by hand (tests,
+    /// other sources).
+    ///
+    /// ```
+    /// use vitals::snapshot::CounterSample;
+    /// let c = CounterSample::new("jobs_total", &[("queue", "mail")], 7);
+    /// assert_eq!((c.value, c.labels.get("queue"), c.rate), (7.into(), Some("mail"), None));
+    /// ```
+    pub fn new(name: &str, labels: &[(&str, &str)], value: impl Into<CounterValue>) -> Self {
+        CounterSample {
+            name: Arc::from(name),
+            labels: Labels::from_pairs(labels),
+            value: value.into(),
+            rate: None,
+        }
+    }
 }
 
 /// The total of a counter: a whole number (every counter the program
@@ -404,10 +425,17 @@ impl<'de> Deserialize<'de> for CounterValue {
 /// window.
 ///
 /// ```
-/// let r = vitals::snapshot::Rate { per_second: 2.0, span_seconds: 60.0 };
-/// assert_eq!(r.per_second * r.span_seconds, 120.0);
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// let clock = Arc::new(vitals::ManualClock::new());
+/// let metrics = vitals::MetricsCollector::builder().clock(clock.clone()).build();
+/// metrics.counter("c_total", &[]).increment(120);
+/// clock.advance(Duration::from_secs(60));
+/// let r = metrics.snapshot().counter_sample("c_total", &[]).unwrap().rate.unwrap();
+/// assert_eq!((r.per_second, r.span_seconds), (2.0, 60.0));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Rate {
     /// Increase per second.
     pub per_second: f64,
@@ -425,6 +453,7 @@ pub struct Rate {
 /// assert!(json.contains(r#""value":"+Inf""#));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct GaugeSample {
     /// Metric name.
     pub name: Arc<str>,
@@ -435,6 +464,22 @@ pub struct GaugeSample {
     pub value: f64,
 }
 
+impl GaugeSample {
+    /// A gauge series, for snapshots built by hand.
+    ///
+    /// ```
+    /// let g = vitals::snapshot::GaugeSample::new("temp_celsius", &[], 21.5);
+    /// assert_eq!((&*g.name, g.value), ("temp_celsius", 21.5));
+    /// ```
+    pub fn new(name: &str, labels: &[(&str, &str)], value: f64) -> Self {
+        GaugeSample {
+            name: Arc::from(name),
+            labels: Labels::from_pairs(labels),
+            value,
+        }
+    }
+}
+
 /// One histogram series.
 ///
 /// ```
@@ -443,6 +488,7 @@ pub struct GaugeSample {
 /// assert_eq!(metrics.snapshot().histograms[0].summary.lifetime.sum, 2.0);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HistogramSample {
     /// Metric name.
     pub name: Arc<str>,
@@ -450,6 +496,25 @@ pub struct HistogramSample {
     pub labels: Labels,
     /// Window and lifetime statistics.
     pub summary: HistogramSummary,
+}
+
+impl HistogramSample {
+    /// A histogram series, for snapshots built by hand.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.histogram("h", &[]).record(1.0);
+    /// let summary = metrics.snapshot().histogram("h", &[]).unwrap().clone();
+    /// let copy = vitals::snapshot::HistogramSample::new("h2", &[("k", "v")], summary);
+    /// assert_eq!(copy.summary.lifetime.count, 1);
+    /// ```
+    pub fn new(name: &str, labels: &[(&str, &str)], summary: HistogramSummary) -> Self {
+        HistogramSample {
+            name: Arc::from(name),
+            labels: Labels::from_pairs(labels),
+            summary,
+        }
+    }
 }
 
 /// What is known about a metric name.
@@ -462,6 +527,7 @@ pub struct HistogramSample {
 /// assert_eq!(info.help.as_deref(), Some("Jobs run"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct MetricInfo {
     /// Metric name.
     pub name: Arc<str>,
@@ -471,6 +537,26 @@ pub struct MetricInfo {
     pub help: Option<String>,
     /// Unit (`seconds`, `bytes`, ...), if described.
     pub unit: Option<String>,
+}
+
+impl MetricInfo {
+    /// What is known of a metric name, without help text or unit (set the
+    /// public fields), for snapshots built by hand.
+    ///
+    /// ```
+    /// use vitals::MetricKind;
+    /// let mut info = vitals::snapshot::MetricInfo::new("queue_bytes", MetricKind::Gauge);
+    /// info.unit = Some("bytes".into());
+    /// assert_eq!((info.kind, info.help.as_deref()), (MetricKind::Gauge, None));
+    /// ```
+    pub fn new(name: &str, kind: MetricKind) -> Self {
+        MetricInfo {
+            name: Arc::from(name),
+            kind,
+            help: None,
+            unit: None,
+        }
+    }
 }
 
 #[cfg(test)]

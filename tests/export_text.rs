@@ -9,7 +9,7 @@ use vitals::export::{
 };
 use vitals::histogram::MAX_BUCKETS;
 use vitals::snapshot::{CounterSample, GaugeSample};
-use vitals::{Error, Labels, MetricKind, MetricsCollector, Snapshot};
+use vitals::{Error, MetricKind, MetricsCollector, Snapshot};
 
 fn lines(text: &str) -> Vec<&str> {
     text.lines().collect()
@@ -184,12 +184,7 @@ fn bucket_bounds_are_validated() {
 }
 
 fn counter(name: &str, labels: &[(&str, &str)], value: u64) -> CounterSample {
-    CounterSample {
-        name: Arc::from(name),
-        labels: Labels::from_pairs(labels),
-        value: value.into(),
-        rate: None,
-    }
+    CounterSample::new(name, labels, value)
 }
 
 #[test]
@@ -202,11 +197,8 @@ fn a_malformed_snapshot_renders_without_duplicates_or_split_families() {
         counter("a_total", &[("k", "2")], 3),
         counter("a_total", &[("k", "1")], 4), // duplicate series
     ];
-    snap.gauges = vec![GaugeSample {
-        name: Arc::from("b"), // clashes with counter family `b`
-        labels: Labels::default(),
-        value: 1.0,
-    }];
+    // Clashes with counter family `b`.
+    snap.gauges = vec![GaugeSample::new("b", &[], 1.0)];
     for format in [TextFormat::Prometheus, TextFormat::OpenMetrics] {
         let mut out = String::new();
         let report = TextRenderer::new(format).render_into(&snap, &mut out);

@@ -11,7 +11,7 @@ use common::TempDir;
 
 use vitals::history::{Aggregation, History, HistoryStats, Level, Query};
 use vitals::snapshot::{CounterSample, GaugeSample};
-use vitals::{Labels, MetricsCollector, Snapshot};
+use vitals::{MetricsCollector, Snapshot};
 
 const MIN: u64 = 60_000;
 const HOUR: u64 = 60 * MIN;
@@ -26,17 +26,8 @@ fn snap(t: u64, uptime: f64, total: u64, temp: f64) -> Snapshot {
     let mut s = MetricsCollector::new().snapshot();
     s.timestamp_unix_ms = t;
     s.uptime_seconds = uptime;
-    s.counters = vec![CounterSample {
-        name: "requests_total".into(),
-        labels: Labels::default(),
-        value: total.into(),
-        rate: None,
-    }];
-    s.gauges = vec![GaugeSample {
-        name: "temp".into(),
-        labels: Labels::default(),
-        value: temp,
-    }];
+    s.counters = vec![CounterSample::new("requests_total", &[], total)];
+    s.gauges = vec![GaugeSample::new("temp", &[], temp)];
     s.histograms.clear();
     s
 }

@@ -150,12 +150,9 @@ fn run(seed: u64, cfg: Config) -> Result<(), String> {
             } else {
                 totals[i] += r.below(100);
             }
-            snap.counters.push(CounterSample {
-                name: names.clone(),
-                labels: labels[i].clone(),
-                value: totals[i].into(),
-                rate: None,
-            });
+            let mut sample = CounterSample::new(&names, &[], totals[i]);
+            sample.labels = labels[i].clone();
+            snap.counters.push(sample);
             // model
             let inc = match prev[i] {
                 None if first_snapshot => None,
@@ -362,12 +359,8 @@ fn snap_at(t: u64, uptime: f64, values: &[(usize, u64)]) -> Snapshot {
     s.timestamp_unix_ms = t;
     s.uptime_seconds = uptime;
     for &(i, v) in values {
-        s.counters.push(CounterSample {
-            name: "c_total".into(),
-            labels: Labels::from_pairs(&[("s", &i.to_string())]),
-            value: v.into(),
-            rate: None,
-        });
+        s.counters
+            .push(CounterSample::new("c_total", &[("s", &i.to_string())], v));
     }
     s
 }
@@ -528,11 +521,8 @@ fn a_first_point_on_a_boundary_stays_in_its_own_interval() {
     let mut s = template();
     s.timestamp_unix_ms = T0;
     s.uptime_seconds = 1.0;
-    s.gauges.push(vitals::snapshot::GaugeSample {
-        name: "g".into(),
-        labels: Labels::default(),
-        value: 1.0,
-    });
+    s.gauges
+        .push(vitals::snapshot::GaugeSample::new("g", &[], 1.0));
     h.ingest(&s).unwrap();
     s.timestamp_unix_ms = T0 + 10_000;
     s.gauges[0].value = 5.0;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use vitals::history::{Aggregation, History, Latest, Level, Query};
 use vitals::snapshot::{CounterSample, GaugeSample};
-use vitals::{Error, Labels, ManualClock, MetricsCollector, Snapshot};
+use vitals::{Error, ManualClock, MetricsCollector, Snapshot};
 
 const MIN: u64 = 60_000;
 const HOUR: u64 = 60 * MIN;
@@ -25,20 +25,11 @@ fn snap(t: u64, uptime: f64, counters: &[CounterSpec], gauges: &[(&str, f64)]) -
     s.uptime_seconds = uptime;
     s.counters = counters
         .iter()
-        .map(|(name, labels, value)| CounterSample {
-            name: (*name).into(),
-            labels: Labels::from_pairs(labels),
-            value: (*value).into(),
-            rate: None,
-        })
+        .map(|(name, labels, value)| CounterSample::new(name, labels, *value))
         .collect();
     s.gauges = gauges
         .iter()
-        .map(|(name, value)| GaugeSample {
-            name: (*name).into(),
-            labels: Labels::default(),
-            value: *value,
-        })
+        .map(|(name, value)| GaugeSample::new(name, &[], *value))
         .collect();
     s
 }

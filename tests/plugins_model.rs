@@ -344,16 +344,18 @@ fn counter_values_keep_their_type_through_json() {
 #[cfg(feature = "system")]
 #[test]
 fn the_process_cpu_total_is_a_counter_of_the_snapshot() {
-    let metrics = MetricsCollector::new();
-    metrics
-        .register(vitals::collectors::ProcessCollector::new())
-        .unwrap();
-    // Spend some CPU so the total is above zero.
+    // Spend some CPU first: the plug-in's first reading is taken when it is
+    // registered (it samples in the background), so that reading must
+    // already see the time spent.
     let mut x = 0u64;
     for i in 0..20_000_000u64 {
         x = x.wrapping_mul(31).wrapping_add(i);
     }
     std::hint::black_box(x);
+    let metrics = MetricsCollector::new();
+    metrics
+        .register(vitals::collectors::ProcessCollector::new())
+        .unwrap();
     let snap = metrics.snapshot();
     let cpu = snap.counter("process_cpu_seconds_total", &[]).unwrap();
     assert!(cpu > 0.0, "{cpu}");
