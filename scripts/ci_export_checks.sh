@@ -73,7 +73,7 @@ size="${VITALS_CORPUS_SIZE:-200}"
 failed=()
 step "generated corpus: $size registries, also checked by the strict in-test parser"
 if ! VITALS_CORPUS_DIR="$corpus" VITALS_CORPUS_SIZE="$size" \
-    cargo test --quiet --all-features --test properties_corpus -- --ignored; then
+    cargo test --quiet --all-features --test properties_corpus; then
     failed+=("strict in-test parser")
 fi
 

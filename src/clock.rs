@@ -11,6 +11,16 @@ pub(crate) fn instant_after(at: Instant, by: Duration) -> Option<Instant> {
     at.checked_add(by)
 }
 
+/// `at + by`, saturated: when `by` is too long for an `Instant` (a
+/// `Duration::MAX` timeout), about 34 years after `at`, a deadline that
+/// never comes. For loops that need an `Instant` to wait until.
+pub(crate) fn deadline_after(at: Instant, by: Duration) -> Instant {
+    at.checked_add(by)
+        .or_else(|| at.checked_add(Duration::from_secs(1 << 30)))
+        // No platform's Instant ends within 34 years of now.
+        .unwrap_or(at)
+}
+
 /// A source of time for a [`MetricsCollector`](crate::MetricsCollector).
 ///
 /// `monotonic` drives rolling windows and rates; `wall` stamps snapshots.
@@ -166,5 +176,19 @@ impl Clock for ManualClock {
 
     fn wall(&self) -> SystemTime {
         self.wall_origin + self.monotonic()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_of_duration_max_is_far_away_not_a_panic() {
+        let now = Instant::now();
+        let year = Duration::from_secs(86_400 * 365);
+        assert!(deadline_after(now, Duration::MAX) > now + year);
+        let five = Duration::from_secs(5);
+        assert_eq!(deadline_after(now, five), now + five);
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! VITALS_CORPUS_DIR=DIR [VITALS_CORPUS_SIZE=200] [VITALS_CORPUS_SEED=N] \
-//!     cargo test --all-features --test properties_corpus -- --ignored
+//!     cargo test --all-features --test properties_corpus
 //! ```
 //!
 //! For each registry `NNN`: `NNN.prom` (Prometheus 0.0.4), `NNN.om`
@@ -16,9 +16,10 @@
 //! values, every kind, clashing names, small limits, plug-in samples of any
 //! value. The same seed writes the same corpus.
 //!
-//! Ignored by default: it writes files and is only useful with the tools.
-//! After writing everything it also runs the strict in-test parser over
-//! each text, so a failure there names the file the tools will look at.
+//! Without `VITALS_CORPUS_DIR` it writes 50 registries to a temporary
+//! directory (removed afterwards) and checks them with the strict in-test
+//! parser only. After writing everything it runs that parser over each
+//! text, so a failure there names the file the tools will look at.
 
 #[path = "common/exposition.rs"]
 mod exposition;
@@ -98,16 +99,18 @@ fn families_json(families: &[Family]) -> String {
 }
 
 #[test]
-#[ignore = "writes the corpus for scripts/ci_export_checks.sh; needs VITALS_CORPUS_DIR"]
 fn write_exposition_corpus() {
-    let dir = PathBuf::from(
-        std::env::var_os("VITALS_CORPUS_DIR")
-            .expect("set VITALS_CORPUS_DIR to the output directory"),
-    );
+    let (dir, temporary) = match std::env::var_os("VITALS_CORPUS_DIR") {
+        Some(dir) => (PathBuf::from(dir), false),
+        None => (
+            std::env::temp_dir().join(format!("vitals-corpus-{}", std::process::id())),
+            true,
+        ),
+    };
     let size: usize = std::env::var("VITALS_CORPUS_SIZE")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+        .unwrap_or(if temporary { 50 } else { 200 });
     let seed: u64 = std::env::var("VITALS_CORPUS_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -182,6 +185,9 @@ fn write_exposition_corpus() {
         }
     }
     println!("wrote {size} registries to {}", dir.display());
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     assert!(
         failures.is_empty(),
         "the strict parser rejects:\n{}",

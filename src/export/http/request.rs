@@ -6,6 +6,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use super::{HttpConfig, Response};
+use crate::clock::deadline_after;
 
 pub(crate) struct Request {
     pub(super) arrived: Instant,
@@ -59,10 +60,8 @@ impl RequestReader {
         // The idle wait for the next request on a kept-alive connection has
         // its own (longer) limit; once a byte arrives the head must be
         // complete within read_timeout. A pipelined request has arrived.
-        // `HttpConfig::validate` keeps read_timeout within 1 ms..=1 h, so
-        // adding it to an Instant cannot overflow.
         let mut deadline: Option<Instant> =
-            (!self.buf.is_empty()).then(|| Instant::now() + config.read_timeout);
+            (!self.buf.is_empty()).then(|| deadline_after(Instant::now(), config.read_timeout));
         loop {
             if !self.buf.is_empty() {
                 // Only the first max_request_bytes can hold the head: the
@@ -108,11 +107,10 @@ impl RequestReader {
                 Err(_) => return Ok(None),
             };
             if deadline.is_none() {
-                deadline = Some(if first {
-                    now + config.read_timeout
-                } else {
-                    Instant::now() + config.read_timeout
-                });
+                deadline = Some(deadline_after(
+                    if first { now } else { Instant::now() },
+                    config.read_timeout,
+                ));
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }

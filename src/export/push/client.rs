@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use crate::clock::deadline_after;
 use crate::error::Error;
 
 /// Longest response head read (status line and headers).
@@ -205,7 +206,7 @@ impl HttpClient {
     /// (and up to 1 KiB of a non-2xx body).
     pub(crate) fn send(&self, request: &Request<'_>) -> Result<Response, Failure> {
         let mut stream = self.connect()?;
-        let deadline = Instant::now() + self.timeouts.request;
+        let deadline = deadline_after(Instant::now(), self.timeouts.request);
         let _ = stream.set_nodelay(true);
 
         let mut head = String::with_capacity(256);

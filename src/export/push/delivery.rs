@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::clock::deadline_after;
 use crate::error::Error;
 use crate::registry::MetricsCollector;
 use crate::snapshot::MetricKind;
@@ -314,7 +315,7 @@ impl<B: Backlog> Delivery<B> {
 
     /// Waits up to the shutdown deadline for the backlog to drain.
     pub(crate) fn flush(&self) -> Result<(), Error> {
-        let deadline = Instant::now() + self.shared.config.shutdown_deadline;
+        let deadline = deadline_after(Instant::now(), self.shared.config.shutdown_deadline);
         let mut st = self.shared.state.lock();
         st.hurry += 1;
         self.shared.wake.notify_all();
@@ -510,8 +511,7 @@ fn run<B: Backlog>(shared: &Shared<B>, mut send: SendFn) {
         shared.wake.notify_all();
         if let Some((wait, cut_short_by_flush)) = wait {
             let hurry = st.hurry;
-            // 1 h at most (validated), so the addition cannot overflow.
-            let until = Instant::now() + wait;
+            let until = deadline_after(Instant::now(), wait);
             while !st.stop && (st.hurry == hurry || !cut_short_by_flush) {
                 if shared.wake.wait_until(&mut st, until).timed_out() {
                     break;

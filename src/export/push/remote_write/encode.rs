@@ -1,0 +1,262 @@
+//! Encoding a snapshot as remote-write `TimeSeries` entries: the mapping
+//! of each kind, label order, family clashes, timestamps.
+
+use super::*;
+
+/// One snapshot's series, encoded as the `timeseries` entries of a
+/// `WriteRequest` (any run of them is itself a valid `WriteRequest`).
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub(super) bytes: Vec<u8>,
+    pub(super) series: Vec<Span>,
+}
+
+/// Where one series' entry and its labels are in a batch.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Span {
+    pub(super) entry: (usize, usize),
+    pub(super) labels: (usize, usize),
+}
+
+/// Encodes snapshots into batches.
+#[derive(Debug)]
+pub(crate) struct SeriesWriter {
+    /// Sorted by name.
+    pub(super) external: Vec<(String, String)>,
+    pub(super) last_timestamp: i64,
+}
+
+impl SeriesWriter {
+    pub(crate) fn encode(&mut self, snapshot: &Snapshot) -> Batch {
+        let ts = i64::try_from(snapshot.timestamp_unix_ms)
+            .unwrap_or(i64::MAX)
+            .max(self.last_timestamp.saturating_add(1));
+        self.last_timestamp = ts;
+        let mut out = SeriesOut {
+            w: ProtoWriter::from_vec(Vec::with_capacity(64 * snapshot.counters.len().max(16))),
+            series: Vec::new(),
+            pairs: Vec::new(),
+            name: String::new(),
+            external: &self.external,
+            ts,
+        };
+        let mut claims = Claims::default();
+        for c in &snapshot.counters {
+            let base = counter_base(&c.name);
+            if !claims.allow(Family::Counter, &c.name, base) {
+                continue;
+            }
+            out.series(base, "_total", &c.labels, None, counter_value(c));
+        }
+        for g in &snapshot.gauges {
+            if !claims.allow(Family::Gauge, &g.name, &g.name) {
+                continue;
+            }
+            out.series(&g.name, "", &g.labels, None, g.value);
+        }
+        let mut bound_text = Vec::new();
+        for h in &snapshot.histograms {
+            let (name, labels, life) = (&*h.name, &h.labels, &h.summary.lifetime);
+            let family = match h.summary.buckets {
+                Some(_) => Family::Histogram,
+                None => Family::Summary,
+            };
+            if !claims.allow(family, &h.name, name) {
+                continue;
+            }
+            let count = match &h.summary.buckets {
+                Some(b) => {
+                    bound_text.clear();
+                    let mut floats = zmij::Buffer::new();
+                    bound_text.extend(b.bounds.iter().map(|v| {
+                        if v.is_finite() {
+                            floats.format_finite(*v).to_owned()
+                        } else {
+                            "+Inf".to_owned()
+                        }
+                    }));
+                    let mut last = 0u64;
+                    for (text, &c) in bound_text.iter().zip(&b.cumulative) {
+                        // Cumulative even for a malformed snapshot.
+                        last = last.max(c).min(b.count);
+                        out.series(name, "_bucket", labels, Some(("le", text)), last as f64);
+                    }
+                    out.series(
+                        name,
+                        "_bucket",
+                        labels,
+                        Some(("le", "+Inf")),
+                        b.count as f64,
+                    );
+                    b.count
+                }
+                None => {
+                    let q = h.summary.window.quantiles;
+                    for (level, text) in Quantiles::LEVELS.into_iter().zip(QUANTILE_LABELS) {
+                        let v = q.and_then(|q| q.get(level)).unwrap_or(f64::NAN);
+                        out.series(name, "", labels, Some(("quantile", text)), v);
+                    }
+                    life.count
+                }
+            };
+            out.series(name, "_sum", labels, None, life.sum);
+            out.series(name, "_count", labels, None, count as f64);
+        }
+        Batch {
+            bytes: out.w.into_vec(),
+            series: out.series,
+        }
+    }
+}
+
+/// The kind of family a series belongs to, for name claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Family {
+    Counter,
+    Gauge,
+    Summary,
+    Histogram,
+}
+
+impl Family {
+    /// Names a family exposes, as suffixes of its base: the same claims as
+    /// the text renderer's, so both outputs leave out the same families.
+    pub(super) fn suffixes(self) -> &'static [&'static str] {
+        match self {
+            Family::Counter => &["", "_total", "_created"],
+            Family::Gauge => &[""],
+            Family::Summary => &["", "_sum", "_count", "_created"],
+            Family::Histogram => &["", "_bucket", "_sum", "_count", "_created"],
+        }
+    }
+}
+
+/// Exposed names taken by earlier families. A family whose names clash
+/// with another's (a counter `x` and a gauge `x_total`) is left out whole,
+/// as in the text formats: sending both would give the receiver two
+/// values for one series at one time, and it would refuse the request.
+#[derive(Debug, Default)]
+pub(super) struct Claims {
+    pub(super) owner: HashMap<String, (Family, Arc<str>)>,
+    /// The family of the previous series and the verdict on it: the series
+    /// of a family are contiguous, so this settles nearly every lookup.
+    pub(super) last: Option<(Family, Arc<str>, bool)>,
+}
+
+impl Claims {
+    pub(super) fn allow(&mut self, family: Family, name: &Arc<str>, base: &str) -> bool {
+        if let Some((f, n, verdict)) = &self.last {
+            if *f == family && n == name {
+                return *verdict;
+            }
+        }
+        let mut key = String::new();
+        let mut verdict = true;
+        for suffix in family.suffixes() {
+            key.clear();
+            key.push_str(base);
+            key.push_str(suffix);
+            if let Some((f, n)) = self.owner.get(&key) {
+                if *f != family || n != name {
+                    verdict = false;
+                    break;
+                }
+            }
+        }
+        if verdict {
+            for suffix in family.suffixes() {
+                key.clear();
+                key.push_str(base);
+                key.push_str(suffix);
+                self.owner
+                    .entry(key.clone())
+                    .or_insert_with(|| (family, Arc::clone(name)));
+            }
+        }
+        self.last = Some((family, Arc::clone(name), verdict));
+        verdict
+    }
+}
+
+pub(super) struct SeriesOut<'a> {
+    pub(super) w: ProtoWriter,
+    pub(super) series: Vec<Span>,
+    pub(super) pairs: Vec<(&'a str, &'a str)>,
+    pub(super) name: String,
+    pub(super) external: &'a [(String, String)],
+    pub(super) ts: i64,
+}
+
+impl<'a> SeriesOut<'a> {
+    /// Writes one `TimeSeries` with one sample. Native histograms and
+    /// exemplars of the series will be written here too.
+    pub(super) fn series(
+        &mut self,
+        base: &str,
+        suffix: &str,
+        labels: &'a Labels,
+        extra: Option<(&str, &str)>,
+        value: f64,
+    ) {
+        self.name.clear();
+        self.name.push_str(base);
+        self.name.push_str(suffix);
+        let extra_key = extra.map(|(k, _)| k);
+        self.pairs.clear();
+        // The exporter's own label (`quantile`, `le`) wins over a series
+        // label of that name, and a series label over an external one.
+        self.pairs
+            .extend(labels.iter().filter(|(k, _)| Some(*k) != extra_key));
+        for (k, v) in self.external {
+            if Some(k.as_str()) != extra_key && labels.get(k).is_none() {
+                self.pairs.push((k, v));
+            }
+        }
+        self.pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        // `__name__` and the exporter's label, merged in by name.
+        let mut specials = [("__name__", self.name.as_str()), extra.unwrap_or(("", ""))];
+        let specials = match extra {
+            Some(_) => {
+                specials.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                &specials[..]
+            }
+            None => &specials[..1],
+        };
+
+        let w = &mut self.w;
+        let start = w.len();
+        let entry = w.begin(field::TIMESERIES);
+        let labels_start = w.len();
+        let mut next_special = 0;
+        for &(k, v) in &self.pairs {
+            while next_special < specials.len() && specials[next_special].0 < k {
+                write_label(w, specials[next_special].0, specials[next_special].1);
+                next_special += 1;
+            }
+            write_label(w, k, v);
+        }
+        for &(k, v) in &specials[next_special..] {
+            write_label(w, k, v);
+        }
+        let labels_end = w.len();
+        let sample = w.begin(field::SAMPLES);
+        w.double(field::SAMPLE_VALUE, value);
+        w.int64(field::SAMPLE_TIMESTAMP, self.ts);
+        w.end(sample);
+        let before = w.len();
+        w.end(entry);
+        // `end` may have moved the entry right to lengthen its prefix.
+        let shift = w.len() - before;
+        self.series.push(Span {
+            entry: (start, w.len()),
+            labels: (labels_start + shift, labels_end + shift),
+        });
+    }
+}
+
+pub(super) fn write_label(w: &mut ProtoWriter, name: &str, value: &str) {
+    let label = w.begin(field::LABELS);
+    w.string(field::LABEL_NAME, name);
+    w.string(field::LABEL_VALUE, value);
+    w.end(label);
+}
