@@ -14,6 +14,7 @@ pub(crate) fn instant_after(at: Instant, by: Duration) -> Option<Instant> {
 /// `at + by`, saturated: when `by` is too long for an `Instant` (a
 /// `Duration::MAX` timeout), about 34 years after `at`, a deadline that
 /// never comes. For loops that need an `Instant` to wait until.
+#[cfg_attr(not(any(feature = "http", feature = "push")), allow(dead_code))]
 pub(crate) fn deadline_after(at: Instant, by: Duration) -> Instant {
     at.checked_add(by)
         .or_else(|| at.checked_add(Duration::from_secs(1 << 30)))

@@ -35,7 +35,6 @@
 pub mod http;
 pub mod jsonl;
 pub mod prometheus;
-#[cfg(feature = "remote-write")]
 pub(crate) mod proto;
 #[cfg(feature = "push")]
 pub mod push;
@@ -46,8 +45,9 @@ pub mod table;
 pub use http::{serve, HttpConfig, HttpServer, HttpServerStats};
 pub use jsonl::{FsyncPolicy, JsonLinesBuilder, JsonLinesExporter, JsonLinesReader, SkippedLine};
 pub use prometheus::{
-    render_openmetrics, render_prometheus, RenderReport, TextFileExporter, TextFormat,
-    TextRenderer, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE,
+    render_openmetrics, render_prometheus, render_protobuf, RenderReport, TextFileExporter,
+    TextFormat, TextRenderer, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE,
+    PROTOBUF_CONTENT_TYPE,
 };
 pub use reporter::{
     ExporterStatus, Reporter, ReporterBuilder, ReporterStatus, DEFAULT_INTERVAL,

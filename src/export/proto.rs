@@ -11,8 +11,8 @@
 //! messages of the formats vitals writes (labels, samples, buckets) are
 //! short, so the move is rare and small.
 //!
-//! One writer serves every protobuf output (remote write today; the
-//! Prometheus protobuf scrape and OTLP use the same calls). Field numbers
+//! One writer serves every protobuf output: the Prometheus protobuf
+//! scrape, remote write and OTLP. Field numbers
 //! live with each format's encoder, beside the `.proto` they come from.
 
 /// Protobuf wire types (the low three bits of a tag).
@@ -151,6 +151,15 @@ impl ProtoWriter {
     /// its fields, then [`end`](Self::end) it.
     pub(crate) fn begin(&mut self, field: u32) -> Nested {
         self.tag(field, WireType::LengthDelimited);
+        let length_at = self.buf.len();
+        self.buf.push(0);
+        Nested { length_at }
+    }
+
+    /// Opens a message that is framed by its length alone, without a tag
+    /// (the stream of messages of an `encoding=delimited` body); close it
+    /// with [`end`](Self::end).
+    pub(crate) fn begin_untagged(&mut self) -> Nested {
         let length_at = self.buf.len();
         self.buf.push(0);
         Nested { length_at }

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::prometheus::{TextFormat, TextRenderer};
+use super::prometheus::{render_protobuf, TextFormat, TextRenderer};
 use crate::error::Error;
 use crate::registry::MetricsCollector;
 use crate::snapshot::Snapshot;
@@ -365,15 +365,20 @@ struct Shared {
 struct Rendered {
     taken: Instant,
     snapshot: Arc<Snapshot>,
-    prometheus: Option<Arc<String>>,
-    openmetrics: Option<Arc<String>>,
-    json: Option<Arc<String>>,
+    prometheus: Option<Payload>,
+    openmetrics: Option<Payload>,
+    protobuf: Option<Payload>,
+    json: Option<Payload>,
 }
 
-#[derive(Clone, Copy)]
+/// A response body, shared by the responses that send the same one.
+type Payload = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Body {
     Prometheus,
     OpenMetrics,
+    Protobuf,
     Json,
 }
 
@@ -392,7 +397,7 @@ impl Shared {
     /// one started after this request `arrived`. Holding the lock while
     /// rendering is deliberate: scrapes arriving together wait for one
     /// snapshot instead of each taking their own, even with a zero TTL.
-    fn body(&self, kind: Body, arrived: Instant) -> Arc<String> {
+    fn body(&self, kind: Body, arrived: Instant) -> Payload {
         let mut cache = self.cache.lock();
         let stale = cache
             .as_ref()
@@ -404,6 +409,7 @@ impl Shared {
                 snapshot: Arc::new(self.collector.snapshot()),
                 prometheus: None,
                 openmetrics: None,
+                protobuf: None,
                 json: None,
             });
         }
@@ -414,15 +420,19 @@ impl Shared {
         let slot = match kind {
             Body::Prometheus => &mut r.prometheus,
             Body::OpenMetrics => &mut r.openmetrics,
+            Body::Protobuf => &mut r.protobuf,
             Body::Json => &mut r.json,
         };
         Arc::clone(slot.get_or_insert_with(|| {
-            Arc::new(match kind {
-                Body::Prometheus => render_text(&snapshot, TextFormat::Prometheus),
-                Body::OpenMetrics => render_text(&snapshot, TextFormat::OpenMetrics),
-                Body::Json => serde_json::to_string(&*snapshot)
-                    .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
-            })
+            match kind {
+                Body::Prometheus => Arc::new(render_text(&snapshot, TextFormat::Prometheus)),
+                Body::OpenMetrics => Arc::new(render_text(&snapshot, TextFormat::OpenMetrics)),
+                Body::Protobuf => Arc::new(render_protobuf(&snapshot).0),
+                Body::Json => Arc::new(
+                    serde_json::to_string(&*snapshot)
+                        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
+                ),
+            }
         }))
     }
 

@@ -28,18 +28,24 @@
 //! Rendering writes into one `String` with [`std::fmt::Write`]; a
 //! [`TextRenderer`] keeps its scratch buffers between calls.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::hash::BuildHasherDefault;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::key::Labels;
 use crate::metrics::histogram::{HistogramSummary, Quantiles};
-use crate::snapshot::{CounterSample, CounterValue, GaugeSample, HistogramSample, Snapshot};
+use crate::snapshot::{CounterValue, HistogramSample, Snapshot};
 
 use super::Exporter;
+
+mod exposure;
+mod protobuf;
+
+#[cfg(feature = "remote-write")]
+pub(crate) use exposure::counter_base;
+use exposure::{Exposure, FamilyHeader, FamilyType, HistogramRule};
+pub use protobuf::{render_protobuf, PROTOBUF_CONTENT_TYPE};
 
 /// HTTP `Content-Type` of the Prometheus text format 0.0.4.
 ///
@@ -125,12 +131,7 @@ pub struct RenderReport {
 /// ```
 pub struct TextRenderer {
     format: TextFormat,
-    taken: HashSet<Box<str>>,
-    /// Label hash → position in the current family's run, for finding
-    /// repeated series without cloning their labels.
-    seen: HashMap<u64, usize, BuildHasherDefault<crate::key::PrehashedHasher>>,
-    order: Vec<usize>,
-    scratch: String,
+    exposure: Exposure,
     /// `le` values of the current bucketed family, formatted once.
     bounds: Vec<f64>,
     bound_text: Vec<String>,
@@ -174,47 +175,6 @@ pub fn render_openmetrics(snapshot: &Snapshot) -> String {
     out
 }
 
-/// The exposition type of a family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FamilyType {
-    Counter,
-    Gauge,
-    Summary,
-    Histogram,
-}
-
-impl FamilyType {
-    fn as_str(self) -> &'static str {
-        match self {
-            FamilyType::Counter => "counter",
-            FamilyType::Gauge => "gauge",
-            FamilyType::Summary => "summary",
-            FamilyType::Histogram => "histogram",
-        }
-    }
-
-    /// Suffixes a family of this type exposes, the bare name included; a
-    /// family is written only if none of them is taken yet.
-    fn suffixes(self) -> &'static [&'static str] {
-        match self {
-            FamilyType::Counter => &["", "_total", "_created"],
-            FamilyType::Gauge => &[""],
-            FamilyType::Summary => &["", "_sum", "_count", "_created"],
-            FamilyType::Histogram => &["", "_bucket", "_sum", "_count", "_created"],
-        }
-    }
-}
-
-/// A family about to be written: its base name (counters without
-/// `_total`), type, and metadata. Plug-in samples can be rendered through
-/// the same path by building one of these.
-struct FamilyHeader<'a> {
-    base: &'a str,
-    kind: FamilyType,
-    help: Option<&'a str>,
-    unit: Option<&'a str>,
-}
-
 impl TextRenderer {
     /// A renderer for `format`.
     ///
@@ -225,10 +185,7 @@ impl TextRenderer {
     pub fn new(format: TextFormat) -> Self {
         TextRenderer {
             format,
-            taken: HashSet::new(),
-            seen: HashMap::default(),
-            order: Vec::new(),
-            scratch: String::new(),
+            exposure: Exposure::default(),
             bounds: Vec::new(),
             bound_text: Vec::new(),
             floats: zmij::Buffer::new(),
@@ -262,55 +219,53 @@ impl TextRenderer {
     /// assert!(report.series >= 1);
     /// ```
     pub fn render_into(&mut self, snapshot: &Snapshot, out: &mut String) -> RenderReport {
-        self.taken.clear();
         let mut report = RenderReport::default();
-
-        // Taken out so that `self` stays free to borrow while iterating.
-        let mut order = std::mem::take(&mut self.order);
-        sorted_order(&snapshot.counters, |s| &s.name, &mut order);
-        for run in runs(&order, |i| &*snapshot.counters[i].name) {
-            let first = &snapshot.counters[run[0]];
-            let info = snapshot.metadata(&first.name);
-            let header = FamilyHeader {
-                base: counter_base(&first.name),
-                kind: FamilyType::Counter,
-                help: info.and_then(|m| m.help.as_deref()),
-                unit: info.and_then(|m| m.unit.as_deref()),
-            };
-            self.counter_family(&header, &snapshot.counters, run, out, &mut report);
-        }
-
-        sorted_order(&snapshot.gauges, |s| &s.name, &mut order);
-        for run in runs(&order, |i| &*snapshot.gauges[i].name) {
-            let first = &snapshot.gauges[run[0]];
-            let info = snapshot.metadata(&first.name);
-            let header = FamilyHeader {
-                base: &first.name,
-                kind: FamilyType::Gauge,
-                help: info.and_then(|m| m.help.as_deref()),
-                unit: info.and_then(|m| m.unit.as_deref()),
-            };
-            self.gauge_family(&header, &snapshot.gauges, run, out, &mut report);
-        }
-
-        sorted_order(&snapshot.histograms, |s| &s.name, &mut order);
-        for run in runs(&order, |i| &*snapshot.histograms[i].name) {
-            let first = &snapshot.histograms[run[0]];
-            let info = snapshot.metadata(&first.name);
-            let kind = if first.summary.buckets.is_some() {
-                FamilyType::Histogram
-            } else {
-                FamilyType::Summary
-            };
-            let header = FamilyHeader {
-                base: &first.name,
-                kind,
-                help: info.and_then(|m| m.help.as_deref()),
-                unit: info.and_then(|m| m.unit.as_deref()),
-            };
-            self.histogram_family(&header, &snapshot.histograms, run, out, &mut report);
-        }
-        self.order = order;
+        let mut exposure = std::mem::take(&mut self.exposure);
+        exposure.families(snapshot, HistogramRule::Text, |exposure, family| {
+            let (header, run) = (&family.header, family.run);
+            match header.kind {
+                FamilyType::Counter => {
+                    let items = &snapshot.counters;
+                    self.plain_family(
+                        exposure,
+                        header,
+                        run,
+                        |j| &items[j].labels,
+                        out,
+                        &mut report,
+                        |r, out, i| match items[i].value {
+                            CounterValue::Int(v) => write_u64(out, v),
+                            CounterValue::Float(v) => r.write_f64(out, v),
+                        },
+                    );
+                }
+                FamilyType::Gauge => {
+                    let items = &snapshot.gauges;
+                    self.plain_family(
+                        exposure,
+                        header,
+                        run,
+                        |j| &items[j].labels,
+                        out,
+                        &mut report,
+                        |r, out, i| {
+                            r.write_f64(out, items[i].value);
+                        },
+                    );
+                }
+                FamilyType::Summary | FamilyType::Histogram => {
+                    self.histogram_family(
+                        exposure,
+                        header,
+                        &snapshot.histograms,
+                        run,
+                        out,
+                        &mut report,
+                    );
+                }
+            }
+        });
+        self.exposure = exposure;
 
         if self.format == TextFormat::OpenMetrics {
             out.push_str("# EOF\n");
@@ -318,51 +273,12 @@ impl TextRenderer {
         report
     }
 
-    fn counter_family(
-        &mut self,
-        header: &FamilyHeader<'_>,
-        items: &[CounterSample],
-        run: &[usize],
-        out: &mut String,
-        report: &mut RenderReport,
-    ) {
-        self.plain_family(
-            header,
-            run,
-            |j| &items[j].labels,
-            out,
-            report,
-            |r, out, i| match items[i].value {
-                CounterValue::Int(v) => write_u64(out, v),
-                CounterValue::Float(v) => r.write_f64(out, v),
-            },
-        );
-    }
-
-    fn gauge_family(
-        &mut self,
-        header: &FamilyHeader<'_>,
-        items: &[GaugeSample],
-        run: &[usize],
-        out: &mut String,
-        report: &mut RenderReport,
-    ) {
-        self.plain_family(
-            header,
-            run,
-            |j| &items[j].labels,
-            out,
-            report,
-            |r, out, i| {
-                r.write_f64(out, items[i].value);
-            },
-        );
-    }
-
     /// A family of one sample per series (counters and gauges): metadata,
     /// then `name{labels} value` for each series of `run` not seen before.
+    #[allow(clippy::too_many_arguments)]
     fn plain_family<'a>(
         &mut self,
+        exposure: &mut Exposure,
         header: &FamilyHeader<'_>,
         run: &[usize],
         labels_of: impl Fn(usize) -> &'a Labels,
@@ -370,17 +286,16 @@ impl TextRenderer {
         report: &mut RenderReport,
         mut value: impl FnMut(&mut Self, &mut String, usize),
     ) {
-        if !self.begin_family(header, out, report) {
+        if !self.begin_family(exposure, header, out, report) {
             return;
         }
-        self.seen.clear();
         let suffix = if header.kind == FamilyType::Counter {
             "_total"
         } else {
             ""
         };
         for (pos, &i) in run.iter().enumerate() {
-            if self.is_duplicate(pos, run, &labels_of, report) {
+            if exposure.is_duplicate(pos, run, &labels_of, report) {
                 continue;
             }
             write_name(out, header.base, suffix);
@@ -394,20 +309,20 @@ impl TextRenderer {
 
     fn histogram_family(
         &mut self,
+        exposure: &mut Exposure,
         header: &FamilyHeader<'_>,
         items: &[HistogramSample],
         run: &[usize],
         out: &mut String,
         report: &mut RenderReport,
     ) {
-        if !self.begin_family(header, out, report) {
+        if !self.begin_family(exposure, header, out, report) {
             return;
         }
-        self.seen.clear();
         self.bounds.clear();
         for (pos, &i) in run.iter().enumerate() {
             let s = &items[i];
-            if self.is_duplicate(pos, run, |j| &items[j].labels, report) {
+            if exposure.is_duplicate(pos, run, |j| &items[j].labels, report) {
                 continue;
             }
             match header.kind {
@@ -508,27 +423,14 @@ impl TextRenderer {
     /// false (and nothing written) if a name is already taken.
     fn begin_family(
         &mut self,
+        exposure: &mut Exposure,
         header: &FamilyHeader<'_>,
         out: &mut String,
         report: &mut RenderReport,
     ) -> bool {
-        let suffixes = header.kind.suffixes();
-        for suffix in suffixes {
-            self.scratch.clear();
-            self.scratch.push_str(header.base);
-            self.scratch.push_str(suffix);
-            if self.taken.contains(self.scratch.as_str()) {
-                report.clashing_families.push(header.base.to_owned());
-                return false;
-            }
+        if !exposure.claim(header, report) {
+            return false;
         }
-        for suffix in suffixes {
-            self.scratch.clear();
-            self.scratch.push_str(header.base);
-            self.scratch.push_str(suffix);
-            self.taken.insert(self.scratch.as_str().into());
-        }
-        report.families += 1;
         let kind = header.kind.as_str();
         match self.format {
             TextFormat::Prometheus => {
@@ -551,14 +453,8 @@ impl TextRenderer {
             }
             TextFormat::OpenMetrics => {
                 let _ = writeln!(out, "# TYPE {} {kind}", header.base);
-                if let Some(unit) = header.unit {
-                    let matches = header
-                        .base
-                        .strip_suffix(unit)
-                        .is_some_and(|rest| rest.ends_with('_'));
-                    if matches {
-                        let _ = writeln!(out, "# UNIT {} {unit}", header.base);
-                    }
+                if let Some(unit) = header.stated_unit() {
+                    let _ = writeln!(out, "# UNIT {} {unit}", header.base);
                 }
                 if let Some(help) = header.help {
                     let _ = write!(out, "# HELP {} ", header.base);
@@ -568,34 +464,6 @@ impl TextRenderer {
             }
         }
         true
-    }
-
-    /// True if the labels of series `pos` of `run` repeat an earlier
-    /// series' of the same run (counted in the report).
-    fn is_duplicate<'a>(
-        &mut self,
-        pos: usize,
-        run: &[usize],
-        labels_of: impl Fn(usize) -> &'a Labels,
-        report: &mut RenderReport,
-    ) -> bool {
-        let labels = labels_of(run[pos]);
-        let hash = hash_labels(labels);
-        let repeated = match self.seen.get(&hash) {
-            None => {
-                self.seen.insert(hash, pos);
-                false
-            }
-            // Equal hashes: compare exactly, and scan the run on a true
-            // collision, so that a distinct series is never hidden.
-            Some(&at) => {
-                labels_of(run[at]) == labels || run[..pos].iter().any(|&j| labels_of(j) == labels)
-            }
-        };
-        if repeated {
-            report.duplicate_series += 1;
-        }
-        repeated
     }
 }
 
@@ -673,41 +541,6 @@ impl Exporter for TextFileExporter {
     }
 }
 
-/// The family name of a counter: its name without a trailing `_total`.
-pub(crate) fn counter_base(name: &str) -> &str {
-    match name.strip_suffix("_total") {
-        Some(base) if !base.is_empty() => base,
-        _ => name,
-    }
-}
-
-/// Fills `order` with the indices of `items`, stably sorted by name, so that
-/// the series of one family come together even in a hand-made snapshot.
-fn sorted_order<T>(items: &[T], name: impl Fn(&T) -> &std::sync::Arc<str>, order: &mut Vec<usize>) {
-    order.clear();
-    order.extend(0..items.len());
-    let sorted = items.windows(2).all(|w| name(&w[0]) <= name(&w[1]));
-    if !sorted {
-        order.sort_by(|&a, &b| name(&items[a]).cmp(name(&items[b])));
-    }
-}
-
-/// Consecutive runs of `order` with the same name.
-fn runs<'o, 's>(
-    order: &'o [usize],
-    name: impl Fn(usize) -> &'s str + 'o,
-) -> impl Iterator<Item = &'o [usize]> + 'o {
-    let mut rest = order;
-    std::iter::from_fn(move || {
-        let (&first, _) = rest.split_first()?;
-        let n = name(first);
-        let len = rest.iter().take_while(|&&i| name(i) == n).count();
-        let (run, tail) = rest.split_at(len);
-        rest = tail;
-        Some(run)
-    })
-}
-
 fn write_name(out: &mut String, base: &str, suffix: &str) {
     out.push_str(base);
     out.push_str(suffix);
@@ -756,30 +589,9 @@ fn write_u64(out: &mut String, v: u64) {
 /// The quantile levels as label values, formatted once.
 const QUANTILE_LABELS: [&str; 5] = ["0.5", "0.9", "0.95", "0.99", "0.999"];
 
-/// FNV-1a over keys and values, with separators so that `("ab","c")` and
-/// `("a","bc")` differ. Collisions are resolved by an exact comparison.
-fn hash_labels(labels: &Labels) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (k, v) in labels.iter() {
-        for b in k.bytes().chain([0xff]).chain(v.bytes()).chain([0xfe]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    h
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counter_families_drop_one_total_suffix_but_never_everything() {
-        assert_eq!(counter_base("requests_total"), "requests");
-        assert_eq!(counter_base("requests"), "requests");
-        assert_eq!(counter_base("a_total_total"), "a_total");
-        assert_eq!(counter_base("_total"), "_total");
-    }
 
     #[test]
     fn escaping_handles_each_special_character() {
@@ -792,30 +604,5 @@ mod tests {
         out.clear();
         escape_into(&mut out, "plain ✓", true);
         assert_eq!(out, "plain ✓");
-    }
-
-    #[test]
-    fn label_hashes_separate_keys_from_values() {
-        let a = Labels::from_pairs(&[("ab", "c")]);
-        let b = Labels::from_pairs(&[("a", "bc")]);
-        assert_ne!(hash_labels(&a), hash_labels(&b));
-    }
-
-    #[test]
-    fn a_hash_collision_never_hides_a_distinct_series() {
-        let mut r = TextRenderer::new(TextFormat::Prometheus);
-        let labels = [
-            Labels::from_pairs(&[("k", "1")]),
-            Labels::from_pairs(&[("k", "2")]),
-            Labels::from_pairs(&[("k", "1")]),
-        ];
-        let run = [0, 1, 2];
-        let mut report = RenderReport::default();
-        // Pretend series 1 collided with series 0.
-        r.seen.insert(hash_labels(&labels[1]), 0);
-        r.seen.insert(hash_labels(&labels[0]), 0);
-        assert!(!r.is_duplicate(1, &run, |j| &labels[j], &mut report));
-        assert!(r.is_duplicate(2, &run, |j| &labels[j], &mut report));
-        assert_eq!(report.duplicate_series, 1);
     }
 }
