@@ -42,8 +42,18 @@ for n, v in [("COUNTER", 0), ("GAUGE", 1), ("SUMMARY", 2), ("UNTYPED", 3), ("HIS
     enum.value.add(name=n, number=v)
 
 message("LabelPair", [("name", 1, F.TYPE_STRING, OPT, None), ("value", 2, F.TYPE_STRING, OPT, None)])
+# google.protobuf.Timestamp, declared here under its own field numbers.
+message("Timestamp", [("seconds", 1, F.TYPE_INT64, OPT, None), ("nanos", 2, F.TYPE_INT32, OPT, None)])
+message(
+    "Exemplar",
+    [
+        ("label", 1, F.TYPE_MESSAGE, REP, P + "LabelPair"),
+        ("value", 2, F.TYPE_DOUBLE, OPT, None),
+        ("timestamp", 3, F.TYPE_MESSAGE, OPT, P + "Timestamp"),
+    ],
+)
 message("Gauge", [("value", 1, F.TYPE_DOUBLE, OPT, None)])
-message("Counter", [("value", 1, F.TYPE_DOUBLE, OPT, None)])
+message("Counter", [("value", 1, F.TYPE_DOUBLE, OPT, None), ("exemplar", 2, F.TYPE_MESSAGE, OPT, P + "Exemplar")])
 message("Quantile", [("quantile", 1, F.TYPE_DOUBLE, OPT, None), ("value", 2, F.TYPE_DOUBLE, OPT, None)])
 message(
     "Summary",
@@ -59,6 +69,7 @@ message(
         ("cumulative_count", 1, F.TYPE_UINT64, OPT, None),
         ("cumulative_count_float", 4, F.TYPE_DOUBLE, OPT, None),
         ("upper_bound", 2, F.TYPE_DOUBLE, OPT, None),
+        ("exemplar", 3, F.TYPE_MESSAGE, OPT, P + "Exemplar"),
     ],
 )
 message("BucketSpan", [("offset", 1, F.TYPE_SINT32, OPT, None), ("length", 2, F.TYPE_UINT32, OPT, None)])
@@ -79,6 +90,7 @@ message(
         ("positive_span", 12, F.TYPE_MESSAGE, REP, P + "BucketSpan"),
         ("positive_delta", 13, F.TYPE_SINT64, REP, None),
         ("positive_count", 14, F.TYPE_DOUBLE, REP, None),
+        ("exemplars", 16, F.TYPE_MESSAGE, REP, P + "Exemplar"),
     ],
 )
 message(

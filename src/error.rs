@@ -180,6 +180,14 @@ pub enum Error {
     /// A history level name that is not one of `raw 1m 5m 1h`.
     #[error("unknown history level {0:?}")]
     UnknownLevel(String),
+    /// An exemplar's labels break a rule (label names as for series, at
+    /// most [`MAX_EXEMPLAR_LABEL_CHARS`](crate::snapshot::MAX_EXEMPLAR_LABEL_CHARS)
+    /// characters); the value was recorded all the same.
+    #[error("exemplar refused: {reason}")]
+    InvalidExemplar {
+        /// Which rule it broke.
+        reason: String,
+    },
     /// An exporter failed for a reason other than I/O, or panicked.
     #[error("exporter {exporter:?} failed: {message}")]
     Export {
@@ -216,6 +224,7 @@ impl Error {
             Error::UnsupportedAggregation { .. } => "unsupported_aggregation",
             Error::UnknownAggregation(_) => "unknown_aggregation",
             Error::UnknownLevel(_) => "unknown_level",
+            Error::InvalidExemplar { .. } => "invalid_exemplar",
             Error::Export { .. } => "export",
         }
     }
@@ -345,6 +354,9 @@ impl Clone for Error {
             },
             Error::UnknownAggregation(a) => Error::UnknownAggregation(a.clone()),
             Error::UnknownLevel(l) => Error::UnknownLevel(l.clone()),
+            Error::InvalidExemplar { reason } => Error::InvalidExemplar {
+                reason: reason.clone(),
+            },
             Error::Export { exporter, message } => Error::Export {
                 exporter: exporter.clone(),
                 message: message.clone(),

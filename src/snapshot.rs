@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::key::Labels;
 use crate::plugin::PluginReport;
 
+pub use crate::metrics::exemplar::{Exemplar, MAX_EXEMPLAR_LABEL_CHARS, MAX_NATIVE_EXEMPLARS};
 pub use crate::metrics::histogram::{
     BucketCounts, HistogramSummary, LifetimeStats, Quantiles, WindowStats,
 };
@@ -186,6 +187,21 @@ impl Snapshot {
     pub fn counter_sample(&self, name: &str, labels: &[(&str, &str)]) -> Option<&CounterSample> {
         find(&self.counters, name, labels, |s| (&*s.name, &s.labels))
     }
+
+    /// The full histogram sample (summary and exemplars) of one series.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.histogram("h", &[]).record_with_exemplar(1.0, &[("trace_id", "t")]).unwrap();
+    /// assert_eq!(metrics.snapshot().histogram_sample("h", &[]).unwrap().exemplars.len(), 1);
+    /// ```
+    pub fn histogram_sample(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> Option<&HistogramSample> {
+        find(&self.histograms, name, labels, |s| (&*s.name, &s.labels))
+    }
 }
 
 /// Adds `added` (in name order, each name's series in their own order) to
@@ -272,6 +288,11 @@ pub struct CounterSample {
     /// Increase per second over the rate window; `None` when no time has
     /// passed since the series was created.
     pub rate: Option<Rate>,
+    /// The latest exemplar
+    /// ([`Counter::increment_with_exemplar`](crate::Counter::increment_with_exemplar)),
+    /// if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exemplar: Option<Exemplar>,
 }
 
 impl CounterSample {
@@ -289,6 +310,7 @@ impl CounterSample {
             labels: Labels::from_pairs(labels),
             value: value.into(),
             rate: None,
+            exemplar: None,
         }
     }
 }
@@ -496,6 +518,11 @@ pub struct HistogramSample {
     pub labels: Labels,
     /// Window and lifetime statistics.
     pub summary: HistogramSummary,
+    /// The exemplars kept
+    /// ([`Histogram::record_with_exemplar`](crate::Histogram::record_with_exemplar)),
+    /// in the order of their values; empty if none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exemplars: Vec<Exemplar>,
 }
 
 impl HistogramSample {
@@ -513,6 +540,7 @@ impl HistogramSample {
             name: Arc::from(name),
             labels: Labels::from_pairs(labels),
             summary,
+            exemplars: Vec::new(),
         }
     }
 }

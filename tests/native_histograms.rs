@@ -465,7 +465,7 @@ fn prometheus_scrapes_native_histograms_and_aggregates_them_across_instances() {
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: vitals\n    static_configs:\n      - targets: ['{}', '{}']\n",
+            "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\nscrape_configs:\n  - job_name: vitals\n    static_configs:\n      - targets: ['{}', '{}']\n",
             servers[0].local_addr(),
             servers[1].local_addr()
         ),
@@ -487,12 +487,12 @@ fn prometheus_scrapes_native_histograms_and_aggregates_them_across_instances() {
             .unwrap(),
     );
     wait_ready(addr, "/-/ready", &mut child, Duration::from_secs(120));
-    let minute = Duration::from_secs(60);
+    let limit = Duration::from_secs(120);
     // Native (a summary has no histogram_count), and empty.
     wait_for(
         addr,
         "histogram_count(request_duration_seconds)",
-        minute,
+        limit,
         |r| r.len() == ROUTES.len() && r.iter().all(|(_, v)| *v == 0.0),
     );
 
@@ -502,11 +502,11 @@ fn prometheus_scrapes_native_histograms_and_aggregates_them_across_instances() {
     wait_for(
         addr,
         "sum(histogram_count(request_duration_seconds))",
-        minute,
+        limit,
         |r| r.first().is_some_and(|(_, v)| *v == total),
     );
     // One more scrape after the last change, then read.
-    std::thread::sleep(Duration::from_millis(1_500));
+    std::thread::sleep(Duration::from_millis(2_500));
     let snaps = [instances[0].snapshot(), instances[1].snapshot()];
 
     for (n, (snap, server)) in snaps.iter().zip(&servers).enumerate() {

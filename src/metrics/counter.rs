@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
+use super::exemplar::{exemplar_labels, CounterExemplar, Exemplar};
 use super::{move_thread_index, stripe_count, thread_index, Storage};
 
 /// A monotonically increasing `u64` total, such as requests served.
@@ -33,6 +34,8 @@ pub struct Counter {
 pub(crate) struct CounterCore {
     base: AtomicU64,
     stripes: OnceLock<Box<[Stripe]>>,
+    /// Allocated by the first exemplar; `increment` never looks at it.
+    exemplar: OnceLock<Box<CounterExemplar>>,
 }
 
 /// One stripe per cache line pair, so that two threads' stripes never share
@@ -87,6 +90,52 @@ impl Counter {
         {
             core.contended(n);
         }
+    }
+
+    /// Adds `n` with an exemplar: labels that point at an example of what
+    /// was counted, such as the trace of a request.
+    ///
+    /// `n` is added as by [`increment`](Counter::increment) whatever
+    /// happens to the exemplar. The counter keeps the latest exemplar, with
+    /// `n` as its value; the snapshot carries it
+    /// ([`CounterSample::exemplar`](crate::snapshot::CounterSample::exemplar)),
+    /// and OpenMetrics text and the protobuf format write it. Storage is
+    /// allocated on the first exemplar: [`increment`](Counter::increment)
+    /// pays nothing for it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidExemplar`](crate::Error::InvalidExemplar) when a
+    /// label name is invalid or repeated, or names and values have more
+    /// than [`MAX_EXEMPLAR_LABEL_CHARS`](crate::snapshot::MAX_EXEMPLAR_LABEL_CHARS)
+    /// characters together; `n` is added.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let errors = metrics.counter("errors_total", &[]);
+    /// errors.increment_with_exemplar(1, &[("trace_id", "a1b2")]).unwrap();
+    /// assert!(errors.increment_with_exemplar(1, &[("__reserved", "x")]).is_err());
+    /// assert_eq!(errors.value(), 2);
+    /// let snap = metrics.snapshot();
+    /// let e = snap.counters[0].exemplar.as_ref().unwrap();
+    /// assert_eq!(e.labels.get("trace_id"), Some("a1b2"));
+    /// ```
+    pub fn increment_with_exemplar(
+        &self,
+        n: u64,
+        labels: &[(&str, &str)],
+    ) -> Result<(), crate::Error> {
+        let checked = exemplar_labels(labels);
+        self.increment(n);
+        self.core
+            .exemplar
+            .get_or_init(Box::default)
+            .offer(checked?, n as f64);
+        Ok(())
+    }
+
+    pub(crate) fn exemplar(&self) -> Option<Exemplar> {
+        self.core.exemplar()
     }
 
     /// Adds one.
@@ -155,6 +204,10 @@ impl std::fmt::Debug for Counter {
 }
 
 impl CounterCore {
+    pub(crate) fn exemplar(&self) -> Option<Exemplar> {
+        self.exemplar.get().and_then(|e| e.read())
+    }
+
     pub(crate) fn value(&self) -> u64 {
         self.base
             .load(Ordering::Relaxed)

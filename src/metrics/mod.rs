@@ -2,6 +2,7 @@
 //! `Send + Sync`; their hot paths are single atomic operations.
 
 pub(crate) mod counter;
+pub(crate) mod exemplar;
 pub(crate) mod gauge;
 pub(crate) mod histogram;
 pub mod layout;

@@ -188,6 +188,7 @@ impl Inner {
                                 labels: sample.labels.clone(),
                                 value: CounterValue::Float(sample.value),
                                 rate,
+                                exemplar: None,
                             });
                         }
                         SampleKind::Gauge => gauges.push(GaugeSample {

@@ -86,6 +86,7 @@ impl Inner {
                             labels: series.labels.clone(),
                             value: CounterValue::Int(value),
                             rate,
+                            exemplar: c.exemplar(),
                         });
                     }
                     Metric::Gauge(g) => {
@@ -115,6 +116,7 @@ impl Inner {
                             name,
                             labels: series.labels.clone(),
                             summary,
+                            exemplars: h.exemplars(),
                         });
                     }
                 }

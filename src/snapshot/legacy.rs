@@ -150,6 +150,7 @@ fn adopt_samples(snap: &mut Snapshot, plugins: Vec<(Arc<str>, Vec<Sample>)>) {
                         labels: sample.labels,
                         value: CounterValue::Float(sample.value.abs()),
                         rate: None,
+                        exemplar: None,
                     });
                 }
                 // A counter no reader would take: left out, as the plug-in

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 use crate::key::Labels;
 use crate::metrics::histogram::{HistogramSummary, Quantiles};
-use crate::snapshot::{CounterValue, HistogramSample, Snapshot};
+use crate::snapshot::{CounterValue, Exemplar, HistogramSample, Snapshot};
 
 use super::Exporter;
 
@@ -44,7 +44,7 @@ mod protobuf;
 
 #[cfg(feature = "remote-write")]
 pub(crate) use exposure::counter_base;
-use exposure::{Exposure, FamilyHeader, FamilyType, HistogramRule};
+use exposure::{bucket_exemplar, Exposure, FamilyHeader, FamilyType, HistogramRule};
 pub use protobuf::{render_protobuf, PROTOBUF_CONTENT_TYPE};
 
 /// HTTP `Content-Type` of the Prometheus text format 0.0.4.
@@ -233,9 +233,14 @@ impl TextRenderer {
                         |j| &items[j].labels,
                         out,
                         &mut report,
-                        |r, out, i| match items[i].value {
-                            CounterValue::Int(v) => write_u64(out, v),
-                            CounterValue::Float(v) => r.write_f64(out, v),
+                        |r, out, i| {
+                            match items[i].value {
+                                CounterValue::Int(v) => write_u64(out, v),
+                                CounterValue::Float(v) => r.write_f64(out, v),
+                            }
+                            if let Some(e) = &items[i].exemplar {
+                                r.write_exemplar(out, e);
+                            }
                         },
                     );
                 }
@@ -380,19 +385,28 @@ impl TextRenderer {
             }
         }
         let mut last = 0u64;
-        for (text, &c) in self.bound_text.iter().zip(cumulative) {
+        let mut lower = f64::NEG_INFINITY;
+        for k in 0..self.bound_text.len().min(cumulative.len()) {
             // Keep buckets cumulative even for a malformed snapshot.
-            last = last.max(c).min(count);
+            last = last.max(cumulative[k]).min(count);
             write_name(out, base, "_bucket");
-            write_labels(out, &s.labels, Some(("le", text)));
+            write_labels(out, &s.labels, Some(("le", &self.bound_text[k])));
             out.push(' ');
             write_u64(out, last);
+            let upper = self.bounds[k];
+            if let Some(e) = bucket_exemplar(&s.exemplars, lower, upper) {
+                self.write_exemplar(out, e);
+            }
+            lower = upper;
             out.push('\n');
         }
         write_name(out, base, "_bucket");
         write_labels(out, &s.labels, Some(("le", "+Inf")));
         out.push(' ');
         write_u64(out, count);
+        if let Some(e) = bucket_exemplar(&s.exemplars, lower, f64::INFINITY) {
+            self.write_exemplar(out, e);
+        }
         out.push('\n');
         write_name(out, base, "_sum");
         write_labels(out, &s.labels, None);
@@ -404,6 +418,28 @@ impl TextRenderer {
         out.push(' ');
         write_u64(out, count);
         out.push('\n');
+    }
+
+    /// ` # {labels} value timestamp` after a counter's or a bucket's
+    /// value, in OpenMetrics (Prometheus text 0.0.4 has no exemplars).
+    fn write_exemplar(&mut self, out: &mut String, e: &Exemplar) {
+        if self.format != TextFormat::OpenMetrics {
+            return;
+        }
+        out.push_str(" # {");
+        for (n, (k, v)) in e.labels.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            out.push_str(k);
+            out.push_str("=\"");
+            escape_into(out, v, true);
+            out.push('"');
+        }
+        out.push_str("} ");
+        self.write_f64(out, e.value);
+        let ms = e.timestamp_unix_ms;
+        let _ = write!(out, " {}.{:03}", ms / 1000, ms % 1000);
     }
 
     /// Shortest round-trip decimal (`0.1`, `1e-7`, `3.0`, `1e+300`), or

@@ -10,9 +10,9 @@ use crate::export::proto::ProtoWriter;
 use crate::key::Labels;
 use crate::layout::DEFAULT_MAX_BUCKETS;
 use crate::metrics::histogram::{HistogramSummary, Quantiles};
-use crate::snapshot::{CounterValue, HistogramSample, Snapshot, SparseBuckets};
+use crate::snapshot::{CounterValue, Exemplar, HistogramSample, Snapshot, SparseBuckets};
 
-use super::exposure::{Exposure, Family, FamilyType, HistogramRule};
+use super::exposure::{bucket_exemplar, Exposure, Family, FamilyType, HistogramRule};
 use super::RenderReport;
 
 /// HTTP `Content-Type` of the Prometheus protobuf exposition, which a
@@ -57,6 +57,14 @@ const LABEL_NAME: u32 = 1;
 const LABEL_VALUE: u32 = 2;
 // Gauge, Counter
 const VALUE: u32 = 1;
+const COUNTER_EXEMPLAR: u32 = 2;
+// Exemplar
+const EXEMPLAR_LABEL: u32 = 1;
+const EXEMPLAR_VALUE: u32 = 2;
+const EXEMPLAR_TIMESTAMP: u32 = 3;
+// google.protobuf.Timestamp
+const TIMESTAMP_SECONDS: u32 = 1;
+const TIMESTAMP_NANOS: u32 = 2;
 // Summary
 const SUMMARY_COUNT: u32 = 1;
 const SUMMARY_SUM: u32 = 2;
@@ -73,9 +81,11 @@ const HISTOGRAM_ZERO_THRESHOLD: u32 = 6;
 const HISTOGRAM_ZERO_COUNT: u32 = 7;
 const HISTOGRAM_POSITIVE_SPAN: u32 = 12;
 const HISTOGRAM_POSITIVE_DELTA: u32 = 13;
+const HISTOGRAM_EXEMPLARS: u32 = 16;
 // Bucket
 const BUCKET_CUMULATIVE: u32 = 1;
 const BUCKET_UPPER_BOUND: u32 = 2;
+const BUCKET_EXEMPLAR: u32 = 3;
 // BucketSpan
 const SPAN_OFFSET: u32 = 1;
 const SPAN_LENGTH: u32 = 2;
@@ -155,7 +165,15 @@ fn family_message(
                         CounterValue::Int(v) => v as f64,
                         CounterValue::Float(v) => v,
                     };
-                    value_metric(out, &items[i].labels, METRIC_COUNTER, value);
+                    let m = out.begin(FAMILY_METRIC);
+                    labels(out, &items[i].labels);
+                    let c = out.begin(METRIC_COUNTER);
+                    out.double(VALUE, value);
+                    if let Some(e) = &items[i].exemplar {
+                        exemplar(out, COUNTER_EXEMPLAR, e);
+                    }
+                    out.end(c);
+                    out.end(m);
                     report.series += 1;
                 }
             }
@@ -197,13 +215,33 @@ fn labels(out: &mut ProtoWriter, labels: &Labels) {
     }
 }
 
-/// A `Metric` with a `Gauge` or `Counter` (both `double value = 1`).
+/// A `Metric` with a `Gauge`.
 fn value_metric(out: &mut ProtoWriter, series: &Labels, field: u32, value: f64) {
     let m = out.begin(FAMILY_METRIC);
     labels(out, series);
     let v = out.begin(field);
     out.double(VALUE, value);
     out.end(v);
+    out.end(m);
+}
+
+fn exemplar(out: &mut ProtoWriter, field: u32, e: &Exemplar) {
+    let m = out.begin(field);
+    for (k, v) in e.labels.iter() {
+        let pair = out.begin(EXEMPLAR_LABEL);
+        out.string(LABEL_NAME, k);
+        out.string(LABEL_VALUE, v);
+        out.end(pair);
+    }
+    out.double(EXEMPLAR_VALUE, e.value);
+    let t = out.begin(EXEMPLAR_TIMESTAMP);
+    let ms = e.timestamp_unix_ms;
+    out.int64(
+        TIMESTAMP_SECONDS,
+        i64::try_from(ms / 1000).unwrap_or(i64::MAX),
+    );
+    out.int64(TIMESTAMP_NANOS, ((ms % 1000) * 1_000_000) as i64);
+    out.end(t);
     out.end(m);
 }
 
@@ -241,6 +279,7 @@ fn histogram(out: &mut ProtoWriter, s: &HistogramSample) {
     out.double(HISTOGRAM_SUM, summary.lifetime.sum);
     if let Some(classic) = &summary.buckets {
         let mut last = 0u64;
+        let mut lower = f64::NEG_INFINITY;
         for (&bound, &c) in classic.bounds.iter().zip(&classic.cumulative) {
             // Cumulative, and never past the count, even for a malformed
             // snapshot.
@@ -248,11 +287,19 @@ fn histogram(out: &mut ProtoWriter, s: &HistogramSample) {
             let b = out.begin(HISTOGRAM_BUCKET);
             out.uint64(BUCKET_CUMULATIVE, last);
             out.double(BUCKET_UPPER_BOUND, bound);
+            if let Some(e) = bucket_exemplar(&s.exemplars, lower, bound) {
+                exemplar(out, BUCKET_EXEMPLAR, e);
+            }
             out.end(b);
+            lower = bound;
         }
     }
     if let Some(b) = &native {
         native_buckets(out, b);
+        // A native histogram's exemplars go beside its buckets.
+        for e in &s.exemplars {
+            exemplar(out, HISTOGRAM_EXEMPLARS, e);
+        }
     }
     out.end(m);
 }

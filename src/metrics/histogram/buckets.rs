@@ -92,9 +92,16 @@ impl BucketCounters {
         }
     }
 
+    /// The bucket of `value`: the first whose bound is at least `value`,
+    /// or the `+Inf` one.
+    #[inline]
+    pub(super) fn index_of(&self, value: f64) -> usize {
+        self.bounds.partition_point(|b| *b < value)
+    }
+
     #[inline]
     pub(super) fn record(&self, value: f64) {
-        let i = self.bounds.partition_point(|b| *b < value);
+        let i = self.index_of(value);
         if let Some(c) = self.counts.get(i) {
             c.fetch_add(1, Ordering::Relaxed);
         }

@@ -31,12 +31,15 @@
 //! contended threads stop sharing cache lines.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::counter::Counter;
+use super::exemplar::{exemplar_labels, Exemplar, HistogramExemplars, Place};
 use super::sparse::SparseBuckets;
 use super::Storage;
 use crate::error::Error;
+use crate::key::Labels;
 
 /// Sub-buckets per storage octave: a run of 64 consecutive buckets of the
 /// layout (one power of two's worth, from [`MIN_INDEX`](super::layout::MIN_INDEX) on).
@@ -110,6 +113,8 @@ pub(crate) struct HistogramCore {
     dropped: AtomicU64,
     saturated: AtomicU64,
     buckets: Option<Box<BucketCounters>>,
+    /// Allocated by the first exemplar; `record` never looks at it.
+    exemplars: OnceLock<Box<HistogramExemplars>>,
 }
 
 // One per series, its variant fixed at creation: boxing the larger one
@@ -164,6 +169,52 @@ impl Histogram {
         } else {
             core.record_unusual(value);
         }
+    }
+
+    /// Records one value with an exemplar: labels that point at an example
+    /// of it, such as the trace that took this long.
+    ///
+    /// The value is recorded as by [`record`](Histogram::record) whatever
+    /// happens to the exemplar. The histogram keeps the latest exemplar of
+    /// each of its buckets that got one recently
+    /// ([`MAX_NATIVE_EXEMPLARS`](crate::snapshot::MAX_NATIVE_EXEMPLARS)),
+    /// and of each configured bucket; the snapshot carries them
+    /// ([`HistogramSample::exemplars`](crate::snapshot::HistogramSample::exemplars)),
+    /// OpenMetrics text writes them on `_bucket` lines and the protobuf
+    /// format on buckets and native histograms. NaN and negative values,
+    /// which are dropped, keep no exemplar. Storage is allocated on the
+    /// first exemplar: [`record`](Histogram::record) pays nothing for it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidExemplar`] when a label name is invalid or repeated,
+    /// or names and values have more than
+    /// [`MAX_EXEMPLAR_LABEL_CHARS`](crate::snapshot::MAX_EXEMPLAR_LABEL_CHARS)
+    /// characters together (the OpenMetrics limit); the value is recorded.
+    ///
+    /// ```
+    /// let metrics = vitals::MetricsCollector::new();
+    /// let latency = metrics.histogram("request_duration_seconds", &[]);
+    /// latency.record_with_exemplar(0.250, &[("trace_id", "4bf92f3577b34da6")]).unwrap();
+    /// assert!(latency.record_with_exemplar(0.1, &[("bad-name", "x")]).is_err());
+    /// let snap = metrics.snapshot();
+    /// let sample = &snap.histograms[0];
+    /// assert_eq!(sample.summary.lifetime.count, 2); // both values recorded
+    /// assert_eq!(sample.exemplars.len(), 1);
+    /// assert_eq!(sample.exemplars[0].value, 0.250);
+    /// ```
+    pub fn record_with_exemplar(&self, value: f64, labels: &[(&str, &str)]) -> Result<(), Error> {
+        let checked = exemplar_labels(labels);
+        self.record(value);
+        let labels = checked?;
+        if value >= 0.0 {
+            self.core.offer_exemplar(value, labels);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn exemplars(&self) -> Vec<Exemplar> {
+        self.core.exemplars()
     }
 
     /// Records a duration in seconds.
@@ -334,7 +385,25 @@ impl HistogramCore {
             dropped: AtomicU64::new(0),
             saturated: AtomicU64::new(0),
             buckets: buckets.map(|b| Box::new(BucketCounters::new(b))),
+            exemplars: OnceLock::new(),
         }
+    }
+
+    fn offer_exemplar(&self, value: f64, labels: Labels) {
+        let classic = self.buckets.as_ref().map(|b| b.index_of(value));
+        let exemplars = self.exemplars.get_or_init(|| {
+            let classic = self.buckets.as_ref().map_or(0, |b| b.bounds.len() + 1);
+            Box::new(HistogramExemplars::new(classic))
+        });
+        // The bucket the value was counted in (clamped into the range).
+        let native = (value > 0.0)
+            .then(|| super::layout::index_of(value.clamp(MIN_TRACKABLE, MAX_TRACKABLE)))
+            .flatten();
+        exemplars.offer(labels, value, Place { native, classic });
+    }
+
+    pub(crate) fn exemplars(&self) -> Vec<Exemplar> {
+        self.exemplars.get().map(|e| e.read()).unwrap_or_default()
     }
 
     #[inline]

@@ -19,6 +19,7 @@ fn snapshot(ts: u64, counters: &[CounterSpec<'_>]) -> Snapshot {
                 labels: Labels::from_pairs(labels),
                 value: (*value).into(),
                 rate: None,
+                exemplar: None,
             })
             .collect(),
         gauges: vec![],
