@@ -34,6 +34,7 @@
 #[cfg(feature = "http")]
 pub mod http;
 pub mod jsonl;
+pub(crate) mod native;
 pub mod prometheus;
 pub(crate) mod proto;
 #[cfg(feature = "push")]

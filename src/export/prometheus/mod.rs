@@ -386,9 +386,9 @@ impl TextRenderer {
         }
         let mut last = 0u64;
         let mut lower = f64::NEG_INFINITY;
-        for k in 0..self.bound_text.len().min(cumulative.len()) {
+        for (k, &c) in cumulative.iter().enumerate().take(self.bound_text.len()) {
             // Keep buckets cumulative even for a malformed snapshot.
-            last = last.max(cumulative[k]).min(count);
+            last = last.max(c).min(count);
             write_name(out, base, "_bucket");
             write_labels(out, &s.labels, Some(("le", &self.bound_text[k])));
             out.push(' ');

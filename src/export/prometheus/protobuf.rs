@@ -6,11 +6,11 @@
 //! (prometheus/client_model). Families, their order, clashes and repeated
 //! series are decided as for the text formats ([`super::exposure`]).
 
+use crate::export::native::{NativeBuckets, STATED_ZERO_THRESHOLD};
 use crate::export::proto::ProtoWriter;
 use crate::key::Labels;
-use crate::layout::DEFAULT_MAX_BUCKETS;
 use crate::metrics::histogram::{HistogramSummary, Quantiles};
-use crate::snapshot::{CounterValue, Exemplar, HistogramSample, Snapshot, SparseBuckets};
+use crate::snapshot::{CounterValue, Exemplar, HistogramSample, Snapshot};
 
 use super::exposure::{bucket_exemplar, Exposure, Family, FamilyType, HistogramRule};
 use super::RenderReport;
@@ -25,15 +25,6 @@ use super::RenderReport;
 /// ```
 pub const PROTOBUF_CONTENT_TYPE: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
-
-/// The width of the zero bucket stated in native histograms: 2⁻¹²⁸, as
-/// client_golang states by default. vitals' zero bucket holds exact zeros
-/// only ([`ZERO_THRESHOLD`](crate::layout::ZERO_THRESHOLD)); stating a
-/// positive width changes nothing, since no positive value below
-/// [`MIN_TRACKABLE`](crate::histogram::MIN_TRACKABLE) is recorded as such,
-/// and it is what tells Prometheus before 2.49 that a histogram without
-/// observations is native.
-pub(crate) const STATED_ZERO_THRESHOLD: f64 = 2.938_735_877_055_719e-39;
 
 // io.prometheus.client.MetricFamily
 const FAMILY_NAME: u32 = 1;
@@ -261,16 +252,11 @@ fn summary(out: &mut ProtoWriter, s: &HistogramSummary) {
 
 fn histogram(out: &mut ProtoWriter, s: &HistogramSample) {
     let summary = &s.summary;
-    let native = summary.lifetime_buckets.as_ref().map(|b| {
-        let mut b = b.clone();
-        b.normalize();
-        b.fit(DEFAULT_MAX_BUCKETS);
-        b
-    });
+    let native = summary.lifetime_buckets.as_ref().map(NativeBuckets::of);
     // The count the buckets add up to: the native buckets' when there are
     // some (a consumer checks that they agree), else the classic `+Inf`.
     let count = match (&native, &summary.buckets) {
-        (Some(b), _) => b.count(),
+        (Some(b), _) => b.count,
         (None, Some(b)) => b.count,
         (None, None) => summary.lifetime.count,
     };
@@ -304,87 +290,17 @@ fn histogram(out: &mut ProtoWriter, s: &HistogramSample) {
     out.end(m);
 }
 
-/// Schema, zero bucket, and the positive buckets as spans of consecutive
-/// indexes with each count as a delta from the one before. Gaps of up to
-/// two empty buckets are kept inside a span (two zero deltas cost less than
-/// a new span); an empty histogram gets one empty span, the marker of a
-/// native histogram without observations.
-fn native_buckets(out: &mut ProtoWriter, b: &SparseBuckets) {
+/// Schema, zero bucket, and the positive buckets as spans and deltas
+/// ([`NativeBuckets`]).
+fn native_buckets(out: &mut ProtoWriter, b: &NativeBuckets) {
     out.sint64(HISTOGRAM_SCHEMA, i64::from(b.scale));
     out.double(HISTOGRAM_ZERO_THRESHOLD, STATED_ZERO_THRESHOLD);
     out.uint64(HISTOGRAM_ZERO_COUNT, b.zeros);
-    let (first, dense) = b.offset_counts();
-    let spans = spans(first, &dense);
-    if spans.is_empty() {
-        span(out, 0, 0);
-        return;
+    for &(offset, len) in &b.spans {
+        let s = out.begin(HISTOGRAM_POSITIVE_SPAN);
+        out.sint64(SPAN_OFFSET, i64::from(offset));
+        out.uint64(SPAN_LENGTH, u64::from(len));
+        out.end(s);
     }
-    let mut previous_end = None;
-    for &(start, len) in &spans {
-        let offset = match previous_end {
-            None => start,
-            Some(end) => start - end,
-        };
-        span(out, offset, len);
-        previous_end = Some(start + len as i32);
-    }
-    let mut previous = 0i64;
-    out.packed_sint64(
-        HISTOGRAM_POSITIVE_DELTA,
-        spans
-            .iter()
-            .flat_map(|&(start, len)| {
-                let from = (start - first) as usize;
-                dense[from..from + len as usize].iter().copied()
-            })
-            .map(|c| {
-                // Counts beyond i64 (never reached by a real histogram) are
-                // capped so that the deltas stay in range.
-                let c = i64::try_from(c).unwrap_or(i64::MAX);
-                let delta = c.wrapping_sub(previous);
-                previous = c;
-                delta
-            }),
-    );
-}
-
-fn span(out: &mut ProtoWriter, offset: i32, len: u32) {
-    let s = out.begin(HISTOGRAM_POSITIVE_SPAN);
-    out.sint64(SPAN_OFFSET, i64::from(offset));
-    out.uint64(SPAN_LENGTH, u64::from(len));
-    out.end(s);
-}
-
-/// `(first index, length)` of each run of `dense` (counts from index
-/// `first` on) that holds non-empty buckets, runs closer than three empty
-/// buckets joined.
-fn spans(first: i32, dense: &[u64]) -> Vec<(i32, u32)> {
-    let mut spans: Vec<(i32, u32)> = Vec::new();
-    let mut zeros = 0usize;
-    for (k, &c) in dense.iter().enumerate() {
-        if c == 0 {
-            zeros += 1;
-            continue;
-        }
-        let index = first + k as i32;
-        match spans.last_mut() {
-            Some((start, len)) if zeros <= 2 => *len = (index - *start) as u32 + 1,
-            _ => spans.push((index, 1)),
-        }
-        zeros = 0;
-    }
-    spans
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spans_join_short_gaps_and_split_long_ones() {
-        assert_eq!(spans(0, &[]), vec![]);
-        assert_eq!(spans(-3, &[1, 0, 0, 2]), vec![(-3, 4)]);
-        assert_eq!(spans(5, &[1, 0, 0, 0, 2, 3]), vec![(5, 1), (9, 2)]);
-        assert_eq!(spans(5, &[0, 0, 7]), vec![(7, 1)]);
-    }
+    out.packed_sint64(HISTOGRAM_POSITIVE_DELTA, b.deltas.iter().copied());
 }
