@@ -2,6 +2,9 @@
 //! of each kind, label order, family clashes, timestamps.
 
 use super::*;
+use crate::export::native::{NativeBuckets, STATED_ZERO_THRESHOLD};
+use crate::export::proto::Nested;
+use crate::snapshot::Exemplar;
 
 /// One snapshot's series, encoded as the `timeseries` entries of a
 /// `WriteRequest` (any run of them is itself a valid `WriteRequest`).
@@ -39,6 +42,7 @@ impl SeriesWriter {
             name: String::new(),
             external: &self.external,
             ts,
+            open: None,
         };
         let mut claims = Claims::default();
         for c in &snapshot.counters {
@@ -47,19 +51,22 @@ impl SeriesWriter {
                 continue;
             }
             out.series(base, "_total", &c.labels, None, counter_value(c));
+            out.exemplars(c.exemplar.iter());
         }
         for g in &snapshot.gauges {
             if !claims.allow(Family::Gauge, &g.name, &g.name) {
                 continue;
             }
             out.series(&g.name, "", &g.labels, None, g.value);
+            out.close();
         }
         let mut bound_text = Vec::new();
         for h in &snapshot.histograms {
             let (name, labels, life) = (&*h.name, &h.labels, &h.summary.lifetime);
-            let family = match h.summary.buckets {
-                Some(_) => Family::Histogram,
-                None => Family::Summary,
+            let native = h.summary.lifetime_buckets.as_ref().map(NativeBuckets::of);
+            let family = match (&h.summary.buckets, &native) {
+                (None, None) => Family::Summary,
+                _ => Family::Histogram,
             };
             if !claims.allow(family, &h.name, name) {
                 continue;
@@ -76,10 +83,14 @@ impl SeriesWriter {
                         }
                     }));
                     let mut last = 0u64;
-                    for (text, &c) in bound_text.iter().zip(&b.cumulative) {
+                    let mut lower = f64::NEG_INFINITY;
+                    for ((text, &c), &upper) in bound_text.iter().zip(&b.cumulative).zip(&b.bounds)
+                    {
                         // Cumulative even for a malformed snapshot.
                         last = last.max(c).min(b.count);
                         out.series(name, "_bucket", labels, Some(("le", text)), last as f64);
+                        out.exemplars(latest_in(&h.exemplars, lower, upper));
+                        lower = upper;
                     }
                     out.series(
                         name,
@@ -88,20 +99,42 @@ impl SeriesWriter {
                         Some(("le", "+Inf")),
                         b.count as f64,
                     );
+                    out.exemplars(latest_in(&h.exemplars, lower, f64::INFINITY));
                     b.count
                 }
+                None if native.is_some() => life.count,
                 None => {
                     let q = h.summary.window.quantiles;
                     for (level, text) in Quantiles::LEVELS.into_iter().zip(QUANTILE_LABELS) {
                         let v = q.and_then(|q| q.get(level)).unwrap_or(f64::NAN);
                         out.series(name, "", labels, Some(("quantile", text)), v);
+                        out.close();
                     }
                     life.count
                 }
             };
-            out.series(name, "_sum", labels, None, life.sum);
-            out.series(name, "_count", labels, None, count as f64);
+            match &native {
+                // A native histogram is one series of its own; with bounds
+                // the classic series above go too.
+                Some(n) => {
+                    out.native(name, labels, n, life.sum);
+                    out.exemplars(h.exemplars.iter());
+                    if h.summary.buckets.is_some() {
+                        out.series(name, "_sum", labels, None, life.sum);
+                        out.close();
+                        out.series(name, "_count", labels, None, count as f64);
+                        out.close();
+                    }
+                }
+                None => {
+                    out.series(name, "_sum", labels, None, life.sum);
+                    out.close();
+                    out.series(name, "_count", labels, None, count as f64);
+                    out.close();
+                }
+            }
         }
+        out.close();
         Batch {
             bytes: out.w.into_vec(),
             series: out.series,
@@ -185,11 +218,12 @@ pub(super) struct SeriesOut<'a> {
     pub(super) name: String,
     pub(super) external: &'a [(String, String)],
     pub(super) ts: i64,
+    pub(super) open: Option<Open>,
 }
 
 impl<'a> SeriesOut<'a> {
-    /// Writes one `TimeSeries` with one sample. Native histograms and
-    /// exemplars of the series will be written here too.
+    /// Opens one `TimeSeries` with one sample; close it with
+    /// [`close`](Self::close) or after its [`exemplars`](Self::exemplars).
     pub(super) fn series(
         &mut self,
         base: &str,
@@ -198,6 +232,57 @@ impl<'a> SeriesOut<'a> {
         extra: Option<(&str, &str)>,
         value: f64,
     ) {
+        self.open(base, suffix, labels, extra);
+        let w = &mut self.w;
+        let sample = w.begin(field::SAMPLES);
+        w.double(field::SAMPLE_VALUE, value);
+        w.int64(field::SAMPLE_TIMESTAMP, self.ts);
+        w.end(sample);
+    }
+
+    /// Opens one `TimeSeries` with one native histogram sample; close it
+    /// like [`series`](Self::series).
+    pub(super) fn native(&mut self, base: &str, labels: &'a Labels, n: &NativeBuckets, sum: f64) {
+        self.open(base, "", labels, None);
+        let w = &mut self.w;
+        let h = w.begin(field::HISTOGRAMS);
+        w.uint64(field::HISTOGRAM_COUNT_INT, n.count);
+        w.double(field::HISTOGRAM_SUM, sum);
+        w.sint64(field::HISTOGRAM_SCHEMA, i64::from(n.scale));
+        w.double(field::HISTOGRAM_ZERO_THRESHOLD, STATED_ZERO_THRESHOLD);
+        w.uint64(field::HISTOGRAM_ZERO_COUNT_INT, n.zeros);
+        for &(offset, len) in &n.spans {
+            let span = w.begin(field::HISTOGRAM_POSITIVE_SPANS);
+            w.sint64(field::SPAN_OFFSET, i64::from(offset));
+            w.uint64(field::SPAN_LENGTH, u64::from(len));
+            w.end(span);
+        }
+        w.packed_sint64(field::HISTOGRAM_POSITIVE_DELTAS, n.deltas.iter().copied());
+        w.int64(field::HISTOGRAM_TIMESTAMP, self.ts);
+        w.end(h);
+    }
+
+    /// Writes the open series' exemplars and closes it.
+    pub(super) fn exemplars<'e>(&mut self, exemplars: impl Iterator<Item = &'e Exemplar>) {
+        let w = &mut self.w;
+        for e in exemplars {
+            let m = w.begin(field::EXEMPLARS);
+            for (k, v) in e.labels.iter() {
+                write_label(w, k, v);
+            }
+            w.double(field::EXEMPLAR_VALUE, e.value);
+            w.int64(
+                field::EXEMPLAR_TIMESTAMP,
+                i64::try_from(e.timestamp_unix_ms).unwrap_or(i64::MAX),
+            );
+            w.end(m);
+        }
+        self.close();
+    }
+
+    /// Writes one series' labels: its own, the external ones, `__name__`
+    /// and the exporter's (`quantile`, `le`), sorted by name.
+    fn open(&mut self, base: &str, suffix: &str, labels: &'a Labels, extra: Option<(&str, &str)>) {
         self.name.clear();
         self.name.push_str(base);
         self.name.push_str(suffix);
@@ -238,20 +323,44 @@ impl<'a> SeriesOut<'a> {
         for &(k, v) in &specials[next_special..] {
             write_label(w, k, v);
         }
-        let labels_end = w.len();
-        let sample = w.begin(field::SAMPLES);
-        w.double(field::SAMPLE_VALUE, value);
-        w.int64(field::SAMPLE_TIMESTAMP, self.ts);
-        w.end(sample);
+        self.open = Some(Open {
+            start,
+            entry,
+            labels: (labels_start, w.len()),
+        });
+    }
+
+    /// Closes the open series and notes where it is.
+    pub(super) fn close(&mut self) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        let w = &mut self.w;
         let before = w.len();
-        w.end(entry);
+        w.end(open.entry);
         // `end` may have moved the entry right to lengthen its prefix.
         let shift = w.len() - before;
         self.series.push(Span {
-            entry: (start, w.len()),
-            labels: (labels_start + shift, labels_end + shift),
+            entry: (open.start, w.len()),
+            labels: (open.labels.0 + shift, open.labels.1 + shift),
         });
     }
+}
+
+/// A series being written.
+pub(super) struct Open {
+    start: usize,
+    entry: Nested,
+    labels: (usize, usize),
+}
+
+/// The latest exemplar in (`lower`, `upper`], as a bucket shows it.
+fn latest_in(exemplars: &[Exemplar], lower: f64, upper: f64) -> impl Iterator<Item = &Exemplar> {
+    exemplars
+        .iter()
+        .filter(|e| lower < e.value && e.value <= upper)
+        .max_by_key(|e| e.timestamp_unix_ms)
+        .into_iter()
 }
 
 pub(super) fn write_label(w: &mut ProtoWriter, name: &str, value: &str) {

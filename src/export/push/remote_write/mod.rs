@@ -63,6 +63,25 @@ mod field {
     /// `Sample.value` (double), `.timestamp` (int64, ms).
     pub(super) const SAMPLE_VALUE: u32 = 1;
     pub(super) const SAMPLE_TIMESTAMP: u32 = 2;
+    /// `TimeSeries.exemplars`, `.histograms`.
+    pub(super) const EXEMPLARS: u32 = 3;
+    pub(super) const HISTOGRAMS: u32 = 4;
+    /// `Exemplar.labels` (= 1, as `TimeSeries.labels`), `.value`,
+    /// `.timestamp` (int64, ms).
+    pub(super) const EXEMPLAR_VALUE: u32 = 2;
+    pub(super) const EXEMPLAR_TIMESTAMP: u32 = 3;
+    /// `Histogram`: integer counts, delta-encoded positive buckets.
+    pub(super) const HISTOGRAM_COUNT_INT: u32 = 1;
+    pub(super) const HISTOGRAM_SUM: u32 = 3;
+    pub(super) const HISTOGRAM_SCHEMA: u32 = 4;
+    pub(super) const HISTOGRAM_ZERO_THRESHOLD: u32 = 5;
+    pub(super) const HISTOGRAM_ZERO_COUNT_INT: u32 = 6;
+    pub(super) const HISTOGRAM_POSITIVE_SPANS: u32 = 11;
+    pub(super) const HISTOGRAM_POSITIVE_DELTAS: u32 = 12;
+    pub(super) const HISTOGRAM_TIMESTAMP: u32 = 15;
+    /// `BucketSpan.offset` (sint32), `.length` (uint32).
+    pub(super) const SPAN_OFFSET: u32 = 1;
+    pub(super) const SPAN_LENGTH: u32 = 2;
 }
 
 const QUANTILE_LABELS: [&str; 5] = ["0.5", "0.9", "0.95", "0.99", "0.999"];
