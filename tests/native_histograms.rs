@@ -14,10 +14,10 @@ mod push_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use push_support::{free_port, get, require_tool, url_encode, wait_ready, Child};
+use push_support::{get, require_tool, start_prometheus, url_encode};
 use serde_json::Value;
 use vitals::export::{render_protobuf, PROTOBUF_CONTENT_TYPE};
 use vitals::layout::{lower_bound, upper_bound, DEFAULT_MAX_BUCKETS};
@@ -461,32 +461,17 @@ fn prometheus_scrapes_native_histograms_and_aggregates_them_across_instances() {
         .map(|m| vitals::export::serve(m, "127.0.0.1:0").unwrap())
         .collect();
     let dir = common::TempDir::new("native-histograms");
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\nscrape_configs:\n  - job_name: vitals\n    static_configs:\n      - targets: ['{}', '{}']\n",
-            servers[0].local_addr(),
-            servers[1].local_addr()
-        ),
-    )
-    .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut child = Child(
-        Command::new(prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--enable-feature=native-histograms")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let config = format!(
+        "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\nscrape_configs:\n  - job_name: vitals\n    static_configs:\n      - targets: ['{}', '{}']\n",
+        servers[0].local_addr(),
+        servers[1].local_addr()
     );
-    wait_ready(addr, "/-/ready", &mut child, Duration::from_secs(120));
+    let (addr, _prometheus) = start_prometheus(
+        &prometheus,
+        dir.path(),
+        &config,
+        &["--enable-feature=native-histograms"],
+    );
     let limit = Duration::from_secs(120);
     // Native (a summary has no histogram_count), and empty.
     wait_for(
@@ -585,5 +570,4 @@ fn prometheus_scrapes_native_histograms_and_aggregates_them_across_instances() {
         (window_p99 - exact).abs() <= 0.0055 * exact + 1e-12,
         "{window_p99} vs {exact}"
     );
-    drop(child);
 }

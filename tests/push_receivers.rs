@@ -13,7 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use push_support::{
-    expected_series, free_port, get, require_tool, url_encode, wait_ready, Child, Labels,
+    expected_series, free_port, get, require_tool, start_prometheus, url_encode, wait_ready, Child,
+    Labels,
 };
 use vitals::export::push::{DeliveryConfig, PushgatewayExporter, RemoteWriteExporter};
 use vitals::export::Exporter;
@@ -57,25 +58,12 @@ fn remote_write_reaches_a_real_prometheus_with_every_value() {
         return;
     };
     let dir = common::TempDir::new("remote-write");
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut child = Child(
-        Command::new(prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--web.enable-remote-write-receiver")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let (addr, _prometheus) = start_prometheus(
+        &prometheus,
+        dir.path(),
+        "global:\n  scrape_interval: 1h\n",
+        &["--web.enable-remote-write-receiver"],
     );
-    wait_ready(addr, "/-/ready", &mut child, Duration::from_secs(120));
 
     let metrics = populated(0);
     let mut exporter = RemoteWriteExporter::builder(format!("http://{addr}/api/v1/write"))
@@ -174,25 +162,15 @@ fn remote_write_delivers_native_histograms_and_exemplars() {
         return;
     };
     let dir = common::TempDir::new("remote-write-native");
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut child = Child(
-        Command::new(prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--web.enable-remote-write-receiver")
-            .arg("--enable-feature=native-histograms,exemplar-storage")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let (addr, _prometheus) = start_prometheus(
+        &prometheus,
+        dir.path(),
+        "global:\n  scrape_interval: 1h\n",
+        &[
+            "--web.enable-remote-write-receiver",
+            "--enable-feature=native-histograms,exemplar-storage",
+        ],
     );
-    wait_ready(addr, "/-/ready", &mut child, Duration::from_secs(120));
 
     let metrics = MetricsCollector::builder().lifetime_buckets(true).build();
     metrics

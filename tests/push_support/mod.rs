@@ -383,6 +383,36 @@ pub fn wait_ready(addr: SocketAddr, path: &str, child: &mut Child, limit: Durati
     }
 }
 
+/// Starts `prometheus` (the path `require_tool` gave) with `config` as
+/// its configuration, its data in `dir`, on a free loopback port, with
+/// `flags` added; returns once it is ready.
+pub fn start_prometheus(
+    prometheus: &str,
+    dir: &std::path::Path,
+    config: &str,
+    flags: &[&str],
+) -> (SocketAddr, Child) {
+    let config_path = dir.join("prometheus.yml");
+    std::fs::write(&config_path, config).unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut child = Child(
+        std::process::Command::new(prometheus)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .args(flags)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready(addr, "/-/ready", &mut child, Duration::from_secs(120));
+    (addr, child)
+}
+
 /// Reads one quantile of a summary.
 type QuantileOf = fn(&vitals::snapshot::Quantiles) -> f64;
 
