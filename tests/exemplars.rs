@@ -7,10 +7,12 @@
 //! `VITALS_REQUIRE_TOOLS=1` (as in CI).
 
 mod common;
+mod push_support;
 
 use std::process::Command;
 use std::sync::Arc;
 
+use push_support::decode_with_python;
 use serde_json::Value;
 use vitals::export::{render_openmetrics, render_prometheus, render_protobuf};
 use vitals::snapshot::{Exemplar, MAX_EXEMPLAR_LABEL_CHARS, MAX_NATIVE_EXEMPLARS};
@@ -282,27 +284,10 @@ print(json.dumps(out))
 fn the_protobuf_runtime_reads_the_exemplars() {
     let m = service();
     let snap = m.snapshot();
-    let dir = common::TempDir::new("exemplars-pb");
-    let path = dir.path().join("body.bin");
-    std::fs::write(&path, render_protobuf(&snap).0).unwrap();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/decode_metric_families.py"
-    );
-    let required = std::env::var("VITALS_REQUIRE_TOOLS").as_deref() == Ok("1");
-    let out = match Command::new("python3").arg(script).arg(&path).output() {
-        Ok(out) if out.status.code() != Some(3) => out,
-        _ => {
-            assert!(!required, "python3 with protobuf is required");
-            return;
-        }
+    let Some(families) = decode_with_python("decode_metric_families.py", &render_protobuf(&snap).0)
+    else {
+        return;
     };
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let families: Value = serde_json::from_slice(&out.stdout).unwrap();
     let family = |name: &str| {
         families
             .as_array()

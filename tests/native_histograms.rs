@@ -14,10 +14,9 @@ mod push_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use push_support::{get, require_tool, start_prometheus, url_encode};
+use push_support::{decode_with_python, get, require_tool, start_prometheus, url_encode};
 use serde_json::Value;
 use vitals::export::{render_protobuf, PROTOBUF_CONTENT_TYPE};
 use vitals::layout::{lower_bound, upper_bound, DEFAULT_MAX_BUCKETS};
@@ -96,35 +95,10 @@ fn record_traffic(m: &MetricsCollector, instance: u64) -> Vec<f64> {
     all
 }
 
-/// Runs the protobuf runtime on `body`; `None` when it is not installed
-/// (a failure instead under `VITALS_REQUIRE_TOOLS=1`).
+/// Runs the protobuf runtime on `body` (see `decode_with_python`).
 fn decode(body: &[u8]) -> Option<Vec<Value>> {
-    let python = require_tool("python3")?;
-    let dir = common::TempDir::new("protobuf-scrape");
-    let path = dir.path().join("body.bin");
-    std::fs::write(&path, body).unwrap();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/decode_metric_families.py"
-    );
-    let out = Command::new(python)
-        .arg(script)
-        .arg(&path)
-        .output()
-        .unwrap();
-    if out.status.code() == Some(3) {
-        assert!(
-            std::env::var("VITALS_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "python protobuf is required (VITALS_REQUIRE_TOOLS=1) but not installed"
-        );
-        return None;
-    }
-    assert!(
-        out.status.success(),
-        "the protobuf runtime rejected the body: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(serde_json::from_slice(&out.stdout).unwrap())
+    let decoded = decode_with_python("decode_metric_families.py", body)?;
+    Some(decoded.as_array().unwrap().clone())
 }
 
 /// A JSON number, or json_format's spelling of a 64-bit integer or of a

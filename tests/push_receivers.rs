@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use push_support::{
-    expected_series, free_port, get, require_tool, start_prometheus, url_encode, wait_ready, Child,
-    Labels,
+    decode_with_python, expected_series, free_port, get, require_tool, start_prometheus,
+    url_encode, wait_ready, Child, Labels,
 };
 use vitals::export::push::{DeliveryConfig, PushgatewayExporter, RemoteWriteExporter};
 use vitals::export::Exporter;
@@ -409,38 +409,13 @@ fn pushgateway_serves_the_pushed_values_and_forgets_them_after_delete() {
 
 #[test]
 fn remote_write_body_decodes_with_the_python_protobuf_runtime() {
-    let Some(python) = require_tool("python3") else {
-        return;
-    };
-    let dir = common::TempDir::new("remote-write-python");
     let metrics = populated(2);
     let snap = metrics.snapshot();
     let external = [("job", "caf\u{e9} \"x\""), ("zone", "a\nb")];
     let body = vitals::export::push::encode_write_request(&snap, &external).unwrap();
-    let path = dir.path().join("body.bin");
-    std::fs::write(&path, &body).unwrap();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/decode_write_request.py"
-    );
-    let out = Command::new(python)
-        .arg(script)
-        .arg(&path)
-        .output()
-        .unwrap();
-    if out.status.code() == Some(3) {
-        assert!(
-            std::env::var("VITALS_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "python protobuf is required (VITALS_REQUIRE_TOOLS=1) but not installed"
-        );
+    let Some(decoded) = decode_with_python("decode_write_request.py", &body) else {
         return;
-    }
-    assert!(
-        out.status.success(),
-        "the protobuf runtime rejected the body: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let decoded: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    };
     let mut got: Vec<(Labels, u64)> = Vec::new();
     for series in decoded.as_array().unwrap() {
         let pairs: Vec<(String, String)> = series["labels"]
