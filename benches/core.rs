@@ -1,8 +1,8 @@
 //! Hot paths of vitals against the raw atomic floor, in one run per group:
 //! counter increments (macro, handle, runtime label, two threads), gauge
 //! sets, histogram
-//! records (one and two threads) and a snapshot of 1,000 counters + 100
-//! histograms. The comparison with peer crates is in `benches/peers`.
+//! records (one and two threads), the exemplar paths, and a snapshot of
+//! 1,000 counters + 100 histograms. The comparison with peer crates is in `benches/peers`.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -161,6 +161,59 @@ fn histograms(c: &mut Criterion) {
     g.finish();
 }
 
+/// Exemplars cost nothing on the plain paths: `record` and `increment` on
+/// a series that never had one against a series whose exemplar storage
+/// exists, and what the exemplar calls themselves cost.
+fn exemplars(c: &mut Criterion) {
+    let vals = values();
+    let metrics = MetricsCollector::new();
+    let (plain_h, with_h) = (
+        metrics.histogram("plain_seconds", &[]),
+        metrics.histogram("with_exemplars_seconds", &[]),
+    );
+    let (plain_c, with_c) = (
+        metrics.counter("plain_total", &[]),
+        metrics.counter("with_exemplars_total", &[]),
+    );
+    let trace = [("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736")];
+    with_h.record_with_exemplar(1.0, &trace).unwrap();
+    with_c.increment_with_exemplar(1, &trace).unwrap();
+
+    let mut g = c.benchmark_group("exemplars_histogram");
+    let mut i = 0usize;
+    g.bench_function("record_never_had_exemplars", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            plain_h.record(vals[i & 4095])
+        })
+    });
+    g.bench_function("record_with_exemplar_storage", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            with_h.record(vals[i & 4095])
+        })
+    });
+    g.bench_function("record_with_exemplar", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            with_h.record_with_exemplar(vals[i & 4095], &trace)
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("exemplars_counter");
+    g.bench_function("increment_never_had_exemplars", |b| {
+        b.iter(|| plain_c.increment(1))
+    });
+    g.bench_function("increment_with_exemplar_storage", |b| {
+        b.iter(|| with_c.increment(1))
+    });
+    g.bench_function("increment_with_exemplar", |b| {
+        b.iter(|| with_c.increment_with_exemplar(1, &trace))
+    });
+    g.finish();
+}
+
 fn snapshots(c: &mut Criterion) {
     let metrics = MetricsCollector::new();
     let vals = values();
@@ -190,6 +243,6 @@ criterion_group! {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(50);
-    targets = counters, gauges, histograms, snapshots
+    targets = counters, gauges, histograms, exemplars, snapshots
 }
 criterion_main!(benches);
