@@ -40,6 +40,13 @@ if ! python3 -c 'import google.protobuf' 2>/dev/null; then
         || python3 -m pip install -q --break-system-packages protobuf
 fi
 python3 -c 'import google.protobuf as p; print("protobuf", p.__version__)'
+# HdrHistogram's Python implementation reads the interval logs of
+# tests/hdr_log.rs.
+if ! python3 -c 'import hdrh' 2>/dev/null; then
+    python3 -m pip install -q hdrhistogram \
+        || python3 -m pip install -q --break-system-packages hdrhistogram
+fi
+python3 -c 'import importlib.metadata as m; print("hdrhistogram", m.version("hdrhistogram"))'
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT

@@ -31,6 +31,10 @@
 //! # Ok::<(), vitals::Error>(())
 //! ```
 
+#[cfg(any(feature = "push", feature = "hdrhistogram"))]
+pub(crate) mod base64;
+#[cfg(feature = "hdrhistogram")]
+mod hdr_log;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod jsonl;
@@ -42,6 +46,8 @@ pub mod push;
 pub mod reporter;
 pub mod table;
 
+#[cfg(feature = "hdrhistogram")]
+pub use hdr_log::{HdrLogExporter, DEFAULT_HDR_VALUE_SCALE};
 #[cfg(feature = "http")]
 pub use http::{serve, HttpConfig, HttpServer, HttpServerStats};
 pub use jsonl::{FsyncPolicy, JsonLinesBuilder, JsonLinesExporter, JsonLinesReader, SkippedLine};
