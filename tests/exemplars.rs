@@ -7,12 +7,11 @@
 //! `VITALS_REQUIRE_TOOLS=1` (as in CI).
 
 mod common;
-mod push_support;
 
 use std::process::Command;
 use std::sync::Arc;
 
-use push_support::decode_with_python;
+use common::decode_with_python;
 use serde_json::Value;
 use vitals::export::{render_openmetrics, render_prometheus, render_protobuf};
 use vitals::snapshot::{Exemplar, MAX_EXEMPLAR_LABEL_CHARS, MAX_NATIVE_EXEMPLARS};

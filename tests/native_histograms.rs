@@ -16,7 +16,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use push_support::{decode_with_python, get, require_tool, start_prometheus, url_encode};
+use common::decode_with_python;
+use push_support::{get, require_tool, start_prometheus, url_encode};
 use serde_json::Value;
 use vitals::export::{render_protobuf, PROTOBUF_CONTENT_TYPE};
 use vitals::layout::{lower_bound, upper_bound, DEFAULT_MAX_BUCKETS};

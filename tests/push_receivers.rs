@@ -12,9 +12,10 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::decode_with_python;
 use push_support::{
-    decode_with_python, expected_series, free_port, get, require_tool, start_prometheus,
-    url_encode, wait_ready, Child, Labels,
+    expected_series, free_port, get, require_tool, start_prometheus, url_encode, wait_ready, Child,
+    Labels,
 };
 use vitals::export::push::{DeliveryConfig, PushgatewayExporter, RemoteWriteExporter};
 use vitals::export::Exporter;

@@ -189,6 +189,7 @@ pub type Series = (Vec<(String, String)>, f64, i64);
 /// Decodes a snappy-compressed `WriteRequest` (prompb field numbers:
 /// WriteRequest.timeseries = 1; TimeSeries.labels = 1, .samples = 2;
 /// Label.name = 1, .value = 2; Sample.value = 1 (double), .timestamp = 2).
+#[cfg(feature = "remote-write")]
 pub fn decode_write_request(body: &[u8]) -> Vec<Series> {
     let raw = snap::raw::Decoder::new().decompress_vec(body).unwrap();
     let mut out = Vec::new();
@@ -411,37 +412,6 @@ pub fn start_prometheus(
     );
     wait_ready(addr, "/-/ready", &mut child, Duration::from_secs(120));
     (addr, child)
-}
-
-/// Runs `scripts/<script>` (a protobuf decoder) on `body` and parses the
-/// JSON it prints; `None` when Python or its protobuf runtime is missing
-/// (exit code 3), which fails the test under `VITALS_REQUIRE_TOOLS=1`.
-pub fn decode_with_python(script: &str, body: &[u8]) -> Option<serde_json::Value> {
-    let python = require_tool("python3")?;
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("vitals-body-{}-{n}.bin", std::process::id()));
-    std::fs::write(&path, body).unwrap();
-    let script = format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new(python)
-        .arg(&script)
-        .arg(&path)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&path);
-    if out.status.code() == Some(3) {
-        assert!(
-            std::env::var("VITALS_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "python protobuf is required (VITALS_REQUIRE_TOOLS=1) but not installed"
-        );
-        return None;
-    }
-    assert!(
-        out.status.success(),
-        "the protobuf runtime rejected the body: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(serde_json::from_slice(&out.stdout).unwrap())
 }
 
 /// Reads one quantile of a summary.

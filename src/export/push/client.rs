@@ -1,10 +1,10 @@
 //! A minimal HTTP/1.1 client on `std::net`: one request per connection,
-//! connect and whole-request timeouts, responses parsed with `httparse`.
+//! connect and whole-request timeouts, responses parsed with `httparse`;
+//! `https://` with rustls (feature `tls`).
 //!
 //! Push exporters send a request every few seconds at most, so a new
 //! connection per request costs nothing that matters and leaves no pooled
-//! socket to go stale behind a load balancer. Only `http://` URLs: HTTPS
-//! needs a TLS stack (planned behind a `tls` feature).
+//! socket to go stale behind a load balancer.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -30,6 +30,8 @@ pub(crate) struct Endpoint {
     authority: String,
     /// Path prefix without a trailing `/` (empty for the root).
     pub(crate) path: String,
+    /// `https://`.
+    tls: bool,
 }
 
 impl Endpoint {
@@ -37,12 +39,15 @@ impl Endpoint {
     /// wrote (already URL-encoded), less a trailing `/`.
     pub(crate) fn parse(url: &str) -> Result<Self, Error> {
         let bad = |why: &str| Err(Error::InvalidConfig(format!("push URL {url:?}: {why}")));
-        let rest = if let Some(rest) = url.strip_prefix("http://") {
-            rest
-        } else if url.starts_with("https://") {
-            return bad("https is not supported yet (plain http only)");
+        let (rest, tls) = if let Some(rest) = url.strip_prefix("http://") {
+            (rest, false)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            if !cfg!(feature = "tls") {
+                return bad("https needs the `tls` feature of vitals");
+            }
+            (rest, true)
         } else {
-            return bad("must start with http://");
+            return bad("must start with http:// or https://");
         };
         let (authority, path) = match rest.find(['/', '?', '#']) {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -81,6 +86,7 @@ impl Endpoint {
             return bad("the host has a space, a control or a non-ASCII character");
         }
         let port = match port {
+            None if tls => 443,
             None => 80,
             Some(p) => match p.parse::<u16>() {
                 Ok(p) if p != 0 => p,
@@ -98,6 +104,7 @@ impl Endpoint {
             port,
             authority: authority.to_owned(),
             path: path.trim_end_matches('/').to_owned(),
+            tls,
         })
     }
 }
@@ -191,15 +198,29 @@ pub(crate) struct HttpClient {
     pub(crate) endpoint: Endpoint,
     timeouts: Timeouts,
     user_agent: String,
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::Tls>,
 }
 
 impl HttpClient {
-    pub(crate) fn new(endpoint: Endpoint, timeouts: Timeouts) -> Self {
-        HttpClient {
+    /// A client of `endpoint` with the config's timeouts and, for an
+    /// `https://` endpoint, its trusted certificates.
+    pub(crate) fn new(endpoint: Endpoint, config: &super::DeliveryConfig) -> Result<Self, Error> {
+        #[cfg(feature = "tls")]
+        let tls = match endpoint.tls {
+            true => Some(super::tls::Tls::new(
+                &endpoint.host,
+                &config.extra_root_certificates,
+            )?),
+            false => None,
+        };
+        Ok(HttpClient {
             endpoint,
-            timeouts,
+            timeouts: config.timeouts(),
             user_agent: format!("vitals/{}", env!("CARGO_PKG_VERSION")),
-        }
+            #[cfg(feature = "tls")]
+            tls,
+        })
     }
 
     /// Sends one request on a new connection and reads the response head
@@ -207,7 +228,7 @@ impl HttpClient {
     pub(crate) fn send(&self, request: &Request<'_>) -> Result<Response, Failure> {
         let mut stream = self.connect()?;
         let deadline = deadline_after(Instant::now(), self.timeouts.request);
-        let _ = stream.set_nodelay(true);
+        let _ = stream.tcp().set_nodelay(true);
 
         let mut head = String::with_capacity(256);
         head.push_str(request.method);
@@ -233,23 +254,89 @@ impl HttpClient {
         head.push_str("\r\n");
         write_all(&mut stream, head.as_bytes(), deadline)?;
         write_all(&mut stream, request.body, deadline)?;
+        stream.flush().map_err(|e| match is_timeout(&e) {
+            true => Failure::Timeout,
+            false => Failure::Io(e.to_string()),
+        })?;
         read_response(&mut stream, deadline)
     }
 
-    fn connect(&self) -> Result<TcpStream, Failure> {
+    fn connect(&self) -> Result<Stream, Failure> {
         let addrs = (self.endpoint.host.as_str(), self.endpoint.port)
             .to_socket_addrs()
             .map_err(|e| Failure::Connect(format!("{}: {e}", self.endpoint.host)))?;
         let mut last = None;
         for addr in addrs {
             match TcpStream::connect_timeout(&addr, self.timeouts.connect) {
-                Ok(stream) => return Ok(stream),
+                #[cfg(feature = "tls")]
+                Ok(tcp) if self.tls.is_some() => {
+                    let tls = self.tls.as_ref().map(|t| t.wrap(tcp));
+                    return match tls {
+                        Some(Ok(stream)) => Ok(Stream::Tls(Box::new(stream))),
+                        Some(Err(e)) => Err(Failure::Connect(e)),
+                        None => Err(Failure::Connect("no TLS configuration".into())),
+                    };
+                }
+                Ok(tcp) => return Ok(Stream::Plain(tcp)),
                 Err(e) => last = Some(format!("{addr}: {e}")),
             }
         }
         Err(Failure::Connect(last.unwrap_or_else(|| {
             format!("{}: no address", self.endpoint.host)
         })))
+    }
+}
+
+/// A connection: plain TCP, or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    /// The socket, for its timeouts.
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            // A server that closes after its response without a TLS
+            // close_notify (common with `Connection: close`) ends the
+            // stream like a plain close: the response head is complete or
+            // the parser says it is not.
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => match s.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.flush(),
+        }
     }
 }
 
@@ -267,9 +354,12 @@ fn is_timeout(e: &std::io::Error) -> bool {
     )
 }
 
-fn write_all(stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> Result<(), Failure> {
+fn write_all(stream: &mut Stream, mut bytes: &[u8], deadline: Instant) -> Result<(), Failure> {
     while !bytes.is_empty() {
-        let _ = stream.set_write_timeout(Some(remaining(deadline)?));
+        let timeout = remaining(deadline)?;
+        // A TLS write may read (the handshake), so both timeouts are set.
+        let _ = stream.tcp().set_write_timeout(Some(timeout));
+        let _ = stream.tcp().set_read_timeout(Some(timeout));
         match stream.write(bytes) {
             Ok(0) => return Err(Failure::Io("the peer stopped reading".into())),
             Ok(n) => bytes = &bytes[n..],
@@ -282,9 +372,11 @@ fn write_all(stream: &mut TcpStream, mut bytes: &[u8], deadline: Instant) -> Res
 }
 
 /// Reads into `buf` once; `Ok(0)` is end of stream.
-fn read_some(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Result<usize, Failure> {
+fn read_some(stream: &mut Stream, buf: &mut [u8], deadline: Instant) -> Result<usize, Failure> {
     loop {
-        let _ = stream.set_read_timeout(Some(remaining(deadline)?));
+        let timeout = remaining(deadline)?;
+        let _ = stream.tcp().set_read_timeout(Some(timeout));
+        let _ = stream.tcp().set_write_timeout(Some(timeout));
         match stream.read(buf) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -294,7 +386,7 @@ fn read_some(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Resul
     }
 }
 
-fn read_response(stream: &mut TcpStream, deadline: Instant) -> Result<Response, Failure> {
+fn read_response(stream: &mut Stream, deadline: Instant) -> Result<Response, Failure> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     // Whether `buf` may hold a complete head not parsed yet (after an
@@ -400,8 +492,12 @@ mod tests {
             ("::1", 8080, "")
         );
         assert_eq!(Endpoint::parse("http://h").unwrap().port, 80);
+        let https = Endpoint::parse("https://h/");
+        match cfg!(feature = "tls") {
+            true => assert_eq!(https.unwrap().port, 443),
+            false => assert!(https.unwrap_err().to_string().contains("`tls` feature")),
+        }
         for bad in [
-            "https://h/",
             "ftp://h",
             "http://",
             "http://h:0",
@@ -456,13 +552,12 @@ mod tests {
 
     fn client(port: u16) -> HttpClient {
         let endpoint = Endpoint::parse(&format!("http://127.0.0.1:{port}/base")).unwrap();
-        HttpClient::new(
-            endpoint,
-            Timeouts {
-                connect: Duration::from_secs(5),
-                request: Duration::from_secs(5),
-            },
-        )
+        let config = super::super::DeliveryConfig {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+            ..Default::default()
+        };
+        HttpClient::new(endpoint, &config).unwrap()
     }
 
     fn post(c: &HttpClient) -> Result<Response, Failure> {
@@ -544,13 +639,12 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let endpoint = Endpoint::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-        let c = HttpClient::new(
-            endpoint,
-            Timeouts {
-                connect: Duration::from_secs(5),
-                request: Duration::from_millis(50),
-            },
-        );
+        let config = super::super::DeliveryConfig {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_millis(50),
+            ..Default::default()
+        };
+        let c = HttpClient::new(endpoint, &config).unwrap();
         // Accepted by the kernel (backlog), never answered.
         let err = post(&c).unwrap_err();
         assert_eq!(err.cause(), "timeout", "{}", err.message());

@@ -75,6 +75,12 @@ pub struct DeliveryConfig {
     /// exporter afterwards still waits for a request already on the wire,
     /// which its two timeouts bound.
     pub shutdown_deadline: Duration,
+    /// Certificates (PEM text, any number per entry) of the certificate
+    /// authorities an `https://` endpoint may be signed by besides the
+    /// Mozilla set that feature `tls` trusts: a private CA. Empty by
+    /// default; a certificate that does not parse is refused when the
+    /// exporter is built.
+    pub extra_root_certificates: Vec<String>,
 }
 
 impl Default for DeliveryConfig {
@@ -87,6 +93,7 @@ impl Default for DeliveryConfig {
             max_retry_after: Duration::from_secs(300),
             max_backlog_bytes: 8 << 20,
             shutdown_deadline: Duration::from_secs(5),
+            extra_root_certificates: Vec::new(),
         }
     }
 }

@@ -73,6 +73,8 @@ pub(crate) mod delivery;
 pub mod pushgateway;
 #[cfg(feature = "remote-write")]
 pub mod remote_write;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 
 pub use delivery::{DeliveryConfig, PushStats};
 pub use pushgateway::{PushMethod, PushgatewayBuilder, PushgatewayExporter};

@@ -222,7 +222,7 @@ impl PushgatewayBuilder {
             None => None,
         };
         self.config.validate()?;
-        let client = HttpClient::new(endpoint, self.config.timeouts());
+        let client = HttpClient::new(endpoint, &self.config)?;
         let method = self.method.as_str();
         let send = {
             let client = client.clone();

@@ -279,7 +279,7 @@ impl RemoteWriteBuilder {
             }
         };
         self.config.validate()?;
-        let client = HttpClient::new(endpoint, self.config.timeouts());
+        let client = HttpClient::new(endpoint, &self.config)?;
         let send = Box::new(move |body: &[u8]| {
             let mut headers = vec![
                 ("Content-Encoding", "snappy"),
