@@ -25,6 +25,11 @@ if ! command -v prometheus-pushgateway >/dev/null 2>&1; then
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq prometheus-pushgateway >/dev/null
 fi
+# openssl creates the certificates of the HTTPS push test (tests/push_tls.rs).
+if ! command -v openssl >/dev/null 2>&1; then
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq openssl >/dev/null
+fi
 command -v prometheus prometheus-pushgateway
 prometheus-pushgateway --version 2>&1 | head -1
 if ! python3 -c 'import prometheus_client' 2>/dev/null; then
