@@ -7,7 +7,9 @@
 //!   text formats; [`TextFileExporter`] keeps a `.prom` file current for a
 //!   textfile collector.
 //! * [`render_table`] and [`status_line`] are for people and logs;
-//!   [`TableExporter`] prints the table every tick.
+//!   [`TableExporter`] prints the table every tick; [`Dashboard`] draws a
+//!   live terminal view; [`display`] holds the rules by which every human
+//!   output shows values in their units.
 //! * `push` (features `push`, `remote-write`): exporters that send each
 //!   snapshot to a Pushgateway or a remote-write receiver, with retries and
 //!   a bounded backlog.
@@ -31,6 +33,8 @@
 //! # Ok::<(), vitals::Error>(())
 //! ```
 
+pub mod dashboard;
+pub mod display;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod jsonl;
@@ -40,8 +44,10 @@ pub(crate) mod proto;
 #[cfg(feature = "push")]
 pub mod push;
 pub mod reporter;
+pub mod status;
 pub mod table;
 
+pub use dashboard::Dashboard;
 #[cfg(feature = "http")]
 pub use http::{serve, HttpConfig, HttpServer, HttpServerStats};
 pub use jsonl::{FsyncPolicy, JsonLinesBuilder, JsonLinesExporter, JsonLinesReader, SkippedLine};
@@ -53,7 +59,8 @@ pub use reporter::{
     ExporterStatus, Reporter, ReporterBuilder, ReporterStatus, DEFAULT_INTERVAL,
     EXPORT_ERRORS_METRIC,
 };
-pub use table::{render_table, render_table_into, status_line, TableExporter};
+pub use status::{service_p99, status_line, ServiceP99};
+pub use table::{render_table, render_table_into, TableExporter, DEFAULT_TABLE_WIDTH};
 
 use crate::error::Error;
 use crate::snapshot::Snapshot;
