@@ -22,7 +22,8 @@ const DEFAULT_HISTORY: usize = 30;
 ///
 /// A frame, top to bottom: a title with the uptime and the time; the
 /// [`status_line`]; the plug-ins and their status; the busiest counters
-/// (highest rate first) with total, rate and a sparkline of the rate; the
+/// (counts of events by rate, highest first, then those measured in bytes
+/// or seconds, by rate) with total, rate and a sparkline of the rate; the
 /// busiest histograms (most values in the window first) with count, p50,
 /// p99 and a sparkline of the p99. Values are in their units
 /// ([`display`](super::display)). The frame has at most `height` lines,
@@ -201,12 +202,20 @@ impl Dashboard {
             .iter()
             .filter(|c| !c.name.starts_with("vitals_"))
             .collect();
+        // Counts of events (requests, jobs) before bytes and seconds, whose
+        // rates are not comparable with them; each group by rate.
         let rate = |c: &crate::snapshot::CounterSample| c.rate.map_or(0.0, |r| r.per_second);
-        counters.sort_by(|a, b| rate(b).total_cmp(&rate(a)));
-        let history = format!("rate, last {}", self.history);
+        let measured = |c: &crate::snapshot::CounterSample| {
+            Quantity::of_metric(snapshot, &c.name) != Quantity::Number
+        };
+        counters.sort_by(|a, b| {
+            measured(a)
+                .cmp(&measured(b))
+                .then(rate(b).total_cmp(&rate(a)))
+        });
         let mut grid = Grid::new(
             "COUNTER (busiest)",
-            &[("TOTAL", 0), ("RATE", 0), (history.as_str(), 0)],
+            &[("TOTAL", 0), ("RATE", 0), ("rate history", 0)],
         )
         .left_aligned_last();
         for c in counters {
@@ -231,11 +240,10 @@ impl Dashboard {
             .iter()
             .filter(|h| !h.name.starts_with("vitals_"))
             .collect();
-        histograms.sort_by(|a, b| b.summary.window.count.cmp(&a.summary.window.count));
-        let history = format!("p99, last {}", self.history);
+        histograms.sort_by_key(|h| std::cmp::Reverse(h.summary.window.count));
         let mut grid = Grid::new(
             "HISTOGRAM (window)",
-            &[("COUNT", 2), ("P50", 1), ("P99", 0), (history.as_str(), 0)],
+            &[("COUNT", 2), ("P50", 1), ("P99", 0), ("p99 history", 0)],
         )
         .left_aligned_last();
         for h in histograms {

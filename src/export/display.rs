@@ -305,8 +305,9 @@ pub fn display_width(text: &str) -> usize {
 /// keeps its shape: the metric name loses its end and each long label
 /// value its middle, all down to one common length (but the name to no
 /// fewer than 8 columns and a value to no fewer than 5), so that the ends
-/// of label values, which tell series apart, stay visible. Other text (or
-/// a series that cannot fit even so) loses its end.
+/// of label values, which tell series apart, stay visible. A series that
+/// cannot fit so loses its label keys (`name{/api/orders,GET,5xx}`); other
+/// text (or a series that cannot fit even so) loses its end.
 ///
 /// ```
 /// use vitals::export::display::{display_width, shorten};
@@ -318,13 +319,19 @@ pub fn display_width(text: &str) -> usize {
 /// let s = shorten(r#"http_requests_total{method="GET",route="/api/v1/orders/items"}"#, 50);
 /// assert_eq!(s, r#"http_request…{method="GET",route="/api…ers/items"}"#);
 /// assert_eq!(display_width(&s), 50);
+/// let s = shorten(r#"api_requests_total{endpoint="/api/orders",method="GET",status="5xx"}"#, 46);
+/// assert_eq!(s, "api_requests_total{/api/orders,GET,5xx}");
 /// ```
 pub fn shorten(text: &str, width: usize) -> Cow<'_, str> {
     if display_width(text) <= width {
         return Cow::Borrowed(text);
     }
-    if let Some(short) = parse_series(text).and_then(|(n, l)| shorten_series(n, &l, width)) {
-        return Cow::Owned(short);
+    if let Some((name, labels)) = parse_series(text) {
+        let short = shorten_series(name, &labels, width, true)
+            .or_else(|| shorten_series(name, &labels, width, false));
+        if let Some(short) = short {
+            return Cow::Owned(short);
+        }
     }
     Cow::Owned(cut(text, width))
 }
@@ -352,15 +359,13 @@ fn parse_series(text: &str) -> Option<(&str, Vec<(&str, &str)>)> {
     Some((&text[..open], labels))
 }
 
-fn shorten_series(name: &str, labels: &[(&str, &str)], width: usize) -> Option<String> {
+/// `keys`: with `key="…"` around each value, else the bare values.
+fn shorten_series(name: &str, labels: &[(&str, &str)], width: usize, keys: bool) -> Option<String> {
     const MIN_NAME: usize = 8;
     const MIN_VALUE: usize = 5;
-    let fixed: usize = 2
-        + labels
-            .iter()
-            .map(|(k, _)| display_width(k) + 3)
-            .sum::<usize>()
-        + labels.len().saturating_sub(1);
+    let per_key = |k: &str| if keys { display_width(k) + 3 } else { 0 };
+    let fixed: usize =
+        2 + labels.iter().map(|(k, _)| per_key(k)).sum::<usize>() + labels.len().saturating_sub(1);
     let name_width = display_width(name);
     let value_widths: Vec<usize> = labels.iter().map(|(_, v)| display_width(v)).collect();
     let total = |cap: usize| {
@@ -403,10 +408,14 @@ fn shorten_series(name: &str, labels: &[(&str, &str)], width: usize) -> Option<S
         if i > 0 {
             out.push(',');
         }
-        out.push_str(key);
-        out.push_str("=\"");
+        if keys {
+            out.push_str(key);
+            out.push_str("=\"");
+        }
         out.push_str(&fit_middle(value, values[i]));
-        out.push('"');
+        if keys {
+            out.push('"');
+        }
     }
     out.push('}');
     (display_width(&out) <= width).then_some(out)
