@@ -349,3 +349,59 @@ fn the_dashboard_fits_80x24_and_150x50_with_its_title_and_sparklines() {
         assert_eq!(first.contains('…'), w == 80, "{first}");
     }
 }
+
+mod any_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn snapshot(series: &[(String, String, f64)]) -> Snapshot {
+        let mut snap = MetricsCollector::new().snapshot();
+        for (name, label, value) in series {
+            snap.gauges
+                .push(GaugeSample::new(name, &[("k", label)], *value));
+            snap.counters.push(CounterSample::new(
+                name,
+                &[("k", label)],
+                value.abs() as u64,
+            ));
+            snap.histograms.push(HistogramSample::new(
+                name,
+                &[("k", label)],
+                summary([value.abs().min(1e12)]),
+            ));
+        }
+        snap
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any names, label values (control characters, wide characters,
+        /// quotes) and values, at any size: every line fits, nothing panics.
+        #[test]
+        fn every_line_fits_whatever_the_input_and_the_size(
+            series in proptest::collection::vec(
+                ("[a-z_]{1,80}(_bytes|_seconds|_ratio|_timestamp_seconds)?", "\\PC{0,60}|[\\x00-\\x1f\"\\\\,{}=東]{0,20}", proptest::num::f64::ANY),
+                1..6,
+            ),
+            width in 0usize..200,
+            height in 0usize..60,
+        ) {
+            let snap = snapshot(&series);
+            let table = render_table_width(&snap, width);
+            for line in table.lines() {
+                prop_assert!(display_width(line) <= width, "{line:?} at {width}");
+            }
+            let mut dashboard = Dashboard::new();
+            dashboard.update(&snap);
+            let frame = dashboard.render(&snap, width, height);
+            prop_assert!(frame.lines().count() <= height);
+            for line in frame.lines() {
+                prop_assert!(display_width(line) <= width, "{line:?} at {width}");
+                prop_assert!(!line.chars().any(char::is_control));
+            }
+            let status = status_line(&snap);
+            prop_assert!(!status.chars().any(char::is_control));
+        }
+    }
+}
