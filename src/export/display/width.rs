@@ -19,7 +19,7 @@ pub fn display_width(text: &str) -> usize {
 
 /// `text` cut to at most `width` columns, with `…` where it was cut.
 ///
-/// A series name (`name{key="value",…}`, as [`series_name`] writes it)
+/// A series name (`name{key="value",…}`, as [`series_name`](super::series_name) writes it)
 /// keeps its shape: the metric name loses its end and each long label
 /// value its middle, all down to one common length (but the name to no
 /// fewer than 8 columns and a value to no fewer than 5), so that the ends
