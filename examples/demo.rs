@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use vitals::export::display::shorten;
 use vitals::export::table::render_table_width;
 use vitals::export::{status_line, JsonLinesExporter, JsonLinesReader, Reporter};
 use vitals::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
@@ -146,8 +147,9 @@ fn main() -> Result<(), vitals::Error> {
             next_table += Duration::from_secs(2);
             let snap = metrics.snapshot();
             println!("--- after {:.0} s ---", started.elapsed().as_secs_f64());
-            print!("{}", render_table_width(&snap, terminal_width()));
-            println!("{}\n", status_line(&snap));
+            let width = terminal_width();
+            print!("{}", render_table_width(&snap, width));
+            println!("{}\n", shorten(&status_line(&snap), width));
         }
     }
     stop.store(true, Ordering::Relaxed);

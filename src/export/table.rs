@@ -143,10 +143,10 @@ fn render_into(snapshot: &Snapshot, width: usize, out: &mut String) {
         grid.render(out, width);
     }
     let mut line = String::new();
+    if !snapshot.plugins.is_empty() && out.len() > start {
+        out.push('\n');
+    }
     for plugin in &snapshot.plugins {
-        if out.len() > start {
-            out.push('\n');
-        }
         let status = serde_json::to_value(plugin.status)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
