@@ -19,13 +19,14 @@ pub fn display_width(text: &str) -> usize {
 
 /// `text` cut to at most `width` columns, with `…` where it was cut.
 ///
-/// A series name (`name{key="value",…}`, as [`series_name`](super::series_name) writes it)
-/// keeps its shape: the metric name loses its end and each long label
-/// value its middle, all down to one common length (but the name to no
-/// fewer than 8 columns and a value to no fewer than 5), so that the ends
-/// of label values, which tell series apart, stay visible. A series that
-/// cannot fit so loses its label keys (`name{/api/orders,GET,5xx}`); other
-/// text (or a series that cannot fit even so) loses its end.
+/// A series name (`name{key="value",…}`, as [`series_name`](super::series_name)
+/// writes it) keeps what tells series apart, its label values: first the
+/// metric name alone is cut at its end (to no fewer than 8 columns); if
+/// that is not enough, the label keys are left out
+/// (`name{/api/orders,GET,5xx}`) and the name and the longest values are
+/// cut to one common length (values in their middle, keeping their ends,
+/// to no fewer than 5 columns). Other text, or a series that cannot fit
+/// even so, loses its end.
 ///
 /// ```
 /// use vitals::export::display::{display_width, shorten};
@@ -35,8 +36,10 @@ pub fn display_width(text: &str) -> usize {
 /// let s = shorten(r#"api_request_duration_seconds{endpoint="/api/orders"}"#, 34);
 /// assert_eq!(s, r#"api_reque…{endpoint="/api/orders"}"#);
 /// let s = shorten(r#"http_requests_total{method="GET",route="/api/v1/orders/items"}"#, 50);
-/// assert_eq!(s, r#"http_request…{method="GET",route="/api…ers/items"}"#);
-/// assert_eq!(display_width(&s), 50);
+/// assert_eq!(s, "http_requests_total{GET,/api/v1/orders/items}");
+/// let s = shorten(r#"http_requests_total{method="GET",route="/api/v1/orders/items"}"#, 36);
+/// assert_eq!(s, "http_requests_…{GET,/api…ders/items}");
+/// assert_eq!(display_width(&s), 36);
 /// let s = shorten(r#"api_requests_total{endpoint="/api/orders",method="GET",status="5xx"}"#, 46);
 /// assert_eq!(s, "api_requests_total{/api/orders,GET,5xx}");
 /// ```
@@ -80,7 +83,8 @@ fn parse_series(text: &str) -> Option<(&str, Vec<(&str, &str)>)> {
 /// `keys`: with `key="…"` around each value, else the bare values.
 fn shorten_series(name: &str, labels: &[(&str, &str)], width: usize, keys: bool) -> Option<String> {
     const MIN_NAME: usize = 8;
-    const MIN_VALUE: usize = 5;
+    // With their keys, label values are kept whole; without, cut to 5 at least.
+    let min_value = if keys { usize::MAX } else { 5 };
     let per_key = |k: &str| if keys { display_width(k) + 3 } else { 0 };
     let fixed: usize =
         2 + labels.iter().map(|(k, _)| per_key(k)).sum::<usize>() + labels.len().saturating_sub(1);
@@ -91,7 +95,7 @@ fn shorten_series(name: &str, labels: &[(&str, &str)], width: usize, keys: bool)
             + name_width.min(cap.max(MIN_NAME))
             + value_widths
                 .iter()
-                .map(|w| (*w).min(cap.max(MIN_VALUE)))
+                .map(|w| (*w).min(cap.max(min_value)))
                 .sum::<usize>()
     };
     // The largest common cap that fits: `total` grows with the cap.
@@ -118,7 +122,7 @@ fn shorten_series(name: &str, labels: &[(&str, &str)], width: usize, keys: bool)
         slack -= extra;
         w + extra
     };
-    let values: Vec<usize> = value_widths.iter().map(|w| give(*w, MIN_VALUE)).collect();
+    let values: Vec<usize> = value_widths.iter().map(|w| give(*w, min_value)).collect();
     let mut out = String::new();
     out.push_str(&fit_end(name, give(name_width, MIN_NAME)));
     out.push('{');
