@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use vitals::export::{render_table, status_line, JsonLinesExporter, JsonLinesReader, Reporter};
+use vitals::export::display::shorten;
+use vitals::export::table::render_table_width;
+use vitals::export::{status_line, JsonLinesExporter, JsonLinesReader, Reporter};
 use vitals::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 
 const ROUTES: [&str; 4] = ["/", "/api/users", "/api/orders", "/static/app.js"];
@@ -59,7 +61,32 @@ fn serve(rng: &mut Rng, route: &str) {
     gauge!("http_in_flight_requests").decrement(1.0);
 }
 
+/// The terminal's width: `COLUMNS`, else what `stty` reports, else 100.
+fn terminal_width() -> usize {
+    if let Some(w) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        return w;
+    }
+    let tty = std::fs::File::open("/dev/tty").ok();
+    let out = tty.and_then(|tty| {
+        std::process::Command::new("stty")
+            .arg("size")
+            .stdin(tty)
+            .output()
+            .ok()
+    });
+    out.and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|t| t.split_whitespace().nth(1)?.parse().ok())
+        .filter(|w| *w > 0)
+        .unwrap_or(100)
+}
+
 fn main() -> Result<(), vitals::Error> {
+    // Snapshots carry bucket state, so the status line's p99 merges the
+    // routes exactly.
+    vitals::install_global(vitals::MetricsCollector::builder().lifetime_buckets(true))?;
     let seconds: u64 = std::env::var("VITALS_DEMO_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -120,8 +147,9 @@ fn main() -> Result<(), vitals::Error> {
             next_table += Duration::from_secs(2);
             let snap = metrics.snapshot();
             println!("--- after {:.0} s ---", started.elapsed().as_secs_f64());
-            print!("{}", render_table(&snap));
-            println!("{}\n", status_line(&snap));
+            let width = terminal_width();
+            print!("{}", render_table_width(&snap, width));
+            println!("{}\n", shorten(&status_line(&snap), width));
         }
     }
     stop.store(true, Ordering::Relaxed);

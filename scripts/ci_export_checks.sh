@@ -73,6 +73,60 @@ if [ -s "$out/promtool.log" ]; then
 fi
 echo "promtool: no errors, no warnings"
 
+step "the serve example, scraped live: promtool check metrics (errors and lint warnings both fail), moving counters"
+cargo build --quiet --features http --example serve
+serve_bin="${CARGO_TARGET_DIR:-target}/debug/examples/serve"
+VITALS_PORT=0 VITALS_SERVE_SECONDS=60 "$serve_bin" > "$out/serve.log" 2>&1 &
+serve_pid=$!
+for _ in $(seq 100); do
+    grep -q '^serving ' "$out/serve.log" && break
+    sleep 0.1
+done
+url="$(sed -n 's|^serving \(http://[^ ]*/metrics\).*|\1|p' "$out/serve.log")"
+if [ -z "$url" ]; then
+    cat "$out/serve.log"
+    kill "$serve_pid" 2>/dev/null || true
+    echo "the serve example did not start"
+    exit 1
+fi
+# Two scrapes 2.5 s apart (after the plug-ins' second reading): the second
+# is linted, and the request counters must have moved between them.
+serve_status=0
+python3 - "$url" "$out" <<'PY' || serve_status=$?
+import sys, time, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+
+url, out = sys.argv[1], sys.argv[2]
+def scrape():
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read().decode()
+def requests(text):
+    return sum(s.value for f in text_string_to_metric_families(text)
+               for s in f.samples if s.name == "api_requests_total")
+time.sleep(1.5)
+first = scrape()
+time.sleep(2.5)
+second = scrape()
+open(f"{out}/serve.prom", "w").write(second)
+a, b = requests(first), requests(second)
+print(f"api_requests_total: {a:.0f} then {b:.0f}")
+if not b > a > 0:
+    sys.exit("the serve example's request counters do not move")
+PY
+kill "$serve_pid" 2>/dev/null || true
+wait "$serve_pid" 2>/dev/null || true
+if [ "$serve_status" -ne 0 ]; then
+    cat "$out/serve.log"
+    exit 1
+fi
+if ! promtool check metrics < "$out/serve.prom" > "$out/promtool-serve.log" 2>&1 \
+    || [ -s "$out/promtool-serve.log" ]; then
+    cat "$out/promtool-serve.log"
+    echo "promtool: the serve example's scrape has errors or lint warnings"
+    exit 1
+fi
+echo "promtool: serve example scrape ($(wc -l < "$out/serve.prom") lines): no errors, no warnings"
+
 step "Python parsers, values, duplicates, buckets, JSON lines"
 python3 scripts/check_exposition.py "$out"
 

@@ -12,11 +12,11 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk;
 cargo build --release --features http --example serve
 BIN=target/release/examples/serve
 
-"$BIN" --loop 5 & LOOP=$!
+"$BIN" --load --loop 5 & LOOP=$!
 sleep 7; kill $LOOP 2>/dev/null || true; wait $LOOP 2>/dev/null || true
 
 for TTL in 500 0; do
-  VITALS_TTL_MS=$TTL VITALS_PORT=9898 "$BIN" > /tmp/vitals-serve.log & SERVER=$!
+  VITALS_TTL_MS=$TTL VITALS_PORT=9898 "$BIN" --load > /tmp/vitals-serve.log & SERVER=$!
   sleep 1
   echo "== shared-snapshot time ${TTL} ms"
   wrk -t2 -c16 -d"$DURATION" --latency http://127.0.0.1:9898/metrics | grep -E "Requests/sec|99%|Socket errors|Non-2xx|requests in"

@@ -7,7 +7,9 @@
 //!   text formats; [`TextFileExporter`] keeps a `.prom` file current for a
 //!   textfile collector.
 //! * [`render_table`] and [`status_line`] are for people and logs;
-//!   [`TableExporter`] prints the table every tick.
+//!   [`TableExporter`] prints the table every tick; [`Dashboard`] draws a
+//!   live terminal view; [`display`] holds the rules by which every human
+//!   output shows values in their units.
 //! * `push` (features `push`, `remote-write`): exporters that send each
 //!   snapshot to a Pushgateway or a remote-write receiver, with retries and
 //!   a bounded backlog.
@@ -33,6 +35,8 @@
 
 #[cfg(any(feature = "push", feature = "hdrhistogram"))]
 pub(crate) mod base64;
+pub mod dashboard;
+pub mod display;
 #[cfg(feature = "hdrhistogram")]
 mod hdr_log;
 #[cfg(feature = "http")]
@@ -44,8 +48,10 @@ pub(crate) mod proto;
 #[cfg(feature = "push")]
 pub mod push;
 pub mod reporter;
+pub mod status;
 pub mod table;
 
+pub use dashboard::Dashboard;
 #[cfg(feature = "hdrhistogram")]
 pub use hdr_log::{HdrLogExporter, DEFAULT_HDR_VALUE_SCALE};
 #[cfg(feature = "http")]
@@ -60,7 +66,8 @@ pub use reporter::{
     ExporterStatus, Reporter, ReporterBuilder, ReporterStatus, DEFAULT_INTERVAL,
     EXPORT_ERRORS_METRIC,
 };
-pub use table::{render_table, render_table_into, status_line, TableExporter};
+pub use status::{service_p99, status_line, ServiceP99};
+pub use table::{render_table, render_table_into, TableExporter, DEFAULT_TABLE_WIDTH};
 
 use crate::error::Error;
 use crate::snapshot::Snapshot;

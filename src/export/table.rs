@@ -1,44 +1,44 @@
-//! Output for people: a table of every series and a one-line status.
+//! Output for people: a table of every series, sized to a terminal width.
 //!
-//! # Units
+//! Values are shown in their units by the rules of [`display`](super::display).
 //!
-//! A histogram's values are shown as durations (`850ns`, `12.3µs`, `4.5ms`,
-//! `1.20s`) when its unit is described as `seconds` or its name ends with
-//! `_seconds`; as sizes (`512B`, `1.8KB`, … powers of 1024) for `bytes` /
-//! `_bytes`; otherwise as plain numbers. Histogram columns describe the
-//! rolling window (count, average, min, max, p95, p99).
+//! # Layout
 //!
-//! # The status line
-//!
-//! [`status_line`] joins whichever of these the snapshot has, in this order:
-//!
-//! * `CPU: 45.2%` — the machine's CPU, `system_cpu_usage_percent` from the
-//!   system plug-in (else the process plug-in's `process_cpu_usage_percent`,
-//!   else a 0–1 gauge `process_cpu_usage_ratio` / `system_cpu_usage_ratio`).
-//! * `Mem: 1.8GB` — the program's resident memory,
-//!   `process_resident_memory_bytes` (else `system_memory_used_bytes`).
-//!
-//! Each is an unlabelled gauge series, the program's or a plug-in's.
-//! * `req/s: 120` — the sum of the rates of every counter series whose name
-//!   ends with `requests_total`.
-//! * `p99: 12.3ms` — the window p99 of the busiest duration histogram
-//!   series (unit `seconds`; most values in its window), or of the busiest
-//!   histogram series if none measures time (`vitals_*` metrics excluded).
-//!
-//! With none of them it says `no activity`.
+//! Each section (counters, gauges, histograms, plug-ins) is a grid whose
+//! value columns are as wide as their widest cell and whose name column
+//! takes the rest of the width, up to the longest name: a longer name is
+//! shortened with `…`, the metric name before its label set. Every line
+//! fits the width. When the name column would get less than two fifths of
+//! the width (and less than its longest name), histogram columns are left
+//! out, in this order: MIN, AVG, MAX, P95, COUNT (P99 always stays). Histogram columns describe the rolling window
+//! (count, average, min, max, p95, p99).
 
 use std::fmt::Write as _;
 
 use crate::error::Error;
-use crate::key::{write_printable, Labels, Printable};
-use crate::snapshot::{CounterValue, MetricInfo, Snapshot};
+use crate::key::Printable;
+use crate::snapshot::{CounterValue, Snapshot};
 
+use super::display::{
+    display_width, format_metric_value, format_rate, push_left, push_right, series_name, shorten,
+    thousands, write_value, Quantity,
+};
 use super::Exporter;
 
-/// Names longer than this are cut with `…` so the table stays readable.
-const MAX_NAME_WIDTH: usize = 72;
+/// The width [`render_table`] and [`TableExporter`] use unless told
+/// otherwise: 120 columns.
+///
+/// ```
+/// assert_eq!(vitals::export::DEFAULT_TABLE_WIDTH, 120);
+/// ```
+pub const DEFAULT_TABLE_WIDTH: usize = 120;
 
-/// Renders every series of `snapshot` as a table.
+/// The name column is not squeezed below this (or two fifths of the
+/// width, if more) while columns can be left out.
+const MIN_NAME_WIDTH: usize = 24;
+
+/// Renders every series of `snapshot` as a table [`DEFAULT_TABLE_WIDTH`]
+/// columns wide.
 ///
 /// ```
 /// let metrics = vitals::MetricsCollector::new();
@@ -47,28 +47,28 @@ const MAX_NAME_WIDTH: usize = 72;
 /// metrics.histogram("latency_seconds", &[]).record(0.0123);
 /// let table = vitals::export::render_table(&metrics.snapshot());
 /// assert!(table.contains("1,234,567"));
-/// assert!(table.contains("3.00"));
-/// assert!(table.contains("ms"));
+/// assert!(table.contains("queue_depth  ") && !table.contains("3.00"));
+/// assert!(table.contains("12.3ms"));
 /// ```
 pub fn render_table(snapshot: &Snapshot) -> String {
-    let mut out = String::new();
-    render_table_into(snapshot, &mut out);
-    out
+    render_table_width(snapshot, DEFAULT_TABLE_WIDTH)
 }
 
-/// A counter total: whole ones with thousands separators, float ones
-/// (a plug-in's CPU seconds) with two decimals.
-struct CounterCell(CounterValue);
-
-impl std::fmt::Display for CounterCell {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut cell = String::new();
-        match self.0 {
-            CounterValue::Int(v) => cell = thousands(v),
-            CounterValue::Float(v) => write_two_decimals(&mut cell, v),
-        }
-        f.pad(&cell)
-    }
+/// Renders every series of `snapshot` as a table at most `width` columns
+/// wide (a terminal's width; see the [layout rules](self)).
+///
+/// ```
+/// let metrics = vitals::MetricsCollector::new();
+/// let name = format!("a_rather_long_metric_name_{}_total", "x".repeat(60));
+/// metrics.counter(&name, &[("route", "/api/orders")]).increment(7);
+/// let table = vitals::export::table::render_table_width(&metrics.snapshot(), 80);
+/// assert!(table.lines().all(|l| l.chars().count() <= 80));
+/// assert!(table.contains(r#"…{route="/api/orders"}"#));
+/// ```
+pub fn render_table_width(snapshot: &Snapshot, width: usize) -> String {
+    let mut out = String::new();
+    render_into(snapshot, width, &mut out);
+    out
 }
 
 /// Appends the table of [`render_table`] to `out`.
@@ -79,176 +79,201 @@ impl std::fmt::Display for CounterCell {
 /// assert!(out.starts_with("metrics:\n"));
 /// ```
 pub fn render_table_into(snapshot: &Snapshot, out: &mut String) {
-    let width = snapshot
-        .counters
-        .iter()
-        .map(|s| series_width(&s.name, &s.labels))
-        .chain(
-            snapshot
-                .gauges
-                .iter()
-                .map(|s| series_width(&s.name, &s.labels)),
-        )
-        .chain(
-            snapshot
-                .histograms
-                .iter()
-                .map(|s| series_width(&s.name, &s.labels)),
-        )
-        .max()
-        .unwrap_or(0)
-        .clamp(10, MAX_NAME_WIDTH);
-    let mut name = String::new();
-    let mut cell = String::new();
+    render_into(snapshot, DEFAULT_TABLE_WIDTH, out);
+}
 
-    if !snapshot.counters.is_empty() {
-        let _ = writeln!(
-            out,
-            "{:<width$}  {:>15}  {:>12}",
-            "COUNTER", "VALUE", "RATE/s"
-        );
-        for s in &snapshot.counters {
-            series_name(&mut name, &s.name, &s.labels);
-            cell.clear();
-            if let Some(rate) = s.rate {
-                write_plain(&mut cell, rate.per_second);
-            } else {
-                cell.push('-');
-            }
-            let _ = writeln!(
-                out,
-                "{}  {:>15}  {:>12}",
-                Padded(&name, width),
-                CounterCell(s.value),
-                cell
-            );
-        }
+fn render_into(snapshot: &Snapshot, width: usize, out: &mut String) {
+    let start = out.len();
+    let now = snapshot.timestamp_unix_ms as f64 / 1000.0;
+    let mut sections: Vec<Grid> = Vec::new();
+
+    let mut counters = Grid::new("COUNTER", &[("VALUE", 0), ("RATE", 0)]);
+    for s in &snapshot.counters {
+        let quantity = Quantity::of_metric(snapshot, &s.name);
+        let value = match (s.value, quantity) {
+            (CounterValue::Int(v), Quantity::Number) => thousands(v),
+            (v, _) => format_metric_value(snapshot, &s.name, v.as_f64()),
+        };
+        let rate = s
+            .rate
+            .map_or_else(|| "-".to_owned(), |r| format_rate(r.per_second, quantity));
+        counters.row(series_name(&s.name, &s.labels), vec![value, rate]);
     }
-    if !snapshot.gauges.is_empty() {
-        if !out.is_empty() {
-            out.push('\n');
-        }
-        let _ = writeln!(out, "{:<width$}  {:>15}", "GAUGE", "VALUE");
-        for s in &snapshot.gauges {
-            series_name(&mut name, &s.name, &s.labels);
-            cell.clear();
-            write_two_decimals(&mut cell, s.value);
-            let _ = writeln!(out, "{}  {:>15}", Padded(&name, width), cell);
-        }
+    sections.push(counters);
+
+    let mut gauges = Grid::new("GAUGE", &[("VALUE", 0)]);
+    for s in &snapshot.gauges {
+        let value = format_metric_value(snapshot, &s.name, s.value);
+        gauges.row(series_name(&s.name, &s.labels), vec![value]);
     }
-    if !snapshot.histograms.is_empty() {
-        if !out.is_empty() {
-            out.push('\n');
-        }
-        let _ = writeln!(
-            out,
-            "{:<width$}  {:>11}  {:>9}  {:>9}  {:>9}  {:>9}  {:>9}",
-            "HISTOGRAM (window)", "COUNT", "AVG", "MIN", "MAX", "P95", "P99"
-        );
-        for s in &snapshot.histograms {
-            series_name(&mut name, &s.name, &s.labels);
-            let unit = unit_of(&s.name, snapshot.metadata(&s.name));
-            let w = &s.summary.window;
-            let q = w.quantiles;
-            let cols = [w.mean, w.min, w.max, q.map(|q| q.p95), q.map(|q| q.p99)];
-            let _ = write!(out, "{}  {:>11}", Padded(&name, width), thousands(w.count));
-            for v in cols {
-                cell.clear();
-                match v {
-                    Some(v) => write_value(&mut cell, v, unit),
-                    None => cell.push('-'),
-                }
-                let _ = write!(out, "  {cell:>9}");
+    sections.push(gauges);
+
+    let mut histograms = Grid::new(
+        "HISTOGRAM (window)",
+        &[
+            ("COUNT", 2),
+            ("AVG", 5),
+            ("MIN", 6),
+            ("MAX", 4),
+            ("P95", 3),
+            ("P99", 0),
+        ],
+    );
+    for s in &snapshot.histograms {
+        let quantity = Quantity::of_metric(snapshot, &s.name);
+        let w = &s.summary.window;
+        let q = w.quantiles;
+        let mut cells = vec![thousands(w.count)];
+        for v in [w.mean, w.min, w.max, q.map(|q| q.p95), q.map(|q| q.p99)] {
+            let mut cell = String::new();
+            match v {
+                Some(v) => write_value(&mut cell, v, quantity, Some(now)),
+                None => cell.push('-'),
             }
+            cells.push(cell);
+        }
+        histograms.row(series_name(&s.name, &s.labels), cells);
+    }
+    sections.push(histograms);
+
+    for grid in sections.iter().filter(|g| !g.rows.is_empty()) {
+        if out.len() > start {
             out.push('\n');
         }
+        grid.render(out, width);
+    }
+    let mut line = String::new();
+    if !snapshot.plugins.is_empty() && out.len() > start {
+        out.push('\n');
     }
     for plugin in &snapshot.plugins {
-        if !out.is_empty() {
-            out.push('\n');
-        }
         let status = serde_json::to_value(plugin.status)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        let _ = writeln!(
-            out,
+        line.clear();
+        let _ = write!(
+            line,
             "PLUG-IN {} ({status}, {} series)",
             Printable(&plugin.name),
             plugin.stats.series
         );
+        push_line(out, &line, width);
         if let Some(err) = &plugin.stats.last_error {
-            let _ = writeln!(out, "  last error: {}", Printable(err));
+            line.clear();
+            let _ = write!(line, "  last error: {}", Printable(err));
+            push_line(out, &line, width);
         }
     }
-    if out.is_empty() {
+    if out.len() == start {
         out.push_str("(no metrics)\n");
     }
 }
 
-/// A one-line summary for logs; see the [module notes](crate::export) for the rule.
-///
-/// ```
-/// let metrics = vitals::MetricsCollector::new();
-/// metrics.gauge("process_cpu_usage_ratio", &[]).set(0.452);
-/// metrics.gauge("process_resident_memory_bytes", &[]).set(1.8 * 1024.0 * 1024.0 * 1024.0);
-/// metrics.histogram("request_duration_seconds", &[]).record(0.0123);
-/// assert_eq!(
-///     vitals::export::status_line(&metrics.snapshot()),
-///     "CPU: 45.2%, Mem: 1.8GB, p99: 12.3ms"
-/// );
-/// ```
-pub fn status_line(snapshot: &Snapshot) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    // The first of `names` with an unlabelled gauge series.
-    let gauge = |names: &[&str]| names.iter().find_map(|n| snapshot.gauge(n, &[]));
-    let percent = gauge(&["system_cpu_usage_percent", "process_cpu_usage_percent"]);
-    let ratio = || gauge(&["process_cpu_usage_ratio", "system_cpu_usage_ratio"]).map(|r| r * 100.0);
-    if let Some(cpu) = percent.or_else(ratio) {
-        parts.push(format!("CPU: {cpu:.1}%"));
-    }
-    if let Some(mem) = gauge(&["process_resident_memory_bytes", "system_memory_used_bytes"]) {
-        let mut s = String::from("Mem: ");
-        write_bytes(&mut s, mem);
-        parts.push(s);
-    }
-    let mut rate = None;
-    for c in &snapshot.counters {
-        if c.name.ends_with("requests_total") {
-            *rate.get_or_insert(0.0) += c.rate.map_or(0.0, |r| r.per_second);
+/// Appends `line` cut to `width`, and a newline.
+fn push_line(out: &mut String, line: &str, width: usize) {
+    out.push_str(&shorten(line, width));
+    out.push('\n');
+}
+
+/// A section of the table (also the dashboard's): a name column, then
+/// value columns right-aligned, each with a priority (0: always shown;
+/// otherwise the highest number is left out first when space runs short).
+pub(crate) struct Grid {
+    name_header: String,
+    columns: Vec<(String, u8)>,
+    left_aligned_last: bool,
+    pub(crate) rows: Vec<(String, Vec<String>)>,
+}
+
+impl Grid {
+    pub(crate) fn new(name_header: &str, columns: &[(&str, u8)]) -> Self {
+        Grid {
+            name_header: name_header.to_owned(),
+            columns: columns.iter().map(|(h, p)| ((*h).to_owned(), *p)).collect(),
+            left_aligned_last: false,
+            rows: Vec::new(),
         }
     }
-    if let Some(rate) = rate {
-        parts.push(if rate >= 100.0 {
-            format!("req/s: {rate:.0}")
-        } else {
-            format!("req/s: {rate:.1}")
-        });
+
+    /// The last column is left-aligned (a sparkline).
+    pub(crate) fn left_aligned_last(mut self) -> Self {
+        self.left_aligned_last = true;
+        self
     }
-    let candidates = || {
-        snapshot
-            .histograms
+
+    pub(crate) fn row(&mut self, name: String, cells: Vec<String>) {
+        self.rows.push((name, cells));
+    }
+
+    /// Writes the header and the rows, each line at most `width` columns.
+    pub(crate) fn render(&self, out: &mut String, width: usize) {
+        let widths: Vec<usize> = self
+            .columns
             .iter()
-            .filter(|h| !h.name.starts_with("vitals_") && h.summary.window.count > 0)
-    };
-    let is_duration = |h: &&crate::snapshot::HistogramSample| {
-        unit_of(&h.name, snapshot.metadata(&h.name)) == Unit::Seconds
-    };
-    let busiest = candidates()
-        .filter(is_duration)
-        .max_by_key(|h| h.summary.window.count)
-        .or_else(|| candidates().max_by_key(|h| h.summary.window.count));
-    if let Some(h) = busiest {
-        if let Some(q) = h.summary.window.quantiles {
-            let mut s = String::from("p99: ");
-            write_value(&mut s, q.p99, unit_of(&h.name, snapshot.metadata(&h.name)));
-            parts.push(s);
+            .enumerate()
+            .map(|(i, (header, _))| {
+                self.rows
+                    .iter()
+                    .filter_map(|(_, cells)| cells.get(i))
+                    .map(|c| display_width(c))
+                    .chain([display_width(header)])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let longest_name = self
+            .rows
+            .iter()
+            .map(|(n, _)| display_width(n))
+            .chain([display_width(&self.name_header)])
+            .max()
+            .unwrap_or(0);
+        let mut shown: Vec<bool> = vec![true; self.columns.len()];
+        let used = |shown: &[bool]| -> usize {
+            widths
+                .iter()
+                .zip(shown)
+                .filter(|(_, s)| **s)
+                .map(|(w, _)| w + 2)
+                .sum()
+        };
+        let wanted = longest_name.min(MIN_NAME_WIDTH.max(width * 2 / 5));
+        while used(&shown) + wanted > width {
+            let drop = (0..self.columns.len())
+                .filter(|&i| shown[i] && self.columns[i].1 > 0)
+                .max_by_key(|&i| self.columns[i].1);
+            match drop {
+                Some(i) => shown[i] = false,
+                None => break,
+            }
+        }
+        let name_width = longest_name.min(width.saturating_sub(used(&shown)));
+        let mut line = String::new();
+        let last = self.columns.len().saturating_sub(1);
+        let mut write_line =
+            |out: &mut String, name: &str, cells: &mut dyn Iterator<Item = &str>| {
+                line.clear();
+                push_left(&mut line, name, name_width);
+                for (i, cell) in cells.enumerate() {
+                    if !shown[i] {
+                        continue;
+                    }
+                    line.push_str("  ");
+                    if i == last && self.left_aligned_last {
+                        line.push_str(cell);
+                    } else {
+                        push_right(&mut line, cell, widths[i]);
+                    }
+                }
+                push_line(out, line.trim_end(), width);
+            };
+        let headers: Vec<&str> = self.columns.iter().map(|c| c.0.as_str()).collect();
+        write_line(out, &self.name_header, &mut headers.iter().copied());
+        for (name, cells) in &self.rows {
+            write_line(out, name, &mut cells.iter().map(String::as_str));
         }
     }
-    if parts.is_empty() {
-        return "no activity".to_owned();
-    }
-    parts.join(", ")
 }
 
 /// Prints [`render_table`] to a writer (standard output, a log file) at
@@ -267,6 +292,7 @@ pub fn status_line(snapshot: &Snapshot) -> String {
 pub struct TableExporter<W> {
     out: W,
     buf: String,
+    width: usize,
 }
 
 impl TableExporter<std::io::Stdout> {
@@ -297,7 +323,25 @@ impl<W: std::io::Write + Send> TableExporter<W> {
         TableExporter {
             out,
             buf: String::new(),
+            width: DEFAULT_TABLE_WIDTH,
         }
+    }
+
+    /// The width of the table in columns (default [`DEFAULT_TABLE_WIDTH`]).
+    ///
+    /// ```
+    /// use vitals::export::{Exporter, TableExporter};
+    ///
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.counter(&format!("{}_total", "n".repeat(100)), &[]).inc();
+    /// let mut exporter = TableExporter::new(Vec::new()).width(80);
+    /// exporter.export(&metrics.snapshot()).unwrap();
+    /// let text = String::from_utf8(exporter.into_inner()).unwrap();
+    /// assert!(text.lines().all(|l| l.chars().count() <= 80));
+    /// ```
+    pub fn width(mut self, columns: usize) -> Self {
+        self.width = columns;
+        self
     }
 
     /// The writer back.
@@ -318,223 +362,12 @@ impl<W: std::io::Write + Send> Exporter for TableExporter<W> {
 
     fn export(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
         self.buf.clear();
-        render_table_into(snapshot, &mut self.buf);
+        render_into(snapshot, self.width, &mut self.buf);
         self.buf.push('\n');
         let path = std::path::Path::new("(table output)");
         self.out
             .write_all(self.buf.as_bytes())
             .and_then(|()| self.out.flush())
             .map_err(|e| Error::io("write", path, e))
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Unit {
-    Seconds,
-    Bytes,
-    Plain,
-}
-
-fn unit_of(name: &str, info: Option<&MetricInfo>) -> Unit {
-    let unit = info.and_then(|m| m.unit.as_deref());
-    if unit == Some("seconds") || name.ends_with("_seconds") {
-        Unit::Seconds
-    } else if unit == Some("bytes") || name.ends_with("_bytes") {
-        Unit::Bytes
-    } else {
-        Unit::Plain
-    }
-}
-
-fn series_width(name: &str, labels: &Labels) -> usize {
-    let labels_width: usize = labels
-        .iter()
-        .map(|(k, v)| k.chars().count() + v.chars().count() + 4)
-        .sum();
-    name.chars().count() + labels_width + usize::from(!labels.is_empty())
-}
-
-fn series_name(out: &mut String, name: &str, labels: &Labels) {
-    out.clear();
-    let _ = write_printable(out, name, false);
-    // Labels as in Prometheus text; control characters would break the
-    // row, so they are escaped along with quotes.
-    let _ = write!(out, "{labels}");
-}
-
-/// Left-aligns to a width in characters, cutting with `…`.
-struct Padded<'a>(&'a str, usize);
-
-impl std::fmt::Display for Padded<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Padded(text, width) = *self;
-        let len = text.chars().count();
-        if len <= width {
-            f.write_str(text)?;
-            for _ in len..width {
-                f.write_char(' ')?;
-            }
-            Ok(())
-        } else {
-            for c in text.chars().take(width.saturating_sub(1)) {
-                f.write_char(c)?;
-            }
-            f.write_char('…')
-        }
-    }
-}
-
-fn thousands(v: u64) -> String {
-    let digits = v.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn write_non_finite(out: &mut String, v: f64) -> bool {
-    if v.is_nan() {
-        out.push_str("NaN");
-    } else if v.is_infinite() {
-        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
-    } else {
-        return false;
-    }
-    true
-}
-
-fn write_two_decimals(out: &mut String, v: f64) {
-    if write_non_finite(out, v) {
-        return;
-    }
-    let text = format!("{:.2}", v.abs());
-    let (int, frac) = text.split_once('.').unwrap_or((&text, "00"));
-    if v < 0.0 && text != "0.00" {
-        out.push('-');
-    }
-    match int.parse::<u64>() {
-        Ok(i) => out.push_str(&thousands(i)),
-        Err(_) => out.push_str(int),
-    }
-    out.push('.');
-    out.push_str(frac);
-}
-
-/// Three significant digits or so, thousands separated above 1000.
-fn write_plain(out: &mut String, v: f64) {
-    if write_non_finite(out, v) {
-        return;
-    }
-    let a = v.abs();
-    if (1000.0..1e18).contains(&a) {
-        if v < 0.0 {
-            out.push('-');
-        }
-        out.push_str(&thousands(a.round() as u64));
-    } else if a >= 100.0 || a == 0.0 {
-        let _ = write!(out, "{v:.0}");
-    } else if a >= 10.0 {
-        let _ = write!(out, "{v:.1}");
-    } else if a >= 0.01 {
-        let _ = write!(out, "{v:.2}");
-    } else {
-        let _ = write!(out, "{v:.2e}");
-    }
-}
-
-fn write_value(out: &mut String, v: f64, unit: Unit) {
-    match unit {
-        Unit::Seconds => write_duration(out, v),
-        Unit::Bytes => write_bytes(out, v),
-        Unit::Plain => write_plain(out, v),
-    }
-}
-
-fn write_duration(out: &mut String, secs: f64) {
-    if write_non_finite(out, secs) {
-        return;
-    }
-    let (value, suffix) = match secs.abs() {
-        0.0 => (0.0, "s"),
-        a if a >= 1.0 => (secs, "s"),
-        a if a >= 1e-3 => (secs * 1e3, "ms"),
-        a if a >= 1e-6 => (secs * 1e6, "µs"),
-        _ => (secs * 1e9, "ns"),
-    };
-    write_short(out, value);
-    out.push_str(suffix);
-}
-
-fn write_bytes(out: &mut String, bytes: f64) {
-    if write_non_finite(out, bytes) {
-        return;
-    }
-    let mut value = bytes;
-    let mut unit = "B";
-    for next in ["KB", "MB", "GB", "TB", "PB"] {
-        if value.abs() < 1024.0 {
-            break;
-        }
-        value /= 1024.0;
-        unit = next;
-    }
-    let _ = if unit == "B" {
-        write!(out, "{value:.0}")
-    } else {
-        write!(out, "{value:.1}")
-    };
-    out.push_str(unit);
-}
-
-/// `1.23`, `12.3`, `123`: three significant digits for values under 1000.
-fn write_short(out: &mut String, v: f64) {
-    let a = v.abs();
-    let _ = if a >= 100.0 || a == 0.0 {
-        write!(out, "{v:.0}")
-    } else if a >= 10.0 {
-        write!(out, "{v:.1}")
-    } else {
-        write!(out, "{v:.2}")
-    };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_are_formatted_for_people() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(u64::MAX), "18,446,744,073,709,551,615");
-        let fmt = |f: fn(&mut String, f64), v: f64| {
-            let mut s = String::new();
-            f(&mut s, v);
-            s
-        };
-        assert_eq!(fmt(write_two_decimals, 1234.5), "1,234.50");
-        assert_eq!(fmt(write_two_decimals, -0.001), "0.00");
-        assert_eq!(fmt(write_two_decimals, -2.5), "-2.50");
-        assert_eq!(fmt(write_two_decimals, f64::NAN), "NaN");
-        assert_eq!(fmt(write_duration, 0.0123), "12.3ms");
-        assert_eq!(fmt(write_duration, 0.000_045_6), "45.6µs");
-        assert_eq!(fmt(write_duration, 2.5), "2.50s");
-        assert_eq!(fmt(write_duration, 8e-10), "0.80ns");
-        assert_eq!(fmt(write_bytes, 1.8 * 1024.0 * 1024.0 * 1024.0), "1.8GB");
-        assert_eq!(fmt(write_bytes, 512.0), "512B");
-        assert_eq!(fmt(write_plain, 123_456.7), "123,457");
-        assert_eq!(fmt(write_plain, f64::NEG_INFINITY), "-Inf");
-    }
-
-    #[test]
-    fn long_names_are_cut_to_the_column() {
-        let s = Padded("abcdef", 4).to_string();
-        assert_eq!(s, "abc…");
-        assert_eq!(Padded("ab", 4).to_string(), "ab  ");
     }
 }
