@@ -43,7 +43,7 @@ pub mod reporter;
 pub mod table;
 
 #[cfg(feature = "http")]
-pub use http::{serve, HttpConfig, HttpServer, HttpServerStats};
+pub use http::{serve, HttpAuth, HttpConfig, HttpServer, HttpServerStats};
 pub use jsonl::{FsyncPolicy, JsonLinesBuilder, JsonLinesExporter, JsonLinesReader, SkippedLine};
 pub use prometheus::{
     render_openmetrics, render_prometheus, RenderReport, TextFileExporter, TextFormat,
