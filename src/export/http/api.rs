@@ -28,7 +28,12 @@ use super::Shared;
 use crate::key::Labels;
 use crate::snapshot::{MetricKind, Snapshot};
 
-/// Series in one answer at most; further ones are counted, not sent.
+/// Series in one `/api/query` answer at most; further ones are counted in
+/// its `series_total`, not sent, and `truncated` is set.
+///
+/// ```
+/// assert_eq!(vitals::export::http::MAX_SERIES, 50);
+/// ```
 pub const MAX_SERIES: usize = 50;
 /// Points per series at most.
 const MAX_POINTS: usize = 1000;

@@ -46,7 +46,8 @@ pub struct HttpConfig {
     pub recent_snapshots: usize,
     /// How often a snapshot is put in that ring (100 ms to 1 h; default
     /// 2 s). It is taken through the scrapes' shared snapshot, so a scrape
-    /// and the ring within [`snapshot_ttl`](Self::snapshot_ttl) share one.
+    /// and the ring within [`snapshot_ttl`](Self::snapshot_ttl) share one
+    /// (and an interval shorter than that TTL keeps one snapshot per TTL).
     pub recent_interval: Duration,
 }
 

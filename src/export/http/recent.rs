@@ -34,7 +34,19 @@ pub(super) fn sample(shared: &Shared, stop: &AtomicBool) {
             continue;
         }
         next = now + interval;
-        let mut snapshot = (*shared.snapshot(now)).clone();
+        let shared_snapshot = shared.snapshot(now);
+        // A snapshot shared with scrapes may be the one already kept (an
+        // interval shorter than `snapshot_ttl`): once is enough.
+        let taken = shared_snapshot.timestamp_unix_ms;
+        if shared
+            .recent
+            .lock()
+            .back()
+            .is_some_and(|s| s.timestamp_unix_ms == taken)
+        {
+            continue;
+        }
+        let mut snapshot = (*shared_snapshot).clone();
         // Lifetime bucket counts are what a history needs, not the ring:
         // dropping them halves what it holds.
         for h in &mut snapshot.histograms {
@@ -165,8 +177,8 @@ fn raw_points(readings: &[(u64, Vec<Reading>)]) -> Vec<Raw> {
     out
 }
 
-/// The steps of one series (or merge) from its readings; a reading before
-/// `start` only gives the first increase.
+/// The steps of one series (or merge) from its readings; a reading at or
+/// before `start` only gives the first increase.
 fn points_of(
     readings: &[(u64, Vec<Reading>)],
     kind: MetricKind,
@@ -175,7 +187,7 @@ fn points_of(
     step: u64,
 ) -> Vec<(u64, f64)> {
     let mut raw = raw_points(readings);
-    raw.retain(|r| r.t >= start);
+    raw.retain(|r| r.t > start);
     reduce(&raw, kind, agg, start, step)
 }
 
@@ -184,7 +196,7 @@ fn reduce(raw: &[Raw], kind: MetricKind, agg: Agg, start: u64, step: u64) -> Vec
     // Steps cover (start, start + step], (start + step, start + 2 step], …
     // so that the newest snapshot, at the range's end, falls in the last of
     // `points` steps; each is named by its start.
-    let step_of = |t: u64| start + t.saturating_sub(start).saturating_sub(1) / step * step;
+    let step_of = |t: u64| start + (t.saturating_sub(start).saturating_sub(1)) / step * step;
     let mut out = Vec::new();
     let mut i = 0;
     while i < raw.len() {
@@ -271,10 +283,11 @@ fn answer_from_ring(
 ) -> Result<Answer, (u16, ApiError)> {
     let end = ring.last().map_or(0, |s| s.timestamp_unix_ms);
     let start = end.saturating_sub(q.range_ms);
-    // One snapshot before the range gives its first increase.
+    // The range is (start, end]; the snapshot before it (at or before
+    // `start`) gives the first increase.
     let first = ring
         .iter()
-        .position(|s| s.timestamp_unix_ms >= start)
+        .position(|s| s.timestamp_unix_ms > start)
         .unwrap_or(ring.len());
     let window = &ring[first.saturating_sub(1)..];
     let mut all: BTreeSet<Labels> = BTreeSet::new();
@@ -354,3 +367,7 @@ fn answer_from_ring(
 pub(super) fn ring(capacity: usize) -> parking_lot::Mutex<VecDeque<Arc<Snapshot>>> {
     parking_lot::Mutex::new(VecDeque::with_capacity(capacity.min(1024)))
 }
+
+#[cfg(test)]
+#[path = "recent_tests.rs"]
+mod tests;
