@@ -271,7 +271,7 @@ impl Shared {
         // Clone the handles and let the ring go: the work below must not
         // hold up the sampler.
         let ring: Vec<Arc<Snapshot>> = self.recent.lock().iter().cloned().collect();
-        Ok(answer_from_ring(&ring, q, kind, agg)?)
+        answer_from_ring(&ring, q, kind, agg)
     }
 }
 
@@ -313,7 +313,7 @@ fn answer_from_ring(
             let newest = ring.last().map(|s| &**s);
             let unmergeable = newest.is_some_and(|s| {
                 s.histograms.iter().any(|h| {
-                    &*h.name == q.name && q.selects(&h.labels) && h.summary.window_buckets.is_none()
+                    *h.name == q.name && q.selects(&h.labels) && h.summary.window_buckets.is_none()
                 })
             });
             if unmergeable {
