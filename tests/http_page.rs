@@ -366,3 +366,21 @@ fn the_query_api_answers_from_a_history_as_its_query_does() {
         (400, "merge_unsupported".into())
     );
 }
+
+#[test]
+fn without_a_ring_the_api_answers_no_points() {
+    let m = populated();
+    let config = HttpConfig {
+        recent_snapshots: 0,
+        ..quick(None)
+    };
+    let server = HttpServer::start(&m, "127.0.0.1:0", config).unwrap();
+    // Several sampling intervals pass; nothing is kept.
+    std::thread::sleep(Duration::from_millis(500));
+    let r = get(server.local_addr(), "/api/query?name=queue_depth");
+    assert_eq!(r.status, 200);
+    let body = r.json();
+    assert_eq!(body["kind"], "gauge");
+    assert_eq!(body["series"], serde_json::json!([]));
+    assert_eq!(body["series_total"], 0);
+}

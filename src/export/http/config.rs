@@ -16,7 +16,7 @@ use crate::error::Error;
 ///     ..Default::default()
 /// };
 /// assert_eq!(config.max_request_bytes, 8 * 1024);
-/// assert_eq!(config.recent_snapshots, 300);
+/// assert_eq!(config.recent_snapshots, 180);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
@@ -40,12 +40,12 @@ pub struct HttpConfig {
     pub auth: Option<HttpAuth>,
     /// Snapshots kept for the query API (`/api/query`) and the page's
     /// charts when the server has no [`History`](crate::history::History)
-    /// (0..=10,000; default 300, with the default interval ten minutes;
-    /// 0 keeps none and starts no thread). Memory: this many snapshots,
-    /// without their lifetime bucket counts.
+    /// (0..=10,000; default 180: with the default interval, the page's 15
+    /// minutes; 0 keeps none and starts no thread). Memory: this many
+    /// snapshots, without their lifetime bucket counts.
     pub recent_snapshots: usize,
     /// How often a snapshot is put in that ring (100 ms to 1 h; default
-    /// 2 s). It is taken through the scrapes' shared snapshot, so a scrape
+    /// 5 s). It is taken through the scrapes' shared snapshot, so a scrape
     /// and the ring within [`snapshot_ttl`](Self::snapshot_ttl) share one
     /// (and an interval shorter than that TTL keeps one snapshot per TTL).
     pub recent_interval: Duration,
@@ -62,8 +62,8 @@ impl Default for HttpConfig {
             snapshot_ttl: Duration::from_millis(500),
             max_requests_per_connection: 1000,
             auth: None,
-            recent_snapshots: 300,
-            recent_interval: Duration::from_secs(2),
+            recent_snapshots: 180,
+            recent_interval: Duration::from_secs(5),
         }
     }
 }

@@ -12,7 +12,8 @@
 //! selected series' windows merged, exact when the collector keeps
 //! exponential buckets).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,58 +62,70 @@ pub(super) fn sample(shared: &Shared, stop: &AtomicBool) {
 }
 
 /// One series' reading in one snapshot.
-#[derive(Clone)]
-enum Reading {
+#[derive(Clone, Copy)]
+enum Reading<'a> {
     Counter(f64),
     Gauge(f64),
-    Histogram(Box<HistogramSummary>),
+    Histogram(&'a HistogramSummary),
 }
 
-fn reading(s: &Snapshot, kind: MetricKind, name: &str, labels: &Labels) -> Option<Reading> {
+/// The readings of every series of `name` (of `kind`) that `q` selects in
+/// one snapshot.
+fn readings_of<'a>(
+    s: &'a Snapshot,
+    kind: MetricKind,
+    q: &ApiQuery,
+) -> BTreeMap<&'a Labels, Reading<'a>> {
+    let name = q.name.as_str();
+    let mut out = BTreeMap::new();
+    let mut add = |labels: &'a Labels, reading: Reading<'a>| {
+        if q.selects(labels) {
+            out.insert(labels, reading);
+        }
+    };
     match kind {
-        MetricKind::Counter => s
-            .counters
-            .iter()
-            .find(|c| &*c.name == name && &c.labels == labels)
-            .map(|c| Reading::Counter(c.value.as_f64())),
-        MetricKind::Gauge => s
-            .gauges
-            .iter()
-            .find(|g| &*g.name == name && &g.labels == labels)
-            .map(|g| Reading::Gauge(g.value)),
-        MetricKind::Histogram => s
-            .histograms
-            .iter()
-            .find(|h| &*h.name == name && &h.labels == labels)
-            .map(|h| Reading::Histogram(Box::new(h.summary.clone()))),
+        MetricKind::Counter => {
+            for c in named(&s.counters, name, |c| &c.name) {
+                add(&c.labels, Reading::Counter(c.value.as_f64()));
+            }
+        }
+        MetricKind::Gauge => {
+            for g in named(&s.gauges, name, |g| &g.name) {
+                add(&g.labels, Reading::Gauge(g.value));
+            }
+        }
+        MetricKind::Histogram => {
+            for h in named(&s.histograms, name, |h| &h.name) {
+                add(&h.labels, Reading::Histogram(&h.summary));
+            }
+        }
     }
+    out
 }
 
-fn label_sets(s: &Snapshot, kind: MetricKind, name: &str) -> Vec<Labels> {
-    match kind {
-        MetricKind::Counter => s
-            .counters
-            .iter()
-            .filter(|c| &*c.name == name)
-            .map(|c| c.labels.clone())
-            .collect(),
-        MetricKind::Gauge => s
-            .gauges
-            .iter()
-            .filter(|g| &*g.name == name)
-            .map(|g| g.labels.clone())
-            .collect(),
-        MetricKind::Histogram => s
-            .histograms
-            .iter()
-            .filter(|h| &*h.name == name)
-            .map(|h| h.labels.clone())
-            .collect(),
+/// The series named `name`: a binary search, as a collector's snapshot
+/// lists series in name order, or a pass over all of them when that finds
+/// none (a snapshot made otherwise).
+fn named<'a, T>(series: &'a [T], name: &str, name_of: impl Fn(&T) -> &str) -> &'a [T] {
+    let from = series.partition_point(|s| name_of(s) < name);
+    let len = series[from..].partition_point(|s| name_of(s) == name);
+    if len > 0 {
+        return &series[from..from + len];
+    }
+    match series.iter().position(|s| name_of(s) == name) {
+        Some(i) => {
+            let len = series[i..]
+                .iter()
+                .take_while(|s| name_of(s) == name)
+                .count();
+            &series[i..i + len]
+        }
+        None => &[],
     }
 }
 
 /// One raw point: what happened between the previous snapshot and this one.
-struct Raw {
+struct Raw<'a> {
     t: u64,
     /// Milliseconds since the previous snapshot (0 for the first).
     dt: u64,
@@ -122,15 +135,15 @@ struct Raw {
     sum: f64,
     /// Gauge reading.
     value: f64,
-    /// Histogram window.
-    window: Option<Box<HistogramSummary>>,
+    /// Histogram window (merged, when several series are merged).
+    window: Option<Cow<'a, HistogramSummary>>,
 }
 
 /// Raw points of one series (or of the merge of several) from readings in
 /// time order, `None` where the series was absent.
-fn raw_points(readings: &[(u64, Vec<Reading>)]) -> Vec<Raw> {
+fn raw_points<'a>(readings: &[(u64, Vec<Reading<'a>>)]) -> Vec<Raw<'a>> {
     let mut out = Vec::new();
-    let mut previous: Option<(u64, Vec<Reading>)> = None;
+    let mut previous: Option<(u64, &[Reading<'a>])> = None;
     for (t, now) in readings {
         if now.is_empty() {
             continue;
@@ -144,7 +157,7 @@ fn raw_points(readings: &[(u64, Vec<Reading>)]) -> Vec<Raw> {
             value: 0.0,
             window: None,
         };
-        let before = previous.as_ref().map(|(_, r)| r.as_slice());
+        let before = previous.map(|(_, r)| r);
         for (i, r) in now.iter().enumerate() {
             let prev = before.and_then(|b| b.get(i));
             match (r, prev) {
@@ -165,14 +178,14 @@ fn raw_points(readings: &[(u64, Vec<Reading>)]) -> Vec<Raw> {
                         }
                     }
                     match &mut raw.window {
-                        None => raw.window = Some(h.clone()),
-                        Some(w) => w.merge(h),
+                        None => raw.window = Some(Cow::Borrowed(*h)),
+                        Some(w) => w.to_mut().merge(h),
                     }
                 }
             }
         }
         out.push(raw);
-        previous = Some((*t, now.clone()));
+        previous = Some((*t, now.as_slice()));
     }
     out
 }
@@ -290,14 +303,16 @@ fn answer_from_ring(
         .position(|s| s.timestamp_unix_ms > start)
         .unwrap_or(ring.len());
     let window = &ring[first.saturating_sub(1)..];
-    let mut all: BTreeSet<Labels> = BTreeSet::new();
-    for s in &ring[first..] {
-        all.extend(
-            label_sets(s, kind, &q.name)
-                .into_iter()
-                .filter(|l| q.selects(l)),
-        );
-    }
+    // Each snapshot is read once: its selected series by label set.
+    let per_snapshot: Vec<(u64, BTreeMap<&Labels, Reading<'_>>)> = window
+        .iter()
+        .map(|s| (s.timestamp_unix_ms, readings_of(s, kind, q)))
+        .collect();
+    let in_range = &per_snapshot[first.min(1)..];
+    let all: BTreeSet<&Labels> = in_range
+        .iter()
+        .flat_map(|(_, r)| r.keys().copied())
+        .collect();
     let total = all.len();
     let step = q.range_ms.div_ceil(q.points as u64).max(1);
     let mut answer = Answer {
@@ -330,16 +345,15 @@ fn answer_from_ring(
                 ));
             }
         }
-        let readings: Vec<(u64, Vec<Reading>)> = window
+        let readings: Vec<(u64, Vec<Reading>)> = per_snapshot
             .iter()
-            .map(|s| {
-                let present: Vec<Reading> = all
-                    .iter()
-                    .filter_map(|l| reading(s, kind, &q.name, l))
-                    .collect();
+            .map(|(t, r)| {
                 // Only a snapshot holding every series adds up right.
+                // In the order of `all`, so that consecutive snapshots'
+                // readings pair up by position.
+                let present: Vec<Reading> = all.iter().filter_map(|l| r.get(l).copied()).collect();
                 let complete = present.len() == all.len();
-                (s.timestamp_unix_ms, if complete { present } else { vec![] })
+                (*t, if complete { present } else { vec![] })
             })
             .collect();
         let points = points_of(&readings, kind, agg, start, step);
@@ -350,15 +364,12 @@ fn answer_from_ring(
         return Ok(answer);
     }
     for labels in all.into_iter().take(MAX_SERIES) {
-        let readings: Vec<(u64, Vec<Reading>)> = window
+        let readings: Vec<(u64, Vec<Reading>)> = per_snapshot
             .iter()
-            .map(|s| {
-                let r = reading(s, kind, &q.name, &labels);
-                (s.timestamp_unix_ms, r.into_iter().collect())
-            })
+            .map(|(t, r)| (*t, r.get(labels).copied().into_iter().collect()))
             .collect();
         let points = points_of(&readings, kind, agg, start, step);
-        answer.series.push((labels, points));
+        answer.series.push((labels.clone(), points));
     }
     Ok(answer)
 }

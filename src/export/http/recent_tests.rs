@@ -231,3 +231,22 @@ fn an_empty_ring_or_unknown_name_gives_no_series() {
         .unwrap();
     assert_eq!((a.series.len(), a.total), (0, 0));
 }
+
+#[test]
+fn a_series_seen_only_before_the_range_does_not_upset_a_merge() {
+    let mut r = ring(false);
+    // The snapshot before a 5 s range holds a series gone since.
+    let mut before = (*r[5]).clone();
+    before.counters.insert(
+        0,
+        crate::snapshot::CounterSample::new("requests_total", &[("route", "/0")], 1_000),
+    );
+    r[5] = Arc::new(before);
+    let merged = points(
+        &r,
+        "name=requests_total&range=5s&points=5&agg=rate&merge=true",
+        MetricKind::Counter,
+        Agg::Rate,
+    );
+    assert_eq!(merged, vec![vec![40.0; 5]]);
+}
