@@ -465,6 +465,31 @@ pub(super) fn check_additive(q: &ApiQuery, agg: Agg) -> Result<(), (u16, ApiErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any query string is parsed or refused with a typed error, and
+        /// what is accepted is within the limits.
+        #[test]
+        fn any_query_string_is_parsed_within_limits_or_refused(
+            raw in "((name|label|range|agg|points|merge|zz)(=([a-z0-9%=+/.*:-]|%[0-9a-fA-F]{2}){0,12})?&?){0,8}"
+        ) {
+            match parse(&raw) {
+                Ok(q) => {
+                    prop_assert!(!q.name.is_empty());
+                    prop_assert!((1..=MAX_POINTS).contains(&q.points));
+                    prop_assert!((1_000..=31 * 86_400_000).contains(&q.range_ms));
+                    prop_assert!(q.labels.len() <= MAX_LABELS);
+                }
+                Err(e) => prop_assert!(!e.kind.is_empty() && !e.message.is_empty()),
+            }
+        }
+
+        #[test]
+        fn any_bytes_as_a_query_string_never_panic(raw in ".{0,64}") {
+            let _ = parse(&raw);
+        }
+    }
 
     #[test]
     fn ranges_and_decoding() {

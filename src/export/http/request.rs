@@ -235,7 +235,9 @@ pub(crate) fn check_requests(data: &[u8], piece: usize, max_request_bytes: usize
         Request {
             method: String,
             path: String,
+            query: String,
             accept: String,
+            authorization: Option<String>,
             keep_alive: bool,
         },
         Refused(u16),
@@ -260,7 +262,9 @@ pub(crate) fn check_requests(data: &[u8], piece: usize, max_request_bytes: usize
                     outcomes.push(Outcome::Request {
                         method: request.method,
                         path: request.path,
+                        query: request.query,
                         accept: request.accept,
+                        authorization: request.authorization,
                         keep_alive,
                     });
                     if !keep_alive {
