@@ -81,6 +81,7 @@ const context = await browser.newContext({
 });
 const page = await context.newPage();
 const snapshots = new Map(); // timestamp -> /metrics.json body the page got
+const mergedP99 = []; // last points of the merged p99 answers the page got
 page.on("console", (m) => {
   if (m.type() === "error" || m.type() === "warning") fail(`console ${m.type()}: ${m.text()}`);
 });
@@ -91,7 +92,17 @@ page.on("request", (r) => {
 });
 page.on("response", async (r) => {
   if (r.status() >= 400) fail(`${r.status()} for ${r.url()}`);
-  if (new URL(r.url()).pathname === "/metrics.json") {
+  const u = new URL(r.url());
+  if (u.pathname === "/api/query" && u.searchParams.get("merge") === "true" && u.searchParams.get("agg") === "p99") {
+    try {
+      const body = await r.json();
+      const pts = body.series[0]?.points || [];
+      if (pts.length) mergedP99.push(pts[pts.length - 1][1]);
+    } catch (e) {
+      /* as below */
+    }
+  }
+  if (u.pathname === "/metrics.json") {
     try {
       const body = await r.json();
       snapshots.set(String(body.timestamp_unix_ms), body);
@@ -196,6 +207,11 @@ for (const table of ["counters", "gauges"]) {
       close(row.text, series.value, what, unitWord);
     }
     checked++;
+    // A counter's rate, where the snapshot carries one.
+    if (table === "counters" && series.rate && series.rate.span_seconds > 0) {
+      close(row.cells[2].replace(/\/s$/, ""), series.rate.per_second, `${what} rate`);
+      checked++;
+    }
   }
 }
 
@@ -223,6 +239,13 @@ if (statusSnap) {
     checked++;
   }
   for (const id of ["cpu", "p99"]) if (parts[id] === undefined) fail(`status line: no ${id}`);
+  // The service-wide p99 is one the page was answered (merged series).
+  if (parts.p99 !== undefined) {
+    const shownP99 = parseShown(parts.p99);
+    const match = mergedP99.some((v) => Math.abs(v - shownP99.value) <= Math.max(shownP99.abs, v * 0.005));
+    if (!match) fail(`status p99 ${parts.p99} is none of the merged p99 answers ${mergedP99.slice(-5)}`);
+    else checked++;
+  }
   console.log("status line:", JSON.stringify(parts));
 }
 
