@@ -11,7 +11,9 @@
 //! * `VITALS_SERVE_SECONDS` (default: until killed),
 //! * `VITALS_BASIC_AUTH=user:password` to ask for that credential,
 //! * `VITALS_RECENT_INTERVAL_MS` (default 1000): how often the page's
-//!   charts get a point.
+//!   charts get a point,
+//! * `VITALS_LIFETIME_BUCKETS=0`: a collector without exponential buckets
+//!   (the status line's p99 is then a bound: `≤` the highest series').
 
 use std::time::Duration;
 
@@ -40,7 +42,12 @@ impl Rng {
 }
 
 fn main() -> Result<(), vitals::Error> {
-    let metrics = MetricsCollector::builder().lifetime_buckets(true).build();
+    // Exponential buckets make the page's service-wide p99 exact (the
+    // series merged); `VITALS_LIFETIME_BUCKETS=0` shows the bound instead.
+    let buckets = std::env::var("VITALS_LIFETIME_BUCKETS").as_deref() != Ok("0");
+    let metrics = MetricsCollector::builder()
+        .lifetime_buckets(buckets)
+        .build();
     let api = ApiCollector::new(&metrics);
     let health = HealthCollector::new(&metrics);
     metrics.register(api.clone())?;

@@ -4,7 +4,8 @@
 # the `live_page` example (a simulated service behind basic auth) on
 # loopback, and lets scripts/page/check_page.mjs open the page, wait for
 # every chart to draw, compare every value shown with the /metrics.json the
-# page rendered, and save a screenshot (target/ci-artifacts/page.png).
+# page rendered, and save a screenshot (target/ci-artifacts/page.png); then
+# the same for a collector without exponential buckets.
 #
 # Without Chromium or Node it skips with a message, unless
 # VITALS_REQUIRE_TOOLS=1 (as in CI), when that is a failure.
@@ -45,20 +46,30 @@ example="${CARGO_TARGET_DIR:-target}/debug/examples/live_page"
 
 artifacts=target/ci-artifacts
 mkdir -p "$artifacts"
-log="$(mktemp)"
+pids=()
+logs=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -f "${logs[@]}"' EXIT
+
+# Starts the example with the extra environment given; sets $url.
+start_example() {
+    local log
+    log="$(mktemp)"
+    logs+=("$log")
+    env VITALS_PORT=0 VITALS_SERVE_SECONDS=300 VITALS_RECENT_INTERVAL_MS=500 "$@" \
+        "$example" >"$log" 2>&1 &
+    pids+=($!)
+    url=""
+    for _ in $(seq 1 100); do
+        url="$(grep -o 'http://127[^ ]*' "$log" || true)"
+        [ -n "$url" ] && break
+        sleep 0.1
+    done
+    [ -n "$url" ] || { cat "$log"; echo "the example did not start"; exit 1; }
+    echo "serving $url"
+}
+
 credential="page-check:$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
-VITALS_PORT=0 VITALS_SERVE_SECONDS=300 VITALS_BASIC_AUTH="$credential" \
-    VITALS_RECENT_INTERVAL_MS=500 "$example" >"$log" 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
-url=""
-for _ in $(seq 1 100); do
-    url="$(grep -o 'http://127[^ ]*' "$log" || true)"
-    [ -n "$url" ] && break
-    sleep 0.1
-done
-[ -n "$url" ] || { cat "$log"; echo "the example did not start"; exit 1; }
-echo "serving $url"
+start_example VITALS_BASIC_AUTH="$credential"
 
 step "without the credential: 401 on every route"
 for path in / /metrics /metrics.json /health "/api/query?name=jobs_queued"; do
@@ -69,3 +80,7 @@ done
 
 step "the page in headless Chromium"
 node scripts/page/check_page.mjs "$url" "$artifacts/page.png" "$credential"
+
+step "the page of a collector without exponential buckets (the status line's p99 is a bound)"
+start_example VITALS_LIFETIME_BUCKETS=0
+node scripts/page/check_page.mjs "$url" "$artifacts/page-no-buckets.png"
