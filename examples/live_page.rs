@@ -13,7 +13,10 @@
 //! * `VITALS_RECENT_INTERVAL_MS` (default 1000): how often the page's
 //!   charts get a point,
 //! * `VITALS_LIFETIME_BUCKETS=0`: a collector without exponential buckets
-//!   (the status line's p99 is then a bound: `≤` the highest series').
+//!   (the status line's p99 is then a bound: `≤` the highest series'),
+//! * `VITALS_HISTORY=1` (feature `history`): the page's charts read a
+//!   `History` fed by a `Reporter` at that interval instead of the
+//!   server's ring.
 
 use std::time::Duration;
 
@@ -91,11 +94,21 @@ fn main() -> Result<(), vitals::Error> {
         recent_interval: Duration::from_millis(env("VITALS_RECENT_INTERVAL_MS", 1000)),
         ..HttpConfig::default()
     };
-    let server = HttpServer::start(
-        &metrics,
-        ("127.0.0.1", env("VITALS_PORT", 9899) as u16),
-        config,
-    )?;
+    let addr = ("127.0.0.1", env("VITALS_PORT", 9899) as u16);
+    #[cfg(feature = "history")]
+    let (server, _reporter) = if std::env::var("VITALS_HISTORY").as_deref() == Ok("1") {
+        let history = std::sync::Arc::new(vitals::history::History::new());
+        let reporter = vitals::export::Reporter::builder(&metrics)
+            .interval(config.recent_interval)
+            .exporter(std::sync::Arc::clone(&history))
+            .start()?;
+        let server = HttpServer::start_with_history(&metrics, addr, config, history)?;
+        (server, Some(reporter))
+    } else {
+        (HttpServer::start(&metrics, addr, config)?, None)
+    };
+    #[cfg(not(feature = "history"))]
+    let server = HttpServer::start(&metrics, addr, config)?;
     println!("live page: http://{}/", server.local_addr());
 
     let routes = [
@@ -108,6 +121,18 @@ fn main() -> Result<(), vitals::Error> {
     let queue = metrics.gauge("jobs_queued", &[]);
     let sent = metrics.counter("response_bytes_total", &[]);
     let query_latency = metrics.histogram("db_query_duration_seconds", &[("db", "primary")]);
+    // A label value from outside, as hostile as they come: the page shows
+    // its control character escaped and its markup as text.
+    metrics.describe(
+        MetricKind::Counter,
+        "login_failures_total",
+        None,
+        "Failed logins, by user name as typed",
+    );
+    let hostile = metrics.counter(
+        "login_failures_total",
+        &[("user", "mallory\u{1b}[31m<img src=x onerror=alert(1)>")],
+    );
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let until = env("VITALS_SERVE_SECONDS", u64::MAX / 4);
     let started = std::time::Instant::now();
@@ -123,6 +148,9 @@ fn main() -> Result<(), vitals::Error> {
             query_latency.record(rng.latency(0.002));
         }
         queue.set((20.0 + 15.0 * (tick as f64 / 200.0).sin()).round());
+        if tick % 10 == 0 {
+            hostile.increment(1);
+        }
         if tick % 25 == 0 {
             db.record(rng.next() > 0.05);
             cache.record(true);

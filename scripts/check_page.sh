@@ -5,7 +5,8 @@
 # loopback, and lets scripts/page/check_page.mjs open the page, wait for
 # every chart to draw, compare every value shown with the /metrics.json the
 # page rendered, and save a screenshot (target/ci-artifacts/page.png); then
-# the same for a collector without exponential buckets.
+# the same for a collector without exponential buckets, and for a program
+# whose page reads a History.
 #
 # Without Chromium or Node it skips with a message, unless
 # VITALS_REQUIRE_TOOLS=1 (as in CI), when that is a failure.
@@ -84,3 +85,7 @@ node scripts/page/check_page.mjs "$url" "$artifacts/page.png" "$credential"
 step "the page of a collector without exponential buckets (the status line's p99 is a bound)"
 start_example VITALS_LIFETIME_BUCKETS=0
 node scripts/page/check_page.mjs "$url" "$artifacts/page-no-buckets.png"
+
+step "the page of a program with a History (its charts read the History)"
+start_example VITALS_HISTORY=1
+node scripts/page/check_page.mjs "$url" "$artifacts/page-history.png" "" history

@@ -9,11 +9,12 @@
 //    text in its unit, within the rounding of three significant digits);
 // then saves a full-page screenshot.
 //
-// usage: node check_page.mjs URL SCREENSHOT [user:password]
+// usage: node check_page.mjs URL SCREENSHOT [user:password] [history|recent]
+// (the last: where the charts' /api/query answers must come from).
 // CHROMIUM overrides the browser (default /usr/bin/chromium).
 import { chromium } from "playwright-core";
 
-const [base, shot, credential] = process.argv.slice(2);
+const [base, shot, credential, source = "recent"] = process.argv.slice(2);
 if (!base || !shot) {
   console.error("usage: node check_page.mjs URL SCREENSHOT [user:password]");
   process.exit(2);
@@ -82,6 +83,7 @@ const context = await browser.newContext({
 const page = await context.newPage();
 const snapshots = new Map(); // timestamp -> /metrics.json body the page got
 const mergedP99 = []; // last points of the merged p99 answers the page got
+const sources = new Set(); // where the /api/query answers came from
 page.on("console", (m) => {
   if (m.type() === "error" || m.type() === "warning") fail(`console ${m.type()}: ${m.text()}`);
 });
@@ -98,6 +100,15 @@ page.on("response", async (r) => {
       const body = await r.json();
       const pts = body.series[0]?.points || [];
       if (pts.length) mergedP99.push(pts[pts.length - 1][1]);
+    } catch (e) {
+      /* as below */
+    }
+  }
+  if (u.pathname === "/api/query") {
+    try {
+      const body = await r.json();
+      if (body.source && body.source !== source) fail(`${r.url()} answered from ${body.source}, not ${source}`);
+      else if (body.source) sources.add(body.source);
     } catch (e) {
       /* as below */
     }
@@ -150,11 +161,14 @@ const shown = await page.evaluate(() => {
       value: tr.dataset.value,
       text: tr.querySelector('[data-field="value"]')?.textContent,
       plugin: tr.dataset.plugin,
+      series: tr.querySelector("td.k")?.textContent,
       cells: [...tr.children].map((td) => td.textContent),
     })),
   });
   const status = document.getElementById("status");
   return {
+    images: document.querySelectorAll("img").length,
+    scripts: document.querySelectorAll("script").length,
     counters: rows("counters"),
     gauges: rows("gauges"),
     plugins: rows("plugins"),
@@ -214,6 +228,17 @@ for (const table of ["counters", "gauges"]) {
     }
   }
 }
+
+// A hostile label value (the example has one): control characters shown
+// escaped, markup shown as text and never made into elements.
+const hostile = [...shown.counters.rows, ...shown.gauges.rows].find((r) => /\[31m/.test(JSON.stringify(r.labels)));
+if (!hostile) fail("the example's hostile label is not shown");
+else {
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(hostile.series)) fail(`a control character shown raw: ${JSON.stringify(hostile.series)}`);
+  if (!hostile.series.includes("\\u001b[31m<img src=x onerror=alert(1)>")) fail(`hostile label shown as ${JSON.stringify(hostile.series)}`);
+  else checked++;
+}
+if (shown.images !== 0 || shown.scripts !== 1) fail(`markup made it into the page: ${shown.images} img, ${shown.scripts} script`);
 
 const statusSnap = snapshotAt(shown.status.timestamp, "status line");
 if (statusSnap) {
@@ -299,6 +324,7 @@ console.log(`screenshot: ${shot}`);
 await browser.close();
 
 if (checked < 10) fail(`only ${checked} values were compared`);
+if (!sources.has(source)) fail(`no /api/query answer came from ${source}`);
 if (failures.length) {
   console.log(`page check: ${failures.length} failure(s)`);
   for (const f of failures.slice(0, 50)) console.log("  " + f);
