@@ -20,13 +20,14 @@
 #[cfg(feature = "history")]
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
 use super::response::Response;
 use super::Shared;
 use crate::key::Labels;
-use crate::snapshot::{MetricKind, Snapshot};
+use crate::snapshot::MetricKind;
 
 /// Series in one `/api/query` answer at most; further ones are counted in
 /// its `series_total`, not sent, and `truncated` is set.
@@ -357,11 +358,14 @@ pub(super) struct Answer {
 }
 
 /// `GET /api/query?…`.
-pub(super) fn query(raw: &str, shared: &Shared, snapshot: &Snapshot) -> Response {
+pub(super) fn query(raw: &str, shared: &Shared, arrived: Instant) -> Response {
     let q = match parse(raw) {
         Ok(q) => q,
         Err(e) => return e.response(400),
     };
+    // The newest metadata (kind, unit, help), from the scrapes' shared
+    // snapshot: a refused request does not take one.
+    let snapshot = shared.snapshot(arrived);
     let info = snapshot.metadata(&q.name);
     let kind = info.map(|i| i.kind).or_else(|| shared.kind_of(&q.name));
     let Some(kind) = kind else {

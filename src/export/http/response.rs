@@ -25,7 +25,7 @@ pub(super) fn route(request: &Request, shared: &Shared) -> Response {
     }
     match request.path.as_str() {
         "/" => super::page::page(),
-        "/api/query" => super::api::query(&request.query, shared, &shared.snapshot(arrived)),
+        "/api/query" => super::api::query(&request.query, shared, arrived),
         "/metrics" => {
             let openmetrics = request.accept.contains("application/openmetrics-text");
             let (kind, format) = if openmetrics {
