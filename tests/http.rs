@@ -186,7 +186,9 @@ fn other_methods_unknown_paths_and_malformed_requests_are_refused() {
         assert_eq!(exchange(addr, raw.as_bytes()).status, 405, "{method}");
     }
     assert_eq!(get(addr, "/nope", "").status, 404);
-    assert_eq!(get(addr, "/", "").status, 404);
+    // `/` is the live page (tests/http_page.rs); paths beside it are not.
+    assert_eq!(get(addr, "/", "").status, 200);
+    assert_eq!(get(addr, "/index.html", "").status, 404);
     assert_eq!(exchange(addr, b"GARBAGE\r\n\r\n").status, 400);
     assert_eq!(
         exchange(addr, b"GET /metrics HTTP/1.1\r\nBad Header\r\n\r\n").status,

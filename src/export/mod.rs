@@ -55,7 +55,7 @@ pub use dashboard::Dashboard;
 #[cfg(feature = "hdrhistogram")]
 pub use hdr_log::{HdrLogExporter, DEFAULT_HDR_VALUE_SCALE};
 #[cfg(feature = "http")]
-pub use http::{serve, HttpConfig, HttpServer, HttpServerStats};
+pub use http::{serve, HttpAuth, HttpConfig, HttpServer, HttpServerStats};
 pub use jsonl::{FsyncPolicy, JsonLinesBuilder, JsonLinesExporter, JsonLinesReader, SkippedLine};
 pub use prometheus::{
     render_openmetrics, render_prometheus, render_protobuf, RenderReport, TextFileExporter,

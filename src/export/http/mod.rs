@@ -1,5 +1,15 @@
 //! A small synchronous HTTP endpoint (cargo feature `http`): `/metrics`,
-//! `/metrics.json` and `/health`, with no async runtime.
+//! `/metrics.json`, `/health`, a live page at `/` and the JSON query API
+//! behind its charts at `/api/query`, with no async runtime.
+//!
+//! With [`HttpConfig::auth`] set, every route asks for that bearer token or
+//! basic-auth credential ([`HttpAuth`]) and answers `401` without it.
+//!
+//! The page and the query API read a [`History`](crate::history::History)
+//! when the server was started with one
+//! ([`HttpServer::start_with_history`], feature `history`), otherwise a ring
+//! of the last [`HttpConfig::recent_snapshots`] snapshots, one taken every
+//! [`HttpConfig::recent_interval`] by a thread of the server's.
 //!
 //! Requests are parsed by `httparse`; everything around it is plain
 //! `std::net` with hard bounds, because an endpoint that any client on the
@@ -23,6 +33,7 @@
 //! Concurrent scrapes share one snapshot for [`HttpConfig::snapshot_ttl`]
 //! (and its renderings), so a burst of scrapes costs one snapshot.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -38,80 +49,22 @@ use crate::error::Error;
 use crate::registry::MetricsCollector;
 use crate::snapshot::Snapshot;
 
+mod api;
+mod auth;
+mod config;
+#[cfg(feature = "history")]
+mod history;
+mod page;
+mod recent;
 pub(crate) mod request;
 mod response;
 
+pub use api::MAX_SERIES;
+pub use auth::HttpAuth;
+pub use config::HttpConfig;
+
 use request::RequestReader;
 use response::{route, write_response, Response};
-
-/// Limits and timings of an [`HttpServer`].
-///
-/// ```
-/// use std::time::Duration;
-/// let config = vitals::export::HttpConfig {
-///     workers: 4,
-///     snapshot_ttl: Duration::from_millis(250),
-///     ..Default::default()
-/// };
-/// assert_eq!(config.max_request_bytes, 8 * 1024);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpConfig {
-    /// Worker threads, and so the number of connections served at once
-    /// (1..=1024; default 16). Further connections get `503`.
-    pub workers: usize,
-    /// Largest request head accepted (default 8 KiB); larger gets `431`.
-    pub max_request_bytes: usize,
-    /// Time a client has to send a whole request head (default 5 s).
-    pub read_timeout: Duration,
-    /// Time an idle keep-alive connection may hold a worker (default 10 s).
-    pub idle_timeout: Duration,
-    /// Time a response may take to be written (default 10 s).
-    pub write_timeout: Duration,
-    /// How long scrapes share one snapshot (default 500 ms; zero: never).
-    pub snapshot_ttl: Duration,
-    /// Requests served on one connection before it is closed (default 1000).
-    pub max_requests_per_connection: u32,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            workers: 16,
-            max_request_bytes: 8 * 1024,
-            read_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(10),
-            snapshot_ttl: Duration::from_millis(500),
-            max_requests_per_connection: 1000,
-        }
-    }
-}
-
-impl HttpConfig {
-    fn validate(&self) -> Result<(), Error> {
-        let bad = |what: &str| Err(Error::InvalidConfig(format!("http: {what}")));
-        if !(1..=1024).contains(&self.workers) {
-            return bad("workers must be 1 to 1024");
-        }
-        if !(256..=1 << 20).contains(&self.max_request_bytes) {
-            return bad("max_request_bytes must be 256 B to 1 MiB");
-        }
-        for (name, d) in [
-            ("read_timeout", self.read_timeout),
-            ("idle_timeout", self.idle_timeout),
-            ("write_timeout", self.write_timeout),
-        ] {
-            if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {
-                return bad(&format!("{name} must be 1 ms to 1 h"));
-            }
-        }
-        if self.max_requests_per_connection == 0 {
-            return bad("max_requests_per_connection must be at least 1");
-        }
-        Ok(())
-    }
-}
 
 /// Serves `collector` on `addr` with the default [`HttpConfig`].
 ///
@@ -157,6 +110,7 @@ pub struct HttpServer {
     stop: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
     refuser: Option<JoinHandle<()>>,
+    sampler: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
 }
@@ -208,6 +162,53 @@ impl HttpServer {
         addr: impl ToSocketAddrs,
         config: HttpConfig,
     ) -> Result<HttpServer, Error> {
+        Self::start_inner(collector, addr, config, None)
+    }
+
+    /// Like [`start`](Self::start), with the page's charts and
+    /// `/api/query` answered from `history` (which the program feeds, for
+    /// example through a [`Reporter`](crate::export::Reporter)) instead of
+    /// a ring of recent snapshots: no ring is kept and no thread takes
+    /// snapshots for it.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::sync::Arc;
+    /// use vitals::history::History;
+    ///
+    /// let metrics = vitals::MetricsCollector::new();
+    /// metrics.gauge("queue_depth", &[]).set(3.0);
+    /// let history = Arc::new(History::new());
+    /// history.ingest(&metrics.snapshot()).unwrap();
+    /// let config = vitals::export::HttpConfig::default();
+    /// let server = vitals::export::HttpServer::start_with_history(
+    ///     &metrics, "127.0.0.1:0", config, Arc::clone(&history)).unwrap();
+    ///
+    /// let mut conn = std::net::TcpStream::connect(server.local_addr()).unwrap();
+    /// conn.write_all(b"GET /api/query?name=queue_depth HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+    /// let mut reply = String::new();
+    /// conn.read_to_string(&mut reply).unwrap();
+    /// let body: serde_json::Value = serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    /// assert_eq!(body["source"], "history");
+    /// assert_eq!(body["series"][0]["points"][0][1], 3.0);
+    /// ```
+    #[cfg(feature = "history")]
+    pub fn start_with_history(
+        collector: &MetricsCollector,
+        addr: impl ToSocketAddrs,
+        config: HttpConfig,
+        history: Arc<crate::history::History>,
+    ) -> Result<HttpServer, Error> {
+        Self::start_inner(collector, addr, config, Some(history))
+    }
+
+    fn start_inner(
+        collector: &MetricsCollector,
+        addr: impl ToSocketAddrs,
+        config: HttpConfig,
+        #[cfg(feature = "history")] history: Option<Arc<crate::history::History>>,
+        #[cfg(not(feature = "history"))] _history: Option<std::convert::Infallible>,
+    ) -> Result<HttpServer, Error> {
         config.validate()?;
         let addrs: Vec<SocketAddr> = addr
             .to_socket_addrs()
@@ -230,6 +231,9 @@ impl HttpServer {
             stats: HttpStats::default(),
             active: AtomicUsize::new(0),
             open: (0..config.workers).map(|_| Mutex::new(None)).collect(),
+            recent: recent::ring(config.recent_snapshots),
+            #[cfg(feature = "history")]
+            history,
         });
         // The acceptor and the refuser count connections in service
         // (`active`) and hand one over only while that is below the number
@@ -261,11 +265,26 @@ impl HttpServer {
                 .spawn(move || accept(listener, tx, waiting_tx, &shared, &stop))
                 .map_err(|e| io_error("spawn", "acceptor thread", e))?
         };
+        #[cfg(feature = "history")]
+        let ring_wanted = shared.history.is_none();
+        #[cfg(not(feature = "history"))]
+        let ring_wanted = true;
+        let sampler = if ring_wanted && config.recent_snapshots > 0 {
+            let (stop, shared) = (Arc::clone(&stop), Arc::clone(&shared));
+            let handle = std::thread::Builder::new()
+                .name("vitals-http-recent".into())
+                .spawn(move || recent::sample(&shared, &stop))
+                .map_err(|e| io_error("spawn", "snapshot ring thread", e))?;
+            Some(handle)
+        } else {
+            None
+        };
         Ok(HttpServer {
             addr,
             stop,
             acceptor: Some(acceptor),
             refuser: Some(refuser),
+            sampler,
             workers,
             shared,
         })
@@ -326,6 +345,9 @@ impl HttpServer {
         if let Some(refuser) = self.refuser.take() {
             let _ = refuser.join();
         }
+        if let Some(sampler) = self.sampler.take() {
+            let _ = sampler.join();
+        }
         // Workers blocked reading a slow or idle client are released by
         // closing their sockets under them.
         for open in self.shared.open.iter() {
@@ -359,6 +381,10 @@ struct Shared {
     active: AtomicUsize,
     /// Each worker's current connection, so that shutdown can close it.
     open: Box<[Mutex<Option<TcpStream>>]>,
+    /// Recent snapshots, oldest first (see [`recent`]).
+    recent: Mutex<VecDeque<Arc<Snapshot>>>,
+    #[cfg(feature = "history")]
+    history: Option<Arc<crate::history::History>>,
 }
 
 /// One snapshot and whichever renderings of it were asked for.

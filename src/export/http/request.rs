@@ -12,7 +12,11 @@ pub(crate) struct Request {
     pub(super) arrived: Instant,
     pub(super) method: String,
     pub(super) path: String,
+    /// What follows `?` in the target (empty when none).
+    pub(super) query: String,
     pub(super) accept: String,
+    /// The `Authorization` header, when sent.
+    pub(super) authorization: Option<String>,
     pub(super) keep_alive: bool,
     pub(super) head: bool,
 }
@@ -154,13 +158,15 @@ fn request_from(parsed: &httparse::Request<'_, '_>) -> Result<Request, Response>
     } else {
         connection.contains("keep-alive")
     };
-    let path = target.split('?').next().unwrap_or(target).to_owned();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     Ok(Request {
         arrived: Instant::now(),
         head: method == "HEAD",
         method: method.to_owned(),
-        path,
+        path: path.to_owned(),
+        query: query.to_owned(),
         accept: header("accept").unwrap_or_default(),
+        authorization: header("authorization"),
         keep_alive,
     })
 }
@@ -229,7 +235,9 @@ pub(crate) fn check_requests(data: &[u8], piece: usize, max_request_bytes: usize
         Request {
             method: String,
             path: String,
+            query: String,
             accept: String,
+            authorization: Option<String>,
             keep_alive: bool,
         },
         Refused(u16),
@@ -254,7 +262,9 @@ pub(crate) fn check_requests(data: &[u8], piece: usize, max_request_bytes: usize
                     outcomes.push(Outcome::Request {
                         method: request.method,
                         path: request.path,
+                        query: request.query,
                         accept: request.accept,
+                        authorization: request.authorization,
                         keep_alive,
                     });
                     if !keep_alive {

@@ -1,5 +1,6 @@
 //! Answering requests: the routes, the `/health` body, and writing a
-//! response.
+//! response. The page and the query API have their own modules
+//! ([`super::page`], [`super::api`]), access control too ([`super::auth`]).
 
 use std::io::{self, Write};
 use std::net::TcpStream;
@@ -12,10 +13,19 @@ use crate::snapshot::Snapshot;
 
 pub(super) fn route(request: &Request, shared: &Shared) -> Response {
     let arrived = request.arrived;
+    // Access control comes first: without the credential a client learns
+    // nothing, not even which paths or methods exist.
+    if let Some(auth) = &shared.config.auth {
+        if !auth.accepts(request.authorization.as_deref()) {
+            return auth.refusal();
+        }
+    }
     if request.method != "GET" && request.method != "HEAD" {
         return Response::text(405, "only GET and HEAD\n").header("Allow", "GET, HEAD");
     }
     match request.path.as_str() {
+        "/" => super::page::page(),
+        "/api/query" => super::api::query(&request.query, shared, arrived),
         "/metrics" => {
             let kind = negotiate(&request.accept);
             let content_type = match kind {
@@ -27,7 +37,10 @@ pub(super) fn route(request: &Request, shared: &Shared) -> Response {
         }
         "/metrics.json" => Response::payload(200, JSON, shared.body(Body::Json, arrived)),
         "/health" => health(&shared.snapshot(arrived)),
-        _ => Response::text(404, "not found: try /metrics, /metrics.json or /health\n"),
+        _ => Response::text(
+            404,
+            "not found: try /, /metrics, /metrics.json, /health or /api/query\n",
+        ),
     }
 }
 
@@ -155,11 +168,13 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Content Too Large",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Unknown",
     }
