@@ -8,9 +8,9 @@
 //!   textfile collector.
 //! * [`render_table`] and [`status_line`] are for people and logs;
 //!   [`TableExporter`] prints the table every tick.
-//! * `push` (features `push`, `remote-write`): exporters that send each
-//!   snapshot to a Pushgateway or a remote-write receiver, with retries and
-//!   a bounded backlog.
+//! * `push` (features `push`, `remote-write`, `otlp`): exporters that send
+//!   each snapshot to a Pushgateway, a remote-write receiver or an OTLP/HTTP
+//!   receiver, with retries and a bounded backlog.
 //! * A [`Reporter`] is the background thread that takes a snapshot every
 //!   interval and hands it to each exporter, isolating their failures.
 //!
@@ -35,7 +35,7 @@
 pub mod http;
 pub mod jsonl;
 pub mod prometheus;
-#[cfg(feature = "remote-write")]
+#[cfg(any(feature = "remote-write", feature = "otlp"))]
 pub(crate) mod proto;
 #[cfg(feature = "push")]
 pub mod push;

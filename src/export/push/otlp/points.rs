@@ -1,0 +1,649 @@
+//! From snapshots to OTLP data points: the per-series state that fixes
+//! cumulative start times and turns totals into deltas, and the set of
+//! points waiting for delivery, which coalesces (cumulative points keep the
+//! latest, delta points add up).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::key::Labels;
+use crate::snapshot::{CounterValue, HistogramSample, Quantiles, Snapshot, SparseBuckets};
+
+use super::Temporality;
+
+/// The OTLP data kind a metric is sent as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) enum Shape {
+    /// A monotonic `Sum` (counters).
+    Sum,
+    /// A `Gauge`.
+    Gauge,
+    /// An explicit-bucket `Histogram` (configured bounds, or count and sum
+    /// only when the snapshot has no exponential buckets).
+    Histogram,
+    /// An `ExponentialHistogram`.
+    Exponential,
+    /// A `Summary` (window quantiles, when asked for).
+    Summary,
+}
+
+/// One data point's value.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Value {
+    Int(i64),
+    Double(f64),
+    Explicit {
+        count: u64,
+        sum: f64,
+        min: Option<f64>,
+        max: Option<f64>,
+        bounds: Arc<[f64]>,
+        /// One more than `bounds` (the last is the overflow bucket).
+        counts: Vec<u64>,
+    },
+    Exponential {
+        sum: f64,
+        min: Option<f64>,
+        max: Option<f64>,
+        /// Normalised; the point's count is `buckets.count()`.
+        buckets: SparseBuckets,
+    },
+    Summary {
+        count: u64,
+        sum: f64,
+        quantiles: Option<Quantiles>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Point {
+    pub(super) start_ns: u64,
+    pub(super) time_ns: u64,
+    pub(super) value: Value,
+}
+
+impl Point {
+    /// Adds a later delta point of the same series to this one: one window
+    /// from this start to that end, the counts of both. Anything that does
+    /// not add up (a different kind, different bounds) is replaced; returns
+    /// false then.
+    fn add(&mut self, later: Point) -> bool {
+        let merged = match (&mut self.value, &later.value) {
+            (Value::Int(a), Value::Int(b)) => match a.checked_add(*b) {
+                Some(v) => {
+                    *a = v;
+                    true
+                }
+                None => {
+                    self.value = Value::Double(*a as f64 + *b as f64);
+                    true
+                }
+            },
+            (Value::Double(a), Value::Double(b)) => {
+                *a += b;
+                true
+            }
+            (Value::Int(a), Value::Double(b)) => {
+                self.value = Value::Double(*a as f64 + b);
+                true
+            }
+            (Value::Double(a), Value::Int(b)) => {
+                *a += *b as f64;
+                true
+            }
+            (
+                Value::Explicit {
+                    count,
+                    sum,
+                    bounds,
+                    counts,
+                    ..
+                },
+                Value::Explicit {
+                    count: c2,
+                    sum: s2,
+                    bounds: b2,
+                    counts: n2,
+                    ..
+                },
+            ) if bounds == b2 && counts.len() == n2.len() => {
+                *count = count.saturating_add(*c2);
+                *sum += s2;
+                for (a, b) in counts.iter_mut().zip(n2) {
+                    *a = a.saturating_add(*b);
+                }
+                true
+            }
+            (
+                Value::Exponential { sum, buckets, .. },
+                Value::Exponential {
+                    sum: s2,
+                    buckets: b2,
+                    ..
+                },
+            ) => {
+                *sum += s2;
+                buckets.merge(b2);
+                true
+            }
+            _ => false,
+        };
+        if merged {
+            self.start_ns = self.start_ns.min(later.start_ns);
+            self.time_ns = self.time_ns.max(later.time_ns);
+        } else {
+            *self = later;
+        }
+        merged
+    }
+}
+
+/// A metric's description and unit, and its points by label set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct MetricPoints {
+    pub(super) description: Option<String>,
+    pub(super) unit: Option<&'static str>,
+    pub(super) unit_text: Option<String>,
+    pub(super) points: BTreeMap<Labels, Point>,
+}
+
+impl MetricPoints {
+    /// The unit as OTLP wants it (UCUM), for the units vitals names.
+    pub(super) fn unit(&self) -> &str {
+        self.unit.or(self.unit_text.as_deref()).unwrap_or("")
+    }
+}
+
+/// Points by metric (name and kind), in name order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct MetricSet {
+    pub(super) metrics: BTreeMap<(Arc<str>, Shape), MetricPoints>,
+    pub(super) points: u64,
+}
+
+impl MetricSet {
+    pub(super) fn is_empty(&self) -> bool {
+        self.points == 0
+    }
+
+    /// Adds a later set: cumulative points, gauges and summaries replace
+    /// the earlier point of their series, delta points add to it. Returns
+    /// how many points were replaced (superseded).
+    pub(super) fn absorb(&mut self, later: MetricSet, temporality: Temporality) -> u64 {
+        if self.is_empty() {
+            *self = later;
+            return 0;
+        }
+        let mut superseded = 0;
+        for (key, m) in later.metrics {
+            let mine = self.metrics.entry(key.clone()).or_default();
+            mine.description = m.description;
+            mine.unit = m.unit;
+            mine.unit_text = m.unit_text;
+            for (labels, point) in m.points {
+                match mine.points.get_mut(&labels) {
+                    None => {
+                        self.points += 1;
+                        mine.points.insert(labels, point);
+                    }
+                    Some(old) => {
+                        let adds = temporality == Temporality::Delta
+                            && matches!(key.1, Shape::Sum | Shape::Histogram | Shape::Exponential);
+                        if !(adds && old.add(point.clone())) {
+                            *old = point;
+                            superseded += 1;
+                        }
+                    }
+                }
+            }
+        }
+        superseded
+    }
+
+    /// A rough size of the encoded set, for the queue-bytes gauge.
+    pub(super) fn approx_bytes(&self) -> usize {
+        let mut n = 0;
+        for ((name, _), m) in &self.metrics {
+            n += name.len() + 16;
+            for (labels, p) in &m.points {
+                n += 40
+                    + labels
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len() + 8)
+                        .sum::<usize>();
+                n += match &p.value {
+                    Value::Explicit { counts, .. } => counts.len() * 16,
+                    Value::Exponential { buckets, .. } => buckets.counts.len() * 2 + 40,
+                    Value::Summary { .. } => 100,
+                    _ => 0,
+                };
+            }
+        }
+        n
+    }
+
+    fn push(&mut self, name: &Arc<str>, shape: Shape, labels: &Labels, point: Point) {
+        let m = self.metrics.entry((Arc::clone(name), shape)).or_default();
+        if m.points.insert(labels.clone(), point).is_none() {
+            self.points += 1;
+        }
+    }
+}
+
+/// What is remembered of a series between snapshots.
+#[derive(Debug)]
+struct SeriesState {
+    start_ns: u64,
+    last: Last,
+    /// The export that last saw the series (series gone are forgotten).
+    seen: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Last {
+    Counter(CounterValue),
+    Histogram {
+        count: u64,
+        sum: f64,
+        /// Exponential or explicit counts, kept for deltas only.
+        buckets: Option<SparseBuckets>,
+        explicit: Option<(Arc<[f64]>, Vec<u64>)>,
+    },
+    Other,
+}
+
+/// Turns snapshots into point sets: fixed start times, deltas.
+#[derive(Debug)]
+pub(super) struct PointMaker {
+    pub(super) temporality: Temporality,
+    pub(super) window_quantiles: bool,
+    series: HashMap<(Shape, Arc<str>, Labels), SeriesState>,
+    /// The collector's start, fixed at the first snapshot.
+    origin_ns: Option<u64>,
+    /// The time of the previous snapshot exported.
+    last_ns: Option<u64>,
+    exports: u64,
+}
+
+fn ms_to_ns(ms: u64) -> u64 {
+    ms.saturating_mul(1_000_000)
+}
+
+impl PointMaker {
+    pub(super) fn new(temporality: Temporality, window_quantiles: bool) -> Self {
+        PointMaker {
+            temporality,
+            window_quantiles,
+            series: HashMap::new(),
+            origin_ns: None,
+            last_ns: None,
+            exports: 0,
+        }
+    }
+
+    /// The points of one snapshot.
+    pub(super) fn points(&mut self, snapshot: &Snapshot) -> MetricSet {
+        // Strictly later than the previous snapshot: windows never overlap,
+        // even for two snapshots in one millisecond.
+        let time_ns = ms_to_ns(snapshot.timestamp_unix_ms)
+            .max(self.last_ns.map_or(0, |t| t.saturating_add(1)));
+        let uptime_ns = if snapshot.uptime_seconds.is_finite() && snapshot.uptime_seconds > 0.0 {
+            (snapshot.uptime_seconds * 1e9) as u64
+        } else {
+            0
+        };
+        let origin = *self
+            .origin_ns
+            .get_or_insert(time_ns.saturating_sub(uptime_ns));
+        // A series first seen now began after the previous snapshot (or with
+        // the collector, at the first).
+        let first_start = self.last_ns.unwrap_or(origin).min(time_ns);
+        self.exports += 1;
+        let mut cx = Cx {
+            maker: self,
+            set: MetricSet::default(),
+            time_ns,
+            first_start,
+            snapshot,
+        };
+        for c in &snapshot.counters {
+            cx.counter(&c.name, &c.labels, c.value);
+        }
+        for g in &snapshot.gauges {
+            let value = Value::Double(g.value);
+            cx.simple(&g.name, Shape::Gauge, &g.labels, value);
+        }
+        for h in &snapshot.histograms {
+            cx.histogram(h);
+        }
+        let set = cx.set;
+        let exports = self.exports;
+        self.series.retain(|_, s| s.seen == exports);
+        self.last_ns = Some(time_ns);
+        set
+    }
+}
+
+struct Cx<'a> {
+    maker: &'a mut PointMaker,
+    set: MetricSet,
+    time_ns: u64,
+    first_start: u64,
+    snapshot: &'a Snapshot,
+}
+
+impl Cx<'_> {
+    fn describe(&mut self, name: &Arc<str>, shape: Shape) {
+        let m = self
+            .set
+            .metrics
+            .entry((Arc::clone(name), shape))
+            .or_default();
+        if m.description.is_none() && m.unit_text.is_none() {
+            if let Some(info) = self.snapshot.metadata(name) {
+                m.description = info.help.clone();
+                m.unit = info.unit.as_deref().and_then(ucum);
+                if m.unit.is_none() {
+                    m.unit_text = info.unit.clone();
+                }
+            }
+        }
+    }
+
+    /// The series' state (created on first sight) and whether it is new.
+    fn state(
+        &mut self,
+        shape: Shape,
+        name: &Arc<str>,
+        labels: &Labels,
+    ) -> (&mut SeriesState, bool) {
+        let exports = self.maker.exports;
+        let first_start = self.first_start;
+        let mut new = false;
+        let s = self
+            .maker
+            .series
+            .entry((shape, Arc::clone(name), labels.clone()))
+            .or_insert_with(|| {
+                new = true;
+                SeriesState {
+                    start_ns: first_start,
+                    last: Last::Other,
+                    seen: exports,
+                }
+            });
+        s.seen = exports;
+        (s, new)
+    }
+
+    fn simple(&mut self, name: &Arc<str>, shape: Shape, labels: &Labels, value: Value) {
+        self.describe(name, shape);
+        let start_ns = self.state(shape, name, labels).0.start_ns;
+        let point = Point {
+            start_ns,
+            time_ns: self.time_ns,
+            value,
+        };
+        self.set.push(name, shape, labels, point);
+    }
+
+    fn counter(&mut self, name: &Arc<str>, labels: &Labels, value: CounterValue) {
+        self.describe(name, Shape::Sum);
+        let (time_ns, delta) = (self.time_ns, self.maker.temporality == Temporality::Delta);
+        let first_start = self.first_start;
+        let (s, new) = self.state(Shape::Sum, name, labels);
+        let previous = match (&s.last, new) {
+            (Last::Counter(v), false) => Some(*v),
+            _ => None,
+        };
+        // A total that went down was reset: a new cumulative run starts.
+        let reset = previous.is_some_and(|p| value.as_f64() < p.as_f64());
+        let window_start = s.start_ns;
+        if reset && !delta {
+            // The old run was last seen at the previous snapshot.
+            s.start_ns = first_start;
+        }
+        s.last = Last::Counter(value);
+        let (start_ns, value) = if delta {
+            s.start_ns = time_ns;
+            let change = match (previous, value) {
+                (Some(CounterValue::Int(p)), CounterValue::Int(v)) if !reset => {
+                    CounterValue::Int(v - p)
+                }
+                (Some(p), v) if !reset => CounterValue::Float(v.as_f64() - p.as_f64()),
+                (_, v) => v,
+            };
+            (window_start, change)
+        } else {
+            (s.start_ns, value)
+        };
+        let value = match value {
+            CounterValue::Int(v) => match i64::try_from(v) {
+                Ok(v) => Value::Int(v),
+                Err(_) => Value::Double(v as f64),
+            },
+            CounterValue::Float(v) => Value::Double(v),
+        };
+        self.set.push(
+            name,
+            Shape::Sum,
+            labels,
+            Point {
+                start_ns,
+                time_ns,
+                value,
+            },
+        );
+    }
+
+    fn histogram(&mut self, h: &HistogramSample) {
+        let summary = &h.summary;
+        let life = &summary.lifetime;
+        let (time_ns, delta) = (self.time_ns, self.maker.temporality == Temporality::Delta);
+        let explicit = summary.buckets.as_ref().map(|b| {
+            let mut counts = Vec::with_capacity(b.cumulative.len() + 1);
+            let mut below = 0u64;
+            for &c in &b.cumulative {
+                // Cumulative even for a malformed snapshot.
+                let c = c.max(below).min(b.count);
+                counts.push(c - below);
+                below = c;
+            }
+            counts.push(b.count - below);
+            (Arc::<[f64]>::from(b.bounds.as_slice()), counts, b.count)
+        });
+        let (shape, now) = match (explicit, &summary.lifetime_buckets) {
+            (Some((bounds, counts, count)), _) => (
+                Shape::Histogram,
+                Value::Explicit {
+                    count,
+                    sum: life.sum,
+                    min: life.min,
+                    max: life.max,
+                    bounds,
+                    counts,
+                },
+            ),
+            (None, Some(b)) => {
+                let mut buckets = b.clone();
+                buckets.normalize();
+                (
+                    Shape::Exponential,
+                    Value::Exponential {
+                        sum: life.sum,
+                        min: life.min,
+                        max: life.max,
+                        buckets,
+                    },
+                )
+            }
+            // No buckets (a count window, or a collector without lifetime
+            // buckets): count and sum, in the one overflow bucket.
+            (None, None) => (
+                Shape::Histogram,
+                Value::Explicit {
+                    count: life.count,
+                    sum: life.sum,
+                    min: life.min,
+                    max: life.max,
+                    bounds: Arc::from(&[][..]),
+                    counts: vec![life.count],
+                },
+            ),
+        };
+        self.describe(&h.name, shape);
+        let first_start = self.first_start;
+        let (s, new) = self.state(shape, &h.name, &h.labels);
+        let count = value_count(&now);
+        let previous = match (&s.last, new) {
+            (Last::Histogram { .. }, false) => Some(s.last.clone()),
+            _ => None,
+        };
+        let reset = matches!(previous, Some(Last::Histogram { count: c, .. }) if count < c);
+        let window_start = s.start_ns;
+        s.last = Last::Histogram {
+            count,
+            sum: value_sum(&now),
+            buckets: match (&now, delta) {
+                (Value::Exponential { buckets, .. }, true) => Some(buckets.clone()),
+                _ => None,
+            },
+            explicit: match (&now, delta) {
+                (Value::Explicit { bounds, counts, .. }, true) => {
+                    Some((Arc::clone(bounds), counts.clone()))
+                }
+                _ => None,
+            },
+        };
+        let point = if delta {
+            s.start_ns = time_ns;
+            let value = match previous {
+                Some(last) if !reset => difference(now, &last),
+                _ => without_extremes(now),
+            };
+            Point {
+                start_ns: window_start,
+                time_ns,
+                value,
+            }
+        } else {
+            if reset {
+                s.start_ns = first_start;
+            }
+            Point {
+                start_ns: s.start_ns,
+                time_ns,
+                value: now,
+            }
+        };
+        self.set.push(&h.name, shape, &h.labels, point);
+        if self.maker.window_quantiles {
+            let name: Arc<str> = Arc::from(format!("{}_summary", h.name));
+            let value = Value::Summary {
+                count: life.count,
+                sum: life.sum,
+                quantiles: summary.window.quantiles,
+            };
+            self.simple(&name, Shape::Summary, &h.labels, value);
+        }
+    }
+}
+
+fn value_count(v: &Value) -> u64 {
+    match v {
+        Value::Explicit { count, .. } | Value::Summary { count, .. } => *count,
+        Value::Exponential { buckets, .. } => buckets.count(),
+        Value::Int(_) | Value::Double(_) => 1,
+    }
+}
+
+fn value_sum(v: &Value) -> f64 {
+    match v {
+        Value::Explicit { sum, .. }
+        | Value::Exponential { sum, .. }
+        | Value::Summary { sum, .. } => *sum,
+        Value::Int(v) => *v as f64,
+        Value::Double(v) => *v,
+    }
+}
+
+/// A delta point has no minimum and maximum: the lifetime's are not the
+/// window's.
+fn without_extremes(mut v: Value) -> Value {
+    if let Value::Explicit { min, max, .. } | Value::Exponential { min, max, .. } = &mut v {
+        *min = None;
+        *max = None;
+    }
+    v
+}
+
+/// `now` less the previous totals of the series (not reset).
+fn difference(now: Value, last: &Last) -> Value {
+    let Last::Histogram {
+        count: last_count,
+        sum: last_sum,
+        buckets: last_buckets,
+        explicit: last_explicit,
+    } = last
+    else {
+        return without_extremes(now);
+    };
+    match now {
+        Value::Exponential { sum, buckets, .. } => {
+            let change = last_buckets
+                .as_ref()
+                .and_then(|b| buckets.checked_sub(b))
+                .unwrap_or(buckets);
+            Value::Exponential {
+                sum: sum - last_sum,
+                min: None,
+                max: None,
+                buckets: change,
+            }
+        }
+        Value::Explicit {
+            count,
+            sum,
+            bounds,
+            counts,
+            ..
+        } => {
+            let counts = match last_explicit {
+                Some((b, c)) if *b == bounds && c.len() == counts.len() => counts
+                    .iter()
+                    .zip(c)
+                    .map(|(n, p)| n.saturating_sub(*p))
+                    .collect(),
+                _ => counts,
+            };
+            Value::Explicit {
+                count: count.saturating_sub(*last_count),
+                sum: sum - last_sum,
+                min: None,
+                max: None,
+                bounds,
+                counts,
+            }
+        }
+        other => other,
+    }
+}
+
+/// The UCUM code OTLP uses for a vitals unit name.
+fn ucum(unit: &str) -> Option<&'static str> {
+    Some(match unit {
+        "seconds" => "s",
+        "milliseconds" => "ms",
+        "microseconds" => "us",
+        "nanoseconds" => "ns",
+        "bytes" => "By",
+        "ratio" => "1",
+        "celsius" => "Cel",
+        "meters" => "m",
+        "grams" => "g",
+        "joules" => "J",
+        "volts" => "V",
+        "amperes" => "A",
+        _ => return None,
+    })
+}

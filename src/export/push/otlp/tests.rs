@@ -1,0 +1,320 @@
+//! Unit tests of the OTLP point making, coalescing and encoding.
+
+use super::points::{MetricSet, Point, Shape, Value};
+use super::*;
+use crate::export::push::delivery::Backlog;
+use crate::key::Labels;
+
+fn at(metrics: &MetricsCollector, ms: u64) -> Snapshot {
+    let mut s = metrics.snapshot();
+    s.timestamp_unix_ms = ms;
+    s.uptime_seconds = 10.0;
+    s
+}
+
+fn point<'a>(set: &'a MetricSet, name: &str, shape: Shape) -> &'a Point {
+    let m = &set.metrics[&(Arc::from(name), shape)];
+    m.points.values().next().unwrap()
+}
+
+use std::sync::Arc;
+
+fn int(p: &Point) -> i64 {
+    match p.value {
+        Value::Int(v) => v,
+        ref other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn cumulative_points_keep_one_start_per_series() {
+    let m = MetricsCollector::builder().lifetime_buckets(true).build();
+    let c = m.counter("jobs_total", &[]);
+    let h = m.histogram("latency_seconds", &[]);
+    let mut maker = PointMaker::new(Temporality::Cumulative, false);
+    c.increment(3);
+    h.record(0.5);
+    let first = maker.points(&at(&m, 100_000));
+    // The collector's start: the snapshot time less the uptime.
+    let origin = 90_000 * 1_000_000;
+    assert_eq!(point(&first, "jobs_total", Shape::Sum).start_ns, origin);
+    assert_eq!(int(point(&first, "jobs_total", Shape::Sum)), 3);
+    c.increment(4);
+    h.record(0.0);
+    m.counter("late_total", &[]).inc();
+    let second = maker.points(&at(&m, 110_000));
+    let p = point(&second, "jobs_total", Shape::Sum);
+    assert_eq!(
+        (p.start_ns, p.time_ns, int(p)),
+        (origin, 110_000_000_000, 7)
+    );
+    // A series that appeared later starts at the previous snapshot.
+    let late = point(&second, "late_total", Shape::Sum);
+    assert_eq!(late.start_ns, 100_000_000_000);
+    let hp = point(&second, "latency_seconds", Shape::Exponential);
+    assert_eq!(hp.start_ns, origin);
+    match &hp.value {
+        Value::Exponential { buckets, sum, .. } => {
+            assert_eq!((buckets.count(), buckets.zeros, *sum), (2, 1, 0.5));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn delta_windows_are_contiguous_and_add_up_to_the_total() {
+    let m = MetricsCollector::builder().lifetime_buckets(true).build();
+    let c = m.counter("jobs_total", &[]);
+    let h = m.histogram("latency_seconds", &[]);
+    let mut maker = PointMaker::new(Temporality::Delta, false);
+    let (mut sum, mut count, mut end) = (0i64, 0u64, None);
+    for (i, ms) in [100_000u64, 100_000, 105_000, 200_000]
+        .into_iter()
+        .enumerate()
+    {
+        c.increment(i as u64 + 1);
+        h.record(i as f64);
+        let set = maker.points(&at(&m, ms));
+        let p = point(&set, "jobs_total", Shape::Sum);
+        assert!(p.start_ns < p.time_ns);
+        if let Some(e) = end {
+            assert_eq!(p.start_ns, e, "windows touch");
+        }
+        end = Some(p.time_ns);
+        sum += int(p);
+        let hp = point(&set, "latency_seconds", Shape::Exponential);
+        match &hp.value {
+            Value::Exponential { buckets, min, .. } => {
+                assert_eq!(buckets.count(), 1);
+                assert_eq!(*min, None);
+                count += buckets.count();
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(sum, 1 + 2 + 3 + 4);
+    assert_eq!(count, 4);
+}
+
+#[test]
+fn a_reset_restarts_the_cumulative_run_and_the_delta_is_the_new_total() {
+    for temporality in [Temporality::Cumulative, Temporality::Delta] {
+        let mut maker = PointMaker::new(temporality, false);
+        let mut snap = MetricsCollector::new().snapshot();
+        snap.uptime_seconds = 1.0;
+        snap.counters = vec![crate::snapshot::CounterSample::new("c_total", &[], 10)];
+        snap.timestamp_unix_ms = 5_000;
+        maker.points(&snap);
+        snap.counters = vec![crate::snapshot::CounterSample::new("c_total", &[], 4)];
+        snap.timestamp_unix_ms = 6_000;
+        let set = maker.points(&snap);
+        let p = point(&set, "c_total", Shape::Sum);
+        assert_eq!(int(p), 4, "{temporality:?}");
+        assert_eq!(p.start_ns, 5_000_000_000, "{temporality:?}");
+    }
+}
+
+fn gauge_set(name: &str, labels: &Labels, value: Value, start: u64, end: u64) -> MetricSet {
+    let mut set = MetricSet::default();
+    let shape = match value {
+        Value::Double(_) => Shape::Gauge,
+        _ => Shape::Sum,
+    };
+    set.metrics
+        .entry((Arc::from(name), shape))
+        .or_default()
+        .points
+        .insert(
+            labels.clone(),
+            Point {
+                start_ns: start,
+                time_ns: end,
+                value,
+            },
+        );
+    set.points = 1;
+    set
+}
+
+fn head(temporality: Temporality) -> Head {
+    Head {
+        resource: vec![("service.name".into(), "t".into())],
+        scope_name: "vitals".into(),
+        scope_version: "0".into(),
+        temporality,
+        max_buckets: 160,
+    }
+}
+
+#[test]
+fn the_backlog_adds_deltas_and_keeps_the_latest_cumulative_point() {
+    let l = Labels::default();
+    // Delta: a failed request's points come back merged with what came since.
+    let mut b = OtlpBacklog::new(head(Temporality::Delta), OtlpFormat::Json);
+    assert!(b
+        .add(gauge_set("c", &l, Value::Int(2), 0, 10), false)
+        .is_none());
+    let first = b.next().unwrap();
+    assert_eq!(first.points, 1);
+    // Arrives while the first request is on the wire, which then fails.
+    assert!(b
+        .add(gauge_set("c", &l, Value::Int(3), 10, 20), true)
+        .is_none());
+    assert!(b
+        .add(gauge_set("c", &l, Value::Int(5), 20, 30), false)
+        .is_none());
+    assert_eq!(b.points(), 1);
+    let retry = b.next().unwrap();
+    let text = String::from_utf8(retry.body).unwrap();
+    assert!(text.contains(r#""asInt":"10""#), "{text}");
+    assert!(text.contains(r#""startTimeUnixNano":"0""#), "{text}");
+    assert!(text.contains(r#""timeUnixNano":"30""#), "{text}");
+    assert!(text.contains(r#""aggregationTemporality":1"#), "{text}");
+    b.complete(retry.ticket);
+    assert_eq!((b.points(), b.bytes()), (0, 0));
+    assert!(b.next().is_none());
+
+    // Cumulative: the latest total replaces, and the older is counted.
+    let mut b = OtlpBacklog::new(head(Temporality::Cumulative), OtlpFormat::Json);
+    b.add(gauge_set("c", &l, Value::Int(2), 0, 10), false);
+    let d = b
+        .add(gauge_set("c", &l, Value::Int(5), 0, 20), false)
+        .unwrap();
+    assert_eq!((d.points, d.reason), (1, "superseded"));
+    let out = b.next().unwrap();
+    let text = String::from_utf8(out.body).unwrap();
+    assert!(text.contains(r#""asInt":"5""#), "{text}");
+    // A stale ticket completes nothing.
+    b.complete(out.ticket + 1);
+    assert_eq!(b.points(), 1);
+}
+
+#[test]
+fn json_writes_64_bit_integers_as_strings_and_non_finite_doubles_by_name() {
+    let m = MetricsCollector::new();
+    m.gauge("g", &[]).set(f64::NAN);
+    m.gauge("h", &[]).set(f64::NEG_INFINITY);
+    m.counter("c_total", &[("k", "v")]).increment(u64::MAX);
+    let body = encode_otlp(&m.snapshot(), OtlpFormat::Json).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let metrics = &v["resourceMetrics"][0]["scopeMetrics"][0]["metrics"];
+    let by_name = |n: &str| {
+        metrics
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    let c = by_name("c_total");
+    // Past i64::MAX: a double.
+    assert_eq!(
+        c["sum"]["dataPoints"][0]["asDouble"],
+        18446744073709551615.0
+    );
+    assert_eq!(c["sum"]["isMonotonic"], true);
+    assert!(c["sum"]["dataPoints"][0]["timeUnixNano"].is_string());
+    assert_eq!(
+        c["sum"]["dataPoints"][0]["attributes"][0]["value"]["stringValue"],
+        "v"
+    );
+    assert_eq!(by_name("g")["gauge"]["dataPoints"][0]["asDouble"], "NaN");
+    assert_eq!(
+        by_name("h")["gauge"]["dataPoints"][0]["asDouble"],
+        "-Infinity"
+    );
+}
+
+#[test]
+fn wide_exponential_histograms_are_downscaled_to_the_bucket_limit() {
+    let m = MetricsCollector::builder().lifetime_buckets(true).build();
+    let h = m.histogram("size_bytes", &[]);
+    let mut v = 1e-3;
+    let mut n = 0;
+    while v < 1e6 {
+        h.record(v);
+        v *= 1.05;
+        n += 1;
+    }
+    let body = encode_otlp(&m.snapshot(), OtlpFormat::Json).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let p = &v["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["exponentialHistogram"]
+        ["dataPoints"][0];
+    let counts: Vec<u64> = p["positive"]["bucketCounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(counts.len() <= 160, "{}", counts.len());
+    assert!(p["scale"].as_i64().unwrap() < 6);
+    assert_eq!(counts.iter().sum::<u64>(), n);
+    assert_eq!(p["count"], n.to_string());
+}
+
+#[test]
+fn configured_bounds_go_as_an_explicit_histogram_whose_buckets_add_up() {
+    let m = MetricsCollector::new();
+    m.configure_histogram_buckets("d_seconds", &[0.1, 1.0])
+        .unwrap();
+    let h = m.histogram("d_seconds", &[]);
+    for v in [0.05, 0.5, 0.7, 3.0] {
+        h.record(v);
+    }
+    m.histogram("plain", &[]).record(2.0);
+    let set = PointMaker::new(Temporality::Cumulative, true).points(&at(&m, 1_000));
+    match &point(&set, "d_seconds", Shape::Histogram).value {
+        Value::Explicit {
+            count,
+            counts,
+            bounds,
+            ..
+        } => {
+            assert_eq!(
+                (*count, counts.as_slice(), &bounds[..]),
+                (4, &[1, 2, 1][..], &[0.1, 1.0][..])
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without lifetime buckets: count and sum only.
+    match &point(&set, "plain", Shape::Histogram).value {
+        Value::Explicit {
+            count,
+            counts,
+            bounds,
+            sum,
+            ..
+        } => {
+            assert_eq!(
+                (*count, counts.as_slice(), bounds.len(), *sum),
+                (1, &[1][..], 0, 2.0)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match &point(&set, "plain_summary", Shape::Summary).value {
+        Value::Summary {
+            count, quantiles, ..
+        } => {
+            assert_eq!((*count, quantiles.unwrap().p50), (1, 2.0));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn protobuf_and_json_carry_the_same_metrics() {
+    let m = MetricsCollector::builder().lifetime_buckets(true).build();
+    m.counter("a_total", &[]).increment(7);
+    m.histogram("b", &[]).record(1.5);
+    let snap = m.snapshot();
+    let pb = encode_otlp(&snap, OtlpFormat::Protobuf).unwrap();
+    let js = encode_otlp(&snap, OtlpFormat::Json).unwrap();
+    // A (protobuf) Sum with as_int 7: field 6, fixed64, little endian.
+    assert!(pb.windows(9).any(|w| w == [0x31, 7, 0, 0, 0, 0, 0, 0, 0]));
+    let text = String::from_utf8(js).unwrap();
+    assert!(text.contains(r#""exponentialHistogram""#), "{text}");
+    assert!(text.contains(r#""service.name""#), "{text}");
+}
