@@ -5,7 +5,7 @@ PyPI `opentelemetry-proto` package and checks what it gets.
 Usage: otlp_receiver.py [PORT]   (0 or absent: any free port)
 Prints "PORT <n>" on its first line, then serves:
 
-* POST /v1/metrics: `application/x-protobuf` is parsed with
+* POST /v1/metrics (gzip bodies are unpacked): `application/x-protobuf` is parsed with
   ExportMetricsServiceRequest.ParseFromString and refused if any message
   holds unknown fields; `application/json` is parsed with
   google.protobuf.json_format.Parse (unknown fields NOT ignored) after
@@ -23,6 +23,7 @@ Prints "PORT <n>" on its first line, then serves:
 
 Exits 3 when opentelemetry-proto is not installed.
 """
+import gzip
 import json
 import sys
 import threading
@@ -218,8 +219,13 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(404, "not found")
             return
         ctype = self.headers.get("Content-Type", "")
+        encoding = self.headers.get("Content-Encoding", "identity")
         req = ExportMetricsServiceRequest()
         try:
+            if encoding == "gzip":
+                body = gzip.decompress(body)
+            elif encoding != "identity":
+                raise ValueError(f"content encoding {encoding!r}")
             if ctype == "application/x-protobuf":
                 req.ParseFromString(body)
                 check_no_unknown(req)
@@ -237,6 +243,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         for p in new:
             p["format"] = "json" if ctype == "application/json" else "protobuf"
+            p["encoding"] = encoding
         with lock:
             cross_check(new)
             points.extend(new)

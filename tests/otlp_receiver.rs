@@ -350,3 +350,31 @@ fn json_delta_windows_are_contiguous_and_add_up_to_the_totals() {
     let origin = snap.timestamp_unix_ms as f64 * 1e6 - snap.uptime_seconds * 1e9;
     assert!((first["start"].as_f64().unwrap() - origin).abs() < 2e9);
 }
+
+#[cfg(feature = "otlp-gzip")]
+#[test]
+fn gzip_bodies_are_unpacked_by_the_receiver_with_the_same_points() {
+    let Some((_child, addr)) = receiver() else {
+        return;
+    };
+    let metrics = collector();
+    let mut exporter = OtlpExporter::builder("http://unused:1")
+        .env_from(|name| match name {
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(format!("http://{addr}/")),
+            "OTEL_EXPORTER_OTLP_COMPRESSION" => Some("gzip".to_owned()),
+            "OTEL_SERVICE_NAME" => Some("zipped".to_owned()),
+            _ => None,
+        })
+        .unwrap()
+        .build()
+        .unwrap();
+    update(&metrics, 0);
+    let snap = metrics.snapshot();
+    exporter.export(&snap).unwrap();
+    exporter.flush().unwrap();
+    let (points, problems) = report(addr);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(points.iter().all(|p| p["encoding"] == "gzip"));
+    assert_eq!(points[0]["resource"]["service.name"], "zipped");
+    check_cumulative(&points, &snap);
+}

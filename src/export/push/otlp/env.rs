@@ -76,6 +76,21 @@ pub(super) fn apply(
             _ => return Err(invalid(name, "must be cumulative, delta or lowmemory")),
         };
     }
+    for name in [
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+    ] {
+        if let Some(v) = get(name) {
+            b.gzip = match v.trim() {
+                "none" => false,
+                #[cfg(feature = "otlp-gzip")]
+                "gzip" => true,
+                #[cfg(not(feature = "otlp-gzip"))]
+                "gzip" => return Err(invalid(name, "gzip needs the cargo feature otlp-gzip")),
+                _ => return Err(invalid(name, "must be gzip or none")),
+            };
+        }
+    }
     if let Some(v) = get("OTEL_RESOURCE_ATTRIBUTES") {
         for (k, v) in parse_list("OTEL_RESOURCE_ATTRIBUTES", &v)? {
             b = b.resource_attribute(k, v);

@@ -151,6 +151,7 @@ pub struct OtlpBuilder {
     format: OtlpFormat,
     window_quantiles: bool,
     max_buckets: usize,
+    gzip: bool,
     config: DeliveryConfig,
     metrics: Option<MetricsCollector>,
     name: String,
@@ -264,6 +265,19 @@ impl OtlpBuilder {
         self
     }
 
+    /// Gzip request bodies (`Content-Encoding: gzip`; off by default).
+    /// Feature `otlp-gzip`.
+    ///
+    /// ```
+    /// let e = vitals::export::push::OtlpExporter::builder("http://h:4318").gzip(true).build();
+    /// assert!(e.is_ok());
+    /// ```
+    #[cfg(feature = "otlp-gzip")]
+    pub fn gzip(mut self, on: bool) -> Self {
+        self.gzip = on;
+        self
+    }
+
     /// Timeouts, retries and shutdown deadline.
     ///
     /// ```
@@ -314,6 +328,8 @@ impl OtlpBuilder {
     /// (`http/protobuf`, `http/json`), `OTEL_EXPORTER_OTLP_TIMEOUT` and
     /// `..._METRICS_TIMEOUT` (ms),
     /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`,
+    /// `OTEL_EXPORTER_OTLP_COMPRESSION` and `..._METRICS_COMPRESSION`
+    /// (`gzip` needs feature `otlp-gzip`; `none`),
     /// `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME` (which wins over
     /// a `service.name` in the attributes). Settings made after this call
     /// override them.
@@ -321,8 +337,8 @@ impl OtlpBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidEnvVar`] naming the variable: a list entry without
-    /// `=` or with a bad `%`-escape, an unknown protocol (`grpc` included)
-    /// or temporality, a timeout that is not a number.
+    /// `=` or with a bad `%`-escape, an unknown protocol (`grpc` included),
+    /// temporality or compression, a timeout that is not a number.
     ///
     /// ```
     /// use vitals::export::push::OtlpExporter;
@@ -403,8 +419,12 @@ impl OtlpBuilder {
         let client = HttpClient::new(endpoint, self.config.timeouts());
         let format = self.format;
         let headers = self.headers;
+        let gzip = self.gzip;
         let send = Box::new(move |body: &[u8]| {
             let mut h: Vec<(&str, &str)> = vec![("Content-Type", format.content_type())];
+            if gzip {
+                h.push(("Content-Encoding", "gzip"));
+            }
             h.extend(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             client.send(&Request {
                 method: "POST",
@@ -420,7 +440,8 @@ impl OtlpBuilder {
             temporality: self.temporality,
             max_buckets: self.max_buckets,
         };
-        let backlog = OtlpBacklog::new(head, format);
+        let mut backlog = OtlpBacklog::new(head, format);
+        backlog.gzip = self.gzip;
         let delivery = Delivery::start(&self.name, self.config, self.metrics, backlog, send)?;
         Ok(OtlpExporter {
             delivery,
@@ -514,6 +535,7 @@ impl OtlpExporter {
             format: OtlpFormat::Protobuf,
             window_quantiles: false,
             max_buckets: crate::layout::DEFAULT_MAX_BUCKETS,
+            gzip: false,
             config: DeliveryConfig::default(),
             metrics: None,
             name: "otlp".into(),

@@ -318,3 +318,86 @@ fn protobuf_and_json_carry_the_same_metrics() {
     assert!(text.contains(r#""exponentialHistogram""#), "{text}");
     assert!(text.contains(r#""service.name""#), "{text}");
 }
+
+#[test]
+fn the_environment_sets_endpoint_headers_protocol_temporality_and_compression() {
+    let vars = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    };
+    let b = OtlpExporter::builder("http://x:1")
+        .env_from(vars(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318/"),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                "http://m:9/custom/path",
+            ),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "a=1,b=2"),
+            ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "b=3"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "Delta"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+        ]))
+        .unwrap();
+    assert_eq!(b.url(), "http://m:9/custom/path");
+    assert_eq!(
+        b.headers,
+        [
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "3".to_owned())
+        ]
+    );
+    assert_eq!(b.format, OtlpFormat::Json);
+    assert_eq!(b.temporality, Temporality::Delta);
+    assert_eq!(
+        b.config.request_timeout,
+        std::time::Duration::from_millis(2500)
+    );
+    assert!(!b.gzip);
+    // Empty values count as unset.
+    let b = OtlpExporter::builder("http://x:1")
+        .env_from(vars(&[("OTEL_EXPORTER_OTLP_ENDPOINT", " ")]))
+        .unwrap();
+    assert_eq!(b.url(), "http://x:1/v1/metrics");
+    for (var, value) in [
+        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "5s"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+            "sometimes",
+        ),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "novalue"),
+    ] {
+        let err = OtlpExporter::builder("http://x:1")
+            .env_from(|n| (n == var).then(|| value.to_owned()))
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidEnvVar { variable, .. } if variable == var),
+            "{err}"
+        );
+    }
+    let gzip = OtlpExporter::builder("http://x:1")
+        .env_from(|n| (n == "OTEL_EXPORTER_OTLP_COMPRESSION").then(|| "gzip".to_owned()));
+    assert_eq!(gzip.is_ok(), cfg!(feature = "otlp-gzip"));
+}
+
+#[cfg(feature = "otlp-gzip")]
+#[test]
+fn gzip_bodies_unpack_to_the_plain_body() {
+    use std::io::Read;
+    let m = MetricsCollector::new();
+    m.counter("a_total", &[]).increment(7);
+    let plain = encode_otlp(&m.snapshot(), OtlpFormat::Protobuf).unwrap();
+    let packed = backlog::gzip(plain.clone());
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&packed[..])
+        .read_to_end(&mut out)
+        .unwrap();
+    assert_eq!(out, plain);
+}
