@@ -401,3 +401,30 @@ fn gzip_bodies_unpack_to_the_plain_body() {
         .unwrap();
     assert_eq!(out, plain);
 }
+
+#[test]
+fn the_default_service_name_names_the_program_and_settings_override_it() {
+    let e = OtlpExporter::builder("http://h:4318").build().unwrap();
+    let program = std::env::current_exe().unwrap();
+    let program = program.file_name().unwrap().to_string_lossy();
+    let name = |e: &OtlpExporter| {
+        e.resource()
+            .iter()
+            .find(|(k, _)| k == "service.name")
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(name(&e), Some(format!("unknown_service:{program}")));
+    let e = OtlpExporter::builder("http://h:4318")
+        .resource_attribute("service.name", "a")
+        .service_name("b")
+        .build()
+        .unwrap();
+    assert_eq!(name(&e), Some("b".to_owned()));
+    assert_eq!(
+        e.resource()
+            .iter()
+            .filter(|(k, _)| k == "service.name")
+            .count(),
+        1
+    );
+}
