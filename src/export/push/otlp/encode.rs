@@ -95,8 +95,17 @@ pub(crate) struct Head {
 }
 
 /// An exponential point's buckets within the bucket limit: scale, zero
-/// count, offset and counts.
+/// count, offset and counts. Points are fitted when made; only deltas
+/// merged while the backend was down may need it again.
 fn fitted(buckets: &crate::snapshot::SparseBuckets, max: usize) -> (i32, u64, i32, Vec<u64>) {
+    let span = match (buckets.counts.first(), buckets.counts.last()) {
+        (Some(a), Some(b)) => i64::from(b.0) - i64::from(a.0) + 1,
+        _ => 0,
+    };
+    if usize::try_from(span).is_ok_and(|s| s <= max) {
+        let (offset, counts) = buckets.offset_counts();
+        return (i32::from(buckets.scale), buckets.zeros, offset, counts);
+    }
     let mut b = buckets.clone();
     b.fit(max);
     let (offset, counts) = b.offset_counts();

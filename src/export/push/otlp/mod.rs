@@ -440,12 +440,14 @@ impl OtlpBuilder {
             temporality: self.temporality,
             max_buckets: self.max_buckets,
         };
+        let mut maker = PointMaker::new(self.temporality, self.window_quantiles);
+        maker.max_buckets = self.max_buckets;
         let mut backlog = OtlpBacklog::new(head, format);
         backlog.gzip = self.gzip;
         let delivery = Delivery::start(&self.name, self.config, self.metrics, backlog, send)?;
         Ok(OtlpExporter {
             delivery,
-            maker: PointMaker::new(self.temporality, self.window_quantiles),
+            maker,
             resource,
             url,
         })

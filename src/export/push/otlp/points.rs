@@ -257,6 +257,9 @@ enum Last {
 pub(super) struct PointMaker {
     pub(super) temporality: Temporality,
     pub(super) window_quantiles: bool,
+    /// Exponential points are downscaled to this many buckets when made
+    /// (the encoder checks again after deltas were merged).
+    pub(super) max_buckets: usize,
     series: HashMap<(Shape, Arc<str>, Labels), SeriesState>,
     /// The collector's start, fixed at the first snapshot.
     origin_ns: Option<u64>,
@@ -274,6 +277,7 @@ impl PointMaker {
         PointMaker {
             temporality,
             window_quantiles,
+            max_buckets: crate::layout::DEFAULT_MAX_BUCKETS,
             series: HashMap::new(),
             origin_ns: None,
             last_ns: None,
@@ -305,6 +309,7 @@ impl PointMaker {
             time_ns,
             first_start,
             snapshot,
+            described: None,
         };
         for c in &snapshot.counters {
             cx.counter(&c.name, &c.labels, c.value);
@@ -330,10 +335,18 @@ struct Cx<'a> {
     time_ns: u64,
     first_start: u64,
     snapshot: &'a Snapshot,
+    described: Option<(Arc<str>, Shape)>,
 }
 
 impl Cx<'_> {
     fn describe(&mut self, name: &Arc<str>, shape: Shape) {
+        // The series of a metric are contiguous: describe it once.
+        if let Some((last, last_shape)) = &self.described {
+            if *last_shape == shape && Arc::ptr_eq(last, name) {
+                return;
+            }
+        }
+        self.described = Some((Arc::clone(name), shape));
         let m = self
             .set
             .metrics
@@ -536,6 +549,10 @@ impl Cx<'_> {
                 value: now,
             }
         };
+        let mut point = point;
+        if let Value::Exponential { buckets, .. } = &mut point.value {
+            buckets.fit(self.maker.max_buckets);
+        }
         self.set.push(&h.name, shape, &h.labels, point);
         if self.maker.window_quantiles {
             let name: Arc<str> = Arc::from(format!("{}_summary", h.name));
