@@ -1,7 +1,7 @@
 //! The points waiting for delivery: one per series, coalesced.
 
 use super::encode::{self, Head};
-use super::points::MetricSet;
+use super::set::MetricSet;
 use super::{OtlpFormat, Temporality};
 use crate::export::push::delivery::{Backlog, Dropped, Outgoing};
 

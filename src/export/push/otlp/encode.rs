@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value as Json};
 use crate::export::proto::ProtoWriter;
 use crate::key::Labels;
 
-use super::points::{MetricPoints, MetricSet, Point, Shape, Value};
+use super::set::{MetricPoints, MetricSet, Point, Shape, Value};
 use super::Temporality;
 
 mod field {

@@ -65,6 +65,7 @@ mod backlog;
 mod encode;
 mod env;
 mod points;
+mod set;
 #[cfg(test)]
 mod tests;
 

@@ -1,6 +1,6 @@
 //! Unit tests of the OTLP point making, coalescing and encoding.
 
-use super::points::{MetricSet, Point, Shape, Value};
+use super::set::{MetricSet, Point, Shape, Value};
 use super::*;
 use crate::export::push::delivery::Backlog;
 use crate::key::Labels;
