@@ -258,8 +258,15 @@ impl Cx<'_> {
                 },
             ),
             (None, Some(b)) => {
-                let mut buckets = b.clone();
-                buckets.normalize();
+                // Delta keeps the full resolution to subtract exactly;
+                // cumulative copies straight into at most max_buckets.
+                let buckets = if delta {
+                    let mut b = b.clone();
+                    b.normalize();
+                    b
+                } else {
+                    fitted_copy(b, self.maker.max_buckets)
+                };
                 (
                     Shape::Exponential,
                     Value::Exponential {
@@ -423,6 +430,62 @@ fn difference(now: Value, last: &Last) -> Value {
             }
         }
         other => other,
+    }
+}
+
+/// `b` downscaled to at most `max` buckets (as
+/// [`SparseBuckets::fit`]), built without copying the full-resolution
+/// buckets: a snapshot's lifetime buckets run to a thousand and more, a
+/// point has at most `max`.
+pub(super) fn fitted_copy(b: &SparseBuckets, max: usize) -> SparseBuckets {
+    use crate::layout::{downscale_index, MAX_INDEX, MIN_INDEX, MIN_SCALE, SCALE};
+    let slow = || {
+        let mut b = b.clone();
+        b.normalize();
+        b.fit(max);
+        b
+    };
+    if !(MIN_SCALE..=SCALE).contains(&b.scale) {
+        return slow();
+    }
+    let (Some(&(first, _)), Some(&(last, _))) = (b.counts.first(), b.counts.last()) else {
+        return b.clone();
+    };
+    let steps = (SCALE - b.scale) as u32;
+    let (lo, hi) = (
+        downscale_index(MIN_INDEX, steps),
+        downscale_index(MAX_INDEX, steps),
+    );
+    if first < lo || last > hi || first > last {
+        return slow();
+    }
+    let max = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
+    let floor = (i32::from(b.scale) - i32::from(MIN_SCALE)).max(0) as u32;
+    let mut k = 0u32;
+    while k < floor
+        && i64::from(downscale_index(last, k)) - i64::from(downscale_index(first, k)) + 1 > max
+    {
+        k += 1;
+    }
+    // One pass: merge into the coarser buckets and check the input is as
+    // `normalize` leaves it (ascending, no empty bucket), else start over.
+    let mut counts: Vec<(i32, u64)> = Vec::with_capacity(b.counts.len().min(max as usize));
+    let mut previous = i32::MIN;
+    for (n, &(i, c)) in b.counts.iter().enumerate() {
+        if c == 0 || (n > 0 && i <= previous) {
+            return slow();
+        }
+        previous = i;
+        let j = downscale_index(i, k);
+        match counts.last_mut() {
+            Some(l) if l.0 == j => l.1 = l.1.saturating_add(c),
+            _ => counts.push((j, c)),
+        }
+    }
+    SparseBuckets {
+        scale: (i32::from(b.scale) - k as i32) as i8,
+        zeros: b.zeros,
+        counts,
     }
 }
 

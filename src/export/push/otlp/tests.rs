@@ -4,6 +4,7 @@ use super::set::{MetricSet, Point, Shape, Value};
 use super::*;
 use crate::export::push::delivery::Backlog;
 use crate::key::Labels;
+use crate::snapshot::SparseBuckets;
 
 fn at(metrics: &MetricsCollector, ms: u64) -> Snapshot {
     let mut s = metrics.snapshot();
@@ -427,4 +428,38 @@ fn the_default_service_name_names_the_program_and_settings_override_it() {
             .count(),
         1
     );
+}
+
+#[test]
+fn a_fitted_copy_equals_fitting_a_clone() {
+    let m = MetricsCollector::builder().lifetime_buckets(true).build();
+    let h = m.histogram("h", &[]);
+    let mut v = 1e-7;
+    while v < 1e7 {
+        h.record(v);
+        h.record(0.0);
+        v *= 1.013;
+    }
+    let full = m.snapshot().histograms[0]
+        .summary
+        .lifetime_buckets
+        .clone()
+        .unwrap();
+    for max in [1, 2, 10, 160, 100_000] {
+        let mut want = full.clone();
+        want.fit(max);
+        assert_eq!(points::fitted_copy(&full, max), want, "{max}");
+    }
+    // Input out of order or with empty buckets is normalised first.
+    let odd = SparseBuckets {
+        scale: 6,
+        zeros: 1,
+        counts: vec![(900, 2), (5, 0), (3, 1), (900, 1)],
+    };
+    let mut want = odd.clone();
+    want.normalize();
+    want.fit(160);
+    assert_eq!(points::fitted_copy(&odd, 160), want);
+    let empty = SparseBuckets::default();
+    assert_eq!(points::fitted_copy(&empty, 160), empty);
 }
