@@ -463,3 +463,98 @@ fn a_fitted_copy_equals_fitting_a_clone() {
     let empty = SparseBuckets::default();
     assert_eq!(points::fitted_copy(&empty, 160), empty);
 }
+
+mod coalescing {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Sends until delivered: the JSON bodies delivered, in order.
+    fn deliver(b: &mut OtlpBacklog, delivered: &mut Vec<serde_json::Value>, ok: bool) {
+        if let Some(out) = b.next() {
+            if ok {
+                b.complete(out.ticket);
+                delivered.push(serde_json::from_slice(&out.body).unwrap());
+            }
+        }
+    }
+
+    /// (start, time, value) of every `c_total` point in the bodies.
+    fn points(bodies: &[serde_json::Value]) -> Vec<(u64, u64, u64, u64)> {
+        let int = |v: &serde_json::Value| v.as_str().unwrap().parse::<u64>().unwrap();
+        let mut out = Vec::new();
+        for body in bodies {
+            for m in body["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]
+                .as_array()
+                .unwrap()
+            {
+                let (data, value) = match m["name"].as_str().unwrap() {
+                    "c_total" => (&m["sum"], "asInt"),
+                    "h" => (&m["exponentialHistogram"], "count"),
+                    _ => continue,
+                };
+                for p in data["dataPoints"].as_array().unwrap() {
+                    let kind = u64::from(m["name"] == "h");
+                    out.push((
+                        kind,
+                        int(&p["startTimeUnixNano"]),
+                        int(&p["timeUnixNano"]),
+                        int(&p[value]),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever fails and whenever, once delivery works again the
+        /// delta sums equal the totals, the windows of each series touch
+        /// without overlap, and cumulative delivery ends on the total.
+        #[test]
+        fn no_outage_pattern_loses_a_count(
+            rounds in prop::collection::vec((0u64..1000, 0usize..5, any::<bool>(), any::<bool>()), 1..40),
+            temporality in prop_oneof![Just(Temporality::Delta), Just(Temporality::Cumulative)],
+        ) {
+            let m = MetricsCollector::builder().lifetime_buckets(true).build();
+            let (c, h) = (m.counter("c_total", &[]), m.histogram("h", &[]));
+            let mut maker = PointMaker::new(temporality, false);
+            let mut b = OtlpBacklog::new(head(temporality), OtlpFormat::Json);
+            let mut delivered = Vec::new();
+            let (mut total, mut count) = (0u64, 0u64);
+            for (i, (add, values, on_wire, ok)) in rounds.into_iter().enumerate() {
+                c.increment(add);
+                total += add;
+                for v in 0..values {
+                    h.record(v as f64 * 0.37);
+                }
+                count += values as u64;
+                let set = maker.points(&at(&m, 1_000 + i as u64 * 10));
+                prop_assert!(b.add(set, on_wire).is_none_or(|d| d.reason == "superseded"));
+                deliver(&mut b, &mut delivered, ok);
+            }
+            while b.points() > 0 {
+                deliver(&mut b, &mut delivered, true);
+            }
+            let got = points(&delivered);
+            for (kind, want) in [(0, total), (1, count)] {
+                let series: Vec<_> = got.iter().filter(|p| p.0 == kind).collect();
+                prop_assert!(!series.is_empty());
+                match temporality {
+                    Temporality::Delta => {
+                        prop_assert_eq!(series.iter().map(|p| p.3).sum::<u64>(), want);
+                        for w in series.windows(2) {
+                            prop_assert_eq!(w[1].1, w[0].2, "windows touch");
+                        }
+                    }
+                    Temporality::Cumulative => {
+                        prop_assert_eq!(series.last().unwrap().3, want);
+                        prop_assert!(series.iter().all(|p| p.1 == series[0].1), "one start");
+                    }
+                }
+                prop_assert!(series.iter().all(|p| p.1 < p.2));
+            }
+        }
+    }
+}
