@@ -123,7 +123,8 @@ fn labels(l: &vitals::Labels) -> Vec<(String, String)> {
     v
 }
 
-/// The points of the snapshot's time for one series.
+/// The latest point of one series, which must be of the snapshot's time
+/// (or later, when snapshots shared a millisecond).
 fn find<'a>(
     points: &'a [Value],
     time_ms: u64,
@@ -131,17 +132,16 @@ fn find<'a>(
     kind: &str,
     l: &vitals::Labels,
 ) -> &'a Value {
-    let found: Vec<&Value> = points
+    let latest = points
         .iter()
-        .filter(|p| {
-            p["name"] == name
-                && p["kind"] == kind
-                && p["time"].as_u64().unwrap() / 1_000_000 >= time_ms
-                && attributes(p) == labels(l)
-        })
-        .collect();
-    assert_eq!(found.len(), 1, "{name} {kind} {l:?}: {found:?}");
-    found[0]
+        .filter(|p| p["name"] == name && p["kind"] == kind && attributes(p) == labels(l))
+        .max_by_key(|p| p["time"].as_u64().unwrap())
+        .unwrap_or_else(|| panic!("no {name} {kind} {l:?}"));
+    assert!(
+        latest["time"].as_u64().unwrap() / 1_000_000 >= time_ms,
+        "{latest}"
+    );
+    latest
 }
 
 fn float(v: &Value) -> f64 {
