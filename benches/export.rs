@@ -7,6 +7,9 @@
 //! Bytes per series of a JSON line are printed when the bench starts. With
 //! `--features remote-write`: the remote-write protobuf encoding and its
 //! snappy compression of the same snapshot, and their bytes per series.
+//! With `--features otlp`: the OTLP protobuf and JSON encodings of the same
+//! registry built with lifetime buckets (so the 100 histograms are
+//! exponential histograms), and their bytes per series.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -17,7 +20,10 @@ use vitals::MetricsCollector;
 
 /// The registry every export bench uses (the same shape as the peer bench).
 fn registry() -> MetricsCollector {
-    let metrics = MetricsCollector::new();
+    fill(MetricsCollector::new())
+}
+
+fn fill(metrics: MetricsCollector) -> MetricsCollector {
     let mut x = 0x2545_F491_4F6C_DD1Du64;
     for name in 0..10 {
         let counter = format!("counter_{name}_total");
@@ -147,11 +153,53 @@ fn remote_write(c: &mut Criterion) {
 #[cfg(not(feature = "remote-write"))]
 fn remote_write(_: &mut Criterion) {}
 
+/// OTLP (feature `otlp`): the whole encoding of one snapshot (points,
+/// start times, buckets fitted to 160, protobuf or JSON); bytes printed.
+#[cfg(feature = "otlp")]
+fn otlp(c: &mut Criterion) {
+    use vitals::export::push::{encode_otlp, OtlpFormat};
+    let metrics = fill(MetricsCollector::builder().lifetime_buckets(true).build());
+    let snap = metrics.snapshot();
+    let series = (snap.counters.len() + snap.histograms.len()) as u64;
+    for format in [OtlpFormat::Protobuf, OtlpFormat::Json] {
+        let body = encode_otlp(&snap, format).expect("encode");
+        eprintln!(
+            "otlp {format:?}: {series} series, {} bytes ({:.1} per series)",
+            body.len(),
+            body.len() as f64 / series as f64
+        );
+    }
+    let mut g = c.benchmark_group("export_otlp");
+    g.throughput(Throughput::Elements(series));
+    g.bench_function("protobuf_1000c_100h", |b| {
+        b.iter(|| {
+            black_box(
+                encode_otlp(black_box(&snap), OtlpFormat::Protobuf)
+                    .expect("encode")
+                    .len(),
+            )
+        })
+    });
+    g.bench_function("json_1000c_100h", |b| {
+        b.iter(|| {
+            black_box(
+                encode_otlp(black_box(&snap), OtlpFormat::Json)
+                    .expect("encode")
+                    .len(),
+            )
+        })
+    });
+    g.finish();
+}
+
+#[cfg(not(feature = "otlp"))]
+fn otlp(_: &mut Criterion) {}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = prometheus, jsonl, remote_write
+    targets = prometheus, jsonl, remote_write, otlp
 }
 criterion_main!(benches);

@@ -4,7 +4,8 @@
 # json. Self-contained: installs what is missing, builds the `exposition`
 # example and the generated corpus (tests/properties_corpus.rs), runs every
 # check, exits non-zero on any failure. Also installs
-# `prometheus-pushgateway` for the push tests that .ci/run runs next.
+# `prometheus-pushgateway` and PyPI `opentelemetry-proto` for the push
+# tests that .ci/run runs next.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +53,13 @@ if ! python3 -c 'import hdrh' 2>/dev/null; then
         || python3 -m pip install -q --break-system-packages hdrhistogram
 fi
 python3 -c 'import importlib.metadata as m; print("hdrhistogram", m.version("hdrhistogram"))'
+# The OTLP receiver of tests/otlp_receiver.rs (scripts/otlp_receiver.py)
+# decodes with the generated classes of PyPI opentelemetry-proto.
+if ! python3 -c 'import opentelemetry.proto.collector.metrics.v1.metrics_service_pb2' 2>/dev/null; then
+    python3 -m pip install -q opentelemetry-proto \
+        || python3 -m pip install -q --break-system-packages opentelemetry-proto
+fi
+python3 -c 'import importlib.metadata as m; print("opentelemetry-proto", m.version("opentelemetry-proto"))'
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT

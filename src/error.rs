@@ -196,6 +196,25 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// An environment variable read for configuration (such as
+    /// `OTEL_RESOURCE_ATTRIBUTES`) does not parse. The message names the
+    /// entry, never the value (headers carry credentials).
+    ///
+    /// ```
+    /// let err = vitals::Error::InvalidEnvVar {
+    ///     variable: "OTEL_SERVICE_NAME".into(),
+    ///     reason: "empty".into(),
+    /// };
+    /// assert_eq!(err.kind(), "invalid_env");
+    /// assert!(err.to_string().contains("OTEL_SERVICE_NAME"));
+    /// ```
+    #[error("environment variable {variable}: {reason}")]
+    InvalidEnvVar {
+        /// The variable's name.
+        variable: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -226,6 +245,7 @@ impl Error {
             Error::UnknownLevel(_) => "unknown_level",
             Error::InvalidExemplar { .. } => "invalid_exemplar",
             Error::Export { .. } => "export",
+            Error::InvalidEnvVar { .. } => "invalid_env",
         }
     }
 
@@ -360,6 +380,10 @@ impl Clone for Error {
             Error::Export { exporter, message } => Error::Export {
                 exporter: exporter.clone(),
                 message: message.clone(),
+            },
+            Error::InvalidEnvVar { variable, reason } => Error::InvalidEnvVar {
+                variable: variable.clone(),
+                reason: reason.clone(),
             },
         }
     }

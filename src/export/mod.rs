@@ -10,9 +10,9 @@
 //!   [`TableExporter`] prints the table every tick; [`Dashboard`] draws a
 //!   live terminal view; [`display`] holds the rules by which every human
 //!   output shows values in their units.
-//! * `push` (features `push`, `remote-write`): exporters that send each
-//!   snapshot to a Pushgateway or a remote-write receiver, with retries and
-//!   a bounded backlog.
+//! * `push` (features `push`, `remote-write`, `otlp`): exporters that send
+//!   each snapshot to a Pushgateway, a remote-write receiver or an OTLP/HTTP
+//!   receiver, with retries and a bounded backlog.
 //! * A [`Reporter`] is the background thread that takes a snapshot every
 //!   interval and hands it to each exporter, isolating their failures.
 //!

@@ -192,6 +192,18 @@ impl ProtoWriter {
         }
     }
 
+    /// A packed `repeated fixed64` field (nothing when empty).
+    pub(crate) fn packed_fixed64(&mut self, field: u32, values: &[u64]) {
+        if values.is_empty() {
+            return;
+        }
+        self.tag(field, WireType::LengthDelimited);
+        self.varint(values.len() as u64 * 8);
+        for v in values {
+            self.buf.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
     /// A packed `repeated uint64` field (nothing when empty).
     pub(crate) fn packed_uint64(&mut self, field: u32, values: impl IntoIterator<Item = u64>) {
         let mut values = values.into_iter().peekable();
@@ -330,6 +342,11 @@ mod tests {
     fn empty_packed_fields_write_nothing() {
         assert!(bytes(|w| w.packed_doubles(1, &[])).is_empty());
         assert!(bytes(|w| w.packed_sint64(1, [])).is_empty());
+        assert!(bytes(|w| w.packed_fixed64(1, &[])).is_empty());
+        assert_eq!(
+            bytes(|w| w.packed_fixed64(6, &[1, 2])),
+            [0x32, 16, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]
+        );
         assert_eq!(bytes(|w| w.packed_sint64(1, [-1, 1])), [0x0a, 2, 1, 2]);
     }
 

@@ -1,5 +1,5 @@
 //! Push exporters: send snapshots to a backend instead of waiting to be
-//! scraped (cargo features `push` and `remote-write`).
+//! scraped (cargo features `push`, `remote-write` and `otlp`).
 //!
 //! * [`PushgatewayExporter`] (feature `push`) PUTs (or POSTs) the Prometheus
 //!   text of every snapshot to a Pushgateway group, and can delete the
@@ -8,7 +8,10 @@
 //!   write 1.0 requests (protobuf, snappy) to Prometheus, Mimir, Thanos
 //!   Receive, VictoriaMetrics, Grafana Alloy and the like.
 //!
-//! Both are [`Exporter`](crate::export::Exporter)s fed by a
+//! * `OtlpExporter` (feature `otlp`) sends OpenTelemetry metrics over
+//!   OTLP/HTTP (protobuf or JSON) to a Collector, an agent or a backend.
+//!
+//! All are [`Exporter`](crate::export::Exporter)s fed by a
 //! [`Reporter`](crate::export::Reporter), and share one delivery machinery:
 //!
 //! * **Off the hot path.** `export` only renders the snapshot and hands it
@@ -70,6 +73,8 @@
 
 pub(crate) mod client;
 pub(crate) mod delivery;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod pushgateway;
 #[cfg(feature = "remote-write")]
 pub mod remote_write;
@@ -77,6 +82,10 @@ pub mod remote_write;
 pub(crate) mod tls;
 
 pub use delivery::{DeliveryConfig, PushStats};
+#[cfg(feature = "otlp")]
+pub use otlp::{
+    encode_otlp, OtlpBuilder, OtlpExporter, OtlpFormat, Temporality, DEFAULT_OTLP_ENDPOINT,
+};
 pub use pushgateway::{PushMethod, PushgatewayBuilder, PushgatewayExporter};
 #[cfg(feature = "remote-write")]
 pub use remote_write::{encode_write_request, RemoteWriteBuilder, RemoteWriteExporter};

@@ -1,0 +1,509 @@
+//! From snapshots to OTLP data points: the per-series state that fixes
+//! cumulative start times and turns totals into deltas.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::key::Labels;
+use crate::snapshot::{CounterValue, HistogramSample, Snapshot, SparseBuckets};
+
+use super::set::{MetricSet, Point, Shape, Value};
+use super::Temporality;
+
+/// What is remembered of a series between snapshots.
+#[derive(Debug)]
+struct SeriesState {
+    start_ns: u64,
+    last: Last,
+    /// The export that last saw the series (series gone are forgotten).
+    seen: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Last {
+    Counter(CounterValue),
+    Histogram {
+        count: u64,
+        sum: f64,
+        /// Exponential or explicit counts, kept for deltas only.
+        buckets: Option<SparseBuckets>,
+        explicit: Option<(Arc<[f64]>, Vec<u64>)>,
+    },
+    Other,
+}
+
+/// Turns snapshots into point sets: fixed start times, deltas.
+#[derive(Debug)]
+pub(super) struct PointMaker {
+    pub(super) temporality: Temporality,
+    pub(super) window_quantiles: bool,
+    /// Exponential points are downscaled to this many buckets when made
+    /// (the encoder checks again after deltas were merged).
+    pub(super) max_buckets: usize,
+    series: HashMap<(Shape, Arc<str>, Labels), SeriesState>,
+    /// The collector's start, fixed at the first snapshot.
+    origin_ns: Option<u64>,
+    /// The time of the previous snapshot exported.
+    last_ns: Option<u64>,
+    exports: u64,
+}
+
+fn ms_to_ns(ms: u64) -> u64 {
+    ms.saturating_mul(1_000_000)
+}
+
+impl PointMaker {
+    pub(super) fn new(temporality: Temporality, window_quantiles: bool) -> Self {
+        PointMaker {
+            temporality,
+            window_quantiles,
+            max_buckets: crate::layout::DEFAULT_MAX_BUCKETS,
+            series: HashMap::new(),
+            origin_ns: None,
+            last_ns: None,
+            exports: 0,
+        }
+    }
+
+    /// The points of one snapshot.
+    pub(super) fn points(&mut self, snapshot: &Snapshot) -> MetricSet {
+        // Strictly later than the previous snapshot: windows never overlap,
+        // even for two snapshots in one millisecond.
+        let time_ns = ms_to_ns(snapshot.timestamp_unix_ms)
+            .max(self.last_ns.map_or(0, |t| t.saturating_add(1)));
+        let uptime_ns = if snapshot.uptime_seconds.is_finite() && snapshot.uptime_seconds > 0.0 {
+            (snapshot.uptime_seconds * 1e9) as u64
+        } else {
+            0
+        };
+        let origin = *self
+            .origin_ns
+            .get_or_insert(time_ns.saturating_sub(uptime_ns));
+        // A series first seen now began after the previous snapshot (or with
+        // the collector, at the first).
+        let first_start = self.last_ns.unwrap_or(origin).min(time_ns);
+        self.exports += 1;
+        let mut cx = Cx {
+            maker: self,
+            set: MetricSet::default(),
+            time_ns,
+            first_start,
+            snapshot,
+            described: None,
+        };
+        for c in &snapshot.counters {
+            cx.counter(&c.name, &c.labels, c.value);
+        }
+        for g in &snapshot.gauges {
+            let value = Value::Double(g.value);
+            cx.simple(&g.name, Shape::Gauge, &g.labels, value);
+        }
+        for h in &snapshot.histograms {
+            cx.histogram(h);
+        }
+        let set = cx.set;
+        let exports = self.exports;
+        self.series.retain(|_, s| s.seen == exports);
+        self.last_ns = Some(time_ns);
+        set
+    }
+}
+
+struct Cx<'a> {
+    maker: &'a mut PointMaker,
+    set: MetricSet,
+    time_ns: u64,
+    first_start: u64,
+    snapshot: &'a Snapshot,
+    described: Option<(Arc<str>, Shape)>,
+}
+
+impl Cx<'_> {
+    fn describe(&mut self, name: &Arc<str>, shape: Shape) {
+        // The series of a metric are contiguous: describe it once.
+        if let Some((last, last_shape)) = &self.described {
+            if *last_shape == shape && Arc::ptr_eq(last, name) {
+                return;
+            }
+        }
+        self.described = Some((Arc::clone(name), shape));
+        let m = self
+            .set
+            .metrics
+            .entry((Arc::clone(name), shape))
+            .or_default();
+        if m.description.is_none() && m.unit_text.is_none() {
+            if let Some(info) = self.snapshot.metadata(name) {
+                m.description = info.help.clone();
+                m.unit = info.unit.as_deref().and_then(ucum);
+                if m.unit.is_none() {
+                    m.unit_text = info.unit.clone();
+                }
+            }
+        }
+    }
+
+    /// The series' state (created on first sight) and whether it is new.
+    fn state(
+        &mut self,
+        shape: Shape,
+        name: &Arc<str>,
+        labels: &Labels,
+    ) -> (&mut SeriesState, bool) {
+        let exports = self.maker.exports;
+        let first_start = self.first_start;
+        let mut new = false;
+        let s = self
+            .maker
+            .series
+            .entry((shape, Arc::clone(name), labels.clone()))
+            .or_insert_with(|| {
+                new = true;
+                SeriesState {
+                    start_ns: first_start,
+                    last: Last::Other,
+                    seen: exports,
+                }
+            });
+        s.seen = exports;
+        (s, new)
+    }
+
+    fn simple(&mut self, name: &Arc<str>, shape: Shape, labels: &Labels, value: Value) {
+        self.describe(name, shape);
+        let start_ns = self.state(shape, name, labels).0.start_ns;
+        let point = Point {
+            start_ns,
+            time_ns: self.time_ns,
+            value,
+        };
+        self.set.push(name, shape, labels, point);
+    }
+
+    fn counter(&mut self, name: &Arc<str>, labels: &Labels, value: CounterValue) {
+        self.describe(name, Shape::Sum);
+        let (time_ns, delta) = (self.time_ns, self.maker.temporality == Temporality::Delta);
+        let first_start = self.first_start;
+        let (s, new) = self.state(Shape::Sum, name, labels);
+        let previous = match (&s.last, new) {
+            (Last::Counter(v), false) => Some(*v),
+            _ => None,
+        };
+        // A total that went down was reset: a new cumulative run starts.
+        let reset = previous.is_some_and(|p| value.as_f64() < p.as_f64());
+        let window_start = s.start_ns;
+        if reset && !delta {
+            // The old run was last seen at the previous snapshot.
+            s.start_ns = first_start;
+        }
+        s.last = Last::Counter(value);
+        let (start_ns, value) = if delta {
+            s.start_ns = time_ns;
+            let change = match (previous, value) {
+                (Some(CounterValue::Int(p)), CounterValue::Int(v)) if !reset => {
+                    CounterValue::Int(v - p)
+                }
+                (Some(p), v) if !reset => CounterValue::Float(v.as_f64() - p.as_f64()),
+                (_, v) => v,
+            };
+            (window_start, change)
+        } else {
+            (s.start_ns, value)
+        };
+        let value = match value {
+            CounterValue::Int(v) => match i64::try_from(v) {
+                Ok(v) => Value::Int(v),
+                Err(_) => Value::Double(v as f64),
+            },
+            CounterValue::Float(v) => Value::Double(v),
+        };
+        self.set.push(
+            name,
+            Shape::Sum,
+            labels,
+            Point {
+                start_ns,
+                time_ns,
+                value,
+            },
+        );
+    }
+
+    fn histogram(&mut self, h: &HistogramSample) {
+        let summary = &h.summary;
+        let life = &summary.lifetime;
+        let (time_ns, delta) = (self.time_ns, self.maker.temporality == Temporality::Delta);
+        let explicit = summary.buckets.as_ref().map(|b| {
+            let mut counts = Vec::with_capacity(b.cumulative.len() + 1);
+            let mut below = 0u64;
+            for &c in &b.cumulative {
+                // Cumulative even for a malformed snapshot.
+                let c = c.max(below).min(b.count);
+                counts.push(c - below);
+                below = c;
+            }
+            counts.push(b.count - below);
+            (Arc::<[f64]>::from(b.bounds.as_slice()), counts, b.count)
+        });
+        let (shape, now) = match (explicit, &summary.lifetime_buckets) {
+            (Some((bounds, counts, count)), _) => (
+                Shape::Histogram,
+                Value::Explicit {
+                    count,
+                    sum: life.sum,
+                    min: life.min,
+                    max: life.max,
+                    bounds,
+                    counts,
+                },
+            ),
+            (None, Some(b)) => {
+                // Delta keeps the full resolution to subtract exactly;
+                // cumulative copies straight into at most max_buckets.
+                let buckets = if delta {
+                    let mut b = b.clone();
+                    b.normalize();
+                    b
+                } else {
+                    fitted_copy(b, self.maker.max_buckets)
+                };
+                (
+                    Shape::Exponential,
+                    Value::Exponential {
+                        sum: life.sum,
+                        min: life.min,
+                        max: life.max,
+                        buckets,
+                    },
+                )
+            }
+            // No buckets (a count window, or a collector without lifetime
+            // buckets): count and sum, in the one overflow bucket.
+            (None, None) => (
+                Shape::Histogram,
+                Value::Explicit {
+                    count: life.count,
+                    sum: life.sum,
+                    min: life.min,
+                    max: life.max,
+                    bounds: Arc::from(&[][..]),
+                    counts: vec![life.count],
+                },
+            ),
+        };
+        self.describe(&h.name, shape);
+        let first_start = self.first_start;
+        let (s, new) = self.state(shape, &h.name, &h.labels);
+        let count = value_count(&now);
+        let previous = match (&s.last, new) {
+            (Last::Histogram { .. }, false) => Some(s.last.clone()),
+            _ => None,
+        };
+        let reset = matches!(previous, Some(Last::Histogram { count: c, .. }) if count < c);
+        let window_start = s.start_ns;
+        s.last = Last::Histogram {
+            count,
+            sum: value_sum(&now),
+            buckets: match (&now, delta) {
+                (Value::Exponential { buckets, .. }, true) => Some(buckets.clone()),
+                _ => None,
+            },
+            explicit: match (&now, delta) {
+                (Value::Explicit { bounds, counts, .. }, true) => {
+                    Some((Arc::clone(bounds), counts.clone()))
+                }
+                _ => None,
+            },
+        };
+        let point = if delta {
+            s.start_ns = time_ns;
+            let value = match previous {
+                Some(last) if !reset => difference(now, &last),
+                _ => without_extremes(now),
+            };
+            Point {
+                start_ns: window_start,
+                time_ns,
+                value,
+            }
+        } else {
+            if reset {
+                s.start_ns = first_start;
+            }
+            Point {
+                start_ns: s.start_ns,
+                time_ns,
+                value: now,
+            }
+        };
+        let mut point = point;
+        if let Value::Exponential { buckets, .. } = &mut point.value {
+            buckets.fit(self.maker.max_buckets);
+        }
+        self.set.push(&h.name, shape, &h.labels, point);
+        if self.maker.window_quantiles {
+            let name: Arc<str> = Arc::from(format!("{}_summary", h.name));
+            let value = Value::Summary {
+                count: life.count,
+                sum: life.sum,
+                quantiles: summary.window.quantiles,
+            };
+            self.simple(&name, Shape::Summary, &h.labels, value);
+        }
+    }
+}
+
+fn value_count(v: &Value) -> u64 {
+    match v {
+        Value::Explicit { count, .. } | Value::Summary { count, .. } => *count,
+        Value::Exponential { buckets, .. } => buckets.count(),
+        Value::Int(_) | Value::Double(_) => 1,
+    }
+}
+
+fn value_sum(v: &Value) -> f64 {
+    match v {
+        Value::Explicit { sum, .. }
+        | Value::Exponential { sum, .. }
+        | Value::Summary { sum, .. } => *sum,
+        Value::Int(v) => *v as f64,
+        Value::Double(v) => *v,
+    }
+}
+
+/// A delta point has no minimum and maximum: the lifetime's are not the
+/// window's.
+fn without_extremes(mut v: Value) -> Value {
+    if let Value::Explicit { min, max, .. } | Value::Exponential { min, max, .. } = &mut v {
+        *min = None;
+        *max = None;
+    }
+    v
+}
+
+/// `now` less the previous totals of the series (not reset).
+fn difference(now: Value, last: &Last) -> Value {
+    let Last::Histogram {
+        count: last_count,
+        sum: last_sum,
+        buckets: last_buckets,
+        explicit: last_explicit,
+    } = last
+    else {
+        return without_extremes(now);
+    };
+    match now {
+        Value::Exponential { sum, buckets, .. } => {
+            let change = last_buckets
+                .as_ref()
+                .and_then(|b| buckets.checked_sub(b))
+                .unwrap_or(buckets);
+            Value::Exponential {
+                sum: sum - last_sum,
+                min: None,
+                max: None,
+                buckets: change,
+            }
+        }
+        Value::Explicit {
+            count,
+            sum,
+            bounds,
+            counts,
+            ..
+        } => {
+            let counts = match last_explicit {
+                Some((b, c)) if *b == bounds && c.len() == counts.len() => counts
+                    .iter()
+                    .zip(c)
+                    .map(|(n, p)| n.saturating_sub(*p))
+                    .collect(),
+                _ => counts,
+            };
+            Value::Explicit {
+                count: count.saturating_sub(*last_count),
+                sum: sum - last_sum,
+                min: None,
+                max: None,
+                bounds,
+                counts,
+            }
+        }
+        other => other,
+    }
+}
+
+/// `b` downscaled to at most `max` buckets (as
+/// [`SparseBuckets::fit`]), built without copying the full-resolution
+/// buckets: a snapshot's lifetime buckets run to a thousand and more, a
+/// point has at most `max`.
+pub(super) fn fitted_copy(b: &SparseBuckets, max: usize) -> SparseBuckets {
+    use crate::layout::{downscale_index, MAX_INDEX, MIN_INDEX, MIN_SCALE, SCALE};
+    let slow = || {
+        let mut b = b.clone();
+        b.normalize();
+        b.fit(max);
+        b
+    };
+    if !(MIN_SCALE..=SCALE).contains(&b.scale) {
+        return slow();
+    }
+    let (Some(&(first, _)), Some(&(last, _))) = (b.counts.first(), b.counts.last()) else {
+        return b.clone();
+    };
+    let steps = (SCALE - b.scale) as u32;
+    let (lo, hi) = (
+        downscale_index(MIN_INDEX, steps),
+        downscale_index(MAX_INDEX, steps),
+    );
+    if first < lo || last > hi || first > last {
+        return slow();
+    }
+    let max = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
+    let floor = (i32::from(b.scale) - i32::from(MIN_SCALE)).max(0) as u32;
+    let mut k = 0u32;
+    while k < floor
+        && i64::from(downscale_index(last, k)) - i64::from(downscale_index(first, k)) + 1 > max
+    {
+        k += 1;
+    }
+    // One pass: merge into the coarser buckets and check the input is as
+    // `normalize` leaves it (ascending, no empty bucket), else start over.
+    let mut counts: Vec<(i32, u64)> = Vec::with_capacity(b.counts.len().min(max as usize));
+    let mut previous = i32::MIN;
+    for (n, &(i, c)) in b.counts.iter().enumerate() {
+        if c == 0 || (n > 0 && i <= previous) {
+            return slow();
+        }
+        previous = i;
+        let j = downscale_index(i, k);
+        match counts.last_mut() {
+            Some(l) if l.0 == j => l.1 = l.1.saturating_add(c),
+            _ => counts.push((j, c)),
+        }
+    }
+    SparseBuckets {
+        scale: (i32::from(b.scale) - k as i32) as i8,
+        zeros: b.zeros,
+        counts,
+    }
+}
+
+/// The UCUM code OTLP uses for a vitals unit name.
+fn ucum(unit: &str) -> Option<&'static str> {
+    Some(match unit {
+        "seconds" => "s",
+        "milliseconds" => "ms",
+        "microseconds" => "us",
+        "nanoseconds" => "ns",
+        "bytes" => "By",
+        "ratio" => "1",
+        "celsius" => "Cel",
+        "meters" => "m",
+        "grams" => "g",
+        "joules" => "J",
+        "volts" => "V",
+        "amperes" => "A",
+        _ => return None,
+    })
+}

@@ -1,0 +1,229 @@
+//! OTLP data points and the set of them waiting for delivery, which
+//! coalesces: cumulative points keep the latest, delta points add up.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::key::Labels;
+use crate::snapshot::{Quantiles, SparseBuckets};
+
+use super::Temporality;
+
+/// The OTLP data kind a metric is sent as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) enum Shape {
+    /// A monotonic `Sum` (counters).
+    Sum,
+    /// A `Gauge`.
+    Gauge,
+    /// An explicit-bucket `Histogram` (configured bounds, or count and sum
+    /// only when the snapshot has no exponential buckets).
+    Histogram,
+    /// An `ExponentialHistogram`.
+    Exponential,
+    /// A `Summary` (window quantiles, when asked for).
+    Summary,
+}
+
+/// One data point's value.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Value {
+    Int(i64),
+    Double(f64),
+    Explicit {
+        count: u64,
+        sum: f64,
+        min: Option<f64>,
+        max: Option<f64>,
+        bounds: Arc<[f64]>,
+        /// One more than `bounds` (the last is the overflow bucket).
+        counts: Vec<u64>,
+    },
+    Exponential {
+        sum: f64,
+        min: Option<f64>,
+        max: Option<f64>,
+        /// Normalised; the point's count is `buckets.count()`.
+        buckets: SparseBuckets,
+    },
+    Summary {
+        count: u64,
+        sum: f64,
+        quantiles: Option<Quantiles>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Point {
+    pub(super) start_ns: u64,
+    pub(super) time_ns: u64,
+    pub(super) value: Value,
+}
+
+impl Point {
+    /// Adds a later delta point of the same series to this one: one window
+    /// from this start to that end, the counts of both. Anything that does
+    /// not add up (a different kind, different bounds) is replaced; returns
+    /// false then.
+    pub(super) fn add(&mut self, later: Point) -> bool {
+        let merged = match (&mut self.value, &later.value) {
+            (Value::Int(a), Value::Int(b)) => match a.checked_add(*b) {
+                Some(v) => {
+                    *a = v;
+                    true
+                }
+                None => {
+                    self.value = Value::Double(*a as f64 + *b as f64);
+                    true
+                }
+            },
+            (Value::Double(a), Value::Double(b)) => {
+                *a += b;
+                true
+            }
+            (Value::Int(a), Value::Double(b)) => {
+                self.value = Value::Double(*a as f64 + b);
+                true
+            }
+            (Value::Double(a), Value::Int(b)) => {
+                *a += *b as f64;
+                true
+            }
+            (
+                Value::Explicit {
+                    count,
+                    sum,
+                    bounds,
+                    counts,
+                    ..
+                },
+                Value::Explicit {
+                    count: c2,
+                    sum: s2,
+                    bounds: b2,
+                    counts: n2,
+                    ..
+                },
+            ) if bounds == b2 && counts.len() == n2.len() => {
+                *count = count.saturating_add(*c2);
+                *sum += s2;
+                for (a, b) in counts.iter_mut().zip(n2) {
+                    *a = a.saturating_add(*b);
+                }
+                true
+            }
+            (
+                Value::Exponential { sum, buckets, .. },
+                Value::Exponential {
+                    sum: s2,
+                    buckets: b2,
+                    ..
+                },
+            ) => {
+                *sum += s2;
+                buckets.merge(b2);
+                true
+            }
+            _ => false,
+        };
+        if merged {
+            self.start_ns = self.start_ns.min(later.start_ns);
+            self.time_ns = self.time_ns.max(later.time_ns);
+        } else {
+            *self = later;
+        }
+        merged
+    }
+}
+
+/// A metric's description and unit, and its points by label set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct MetricPoints {
+    pub(super) description: Option<String>,
+    pub(super) unit: Option<&'static str>,
+    pub(super) unit_text: Option<String>,
+    pub(super) points: BTreeMap<Labels, Point>,
+}
+
+impl MetricPoints {
+    /// The unit as OTLP wants it (UCUM), for the units vitals names.
+    pub(super) fn unit(&self) -> &str {
+        self.unit.or(self.unit_text.as_deref()).unwrap_or("")
+    }
+}
+
+/// Points by metric (name and kind), in name order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct MetricSet {
+    pub(super) metrics: BTreeMap<(Arc<str>, Shape), MetricPoints>,
+    pub(super) points: u64,
+}
+
+impl MetricSet {
+    pub(super) fn is_empty(&self) -> bool {
+        self.points == 0
+    }
+
+    /// Adds a later set: cumulative points, gauges and summaries replace
+    /// the earlier point of their series, delta points add to it. Returns
+    /// how many points were replaced (superseded).
+    pub(super) fn absorb(&mut self, later: MetricSet, temporality: Temporality) -> u64 {
+        if self.is_empty() {
+            *self = later;
+            return 0;
+        }
+        let mut superseded = 0;
+        for (key, m) in later.metrics {
+            let mine = self.metrics.entry(key.clone()).or_default();
+            mine.description = m.description;
+            mine.unit = m.unit;
+            mine.unit_text = m.unit_text;
+            for (labels, point) in m.points {
+                match mine.points.get_mut(&labels) {
+                    None => {
+                        self.points += 1;
+                        mine.points.insert(labels, point);
+                    }
+                    Some(old) => {
+                        let adds = temporality == Temporality::Delta
+                            && matches!(key.1, Shape::Sum | Shape::Histogram | Shape::Exponential);
+                        if !(adds && old.add(point.clone())) {
+                            *old = point;
+                            superseded += 1;
+                        }
+                    }
+                }
+            }
+        }
+        superseded
+    }
+
+    /// A rough size of the encoded set, for the queue-bytes gauge.
+    pub(super) fn approx_bytes(&self) -> usize {
+        let mut n = 0;
+        for ((name, _), m) in &self.metrics {
+            n += name.len() + 16;
+            for (labels, p) in &m.points {
+                n += 40
+                    + labels
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len() + 8)
+                        .sum::<usize>();
+                n += match &p.value {
+                    Value::Explicit { counts, .. } => counts.len() * 16,
+                    Value::Exponential { buckets, .. } => buckets.counts.len() * 2 + 40,
+                    Value::Summary { .. } => 100,
+                    _ => 0,
+                };
+            }
+        }
+        n
+    }
+
+    pub(super) fn push(&mut self, name: &Arc<str>, shape: Shape, labels: &Labels, point: Point) {
+        let m = self.metrics.entry((Arc::clone(name), shape)).or_default();
+        if m.points.insert(labels.clone(), point).is_none() {
+            self.points += 1;
+        }
+    }
+}
