@@ -24,6 +24,7 @@ Prints "PORT <n>" on its first line, then serves:
 Exits 3 when opentelemetry-proto is not installed.
 """
 import gzip
+import base64
 import json
 import sys
 import threading
@@ -67,6 +68,24 @@ def check_json_rules(node, path="$"):
     elif isinstance(node, list):
         for i, v in enumerate(node):
             check_json_rules(v, f"{path}[{i}]")
+
+
+def hex_ids_to_base64(node, path="$"):
+    """OTLP/JSON writes trace and span ids as hex, which json_format (base64
+    for bytes) does not know: checks their length and rewrites them."""
+    if isinstance(node, dict):
+        for k, v in list(node.items()):
+            if k in ("traceId", "spanId"):
+                size = 16 if k == "traceId" else 8
+                raw = bytes.fromhex(v)
+                if len(raw) != size or v != v.lower():
+                    raise ValueError(f"{path}.{k}: {v!r} is not {size} bytes of lower-case hex")
+                node[k] = base64.b64encode(raw).decode()
+            else:
+                hex_ids_to_base64(v, f"{path}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            hex_ids_to_base64(v, f"{path}[{i}]")
 
 
 def check_no_unknown(msg, path="request"):
@@ -165,6 +184,17 @@ def flatten(req):
                     elif kind == "summary":
                         p.update(count=dp.count, sum=dp.sum,
                                  quantiles=[[q.quantile, q.value] for q in dp.quantile_values])
+                    if kind != "summary" and kind != "gauge":
+                        p["exemplars"] = [
+                            {
+                                "attributes": attrs(e.filtered_attributes),
+                                "value": e.as_double,
+                                "time": e.time_unix_nano,
+                                "trace_id": e.trace_id.hex(),
+                                "span_id": e.span_id.hex(),
+                            }
+                            for e in dp.exemplars
+                        ]
                     out.append(p)
     return out
 
@@ -230,8 +260,10 @@ class Handler(BaseHTTPRequestHandler):
                 req.ParseFromString(body)
                 check_no_unknown(req)
             elif ctype == "application/json":
-                check_json_rules(json.loads(body))
-                json_format.Parse(body, req)
+                tree = json.loads(body)
+                check_json_rules(tree)
+                hex_ids_to_base64(tree)
+                json_format.Parse(json.dumps(tree), req)
             else:
                 raise ValueError(f"content type {ctype!r}")
             new = flatten(req)

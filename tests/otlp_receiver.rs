@@ -80,7 +80,15 @@ fn update(m: &MetricsCollector, round: u64) {
     )
     .increment(10 + round);
     m.counter("requests_total", &[("route", "/"), ("code", "500")])
-        .increment(round);
+        .increment_with_exemplar(
+            round,
+            &[
+                ("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"),
+                ("span_id", "00f067aa0ba902b7"),
+                ("user", "caf\u{e9}"),
+            ],
+        )
+        .unwrap();
     m.counter("bytes_total", &[]).increment(1 << 40);
     m.gauge("temperature_celsius", &[("room", "caf\u{e9}")])
         .set(21.5 + round as f64);
@@ -89,6 +97,9 @@ fn update(m: &MetricsCollector, round: u64) {
     for i in 0..=100 {
         h.record(i as f64 / 1000.0 * (round + 1) as f64);
     }
+    // Not hex: stays an attribute.
+    h.record_with_exemplar(0.042, &[("trace_id", "not-hex")])
+        .unwrap();
     let b = m.histogram("request_duration_seconds", &[]);
     for v in [0.005, 0.05, 0.5, 2.0] {
         b.record(v * (round + 1) as f64);
@@ -169,6 +180,7 @@ fn check_cumulative(points: &[Value], snap: &Snapshot) {
         let p = find(points, t, &g.name, "gauge", &g.labels);
         assert_eq!(float(&p["value"]), g.value);
     }
+    check_exemplars(points, snap);
     for h in &snap.histograms {
         let s = &h.summary;
         let life = &s.lifetime;
@@ -231,6 +243,59 @@ fn check_cumulative(points: &[Value], snap: &Snapshot) {
             assert_eq!(float(&p["sum"]), life.sum);
         }
     }
+}
+
+/// Every exemplar of the snapshot's counters and histograms arrives: hex
+/// `trace_id`/`span_id` labels as the ids, other labels as attributes, the
+/// value and the time.
+fn check_exemplars(points: &[Value], snap: &Snapshot) {
+    let t = snap.timestamp_unix_ms;
+    let expected = |e: &vitals::snapshot::Exemplar| {
+        let mut attributes = serde_json::Map::new();
+        let (mut trace, mut span) = (String::new(), String::new());
+        for (k, v) in e.labels.iter() {
+            match k {
+                "trace_id" if v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    trace = v.to_owned()
+                }
+                "span_id" if v.len() == 16 && v.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    span = v.to_owned()
+                }
+                _ => {
+                    attributes.insert(k.to_owned(), Value::from(v));
+                }
+            }
+        }
+        serde_json::json!({
+            "attributes": attributes,
+            "value": e.value,
+            "time": e.timestamp_unix_ms * 1_000_000,
+            "trace_id": trace,
+            "span_id": span,
+        })
+    };
+    let mut seen = 0;
+    for c in &snap.counters {
+        if let Some(e) = &c.exemplar {
+            let p = find(points, t, &c.name, "sum", &c.labels);
+            assert_eq!(p["exemplars"], Value::Array(vec![expected(e)]), "{p}");
+            seen += 1;
+        }
+    }
+    for h in snap.histograms.iter().filter(|h| !h.exemplars.is_empty()) {
+        let kind = match h.summary.lifetime_buckets.is_some() && h.summary.buckets.is_none() {
+            true => "exponential_histogram",
+            false => "histogram",
+        };
+        let p = find(points, t, &h.name, kind, &h.labels);
+        let want: Vec<Value> = h.exemplars.iter().map(expected).collect();
+        assert_eq!(p["exemplars"], Value::Array(want), "{p}");
+        seen += 1;
+    }
+    assert!(
+        seen >= 2,
+        "the test records exemplars on a counter and a histogram"
+    );
 }
 
 #[test]

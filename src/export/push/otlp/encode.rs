@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::export::proto::ProtoWriter;
 use crate::key::Labels;
+use crate::snapshot::Exemplar;
 
 use super::set::{MetricPoints, MetricSet, Point, Shape, Value};
 use super::Temporality;
@@ -48,6 +49,18 @@ mod field {
     /// Every data point's `start_time_unix_nano`, `time_unix_nano`.
     pub(super) const START_TIME: u32 = 2;
     pub(super) const TIME: u32 = 3;
+    /// `exemplars` of `NumberDataPoint`, `HistogramDataPoint`,
+    /// `ExponentialHistogramDataPoint`.
+    pub(super) const NUMBER_EXEMPLARS: u32 = 5;
+    pub(super) const HISTOGRAM_EXEMPLARS: u32 = 8;
+    pub(super) const EXP_EXEMPLARS: u32 = 11;
+    /// `Exemplar.filtered_attributes`, `.time_unix_nano`, `.as_double`,
+    /// `.span_id`, `.trace_id`.
+    pub(super) const EXEMPLAR_ATTRIBUTES: u32 = 7;
+    pub(super) const EXEMPLAR_TIME: u32 = 2;
+    pub(super) const EXEMPLAR_AS_DOUBLE: u32 = 3;
+    pub(super) const EXEMPLAR_SPAN_ID: u32 = 4;
+    pub(super) const EXEMPLAR_TRACE_ID: u32 = 5;
     /// `NumberDataPoint`.
     pub(super) const NUMBER_ATTRIBUTES: u32 = 7;
     pub(super) const AS_DOUBLE: u32 = 4;
@@ -191,6 +204,98 @@ fn metric(w: &mut ProtoWriter, head: &Head, name: &str, shape: Shape, m: &Metric
     w.end(metric);
 }
 
+/// An exemplar's labels as OTLP carries them: a `trace_id` of 32 and a
+/// `span_id` of 16 hex digits as the trace and span ids (bytes), every
+/// other label (and an id that is not such hex) as an attribute.
+struct ExemplarIds<'a> {
+    trace: Option<Vec<u8>>,
+    span: Option<Vec<u8>>,
+    attributes: Vec<(&'a str, &'a str)>,
+}
+
+fn exemplar_ids(e: &Exemplar) -> ExemplarIds<'_> {
+    let mut ids = ExemplarIds {
+        trace: None,
+        span: None,
+        attributes: Vec::new(),
+    };
+    for (k, v) in e.labels.iter() {
+        match (k, hex_bytes(v)) {
+            ("trace_id", Some(b)) if b.len() == 16 && ids.trace.is_none() => ids.trace = Some(b),
+            ("span_id", Some(b)) if b.len() == 8 && ids.span.is_none() => ids.span = Some(b),
+            _ => ids.attributes.push((k, v)),
+        }
+    }
+    ids
+}
+
+/// The bytes of a string of hex digits (either case), or `None`.
+fn hex_bytes(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn exemplars(w: &mut ProtoWriter, field_number: u32, exemplars: &[Exemplar]) {
+    for e in exemplars {
+        let m = w.begin(field_number);
+        let ids = exemplar_ids(e);
+        for (k, v) in &ids.attributes {
+            key_value(w, field::EXEMPLAR_ATTRIBUTES, k, v);
+        }
+        w.fixed64(
+            field::EXEMPLAR_TIME,
+            e.timestamp_unix_ms.saturating_mul(1_000_000),
+        );
+        w.double(field::EXEMPLAR_AS_DOUBLE, e.value);
+        if let Some(span) = &ids.span {
+            w.bytes(field::EXEMPLAR_SPAN_ID, span);
+        }
+        if let Some(trace) = &ids.trace {
+            w.bytes(field::EXEMPLAR_TRACE_ID, trace);
+        }
+        w.end(m);
+    }
+}
+
+fn json_exemplars(exemplars: &[Exemplar]) -> Json {
+    Json::Array(
+        exemplars
+            .iter()
+            .map(|e| {
+                let ids = exemplar_ids(e);
+                let mut o = Map::new();
+                if !ids.attributes.is_empty() {
+                    o.insert(
+                        "filteredAttributes".into(),
+                        attributes(ids.attributes.iter().copied()),
+                    );
+                }
+                o.insert(
+                    "timeUnixNano".into(),
+                    int64(e.timestamp_unix_ms.saturating_mul(1_000_000)),
+                );
+                o.insert("asDouble".into(), double(e.value));
+                if let Some(span) = &ids.span {
+                    o.insert("spanId".into(), Json::String(hex(span)));
+                }
+                if let Some(trace) = &ids.trace {
+                    o.insert("traceId".into(), Json::String(hex(trace)));
+                }
+                Json::Object(o)
+            })
+            .collect(),
+    )
+}
+
 fn point(w: &mut ProtoWriter, head: &Head, labels: &Labels, p: &Point) {
     let attributes = match &p.value {
         Value::Int(_) | Value::Double(_) => field::NUMBER_ATTRIBUTES,
@@ -265,6 +370,15 @@ fn point(w: &mut ProtoWriter, head: &Head, labels: &Labels, p: &Point) {
                 }
             }
         }
+    }
+    let exemplar_field = match &p.value {
+        Value::Int(_) | Value::Double(_) => Some(field::NUMBER_EXEMPLARS),
+        Value::Explicit { .. } => Some(field::HISTOGRAM_EXEMPLARS),
+        Value::Exponential { .. } => Some(field::EXP_EXEMPLARS),
+        Value::Summary { .. } => None,
+    };
+    if let Some(f) = exemplar_field {
+        exemplars(w, f, &p.exemplars);
     }
 }
 
@@ -431,6 +545,9 @@ fn json_point(head: &Head, labels: &Labels, p: &Point) -> Json {
                 o.insert("quantileValues".into(), Json::Array(values));
             }
         }
+    }
+    if !p.exemplars.is_empty() && !matches!(p.value, Value::Summary { .. }) {
+        o.insert("exemplars".into(), json_exemplars(&p.exemplars));
     }
     Json::Object(o)
 }

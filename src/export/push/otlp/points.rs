@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::key::Labels;
-use crate::snapshot::{CounterValue, HistogramSample, Snapshot, SparseBuckets};
+use crate::snapshot::{CounterValue, Exemplar, HistogramSample, Snapshot, SparseBuckets};
 
 use super::set::{MetricSet, Point, Shape, Value};
 use super::Temporality;
@@ -92,7 +92,7 @@ impl PointMaker {
             described: None,
         };
         for c in &snapshot.counters {
-            cx.counter(&c.name, &c.labels, c.value);
+            cx.counter(&c.name, &c.labels, c.value, c.exemplar.as_slice());
         }
         for g in &snapshot.gauges {
             let value = Value::Double(g.value);
@@ -176,11 +176,18 @@ impl Cx<'_> {
             start_ns,
             time_ns: self.time_ns,
             value,
+            exemplars: Vec::new(),
         };
         self.set.push(name, shape, labels, point);
     }
 
-    fn counter(&mut self, name: &Arc<str>, labels: &Labels, value: CounterValue) {
+    fn counter(
+        &mut self,
+        name: &Arc<str>,
+        labels: &Labels,
+        value: CounterValue,
+        exemplars: &[Exemplar],
+    ) {
         self.describe(name, Shape::Sum);
         let (time_ns, delta) = (self.time_ns, self.maker.temporality == Temporality::Delta);
         let first_start = self.first_start;
@@ -225,6 +232,7 @@ impl Cx<'_> {
                 start_ns,
                 time_ns,
                 value,
+                exemplars: within(exemplars, start_ns),
             },
         );
     }
@@ -325,6 +333,7 @@ impl Cx<'_> {
                 start_ns: window_start,
                 time_ns,
                 value,
+                exemplars: within(&h.exemplars, window_start),
             }
         } else {
             if reset {
@@ -334,6 +343,7 @@ impl Cx<'_> {
                 start_ns: s.start_ns,
                 time_ns,
                 value: now,
+                exemplars: within(&h.exemplars, s.start_ns),
             }
         };
         let mut point = point;
@@ -506,4 +516,14 @@ fn ucum(unit: &str) -> Option<&'static str> {
         "amperes" => "A",
         _ => return None,
     })
+}
+
+/// The exemplars recorded at or after `start_ns`: those of the point's
+/// window.
+fn within(exemplars: &[Exemplar], start_ns: u64) -> Vec<Exemplar> {
+    exemplars
+        .iter()
+        .filter(|e| ms_to_ns(e.timestamp_unix_ms) >= start_ns)
+        .cloned()
+        .collect()
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::key::Labels;
-use crate::snapshot::{Quantiles, SparseBuckets};
+use crate::snapshot::{Exemplar, Quantiles, SparseBuckets};
 
 use super::Temporality;
 
@@ -58,6 +58,8 @@ pub(super) struct Point {
     pub(super) start_ns: u64,
     pub(super) time_ns: u64,
     pub(super) value: Value,
+    /// Exemplars recorded within the point's window (sums and histograms).
+    pub(super) exemplars: Vec<Exemplar>,
 }
 
 impl Point {
@@ -129,6 +131,11 @@ impl Point {
         if merged {
             self.start_ns = self.start_ns.min(later.start_ns);
             self.time_ns = self.time_ns.max(later.time_ns);
+            // The later window's exemplars are the latest; an older one
+            // stays only when the later window has none.
+            if !later.exemplars.is_empty() {
+                self.exemplars = later.exemplars;
+            }
         } else {
             *self = later;
         }

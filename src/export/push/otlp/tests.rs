@@ -131,6 +131,7 @@ fn gauge_set(name: &str, labels: &Labels, value: Value, start: u64, end: u64) ->
                 start_ns: start,
                 time_ns: end,
                 value,
+                exemplars: Vec::new(),
             },
         );
     set.points = 1;
