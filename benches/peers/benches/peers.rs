@@ -34,7 +34,9 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter as PcCounter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram as PcHistogram};
+use prometheus_client::metrics::histogram::{
+    exponential_buckets, Histogram as PcHistogram, NativeHistogramConfig,
+};
 use vitals_peer_benches::{log_uniform_values, run_two_threads, METHODS, VALUE_COUNT, VALUE_MASK};
 
 /// Installs the `metrics-exporter-prometheus` recorder as the process-wide
@@ -258,6 +260,36 @@ fn new_hdr() -> hdrhistogram::Histogram<u64> {
     hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).expect("valid hdr bounds")
 }
 
+/// An OpenTelemetry SDK histogram aggregated as a base-2 exponential
+/// histogram at scale 6 with 160 buckets (the OTel default size), read by a
+/// manual reader; the provider must outlive the instrument's use.
+fn otel_exponential_histogram() -> (
+    opentelemetry_sdk::metrics::SdkMeterProvider,
+    opentelemetry::metrics::Histogram<f64>,
+) {
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::{
+        Aggregation, Instrument, InstrumentKind, ManualReader, SdkMeterProvider, Stream,
+    };
+    let provider = SdkMeterProvider::builder()
+        .with_reader(ManualReader::builder().build())
+        .with_view(|i: &Instrument| {
+            (i.kind() == InstrumentKind::Histogram).then(|| {
+                Stream::builder()
+                    .with_aggregation(Aggregation::Base2ExponentialHistogram {
+                        max_size: 160,
+                        max_scale: 6,
+                        record_min_max: true,
+                    })
+                    .build()
+                    .expect("a valid stream")
+            })
+        })
+        .build();
+    let histogram = provider.meter("bench").f64_histogram("peer_exp").build();
+    (provider, histogram)
+}
+
 fn histogram_record_1thread(c: &mut Criterion) {
     install_metrics_recorder();
     let values = log_uniform_values();
@@ -309,6 +341,28 @@ fn histogram_record_1thread(c: &mut Criterion) {
             pc.observe(v as f64);
         })
     });
+
+    // The exponential (native) histograms, at vitals' scale 6.
+    let pc_native = PcHistogram::new_native(NativeHistogramConfig::with_schema(6));
+    group.bench_function("prometheus_client_native", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let v = values[i & VALUE_MASK];
+            i = i.wrapping_add(1);
+            pc_native.observe(v as f64);
+        })
+    });
+
+    let (otel_provider, otel_histogram) = otel_exponential_histogram();
+    group.bench_function("opentelemetry_sdk_exponential", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let v = values[i & VALUE_MASK];
+            i = i.wrapping_add(1);
+            otel_histogram.record(v as f64, &[]);
+        })
+    });
+    drop(otel_provider);
 
     group.bench_function("metrics_macro", |b| {
         let mut i = 0usize;
