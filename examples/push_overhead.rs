@@ -30,7 +30,9 @@ fn receiver() -> String {
             let mut chunk = [0u8; 64 * 1024];
             // Head, then as many body bytes as Content-Length says.
             let (head_end, length) = loop {
-                let Ok(n) = stream.read(&mut chunk) else { break (0, 0) };
+                let Ok(n) = stream.read(&mut chunk) else {
+                    break (0, 0);
+                };
                 if n == 0 {
                     break (0, 0);
                 }

@@ -33,7 +33,7 @@
 //! # Ok::<(), vitals::Error>(())
 //! ```
 
-#[cfg(any(feature = "push", feature = "hdrhistogram"))]
+#[cfg(any(feature = "push", feature = "hdrhistogram", feature = "http"))]
 pub(crate) mod base64;
 pub mod dashboard;
 pub mod display;
