@@ -1,8 +1,8 @@
 //! HdrHistogram interval logs (feature `hdrhistogram`): each export writes
 //! every histogram series' interval — the values recorded since the
-//! previous export — as one tagged line, readable by HdrHistogram's own
-//! tools (`HistogramLogProcessor`, HdrHistogram's Python `hdrh`, the
-//! `hdrhistogram` crate's `IntervalLogIterator`).
+//! previous export — as one tagged line of HdrHistogram's interval-log
+//! format (tested with HdrHistogram's Python `hdrh` and the `hdrhistogram`
+//! crate's `IntervalLogIterator`).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
