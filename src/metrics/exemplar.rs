@@ -74,6 +74,16 @@ impl Exemplar {
     }
 }
 
+/// The exemplar a bucket holding (`lower`, `upper`] shows in every format
+/// that puts exemplars on buckets: the latest of those whose value falls in
+/// it.
+pub(crate) fn bucket_exemplar(exemplars: &[Exemplar], lower: f64, upper: f64) -> Option<&Exemplar> {
+    exemplars
+        .iter()
+        .filter(|e| lower < e.value && e.value <= upper)
+        .max_by_key(|e| e.timestamp_unix_ms)
+}
+
 /// Checks an exemplar's labels: valid, distinct label names (the series
 /// rule), and at most [`MAX_EXEMPLAR_LABEL_CHARS`] characters of names and
 /// values together.

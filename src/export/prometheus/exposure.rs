@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasherDefault;
 
 use crate::key::Labels;
-use crate::snapshot::{Exemplar, HistogramSample, Snapshot};
+use crate::snapshot::{HistogramSample, Snapshot};
 
 use super::RenderReport;
 
@@ -213,15 +213,6 @@ fn histogram_type(first: &HistogramSample, rule: HistogramRule) -> FamilyType {
     } else {
         FamilyType::Summary
     }
-}
-
-/// The exemplar a bucket holding (`lower`, `upper`] shows: the latest of
-/// those whose value falls in it.
-pub(super) fn bucket_exemplar(exemplars: &[Exemplar], lower: f64, upper: f64) -> Option<&Exemplar> {
-    exemplars
-        .iter()
-        .filter(|e| lower < e.value && e.value <= upper)
-        .max_by_key(|e| e.timestamp_unix_ms)
 }
 
 /// The family name of a counter: its name without a trailing `_total`.

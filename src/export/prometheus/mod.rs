@@ -38,13 +38,14 @@ use crate::metrics::histogram::{HistogramSummary, Quantiles};
 use crate::snapshot::{CounterValue, Exemplar, HistogramSample, Snapshot};
 
 use super::Exporter;
+use crate::metrics::exemplar::bucket_exemplar;
 
 mod exposure;
 mod protobuf;
 
 #[cfg(feature = "remote-write")]
 pub(crate) use exposure::counter_base;
-use exposure::{bucket_exemplar, Exposure, FamilyHeader, FamilyType, HistogramRule};
+use exposure::{Exposure, FamilyHeader, FamilyType, HistogramRule};
 pub use protobuf::{render_protobuf, PROTOBUF_CONTENT_TYPE};
 
 /// HTTP `Content-Type` of the Prometheus text format 0.0.4.

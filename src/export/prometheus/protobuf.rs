@@ -9,10 +9,11 @@
 use crate::export::native::{NativeBuckets, STATED_ZERO_THRESHOLD};
 use crate::export::proto::ProtoWriter;
 use crate::key::Labels;
+use crate::metrics::exemplar::bucket_exemplar;
 use crate::metrics::histogram::{HistogramSummary, Quantiles};
 use crate::snapshot::{CounterValue, Exemplar, HistogramSample, Snapshot};
 
-use super::exposure::{bucket_exemplar, Exposure, Family, FamilyType, HistogramRule};
+use super::exposure::{Exposure, Family, FamilyType, HistogramRule};
 use super::RenderReport;
 
 /// HTTP `Content-Type` of the Prometheus protobuf exposition, which a

@@ -4,6 +4,7 @@
 use super::*;
 use crate::export::native::{NativeBuckets, STATED_ZERO_THRESHOLD};
 use crate::export::proto::Nested;
+use crate::metrics::exemplar::bucket_exemplar;
 use crate::snapshot::Exemplar;
 
 /// One snapshot's series, encoded as the `timeseries` entries of a
@@ -89,7 +90,7 @@ impl SeriesWriter {
                         // Cumulative even for a malformed snapshot.
                         last = last.max(c).min(b.count);
                         out.series(name, "_bucket", labels, Some(("le", text)), last as f64);
-                        out.exemplars(latest_in(&h.exemplars, lower, upper));
+                        out.exemplars(bucket_exemplar(&h.exemplars, lower, upper).into_iter());
                         lower = upper;
                     }
                     out.series(
@@ -99,7 +100,7 @@ impl SeriesWriter {
                         Some(("le", "+Inf")),
                         b.count as f64,
                     );
-                    out.exemplars(latest_in(&h.exemplars, lower, f64::INFINITY));
+                    out.exemplars(bucket_exemplar(&h.exemplars, lower, f64::INFINITY).into_iter());
                     b.count
                 }
                 None if native.is_some() => life.count,
@@ -352,15 +353,6 @@ pub(super) struct Open {
     start: usize,
     entry: Nested,
     labels: (usize, usize),
-}
-
-/// The latest exemplar in (`lower`, `upper`], as a bucket shows it.
-fn latest_in(exemplars: &[Exemplar], lower: f64, upper: f64) -> impl Iterator<Item = &Exemplar> {
-    exemplars
-        .iter()
-        .filter(|e| lower < e.value && e.value <= upper)
-        .max_by_key(|e| e.timestamp_unix_ms)
-        .into_iter()
 }
 
 pub(super) fn write_label(w: &mut ProtoWriter, name: &str, value: &str) {
