@@ -518,12 +518,14 @@ fn ucum(unit: &str) -> Option<&'static str> {
     })
 }
 
-/// The exemplars recorded at or after `start_ns`: those of the point's
-/// window.
+/// The exemplars recorded in or after the millisecond of `start_ns`: those
+/// of the point's window. Exemplar times have millisecond precision, so one
+/// recorded in the window's first millisecond can carry a time a little
+/// before its start; it is kept (and may show in the window before too).
 fn within(exemplars: &[Exemplar], start_ns: u64) -> Vec<Exemplar> {
     exemplars
         .iter()
-        .filter(|e| ms_to_ns(e.timestamp_unix_ms) >= start_ns)
+        .filter(|e| e.timestamp_unix_ms >= start_ns / 1_000_000)
         .cloned()
         .collect()
 }
