@@ -7,6 +7,7 @@ pub(crate) mod gauge;
 pub(crate) mod histogram;
 pub mod layout;
 pub(crate) mod sparse;
+pub(crate) mod writers;
 
 use std::cell::Cell;
 use std::ops::Deref;

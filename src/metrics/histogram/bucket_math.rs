@@ -2,7 +2,7 @@
 //! value, and the moments behind the standard deviation, summed as the
 //! counters are read (integer weights, so that the sums vectorise).
 
-use super::reading::{for_each_octave, Merged};
+use super::reading::Merged;
 use super::*;
 use crate::metrics::layout;
 
@@ -56,30 +56,31 @@ const W2: [u32; SUBS] = {
 
 /// The value the standard deviation takes for bucket `sub` of an octave
 /// whose first bucket's midpoint is `m0`: the midpoint within 2⁻¹⁶.
+#[cfg(test)]
 pub(super) fn stddev_representative(m0: f64, sub: usize) -> f64 {
     m0 * f64::from(W1[sub]) / f64::from(1u32 << WEIGHT_BITS)
 }
 
-/// The [`Moments`] of one slot's counters of an octave, in units of the
-/// octave's first midpoint.
-pub(super) fn moments(counts: &[u32; SUBS]) -> Moments {
+/// The [`Moments`] of one octave's counts, in units of the octave's
+/// first midpoint.
+pub(super) fn moments(counts: &[u64; SUBS]) -> Moments {
     let one = f64::from(1u32 << WEIGHT_BITS);
     let (mut c0, mut c1, mut c2) = (0u64, 0u64, 0u64);
     if counts.iter().all(|&c| c < 1 << 26) {
         // Each sum < 64 · 2²⁶ · 2³² = 2⁶⁴: no overflow.
         for k in 0..SUBS {
-            let c = u64::from(counts[k]);
+            let c = counts[k];
             c0 += c;
             c1 += c * u64::from(W1[k]);
             c2 += c * u64::from(W2[k]);
         }
         return (c0, c1 as f64 / one, c2 as f64 / (one * one));
     }
-    // 2²⁶ values in one bucket of one slot: the rare wide path.
+    // 2²⁶ values in one bucket of the window: the rare wide path.
     let (mut c1, mut c2) = (0u128, 0u128);
     for k in 0..SUBS {
         let c = u128::from(counts[k]);
-        c0 += counts[k] as u64;
+        c0 = c0.saturating_add(counts[k]);
         c1 += c * u128::from(W1[k]);
         c2 += c * u128::from(W2[k]);
     }
@@ -89,18 +90,10 @@ pub(super) fn moments(counts: &[u32; SUBS]) -> Moments {
 /// Quantiles and standard deviation of a non-empty window in one pass over
 /// the buckets.
 ///
-/// `m` holds the whole window's totals and the fresh slots' buckets; the
-/// closed slots' buckets are in `closed`. The moments of a sum of counts are
-/// the sums of their moments, so each octave's come from those kept beside
-/// the counts, and its counts are summed only to walk an octave that holds a
-/// quantile.
-pub(super) fn bucket_stats(
-    closed: &Merged,
-    m: &Merged,
-    lo: f64,
-    hi: f64,
-    mean: f64,
-) -> (Quantiles, f64) {
+/// `m` holds the window's counts, totals and each octave's moments, kept
+/// beside the counts so that statistics need not scan them; an octave's
+/// counts are walked only when it holds a quantile.
+pub(super) fn bucket_stats(m: &Merged, lo: f64, hi: f64, mean: f64) -> (Quantiles, f64) {
     let ranks = Quantiles::LEVELS.map(|q| layout::nearest_rank(q, m.count));
     let mut out = [hi; 5];
     let mut next = 0;
@@ -110,34 +103,21 @@ pub(super) fn bucket_stats(
         next += 1;
     }
     let mut squares = m.zeros as f64 * mean * mean;
-    let lists = [&closed.octaves[..], &m.octaves];
-    for_each_octave(lists, |octave, [a, b]| {
+    for ((octave, counts), &(c0, c1, c2)) in m.octaves.iter().zip(&m.moments) {
+        let octave = *octave;
         // With m(k) = m₀·wₖ sub-bucket k's representative (wₖ ≈ gᵏ, see
         // `W1`), Σ c·(m(k) − mean)² = m₀²·Σc·wₖ² − 2·mean·m₀·Σc·wₖ +
         // mean²·Σc, from the moments kept beside the counts. Near the mean
         // the terms cancel to within a rounding error of m₀²·Σc·wₖ, some
         // 10⁻¹⁶ of it: far below the buckets' own 0.55%.
-        let (mut c0, mut c1, mut c2) = a.map_or((0, 0.0, 0.0), |i| closed.moments[i]);
-        if let Some(j) = b {
-            let (f0, f1, f2) = m.moments[j];
-            (c0, c1, c2) = (c0 + f0, c1 + f1, c2 + f2);
-        }
         // An empty octave adds nothing to `squares` and holds no rank.
         if c0 == 0 {
-            return;
+            continue;
         }
         let m0 = bucket_midpoint(octave, 0);
         let holds_rank = next < 5 && seen + c0 >= ranks[next];
         squares += (m0 * m0 * c2 - 2.0 * mean * m0 * c1 + mean * mean * c0 as f64).max(0.0);
         if holds_rank {
-            let mut counts = [0u64; SUBS];
-            for (i, list) in [a, b].into_iter().zip(lists) {
-                if let Some(i) = i {
-                    for (total, c) in counts.iter_mut().zip(&list[i].1) {
-                        *total += c;
-                    }
-                }
-            }
             // Up to the bucket of the last rank in this octave, comparing
             // each running count with the next rank only.
             let end = seen + c0;
@@ -159,7 +139,7 @@ pub(super) fn bucket_stats(
             }
         }
         seen += c0;
-    });
+    }
     let stddev = if m.count < 2 {
         0.0
     } else {

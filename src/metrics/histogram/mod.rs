@@ -12,23 +12,29 @@
 //! recording seconds) to 2⁵⁰ (about 10¹⁵).
 //!
 //! The counters are stored in "octaves" of 64 consecutive buckets (one
-//! power of two's worth); each octave's counters (`slots × 64` × `u32`) are
-//! allocated the first time a value lands in it, so a series only pays for
-//! the range it uses: values over four decades touch 14 octaves, about
-//! 31 KiB with 6 slots, the snapshot cache included.
+//! power of two's worth); each octave's counters (64 × `u64` per writing
+//! thread) are allocated the first time a value lands in it, so a series
+//! only pays for the range it uses. Values over four decades touch 14
+//! octaves: about 28 KiB with 6 slots all in use, the reader's record of
+//! what each slot added included (kept in 16-bit counts when they fit).
 //!
-//! `record` never reads the clock and never locks: it reads the current slot
-//! index, adds one to a bucket, adds the value to the slot's sum with one CAS,
-//! and touches min/max only when they change. The first value in a bucket of
-//! a slot also marks the bucket's octave in the slot, so that readers skip
-//! the octaves a slot never saw. Readers (snapshots) rotate the
-//! slots when the clock says a slot has ended, folding the slot that leaves
-//! the window into the lifetime totals with atomic swaps, so a write racing
-//! with rotation lands in the old or the new slot and is never lost.
+//! `record` never reads the clock, never locks and uses no atomic
+//! read-modify-write. Each thread that writes holds a writer slot (a small
+//! number, given back when the thread exits) and owns that stripe of every
+//! histogram it writes: cumulative bucket counts, and the sum, min and max,
+//! both since the start and per time slot (tagged with the slot's clock
+//! word, and reset by the writer itself when the word moves on). Only the
+//! owner writes a stripe, so it adds with plain loads and stores. Threads
+//! that find every writer slot taken share one stripe with atomic adds.
 //!
-//! When two threads collide on the same histogram (a failed CAS on the sum),
-//! it grows per-thread stripes, as [`Counter`](crate::Counter) does, so that
-//! contended threads stop sharing cache lines.
+//! Readers (snapshots) never write a stripe. They turn the slots when the
+//! clock says a slot has ended, noting what the closing slot added (the
+//! cumulative counts less those at the window's start and the other closed
+//! slots); the window's counts are the cumulative counts now less those
+//! when its oldest slot opened, and the lifetime's are the cumulative
+//! counts. A write racing with a turn is counted either way, never lost.
+//! When no stripe took a value since the last read and no slot turned, a
+//! snapshot reuses the last statistics.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -75,11 +81,11 @@ use time::TimeWindow;
 /// exactly ([`HistogramSummary::merge`]) and a bucket's midpoint is within
 /// 0.55% of every value in it; the bucket comes from the bits of the `f64`,
 /// without a logarithm. Counters are allocated 64 buckets (one power of
-/// two) at a time on first use (values over four decades: about 31 KiB per
-/// series with the default window). `record` never reads the clock and never locks:
-/// one atomic add on the bucket of the current slot and one CAS on the
-/// slot's exact sum. Snapshots rotate the slots and merge them; a contended
-/// histogram grows per-thread stripes, as [`Counter`] does.
+/// two) at a time on first use (values over four decades: about 28 KiB per
+/// series with the default window). `record` never reads the clock, never
+/// locks and uses no atomic read-modify-write: each writing thread adds to
+/// its own stripe of cumulative counters with plain loads and stores, and
+/// snapshots take the window as differences of those counts.
 ///
 /// Record durations in seconds
 /// (the Prometheus base unit): [`record_duration`](Histogram::record_duration)
@@ -446,7 +452,7 @@ impl HistogramCore {
     /// only: a count window keeps no buckets).
     pub(crate) fn with_lifetime_buckets(mut self) -> Self {
         match &mut self.kind {
-            WindowCore::Time(w) => w.reader.lock().life_buckets = Some(Box::default()),
+            WindowCore::Time(w) => w.reader.lock().lifetime_buckets = true,
             WindowCore::Count(w) => w.buckets = true,
         }
         self
@@ -484,199 +490,4 @@ impl HistogramCore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn time_histogram() -> Histogram {
-        Histogram::from_storage(Storage::new(
-            HistogramCore::new(Window::default(), Duration::ZERO, None),
-            false,
-        ))
-    }
-
-    #[test]
-    fn bucket_midpoints_are_within_bound_of_their_values() {
-        for v in [
-            MIN_TRACKABLE,
-            1e-6,
-            0.5,
-            1.0,
-            1.015625,
-            3.0,
-            1e6,
-            123456.789,
-            MAX_TRACKABLE,
-        ] {
-            let p = crate::metrics::layout::position_of_bits(v.to_bits());
-            let mid = bucket_midpoint(p / SUBS, p % SUBS);
-            assert!(((mid - v) / v).abs() <= 0.00543, "{v} -> {mid}");
-        }
-    }
-
-    /// The standard deviation of a time window is that of the bucket
-    /// midpoints (to 2⁻¹⁶), whether the values spread over decades or
-    /// crowd around the mean, where the moments' terms cancel.
-    #[test]
-    fn stddev_is_that_of_the_bucket_midpoints() {
-        let spread: Vec<f64> = (1..=5000).map(|i| f64::from(i).powf(2.1) * 1e-6).collect();
-        let crowd: Vec<f64> = (0..5000).map(|i| 3.0 + f64::from(i % 7) * 1e-3).collect();
-        let mixed: Vec<f64> = (0..5000)
-            .map(|i| {
-                if i % 100 == 0 {
-                    1e6
-                } else {
-                    0.01 * (1.0 + f64::from(i % 3))
-                }
-            })
-            .collect();
-        for values in [spread, crowd, mixed] {
-            let h = time_histogram();
-            values.iter().for_each(|v| h.record(*v));
-            let w = h.summary(Duration::ZERO).window;
-            let mean = w.sum / values.len() as f64;
-            // The representative the standard deviation takes: the
-            // midpoint within 2⁻¹⁶ (see `bucket_math::W1`).
-            let mid = |v: f64| {
-                let p = crate::metrics::layout::position_of_bits(v.to_bits());
-                bucket_math::stddev_representative(bucket_midpoint(p / SUBS, 0), p % SUBS)
-            };
-            let squares: f64 = values.iter().map(|v| (mid(*v) - mean).powi(2)).sum();
-            let want = (squares / values.len() as f64).sqrt();
-            let got = w.stddev.unwrap();
-            assert!((got - want).abs() <= 1e-6 * want, "{got} vs {want}");
-        }
-    }
-
-    #[test]
-    fn edge_values_are_clamped_counted_or_dropped() {
-        let h = time_histogram();
-        h.record(0.0);
-        h.record(-0.0);
-        h.record(1e-300);
-        h.record(f64::INFINITY);
-        h.record(1e300);
-        h.record(-1.0);
-        h.record(f64::NAN);
-        h.record(f64::NEG_INFINITY);
-        let s = h.summary(Duration::ZERO);
-        assert_eq!(s.window.count, 5);
-        assert_eq!(s.saturated, 3);
-        assert_eq!(s.dropped, 3);
-        assert_eq!(s.window.min, Some(0.0));
-        assert_eq!(s.window.max, Some(MAX_TRACKABLE));
-        let q = s.window.quantiles.unwrap();
-        assert!((q.p50 - MIN_TRACKABLE).abs() / MIN_TRACKABLE <= 0.0055);
-        assert!((MAX_TRACKABLE - q.p999) / MAX_TRACKABLE <= 0.0055);
-    }
-
-    #[test]
-    fn window_config_bounds_are_checked() {
-        assert!(Window::Time {
-            length: Duration::from_secs(1),
-            slots: 0
-        }
-        .validate()
-        .is_err());
-        assert!(Window::Time {
-            length: Duration::from_secs(1),
-            slots: 65
-        }
-        .validate()
-        .is_err());
-        assert!(Window::Time {
-            length: Duration::from_micros(10),
-            slots: 2
-        }
-        .validate()
-        .is_err());
-        assert!(Window::Count { values: 1_000_001 }.validate().is_err());
-        assert!(Window::Count { values: 1 }.validate().is_ok());
-    }
-
-    #[test]
-    fn wrapped_bucket_counters_are_not_lost() {
-        let h = time_histogram();
-        h.record(2.0);
-        let WindowCore::Time(w) = &h.core.kind else {
-            unreachable!()
-        };
-        let p = crate::metrics::layout::position_of_bits(2f64.to_bits());
-        // Force the counter to the brink, as 2^32 - 1 records would.
-        w.base.octave(p / SUBS, w.slots)[p % SUBS].store(u32::MAX, Ordering::Relaxed);
-        h.record(2.0);
-        let s = h.summary(Duration::ZERO);
-        assert_eq!(s.window.count, u64::from(u32::MAX) + 1);
-    }
-
-    #[test]
-    fn a_late_write_to_the_previous_slot_shows_in_the_next_snapshot() {
-        let h = time_histogram();
-        h.record(2.0);
-        let WindowCore::Time(w) = &h.core.kind else {
-            unreachable!()
-        };
-        let before = w.current.load(Ordering::Relaxed);
-        // A read 10 s later opens a new slot and caches the closed ones.
-        assert_eq!(h.summary(Duration::from_secs(10)).window.count, 1);
-        assert_ne!(w.current.load(Ordering::Relaxed), before);
-        // A writer that read the slot index before that rotation adds now.
-        let p = crate::metrics::layout::position_of_bits(2f64.to_bits());
-        w.base.octave(p / SUBS, w.slots)[before * SUBS + p % SUBS].fetch_add(1, Ordering::Relaxed);
-        w.base.totals[before].add_sum_contended(2.0);
-        let s = h.summary(Duration::from_secs(11));
-        assert_eq!((s.window.count, s.window.sum), (2, 4.0));
-        assert_eq!(s.lifetime.count, 2);
-    }
-
-    #[test]
-    fn memory_stays_small_for_four_decades() {
-        let h = time_histogram();
-        let mut v = 0.001;
-        while v < 10.0 {
-            h.record(v);
-            v *= 1.01;
-        }
-        // A snapshot caches the closed slots; it counts too.
-        let _ = h.summary(Duration::from_secs(30));
-        let bytes = h.heap_bytes();
-        eprintln!("four decades, default window: {bytes} bytes");
-        assert!(bytes <= 31 * 1024, "{bytes} bytes");
-    }
-
-    #[test]
-    fn bucket_bounds_are_validated() {
-        assert!(validate_bucket_bounds("h", &[]).is_err());
-        assert!(validate_bucket_bounds("h", &[1.0, f64::INFINITY]).is_err());
-        assert!(validate_bucket_bounds("h", &[f64::NAN]).is_err());
-        assert!(validate_bucket_bounds("h", &[1.0, 1.0]).is_err());
-        assert!(validate_bucket_bounds("h", &[2.0, 1.0]).is_err());
-        assert!(validate_bucket_bounds("h", &[-1.0, 1.0]).is_err());
-        assert!(validate_bucket_bounds("h", &vec![1.0; MAX_BUCKETS + 1]).is_err());
-        let many: Vec<f64> = (0..MAX_BUCKETS).map(|i| i as f64).collect();
-        assert!(validate_bucket_bounds("h", &many).is_ok());
-    }
-
-    #[test]
-    fn buckets_count_edges_inclusively_and_skip_dropped_values() {
-        let h = Histogram::from_storage(Storage::new(
-            HistogramCore::new(Window::default(), Duration::ZERO, Some(&[0.0, 1.0, 2.0])),
-            false,
-        ));
-        for v in [
-            0.0,
-            1.0,
-            1.5,
-            2.0,
-            3.0,
-            f64::INFINITY,
-            f64::NAN,
-            -1.0,
-            1e-300,
-        ] {
-            h.record(v);
-        }
-        let b = h.summary(Duration::ZERO).buckets.unwrap();
-        assert_eq!(b.cumulative, [1, 3, 5]);
-        assert_eq!(b.count, 7);
-    }
-}
+mod tests;

@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use super::bucket_math::Moments;
-use super::time::TOUCHED_WORDS;
 use super::*;
 use crate::metrics::layout;
 use crate::metrics::sparse::SparseBuckets;
 
-/// Reader-side state of a time window: when each slot was current.
+/// Reader-side state of a time window: when each slot was current, and
+/// the cumulative counts at the window's start.
 ///
 /// Writers never read the clock, so a slot's time span is known only from
 /// the reads around it: slot `s` holds the values recorded between
@@ -22,68 +22,146 @@ use crate::metrics::sparse::SparseBuckets;
 /// (slots − 1) / slots of `length` to all of it: 50–60 s by default. With
 /// rarer reads it covers more, and every snapshot reports the span it
 /// really covered.
+///
+/// Writers only ever add to cumulative counters; the window's counts are
+/// the cumulative counts now less `base`, the cumulative counts when the
+/// oldest live slot opened. Each closed live slot keeps what it added
+/// (`deltas`), so that `base` moves on by exactly that when it leaves.
+///
+/// Sums, min and max cannot be taken as differences (min and max not at
+/// all, sums not without rounding), so writers keep them per slot, tagged
+/// with the clock word they read. A write that read the word just before a
+/// slot turned, and added its count after the reader noted the closing
+/// slot's counts, has its count in the next slot and its sum in the closing
+/// one: both are in the window until the closing slot leaves it, and the
+/// lifetime has both for good. Nothing is lost; for one slot length, one
+/// value's sum may leave the window before its count.
 pub(super) struct TimeReader {
     pub(super) starts: Box<[Duration]>,
     pub(super) ends: Box<[Duration]>,
     pub(super) live: Box<[bool]>,
-    pub(super) life_count: u64,
-    pub(super) life_sum: f64,
-    pub(super) life_min: u64,
-    pub(super) life_max: u64,
-    /// The slot that was current before the last rotation. Writers that
-    /// read the slot index just before a rotation still add to it, so it is
-    /// read afresh at every snapshot, like the current one.
-    pub(super) previous: Option<usize>,
-    /// The other live slots, merged when first needed after a rotation:
-    /// with it a snapshot reads two slots instead of all of them. Only a
-    /// write delayed across two rotations (a thread descheduled for a whole
-    /// slot length between reading the slot index and adding) could land in
-    /// a cached slot; it then shows from the next rotation on, and is never
-    /// lost: retiring a slot takes its counters with atomic swaps.
-    pub(super) closed: Option<Merged>,
-    /// Counts of the retired slots, per octave, when snapshots carry
-    /// lifetime buckets.
-    pub(super) life_buckets: Option<Box<LifeBuckets>>,
+    /// The clock word (epoch and slot) each slot was opened with: writers
+    /// tag a slot's sum, min and max with it.
+    pub(super) tags: Box<[u64]>,
+    pub(super) epoch: u64,
+    /// Cumulative counts when the oldest live slot opened (moments unused).
+    pub(super) base: Merged,
+    /// What each closed live slot added to the counts.
+    pub(super) deltas: Box<[Option<SlotDelta>]>,
+    /// Each stripe's record count at the last read (owned stripes, then
+    /// the shared one): when none moved and no slot turned, the last
+    /// statistics still hold.
+    pub(super) seen: Box<[u64]>,
+    pub(super) cached: Option<Cached>,
+    /// Snapshots carry the window's and the lifetime's bucket counts.
+    pub(super) lifetime_buckets: bool,
 }
 
-/// Bucket counts of every retired slot, kept only by collectors built with
-/// `lifetime_buckets(true)`: 520 bytes per octave the series has used.
+/// The statistics of the last read, and when its window started.
+pub(super) struct Cached {
+    pub(super) window: WindowStats,
+    pub(super) lifetime: LifetimeStats,
+    pub(super) buckets: Option<BucketState>,
+}
+
+/// The counts one closed slot added, octave by octave, each octave in the
+/// narrowest integers that hold it (a slot of a busy series may hold more
+/// than 2¹⁶ values in a bucket; one of a quiet series rarely more than a
+/// few).
 #[derive(Default)]
-pub(super) struct LifeBuckets {
-    /// (octave, counts of its sub-buckets), ascending by octave.
-    pub(super) octaves: Vec<(usize, [u64; SUBS])>,
+pub(super) struct SlotDelta {
     pub(super) zeros: u64,
+    pub(super) octaves: Vec<(usize, Lane)>,
 }
 
-impl LifeBuckets {
-    pub(super) fn add(&mut self, gone: &Merged) {
-        self.zeros += gone.zeros;
-        for (octave, counts) in &gone.octaves {
-            let at = match self.octaves.binary_search_by_key(octave, |(o, _)| *o) {
-                Ok(at) => at,
-                Err(at) => {
-                    self.octaves.insert(at, (*octave, [0; SUBS]));
-                    at
-                }
-            };
-            for (total, c) in self.octaves[at].1.iter_mut().zip(counts) {
-                *total += c;
-            }
+/// One octave's counts of a [`SlotDelta`].
+pub(super) enum Lane {
+    Narrow(Box<[u16; SUBS]>),
+    Wide(Box<[u32; SUBS]>),
+    Full(Box<[u64; SUBS]>),
+}
+
+impl Lane {
+    /// The narrowest lane that holds `counts` exactly.
+    pub(super) fn of(counts: &[u64; SUBS]) -> Lane {
+        let most = counts.iter().copied().max().unwrap_or(0);
+        if most <= u64::from(u16::MAX) {
+            Lane::Narrow(Box::new(counts.map(|c| c as u16)))
+        } else if most <= u64::from(u32::MAX) {
+            Lane::Wide(Box::new(counts.map(|c| c as u32)))
+        } else {
+            Lane::Full(Box::new(*counts))
         }
     }
 
-    /// These counts plus the live slots' (the cached closed ones and the
-    /// fresh ones, whose `zeros` already counts the closed slots' too), as
-    /// sparse buckets.
-    pub(super) fn with_live(&self, closed: &Merged, fresh: &Merged) -> SparseBuckets {
-        sparse_of(
-            self.zeros + fresh.zeros,
-            [&self.octaves[..], &closed.octaves, &fresh.octaves],
-        )
+    /// Adds (`add`) or subtracts these counts to or from `into`.
+    pub(super) fn apply(&self, into: &mut [u64; SUBS], add: bool) {
+        fn go<T: Copy + Into<u64>>(from: &[T; SUBS], into: &mut [u64; SUBS], add: bool) {
+            for (total, &c) in into.iter_mut().zip(from) {
+                *total = if add {
+                    total.wrapping_add(c.into())
+                } else {
+                    total.wrapping_sub(c.into())
+                };
+            }
+        }
+        match self {
+            Lane::Narrow(c) => go(c, into, add),
+            Lane::Wide(c) => go(c, into, add),
+            Lane::Full(c) => go(c, into, add),
+        }
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
-        self.octaves.capacity() * std::mem::size_of::<(usize, [u64; SUBS])>()
+        match self {
+            Lane::Narrow(_) => SUBS * 2,
+            Lane::Wide(_) => SUBS * 4,
+            Lane::Full(_) => SUBS * 8,
+        }
+    }
+}
+
+impl SlotDelta {
+    /// The non-empty octaves of `counts` (ascending), compacted.
+    pub(super) fn of(counts: &Merged) -> SlotDelta {
+        SlotDelta {
+            zeros: counts.zeros,
+            octaves: counts
+                .octaves
+                .iter()
+                .filter(|(_, c)| c.iter().any(|&c| c > 0))
+                .map(|(o, c)| (*o, Lane::of(c)))
+                .collect(),
+        }
+    }
+
+    /// Adds (`add`) or subtracts these counts to or from `into` (whose
+    /// octaves must include all of these when subtracting).
+    pub(super) fn apply(&self, into: &mut Merged, add: bool) {
+        if add {
+            into.zeros = into.zeros.wrapping_add(self.zeros);
+        } else {
+            into.zeros = into.zeros.wrapping_sub(self.zeros);
+        }
+        for (octave, lane) in &self.octaves {
+            let at = match into.octaves.binary_search_by_key(octave, |(o, _)| *o) {
+                Ok(at) => at,
+                Err(at) => {
+                    into.octaves.insert(at, (*octave, [0; SUBS]));
+                    at
+                }
+            };
+            lane.apply(&mut into.octaves[at].1, add);
+        }
+    }
+
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.octaves.capacity() * std::mem::size_of::<(usize, Lane)>()
+            + self
+                .octaves
+                .iter()
+                .map(|(_, l)| l.heap_bytes())
+                .sum::<usize>()
     }
 }
 
@@ -137,35 +215,25 @@ pub(super) fn for_each_octave<const N: usize>(
     }
 }
 
-/// The octaves whose bits are set in `mask`, ascending.
-pub(super) fn marked_octaves(mask: [u64; TOUCHED_WORDS]) -> impl Iterator<Item = usize> + Clone {
-    (0..TOUCHED_WORDS).flat_map(move |w| {
-        let mut bits = mask[w];
-        std::iter::from_fn(move || {
-            (bits != 0).then(|| {
-                let bit = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                w * 64 + bit
-            })
-        })
-    })
-}
-
 thread_local! {
-    /// The fresh slots (the current one and maybe the previous), read at
-    /// every snapshot of a time window: one buffer per snapshotting thread,
-    /// reused, rather than an allocation per series per snapshot.
-    pub(super) static SCRATCH: std::cell::RefCell<Merged> = const { std::cell::RefCell::new(Merged::empty()) };
+    /// The cumulative counts and the window's, read at every snapshot of a
+    /// time window whose counts moved: one pair of buffers per
+    /// snapshotting thread, reused, rather than allocations per series per
+    /// snapshot.
+    pub(super) static SCRATCH: std::cell::RefCell<(Merged, Merged)> =
+        const { std::cell::RefCell::new((Merged::empty(), Merged::empty())) };
 }
 
 /// The exponential bucket counts a snapshot carries: the window's and the
 /// lifetime's.
+#[derive(Clone)]
 pub(super) struct BucketState {
     pub(super) window: SparseBuckets,
     pub(super) lifetime: SparseBuckets,
 }
 
-/// Counts and totals of some slots, merged across stripes.
+/// Bucket counts and totals, merged across stripes: cumulative, a
+/// window's, or a window's base.
 #[derive(Clone)]
 pub(super) struct Merged {
     /// (octave, counts of its sub-buckets), ascending by octave.
@@ -181,29 +249,15 @@ pub(super) struct Merged {
 }
 
 impl Merged {
-    /// Takes `other`'s totals, and no buckets.
-    pub(super) fn totals_from(&mut self, other: &Merged) {
+    /// Empties it, keeping its capacity.
+    pub(super) fn clear(&mut self) {
         self.octaves.clear();
         self.moments.clear();
-        self.zeros = other.zeros;
-        self.count = other.count;
-        self.sum = other.sum;
-        self.min = other.min;
-        self.max = other.max;
-    }
-
-    /// Drops the octaves whose counts are all zero.
-    pub(super) fn drop_empty_octaves(&mut self) {
-        let mut keep = 0;
-        for i in 0..self.octaves.len() {
-            if self.moments[i].0 > 0 {
-                self.octaves.swap(keep, i);
-                self.moments.swap(keep, i);
-                keep += 1;
-            }
-        }
-        self.octaves.truncate(keep);
-        self.moments.truncate(keep);
+        self.zeros = 0;
+        self.count = 0;
+        self.sum = 0.0;
+        self.min = f64::INFINITY.to_bits();
+        self.max = 0;
     }
 
     pub(super) fn heap_bytes(&self) -> usize {

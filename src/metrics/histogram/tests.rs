@@ -1,0 +1,277 @@
+//! Unit tests of histograms: buckets, edge values, the time window's
+//! writers and reader, memory.
+
+use super::*;
+
+fn time_histogram() -> Histogram {
+    Histogram::from_storage(Storage::new(
+        HistogramCore::new(Window::default(), Duration::ZERO, None),
+        false,
+    ))
+}
+
+#[test]
+fn bucket_midpoints_are_within_bound_of_their_values() {
+    for v in [
+        MIN_TRACKABLE,
+        1e-6,
+        0.5,
+        1.0,
+        1.015625,
+        3.0,
+        1e6,
+        123456.789,
+        MAX_TRACKABLE,
+    ] {
+        let p = crate::metrics::layout::position_of_bits(v.to_bits());
+        let mid = bucket_midpoint(p / SUBS, p % SUBS);
+        assert!(((mid - v) / v).abs() <= 0.00543, "{v} -> {mid}");
+    }
+}
+
+/// The standard deviation of a time window is that of the bucket
+/// midpoints (to 2⁻¹⁶), whether the values spread over decades or
+/// crowd around the mean, where the moments' terms cancel.
+#[test]
+fn stddev_is_that_of_the_bucket_midpoints() {
+    let spread: Vec<f64> = (1..=5000).map(|i| f64::from(i).powf(2.1) * 1e-6).collect();
+    let crowd: Vec<f64> = (0..5000).map(|i| 3.0 + f64::from(i % 7) * 1e-3).collect();
+    let mixed: Vec<f64> = (0..5000)
+        .map(|i| {
+            if i % 100 == 0 {
+                1e6
+            } else {
+                0.01 * (1.0 + f64::from(i % 3))
+            }
+        })
+        .collect();
+    for values in [spread, crowd, mixed] {
+        let h = time_histogram();
+        values.iter().for_each(|v| h.record(*v));
+        let w = h.summary(Duration::ZERO).window;
+        let mean = w.sum / values.len() as f64;
+        // The representative the standard deviation takes: the
+        // midpoint within 2⁻¹⁶ (see `bucket_math::W1`).
+        let mid = |v: f64| {
+            let p = crate::metrics::layout::position_of_bits(v.to_bits());
+            bucket_math::stddev_representative(bucket_midpoint(p / SUBS, 0), p % SUBS)
+        };
+        let squares: f64 = values.iter().map(|v| (mid(*v) - mean).powi(2)).sum();
+        let want = (squares / values.len() as f64).sqrt();
+        let got = w.stddev.unwrap();
+        assert!((got - want).abs() <= 1e-6 * want, "{got} vs {want}");
+    }
+}
+
+#[test]
+fn edge_values_are_clamped_counted_or_dropped() {
+    let h = time_histogram();
+    h.record(0.0);
+    h.record(-0.0);
+    h.record(1e-300);
+    h.record(f64::INFINITY);
+    h.record(1e300);
+    h.record(-1.0);
+    h.record(f64::NAN);
+    h.record(f64::NEG_INFINITY);
+    let s = h.summary(Duration::ZERO);
+    assert_eq!(s.window.count, 5);
+    assert_eq!(s.saturated, 3);
+    assert_eq!(s.dropped, 3);
+    assert_eq!(s.window.min, Some(0.0));
+    assert_eq!(s.window.max, Some(MAX_TRACKABLE));
+    let q = s.window.quantiles.unwrap();
+    assert!((q.p50 - MIN_TRACKABLE).abs() / MIN_TRACKABLE <= 0.0055);
+    assert!((MAX_TRACKABLE - q.p999) / MAX_TRACKABLE <= 0.0055);
+}
+
+#[test]
+fn window_config_bounds_are_checked() {
+    assert!(Window::Time {
+        length: Duration::from_secs(1),
+        slots: 0
+    }
+    .validate()
+    .is_err());
+    assert!(Window::Time {
+        length: Duration::from_secs(1),
+        slots: 65
+    }
+    .validate()
+    .is_err());
+    assert!(Window::Time {
+        length: Duration::from_micros(10),
+        slots: 2
+    }
+    .validate()
+    .is_err());
+    assert!(Window::Count { values: 1_000_001 }.validate().is_err());
+    assert!(Window::Count { values: 1 }.validate().is_ok());
+}
+
+/// More threads than writer slots, all alive at once: the threads
+/// without a slot take the atomic path, and every value is counted,
+/// in the window and the lifetime, with the exact sum.
+#[test]
+fn more_threads_than_writer_slots_lose_nothing() {
+    let h = time_histogram();
+    let threads = crate::metrics::writers::writer_slots() + 4;
+    let start = std::sync::Arc::new(std::sync::Barrier::new(threads));
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (h, start) = (h.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                for i in 0..1000u32 {
+                    h.record(f64::from(1 + (i + t as u32) % 50));
+                }
+                h.record(0.0);
+                // Hold the slot until every thread has written.
+                start.wait();
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let s = h.summary(Duration::ZERO);
+    let count = threads as u64 * 1001;
+    let sum: u64 = (0..threads as u32)
+        .map(|t| {
+            (0..1000u32)
+                .map(|i| u64::from(1 + (i + t) % 50))
+                .sum::<u64>()
+        })
+        .sum();
+    assert_eq!((s.window.count, s.lifetime.count), (count, count));
+    assert_eq!((s.window.sum, s.lifetime.sum), (sum as f64, sum as f64));
+    assert_eq!((s.window.min, s.window.max), (Some(0.0), Some(50.0)));
+    let WindowCore::Time(w) = &h.core.kind else {
+        unreachable!()
+    };
+    assert!(w.shared.get().is_some(), "some thread took the atomic path");
+}
+
+/// A writer that read the clock word before a rotation and writes
+/// after it: its count and sum show in the next snapshot's window and
+/// lifetime. (Its count then belongs to the slot after the one its sum
+/// is tagged with: see `TimeReader`.)
+#[test]
+fn a_write_with_a_stale_clock_word_is_counted() {
+    let h = time_histogram();
+    h.record(2.0);
+    let WindowCore::Time(w) = &h.core.kind else {
+        unreachable!()
+    };
+    let stale = w.clock.load(Ordering::Relaxed);
+    assert_eq!(h.summary(Duration::from_secs(10)).window.count, 1);
+    assert_ne!(w.clock.load(Ordering::Relaxed), stale);
+    let k = crate::metrics::writers::writer_slot().unwrap();
+    let stripe = w.owned[k].get().unwrap();
+    let bits = 2f64.to_bits();
+    stripe.add_owned(crate::metrics::layout::position_of_bits(bits), bits, stale);
+    let s = h.summary(Duration::from_secs(11));
+    assert_eq!((s.window.count, s.window.sum), (2, 4.0));
+    assert_eq!((s.lifetime.count, s.lifetime.sum), (2, 4.0));
+    // Once the window has moved past both, the lifetime keeps them.
+    h.summary(Duration::from_secs(75));
+    let s = h.summary(Duration::from_secs(140));
+    assert_eq!((s.window.count, s.window.sum), (0, 0.0));
+    assert_eq!((s.lifetime.count, s.lifetime.sum), (2, 4.0));
+}
+
+/// A thread that exits gives its writer slot back; the next thread
+/// to take it continues the same counters.
+#[test]
+fn a_reused_writer_slot_continues_the_counts() {
+    let h = time_histogram();
+    for round in 1..=4u64 {
+        let h2 = h.clone();
+        std::thread::spawn(move || {
+            for _ in 0..100 {
+                h2.record(3.0);
+            }
+        })
+        .join()
+        .unwrap();
+        let s = h.summary(Duration::ZERO);
+        assert_eq!(
+            (s.lifetime.count, s.window.sum),
+            (100 * round, 300.0 * round as f64)
+        );
+    }
+}
+
+/// Reading twice with no write in between gives the same statistics
+/// (the second from the cache); a write, or a slot turning, is seen.
+#[test]
+fn unchanged_reads_repeat_and_changes_show() {
+    let h = time_histogram();
+    for v in [1.0, 2.0, 4.0] {
+        h.record(v);
+    }
+    let a = h.summary(Duration::from_secs(1));
+    let b = h.summary(Duration::from_secs(2));
+    assert_eq!(a.window.quantiles, b.window.quantiles);
+    assert_eq!((a.window.count, b.window.count), (3, 3));
+    assert_eq!(b.window.span_seconds, 2.0);
+    h.record(8.0);
+    assert_eq!(h.summary(Duration::from_secs(3)).window.count, 4);
+    // The slot open since 0 s closes at 70 s and leaves the window a
+    // window's length later; the lifetime keeps its values.
+    assert_eq!(h.summary(Duration::from_secs(70)).window.count, 4);
+    let s = h.summary(Duration::from_secs(130));
+    assert_eq!((s.window.count, s.lifetime.count), (0, 4));
+}
+
+#[test]
+fn memory_stays_small_for_four_decades() {
+    let h = time_histogram();
+    let mut v = 0.001;
+    while v < 10.0 {
+        h.record(v);
+        v *= 1.01;
+    }
+    // A snapshot caches the closed slots; it counts too.
+    let _ = h.summary(Duration::from_secs(30));
+    let bytes = h.heap_bytes();
+    eprintln!("four decades, default window: {bytes} bytes");
+    assert!(bytes <= 31 * 1024, "{bytes} bytes");
+}
+
+#[test]
+fn bucket_bounds_are_validated() {
+    assert!(validate_bucket_bounds("h", &[]).is_err());
+    assert!(validate_bucket_bounds("h", &[1.0, f64::INFINITY]).is_err());
+    assert!(validate_bucket_bounds("h", &[f64::NAN]).is_err());
+    assert!(validate_bucket_bounds("h", &[1.0, 1.0]).is_err());
+    assert!(validate_bucket_bounds("h", &[2.0, 1.0]).is_err());
+    assert!(validate_bucket_bounds("h", &[-1.0, 1.0]).is_err());
+    assert!(validate_bucket_bounds("h", &vec![1.0; MAX_BUCKETS + 1]).is_err());
+    let many: Vec<f64> = (0..MAX_BUCKETS).map(|i| i as f64).collect();
+    assert!(validate_bucket_bounds("h", &many).is_ok());
+}
+
+#[test]
+fn buckets_count_edges_inclusively_and_skip_dropped_values() {
+    let h = Histogram::from_storage(Storage::new(
+        HistogramCore::new(Window::default(), Duration::ZERO, Some(&[0.0, 1.0, 2.0])),
+        false,
+    ));
+    for v in [
+        0.0,
+        1.0,
+        1.5,
+        2.0,
+        3.0,
+        f64::INFINITY,
+        f64::NAN,
+        -1.0,
+        1e-300,
+    ] {
+        h.record(v);
+    }
+    let b = h.summary(Duration::ZERO).buckets.unwrap();
+    assert_eq!(b.cumulative, [1, 3, 5]);
+    assert_eq!(b.count, 7);
+}
