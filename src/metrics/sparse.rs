@@ -537,7 +537,6 @@ impl SparseBuckets {
     }
 
     /// Heap bytes held.
-    #[cfg(feature = "history")]
     pub(crate) fn heap_bytes(&self) -> usize {
         self.counts.capacity() * std::mem::size_of::<(i32, u64)>()
     }
