@@ -79,6 +79,27 @@ fn prometheus(c: &mut Criterion) {
     g.bench_function("snapshot_only_1000c_100h", |b| {
         b.iter(|| black_box(metrics.snapshot()))
     });
+    // One new value in every histogram before each snapshot: no series'
+    // statistics come from the last snapshot (the 100 records included).
+    let handles: Vec<_> = (0..10)
+        .flat_map(|name| (0..10).map(move |label| (name, label)))
+        .map(|(name, label)| {
+            metrics.histogram(
+                &format!("histogram_{name}_seconds"),
+                &[("id", &label.to_string())],
+            )
+        })
+        .collect();
+    let mut v = 1e-6;
+    g.bench_function("snapshot_only_after_writes_1000c_100h", |b| {
+        b.iter(|| {
+            for h in &handles {
+                v = if v > 1.0 { 1e-6 } else { v * 1.37 };
+                h.record(v);
+            }
+            black_box(metrics.snapshot())
+        })
+    });
     g.finish();
 }
 

@@ -68,8 +68,10 @@ pub(super) fn moments(counts: &[u64; SUBS]) -> Moments {
     let (mut c0, mut c1, mut c2) = (0u64, 0u64, 0u64);
     if counts.iter().all(|&c| c < 1 << 26) {
         // Each sum < 64 · 2²⁶ · 2³² = 2⁶⁴: no overflow.
+        // In u32 so that the products are 32 × 32 → 64 bits (one vector
+        // instruction per two buckets on x86-64's baseline).
         for k in 0..SUBS {
-            let c = counts[k];
+            let c = u64::from(counts[k] as u32);
             c0 += c;
             c1 += c * u64::from(W1[k]);
             c2 += c * u64::from(W2[k]);
@@ -94,17 +96,37 @@ pub(super) fn moments(counts: &[u64; SUBS]) -> Moments {
 /// beside the counts so that statistics need not scan them; an octave's
 /// counts are walked only when it holds a quantile.
 pub(super) fn bucket_stats(m: &Merged, lo: f64, hi: f64, mean: f64) -> (Quantiles, f64) {
-    let ranks = Quantiles::LEVELS.map(|q| layout::nearest_rank(q, m.count));
+    let octaves = m.octaves.iter().zip(&m.moments).map(|((o, _), m)| (*o, *m));
+    let counts_of = |octave: usize| {
+        m.octaves
+            .binary_search_by_key(&octave, |(o, _)| *o)
+            .map_or([0; SUBS], |at| m.octaves[at].1)
+    };
+    window_stats_of(octaves, counts_of, m.count, m.zeros, lo, hi, mean)
+}
+
+/// [`bucket_stats`] of a window given as each octave's moments (ascending
+/// by octave), a way to fetch an octave's counts (asked only for the
+/// octaves that hold a quantile), the count and the zeros.
+pub(super) fn window_stats_of(
+    octaves: impl Iterator<Item = (usize, Moments)>,
+    mut counts_of: impl FnMut(usize) -> [u64; SUBS],
+    count: u64,
+    zeros: u64,
+    lo: f64,
+    hi: f64,
+    mean: f64,
+) -> (Quantiles, f64) {
+    let ranks = Quantiles::LEVELS.map(|q| layout::nearest_rank(q, count));
     let mut out = [hi; 5];
     let mut next = 0;
-    let mut seen = m.zeros;
+    let mut seen = zeros;
     while next < 5 && ranks[next] <= seen {
         out[next] = 0.0;
         next += 1;
     }
-    let mut squares = m.zeros as f64 * mean * mean;
-    for ((octave, counts), &(c0, c1, c2)) in m.octaves.iter().zip(&m.moments) {
-        let octave = *octave;
+    let mut squares = zeros as f64 * mean * mean;
+    for (octave, (c0, c1, c2)) in octaves {
         // With m(k) = m₀·wₖ sub-bucket k's representative (wₖ ≈ gᵏ, see
         // `W1`), Σ c·(m(k) − mean)² = m₀²·Σc·wₖ² − 2·mean·m₀·Σc·wₖ +
         // mean²·Σc, from the moments kept beside the counts. Near the mean
@@ -118,6 +140,7 @@ pub(super) fn bucket_stats(m: &Merged, lo: f64, hi: f64, mean: f64) -> (Quantile
         let holds_rank = next < 5 && seen + c0 >= ranks[next];
         squares += (m0 * m0 * c2 - 2.0 * mean * m0 * c1 + mean * mean * c0 as f64).max(0.0);
         if holds_rank {
+            let counts = counts_of(octave);
             // Up to the bucket of the last rank in this octave, comparing
             // each running count with the next rank only.
             let end = seen + c0;
@@ -140,10 +163,10 @@ pub(super) fn bucket_stats(m: &Merged, lo: f64, hi: f64, mean: f64) -> (Quantile
         }
         seen += c0;
     }
-    let stddev = if m.count < 2 {
+    let stddev = if count < 2 {
         0.0
     } else {
-        (squares / m.count as f64).sqrt()
+        (squares / count as f64).sqrt()
     };
     (Quantiles::from_values(out), stddev)
 }

@@ -53,8 +53,21 @@ pub(super) struct TimeReader {
     /// statistics still hold.
     pub(super) seen: Box<[u64]>,
     pub(super) cached: Option<Cached>,
+    /// The window's octaves as last read (ascending), valid unless a slot
+    /// turned since: a read re-reads only the octaves whose totals moved.
+    pub(super) octaves: Vec<OctaveCache>,
+    pub(super) octaves_valid: bool,
     /// Snapshots carry the window's and the lifetime's bucket counts.
     pub(super) lifetime_buckets: bool,
+}
+
+/// One octave of the window as last read: its moments, and the octave's
+/// total over all stripes when they were read.
+#[derive(Clone, Copy)]
+pub(super) struct OctaveCache {
+    pub(super) octave: usize,
+    pub(super) seen: u64,
+    pub(super) moments: Moments,
 }
 
 /// The statistics of the last read, and when its window started.

@@ -275,3 +275,37 @@ fn buckets_count_edges_inclusively_and_skip_dropped_values() {
     assert_eq!(b.cumulative, [1, 3, 5]);
     assert_eq!(b.count, 7);
 }
+
+/// A read that re-reads only the octaves that moved gives the statistics
+/// of a read of every octave (a collector with lifetime buckets reads them
+/// all), through writes, slots turning and slots leaving the window.
+#[test]
+fn reading_moved_octaves_equals_reading_all() {
+    let partial = time_histogram();
+    let full = Histogram::from_storage(Storage::new(
+        HistogramCore::new(Window::default(), Duration::ZERO, None).with_lifetime_buckets(),
+        false,
+    ));
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for step in 0..60u64 {
+        // Some steps write nothing; others a few values, or many.
+        let n = [0, 1, 3, 200][(step % 4) as usize];
+        for _ in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = 10f64.powf((x >> 11) as f64 / (1u64 << 53) as f64 * 8.0 - 6.0);
+            partial.record(v);
+            full.record(v);
+        }
+        if step % 7 == 0 {
+            partial.record(0.0);
+            full.record(0.0);
+        }
+        let now = Duration::from_secs(step * 3);
+        let (a, b) = (partial.summary(now), full.summary(now));
+        assert_eq!(a.window, b.window, "step {step}");
+        assert_eq!(a.lifetime, b.lifetime, "step {step}");
+        assert!(b.lifetime_buckets.is_some() && a.lifetime_buckets.is_none());
+    }
+}

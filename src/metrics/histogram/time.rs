@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::bucket_math::{bucket_stats, moments};
-use super::reading::{sparse_of, BucketState, Cached, Merged, SlotDelta, TimeReader, SCRATCH};
+use super::bucket_math::{bucket_stats, moments, window_stats_of};
+use super::reading::{
+    sparse_of, BucketState, Cached, Merged, OctaveCache, SlotDelta, TimeReader, SCRATCH,
+};
 use super::*;
 use crate::metrics::layout;
 use crate::metrics::writers::{writer_slot, writer_slots};
@@ -21,6 +23,11 @@ const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
 const NEVER: u64 = u64::MAX;
 /// Words of an octave mask.
 const MASK_WORDS: usize = OCTAVES.div_ceil(64);
+/// An octave's counters: its 64 buckets, then how many values it took in
+/// all (so that readers re-read only the octaves that moved).
+const LANES: usize = SUBS + 1;
+const OCTAVE_TOTAL: usize = SUBS;
+type OctaveCounts = [AtomicU64; LANES];
 
 pub(super) struct TimeWindow {
     pub(super) length: Duration,
@@ -43,8 +50,9 @@ pub(super) struct TimeWindow {
 /// reset by anyone, so its writer needs no atomic read-modify-write.
 pub(super) struct Stripe {
     pub(super) head: Head,
-    /// Per octave, the 64 buckets' cumulative counts, allocated on first use.
-    pub(super) octaves: Box<[OnceLock<Box<[AtomicU64; SUBS]>>]>,
+    /// Per octave, the 64 buckets' cumulative counts and their total,
+    /// allocated on first use.
+    pub(super) octaves: Box<[OnceLock<Box<OctaveCounts>>]>,
     /// The octaves allocated, so that readers visit only those.
     pub(super) allocated: [AtomicU64; MASK_WORDS],
     /// Per slot: sum, min and max of the values written while it was
@@ -150,7 +158,7 @@ impl Stripe {
     }
 
     #[inline(always)]
-    fn octave(&self, octave: usize) -> &[AtomicU64; SUBS] {
+    fn octave(&self, octave: usize) -> &OctaveCounts {
         match self.octaves[octave].get() {
             Some(counts) => counts,
             None => self.allocate(octave),
@@ -159,9 +167,9 @@ impl Stripe {
 
     #[cold]
     #[inline(never)]
-    fn allocate(&self, octave: usize) -> &[AtomicU64; SUBS] {
+    fn allocate(&self, octave: usize) -> &OctaveCounts {
         let counts =
-            self.octaves[octave].get_or_init(|| Box::new([const { AtomicU64::new(0) }; SUBS]));
+            self.octaves[octave].get_or_init(|| Box::new([const { AtomicU64::new(0) }; LANES]));
         self.allocated[octave / 64].fetch_or(1 << (octave % 64), Ordering::Release);
         counts
     }
@@ -177,7 +185,11 @@ impl Stripe {
     /// The owner's write of a value in bucket `position`.
     #[inline(always)]
     pub(super) fn add_owned(&self, position: usize, bits: u64, clock: u64) {
-        bump(&self.octave(position / SUBS)[position % SUBS]);
+        let counts = self.octave(position / SUBS);
+        bump(&counts[position % SUBS]);
+        // Release: a reader that sees the total moved sees the count.
+        let total = counts[OCTAVE_TOTAL].load(Ordering::Relaxed);
+        counts[OCTAVE_TOTAL].store(total + 1, Ordering::Release);
         let value = f64::from_bits(bits);
         self.slot(clock).add(clock, value, bits);
         add_f64(&self.head.sum, value);
@@ -202,10 +214,8 @@ impl Stripe {
                     cum.octaves.push((octave, [0; SUBS]));
                 }
                 let into = &mut cum.octaves[position[octave]].1;
-                // Atomic loads one by one, then plain (vectorised) adds.
-                let read: [u64; SUBS] = std::array::from_fn(|i| counts[i].load(Ordering::Relaxed));
-                for (total, c) in into.iter_mut().zip(read) {
-                    *total += c;
+                for (total, c) in into.iter_mut().zip(counts.iter()) {
+                    *total += c.load(Ordering::Relaxed);
                 }
             }
         }
@@ -231,8 +241,8 @@ impl Stripe {
     fn heap_bytes(&self) -> usize {
         let allocated = self.octaves.iter().filter(|o| o.get().is_some()).count();
         std::mem::size_of::<Stripe>()
-            + self.octaves.len() * std::mem::size_of::<OnceLock<Box<[AtomicU64; SUBS]>>>()
-            + allocated * SUBS * 8
+            + self.octaves.len() * std::mem::size_of::<OnceLock<Box<OctaveCounts>>>()
+            + allocated * LANES * 8
             + self.slots.len() * std::mem::size_of::<SlotTotals>()
     }
 }
@@ -258,6 +268,8 @@ impl TimeWindow {
                 deltas: (0..slots).map(|_| None).collect(),
                 seen: vec![0; writers + 1].into(),
                 cached: None,
+                octaves: Vec::new(),
+                octaves_valid: false,
                 lifetime_buckets: false,
             }),
         }
@@ -303,7 +315,11 @@ impl TimeWindow {
         });
         let stripe = &shared.stripe;
         match position {
-            Some(p) => stripe.octave(p / SUBS)[p % SUBS].fetch_add(1, Ordering::Relaxed),
+            Some(p) => {
+                let counts = stripe.octave(p / SUBS);
+                counts[p % SUBS].fetch_add(1, Ordering::Relaxed);
+                counts[OCTAVE_TOTAL].fetch_add(1, Ordering::Release)
+            }
             None => stripe.head.zeros.fetch_add(1, Ordering::Relaxed),
         };
         let value = f64::from_bits(bits);
@@ -426,8 +442,89 @@ impl TimeWindow {
     fn retire(reader: &mut TimeReader, slot: usize) {
         if let Some(delta) = reader.deltas[slot].take() {
             delta.apply(&mut reader.base, true);
+            let base = &mut reader.base;
+            base.count = base.zeros
+                + base
+                    .octaves
+                    .iter()
+                    .map(|(_, c)| c.iter().sum::<u64>())
+                    .sum::<u64>();
         }
         reader.live[slot] = false;
+        reader.octaves_valid = false;
+    }
+
+    /// The window's counts of one octave: every stripe's, less the base.
+    fn octave_window(&self, octave: usize, base: &Merged) -> [u64; SUBS] {
+        let mut window = [0u64; SUBS];
+        for (_, stripe) in self.stripes() {
+            if let Some(counts) = stripe.octaves.get(octave).and_then(OnceLock::get) {
+                for (total, c) in window.iter_mut().zip(counts.iter()) {
+                    *total += c.load(Ordering::Relaxed);
+                }
+            }
+        }
+        if let Ok(at) = base.octaves.binary_search_by_key(&octave, |(o, _)| *o) {
+            for (w, b) in window.iter_mut().zip(&base.octaves[at].1) {
+                *w = w.saturating_sub(*b);
+            }
+        }
+        window
+    }
+
+    /// Brings the window's per-octave moments up to date, re-reading only
+    /// the octaves whose totals moved (all of them after a slot turned);
+    /// those go into `fresh`. The stripes' zeros, sums and extremes since
+    /// the start go into `life`.
+    fn read_changed(&self, reader: &mut TimeReader, fresh: &mut Merged, life: &mut Merged) {
+        fresh.clear();
+        life.clear();
+        let mut union = [0u64; MASK_WORDS];
+        for (i, stripe) in self.stripes() {
+            reader.seen[i] = stripe.head.records.load(Ordering::Acquire);
+            for (u, w) in union.iter_mut().zip(&stripe.allocated) {
+                *u |= w.load(Ordering::Acquire);
+            }
+            let head = &stripe.head;
+            life.zeros += head.zeros.load(Ordering::Relaxed);
+            life.sum += f64::from_bits(head.sum.load(Ordering::Relaxed));
+            life.min = life.min.min(head.min.load(Ordering::Relaxed));
+            life.max = life.max.max(head.max.load(Ordering::Relaxed));
+        }
+        for (w, mut bits) in union.into_iter().enumerate() {
+            while bits != 0 {
+                let octave = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let total: u64 = self
+                    .stripes()
+                    .filter_map(|(_, s)| s.octaves.get(octave).and_then(OnceLock::get))
+                    .map(|c| c[OCTAVE_TOTAL].load(Ordering::Acquire))
+                    .sum();
+                let at = match reader.octaves.binary_search_by_key(&octave, |c| c.octave) {
+                    Ok(at) => at,
+                    Err(at) => {
+                        let new = OctaveCache {
+                            octave,
+                            seen: u64::MAX,
+                            moments: (0, 0.0, 0.0),
+                        };
+                        reader.octaves.insert(at, new);
+                        at
+                    }
+                };
+                if reader.octaves_valid && reader.octaves[at].seen == total {
+                    continue;
+                }
+                let counts = self.octave_window(octave, &reader.base);
+                reader.octaves[at] = OctaveCache {
+                    octave,
+                    seen: total,
+                    moments: moments(&counts),
+                };
+                fresh.octaves.push((octave, counts));
+            }
+        }
+        reader.octaves_valid = true;
     }
 
     pub(super) fn summary(
@@ -466,24 +563,11 @@ impl TimeWindow {
                 return (window, c.lifetime.clone(), c.buckets.clone());
             }
         }
-        let (cum, window) = scratch;
-        self.read_cumulative(reader, cum);
-        Self::window_counts(&reader.base, cum, window);
-        for (_, stripe) in self.stripes() {
-            stripe.read_slots(reader, window);
-        }
-        let stats = self.window_stats(window, span_seconds);
-        let lifetime = LifetimeStats {
-            count: cum.count,
-            sum: cum.sum,
-            min: None,
-            max: None,
+        let (stats, lifetime, buckets) = if reader.lifetime_buckets {
+            self.read_all(reader, scratch, span_seconds)
+        } else {
+            self.read_moved(reader, scratch, span_seconds)
         };
-        let lifetime = settle_extremes(lifetime, cum, &stats);
-        let buckets = reader.lifetime_buckets.then(|| BucketState {
-            window: sparse_of(window.zeros, [&window.octaves[..]]),
-            lifetime: sparse_of(cum.zeros, [&cum.octaves[..]]),
-        });
         reader.cached = Some(Cached {
             window: stats.clone(),
             lifetime: lifetime.clone(),
@@ -492,20 +576,98 @@ impl TimeWindow {
         (stats, lifetime, buckets)
     }
 
-    /// Window statistics from its counts, sum and extremes.
-    fn window_stats(&self, m: &Merged, span_seconds: f64) -> WindowStats {
-        let empty = m.count == 0;
-        let mean = (!empty).then(|| m.sum / m.count as f64);
+    /// Statistics and both bucket lists from every octave's counts.
+    fn read_all(
+        &self,
+        reader: &mut TimeReader,
+        (cum, window): &mut (Merged, Merged),
+        span_seconds: f64,
+    ) -> (WindowStats, LifetimeStats, Option<BucketState>) {
+        self.read_cumulative(reader, cum);
+        Self::window_counts(&reader.base, cum, window);
+        for (_, stripe) in self.stripes() {
+            stripe.read_slots(reader, window);
+        }
+        let stats = self.window_stats(
+            window.count,
+            window.sum,
+            window.min,
+            window.max,
+            span_seconds,
+            |lo, hi, mean| bucket_stats(window, lo, hi, mean),
+        );
+        let lifetime = settle_extremes(cum, &stats);
+        let buckets = BucketState {
+            window: sparse_of(window.zeros, [&window.octaves[..]]),
+            lifetime: sparse_of(cum.zeros, [&cum.octaves[..]]),
+        };
+        (stats, lifetime, Some(buckets))
+    }
+
+    /// Statistics from the octaves that moved since the last read and the
+    /// moments kept of the others.
+    fn read_moved(
+        &self,
+        reader: &mut TimeReader,
+        (fresh, life): &mut (Merged, Merged),
+        span_seconds: f64,
+    ) -> (WindowStats, LifetimeStats, Option<BucketState>) {
+        self.read_changed(reader, fresh, life);
+        for (_, stripe) in self.stripes() {
+            stripe.read_slots(reader, fresh);
+        }
+        let zeros = life.zeros.saturating_sub(reader.base.zeros);
+        let count = zeros + reader.octaves.iter().map(|c| c.moments.0).sum::<u64>();
+        let reader: &TimeReader = reader;
+        let stats = self.window_stats(
+            count,
+            fresh.sum,
+            fresh.min,
+            fresh.max,
+            span_seconds,
+            |lo, hi, mean| {
+                let octaves = reader
+                    .octaves
+                    .iter()
+                    .filter(|c| c.moments.0 > 0)
+                    .map(|c| (c.octave, c.moments));
+                let counts_of = |octave: usize| match fresh
+                    .octaves
+                    .binary_search_by_key(&octave, |(o, _)| *o)
+                {
+                    Ok(at) => fresh.octaves[at].1,
+                    Err(_) => self.octave_window(octave, &reader.base),
+                };
+                window_stats_of(octaves, counts_of, count, zeros, lo, hi, mean)
+            },
+        );
+        life.count = reader.base.count + count;
+        let lifetime = settle_extremes(life, &stats);
+        (stats, lifetime, None)
+    }
+
+    /// Window statistics from its count, sum and extremes, and `spread`:
+    /// the quantiles and standard deviation given the clamp and the mean.
+    fn window_stats(
+        &self,
+        count: u64,
+        sum: f64,
+        min: u64,
+        max: u64,
+        span_seconds: f64,
+        spread: impl FnOnce(f64, f64, f64) -> (Quantiles, f64),
+    ) -> WindowStats {
+        let mean = (count > 0).then(|| sum / count as f64);
         // A writer adds its count before its sum and extremes: a read in
         // between sees a count with the extremes of before (at first, min
         // +inf and max 0). Then the quantiles are not clamped to them, and
         // the missing extreme comes from the quantiles.
-        let (lo, hi) = (f64::from_bits(m.min), f64::from_bits(m.max));
+        let (lo, hi) = (f64::from_bits(min), f64::from_bits(max));
         let settled = lo <= hi;
         let (mut min, mut max, mut quantiles, mut stddev) = (None, None, None, None);
         if let Some(mean) = mean {
             let (clamp_lo, clamp_hi) = if settled { (lo, hi) } else { (0.0, f64::MAX) };
-            let (q, sd) = bucket_stats(m, clamp_lo, clamp_hi, mean);
+            let (q, sd) = spread(clamp_lo, clamp_hi, mean);
             (min, max) = if settled {
                 (Some(lo), Some(hi))
             } else {
@@ -519,8 +681,8 @@ impl TimeWindow {
                 slots: self.slots as u32,
             },
             span_seconds,
-            count: m.count,
-            sum: m.sum,
+            count,
+            sum,
             min,
             max,
             mean,
@@ -550,11 +712,18 @@ impl TimeWindow {
     }
 }
 
-/// The lifetime's min and max: the writers' (`cum`), widened by the
-/// window's. A write in progress has added its count before its extremes;
-/// then the extremes come from the lowest and highest buckets that hold
-/// counts, so that a count never shows without them.
-fn settle_extremes(mut life: LifetimeStats, cum: &Merged, window: &WindowStats) -> LifetimeStats {
+/// The lifetime's statistics from the stripes' totals (`cum`: count, sum,
+/// extremes, and maybe the buckets), the extremes widened by the window's.
+/// A write in progress has added its count before its extremes; then the
+/// extremes come from the lowest and highest buckets known to hold counts,
+/// so that a count never shows without them.
+fn settle_extremes(cum: &Merged, window: &WindowStats) -> LifetimeStats {
+    let mut life = LifetimeStats {
+        count: cum.count,
+        sum: cum.sum,
+        min: None,
+        max: None,
+    };
     if cum.count == 0 {
         return life;
     }
