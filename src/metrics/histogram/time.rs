@@ -63,9 +63,8 @@ pub(super) struct Stripe {
 /// What every write touches, in one line.
 #[repr(align(64))]
 pub(super) struct Head {
-    /// Values written (zeros included): stored last, Release, so that a
-    /// reader that sees it moved sees the rest of the write.
-    pub(super) records: AtomicU64,
+    /// Zeros written: stored last by a zero's write, Release, as an
+    /// octave's total is by other values.
     pub(super) zeros: AtomicU64,
     pub(super) sum: AtomicU64,
     pub(super) min: AtomicU64,
@@ -145,7 +144,6 @@ impl Stripe {
     fn new(slots: usize) -> Self {
         Stripe {
             head: Head {
-                records: AtomicU64::new(0),
                 zeros: AtomicU64::new(0),
                 sum: AtomicU64::new(0f64.to_bits()),
                 min: AtomicU64::new(f64::INFINITY.to_bits()),
@@ -187,15 +185,30 @@ impl Stripe {
     pub(super) fn add_owned(&self, position: usize, bits: u64, clock: u64) {
         let counts = self.octave(position / SUBS);
         bump(&counts[position % SUBS]);
-        // Release: a reader that sees the total moved sees the count.
-        let total = counts[OCTAVE_TOTAL].load(Ordering::Relaxed);
-        counts[OCTAVE_TOTAL].store(total + 1, Ordering::Release);
         let value = f64::from_bits(bits);
         self.slot(clock).add(clock, value, bits);
         add_f64(&self.head.sum, value);
         extremes(&self.head.min, &self.head.max, bits);
-        let records = self.head.records.load(Ordering::Relaxed);
-        self.head.records.store(records + 1, Ordering::Release);
+        // Last, Release: a reader that sees the total moved sees the rest.
+        let total = counts[OCTAVE_TOTAL].load(Ordering::Relaxed);
+        counts[OCTAVE_TOTAL].store(total + 1, Ordering::Release);
+    }
+
+    /// Values this stripe took, zeros included: its zeros and octave totals,
+    /// each stored last by a write (Acquire: the rest of those writes shows).
+    fn records(&self) -> u64 {
+        let mut records = self.head.zeros.load(Ordering::Acquire);
+        for (w, word) in self.allocated.iter().enumerate() {
+            let mut bits = word.load(Ordering::Acquire);
+            while bits != 0 {
+                let octave = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if let Some(counts) = self.octaves.get(octave).and_then(OnceLock::get) {
+                    records += counts[OCTAVE_TOTAL].load(Ordering::Acquire);
+                }
+            }
+        }
+        records
     }
 
     /// Adds every allocated octave's counts into `cum`; `position` maps an
@@ -293,11 +306,11 @@ impl TimeWindow {
             Some(stripe) => {
                 let stripe = stripe.get_or_init(|| Box::new(Stripe::new(self.slots)));
                 let clock = self.clock.load(Ordering::Relaxed);
-                bump(&stripe.head.zeros);
                 stripe.slot(clock).add(clock, 0.0, 0);
                 extremes(&stripe.head.min, &stripe.head.max, 0);
-                let records = stripe.head.records.load(Ordering::Relaxed);
-                stripe.head.records.store(records + 1, Ordering::Release);
+                // Last, Release (see `add_owned`).
+                let zeros = stripe.head.zeros.load(Ordering::Relaxed);
+                stripe.head.zeros.store(zeros + 1, Ordering::Release);
             }
             None => self.record_shared(None, 0),
         }
@@ -314,14 +327,11 @@ impl TimeWindow {
             })
         });
         let stripe = &shared.stripe;
-        match position {
-            Some(p) => {
-                let counts = stripe.octave(p / SUBS);
-                counts[p % SUBS].fetch_add(1, Ordering::Relaxed);
-                counts[OCTAVE_TOTAL].fetch_add(1, Ordering::Release)
-            }
-            None => stripe.head.zeros.fetch_add(1, Ordering::Relaxed),
-        };
+        let counts = position.map(|p| {
+            let counts = stripe.octave(p / SUBS);
+            counts[p % SUBS].fetch_add(1, Ordering::Relaxed);
+            counts
+        });
         let value = f64::from_bits(bits);
         {
             let _held = shared.lock.lock();
@@ -330,7 +340,11 @@ impl TimeWindow {
             add_f64(&stripe.head.sum, value);
             extremes(&stripe.head.min, &stripe.head.max, bits);
         }
-        stripe.head.records.fetch_add(1, Ordering::Release);
+        // Last, Release (see `Stripe::add_owned`).
+        match counts {
+            Some(counts) => counts[OCTAVE_TOTAL].fetch_add(1, Ordering::Release),
+            None => stripe.head.zeros.fetch_add(1, Ordering::Release),
+        };
     }
 
     fn stripes(&self) -> impl Iterator<Item = (usize, &Stripe)> {
@@ -343,8 +357,7 @@ impl TimeWindow {
 
     /// True when no stripe has taken a value since the last read.
     fn unchanged(&self, reader: &TimeReader) -> bool {
-        self.stripes()
-            .all(|(i, s)| s.head.records.load(Ordering::Acquire) == reader.seen[i])
+        self.stripes().all(|(i, s)| s.records() == reader.seen[i])
     }
 
     /// The cumulative counts of every stripe, into `cum` (cleared first),
@@ -353,7 +366,7 @@ impl TimeWindow {
         cum.clear();
         let mut position = [usize::MAX; OCTAVES];
         for (i, stripe) in self.stripes() {
-            reader.seen[i] = stripe.head.records.load(Ordering::Acquire);
+            reader.seen[i] = stripe.records();
             stripe.read_into(cum, &mut position);
         }
         if !cum.octaves.is_sorted_by_key(|(o, _)| *o) {
@@ -481,7 +494,7 @@ impl TimeWindow {
         life.clear();
         let mut union = [0u64; MASK_WORDS];
         for (i, stripe) in self.stripes() {
-            reader.seen[i] = stripe.head.records.load(Ordering::Acquire);
+            reader.seen[i] = stripe.records();
             for (u, w) in union.iter_mut().zip(&stripe.allocated) {
                 *u |= w.load(Ordering::Acquire);
             }
