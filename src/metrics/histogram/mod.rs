@@ -168,9 +168,12 @@ impl Histogram {
         // Hot path: one range check on the bits covers NaN, negatives, zero,
         // and both ends of the range (non-negative floats order as integers).
         if bits.wrapping_sub(MIN_BITS) <= MAX_BITS - MIN_BITS {
-            core.record_bits(bits);
-            if let Some(buckets) = &core.buckets {
-                buckets.record(value);
+            // The common series (a time window, no configured buckets)
+            // inline; the others one call away, so that their code does
+            // not crowd this path's registers.
+            match (&core.kind, &core.buckets) {
+                (WindowCore::Time(w), None) => w.record(bits),
+                _ => core.record_in_range(value),
             }
         } else {
             core.record_unusual(value);
@@ -417,6 +420,16 @@ impl HistogramCore {
         match &self.kind {
             WindowCore::Time(w) => w.record(bits),
             WindowCore::Count(w) => w.record(bits),
+        }
+    }
+
+    /// A value in range, for a count window or a series with configured
+    /// buckets.
+    #[inline(never)]
+    fn record_in_range(&self, value: f64) {
+        self.record_bits(value.to_bits());
+        if let Some(buckets) = &self.buckets {
+            buckets.record(value);
         }
     }
 
