@@ -448,12 +448,13 @@ fn prometheus_scrapes_native_histograms_and_aggregates_them_across_instances() {
         &["--enable-feature=native-histograms"],
     );
     let limit = Duration::from_secs(120);
-    // Native (a summary has no histogram_count), and empty.
+    // Native (a summary has no histogram_count), and empty, on both
+    // instances.
     wait_for(
         addr,
         "histogram_count(request_duration_seconds)",
         limit,
-        |r| r.len() == ROUTES.len() && r.iter().all(|(_, v)| *v == 0.0),
+        |r| r.len() == instances.len() * ROUTES.len() && r.iter().all(|(_, v)| *v == 0.0),
     );
 
     let mut values = record_traffic(&instances[0], 0);
