@@ -61,9 +61,12 @@ use super::check_header_value;
 use super::client::{Endpoint, HttpClient, Request};
 use super::delivery::{Delivery, DeliveryConfig, PushStats};
 
+mod arrival;
 mod backlog;
+mod downscale;
 mod encode;
 mod env;
+mod json;
 mod points;
 mod set;
 #[cfg(test)]
@@ -468,15 +471,21 @@ fn default_resource() -> Vec<(String, String)> {
     ]
 }
 
-/// `unknown_service:<program name>`, the specification's default.
+/// `unknown_service:<program name>`, the specification's default. The
+/// program's path is looked up once: it is a system call, and
+/// [`encode_otlp`] needs the name on every call.
 fn default_service_name() -> String {
-    let program = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
-    match program {
-        Some(p) => format!("unknown_service:{p}"),
-        None => "unknown_service".to_owned(),
-    }
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let program = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+        match program {
+            Some(p) => format!("unknown_service:{p}"),
+            None => "unknown_service".to_owned(),
+        }
+    })
+    .clone()
 }
 
 /// Sends each snapshot to an OTLP/HTTP receiver (`POST {endpoint}/v1/metrics`);
@@ -634,6 +643,6 @@ pub fn encode_otlp(snapshot: &Snapshot, format: OtlpFormat) -> Result<Vec<u8>, E
         temporality: Temporality::Cumulative,
         max_buckets: b.max_buckets,
     };
-    let set = PointMaker::new(Temporality::Cumulative, false).points(snapshot);
+    let set = PointMaker::one_shot(false).points(snapshot);
     Ok(OtlpBacklog::new(head, format).encode(&set))
 }
