@@ -85,18 +85,23 @@ impl ProtoWriter {
     }
 
     /// A base-128 varint, least significant group first.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn varint(&mut self, v: u64) {
-        // Hot path: most varints written (tags, small lengths and counts)
-        // are one byte; longer ones are built apart and copied once,
-        // instead of a capacity check per byte.
+        // Hot path: most varints written (tags, short lengths, small
+        // counts) are one byte; that case is inlined everywhere.
         if v < 0x80 {
             self.buf.push(v as u8);
         } else {
-            let mut out = [0u8; 10];
-            let n = encode_varint(v, &mut out);
-            self.buf.extend_from_slice(&out[..n]);
+            self.long_varint(v);
         }
+    }
+
+    fn long_varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
     }
 
     /// `n` more bytes, zeroed, to fill in place: a packed field whose
@@ -188,7 +193,12 @@ impl ProtoWriter {
     fn reserve_length(&mut self, estimate: usize) -> Nested {
         let length_at = self.buf.len();
         let width = varint_len(estimate as u64);
-        self.buf.resize(length_at + width, 0);
+        // Hot path: nearly every nested message is short (one byte).
+        if width == 1 {
+            self.buf.push(0);
+        } else {
+            self.buf.extend_from_slice(&[0; 10][..width]);
+        }
         Nested { length_at, width }
     }
 
@@ -242,21 +252,32 @@ impl ProtoWriter {
         }
     }
 
-    /// A packed `repeated uint64` field (nothing when empty).
-    pub(crate) fn packed_uint64(&mut self, field: u32, values: impl IntoIterator<Item = u64>) {
-        let mut values = values.into_iter().peekable();
-        if values.peek().is_none() {
+    /// A packed `repeated uint64` field (nothing when empty). The values
+    /// are gone over twice, to size the field first: its length prefix is
+    /// written once, in front, and nothing is moved.
+    pub(crate) fn packed_uint64<I>(&mut self, field: u32, values: I)
+    where
+        I: IntoIterator<Item = u64>,
+        I::IntoIter: Clone,
+    {
+        let values = values.into_iter();
+        let len: usize = values.clone().map(varint_len).sum();
+        if len == 0 {
             return;
         }
-        let nested = self.begin(field);
+        self.tag(field, WireType::LengthDelimited);
+        self.varint(len as u64);
         for v in values {
             self.varint(v);
         }
-        self.end(nested);
     }
 
     /// A packed `repeated sint64` field (nothing when empty).
-    pub(crate) fn packed_sint64(&mut self, field: u32, values: impl IntoIterator<Item = i64>) {
+    pub(crate) fn packed_sint64<I>(&mut self, field: u32, values: I)
+    where
+        I: IntoIterator<Item = i64>,
+        I::IntoIter: Clone,
+    {
         self.packed_uint64(field, values.into_iter().map(zigzag));
     }
 }

@@ -63,7 +63,6 @@ use super::delivery::{Delivery, DeliveryConfig, PushStats};
 
 mod arrival;
 mod backlog;
-mod downscale;
 mod encode;
 mod env;
 mod json;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use crate::key::{Labels, NameHasher};
 use crate::snapshot::{CounterValue, Exemplar, HistogramSample, Snapshot, SparseBuckets};
 
-use super::downscale::fitted_copy;
 use super::set::{MetricSet, Point, Shape, Value};
 use super::Temporality;
+use crate::export::native::fitted_copy;
 
 /// What is remembered of a series between snapshots.
 #[derive(Debug)]

@@ -461,7 +461,7 @@ fn a_fitted_copy_equals_fitting_a_clone() {
         let mut want = full.clone();
         want.fit(max);
         assert_eq!(
-            downscale::fitted_copy(&full, max, &mut Vec::new()),
+            crate::export::native::fitted_copy(&full, max, &mut Vec::new()),
             want,
             "{max}"
         );
@@ -475,9 +475,15 @@ fn a_fitted_copy_equals_fitting_a_clone() {
     let mut want = odd.clone();
     want.normalize();
     want.fit(160);
-    assert_eq!(downscale::fitted_copy(&odd, 160, &mut Vec::new()), want);
+    assert_eq!(
+        crate::export::native::fitted_copy(&odd, 160, &mut Vec::new()),
+        want
+    );
     let empty = SparseBuckets::default();
-    assert_eq!(downscale::fitted_copy(&empty, 160, &mut Vec::new()), empty);
+    assert_eq!(
+        crate::export::native::fitted_copy(&empty, 160, &mut Vec::new()),
+        empty
+    );
 }
 
 mod coalescing {
