@@ -240,11 +240,17 @@ fn guess(p: &Point) -> usize {
 
 /// The protobuf `ExportMetricsServiceRequest` of `set`.
 pub(crate) fn protobuf(head: &Head, set: &MetricSet) -> Vec<u8> {
-    let mut w = ProtoWriter::from_vec(Vec::with_capacity(64 + set.points as usize * 64));
     // Sizes guessed in advance leave room for the length prefixes of the
-    // long messages, so that they need not be moved when closed. A guess
-    // need only be as long as the size in varint bytes.
-    let size = set.points as usize * GUESS_PER_POINT;
+    // long messages, so that they need not be moved when closed (a guess
+    // need only be as long as the size in varint bytes), and the buffer
+    // is allocated once instead of grown by copying.
+    let size: usize = set
+        .metrics
+        .values()
+        .flat_map(|m| m.points.values())
+        .map(guess)
+        .sum();
+    let mut w = ProtoWriter::from_vec(Vec::with_capacity(size + 1024));
     let rm = w.begin_sized(field::RESOURCE_METRICS, size);
     let resource = w.begin(field::RESOURCE);
     for (k, v) in &head.resource {

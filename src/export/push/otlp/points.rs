@@ -349,8 +349,10 @@ impl Cx<'_> {
         };
         self.describe(&h.name, shape);
         let first_start = self.first_start;
+        let remember = self.maker.remember;
         let (s, new) = self.state(shape, &h.name, &h.labels);
-        let count = value_count(&now);
+        // The count is kept for the next snapshot's reset check only.
+        let count = if remember { value_count(&now) } else { 0 };
         let previous = match (&s.last, new) {
             (Last::Histogram { .. }, false) => Some(s.last.clone()),
             _ => None,
