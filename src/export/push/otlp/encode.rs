@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use crate::export::proto::{encode_varint, varint_len, zigzag, ProtoWriter, WireType};
+use crate::export::proto::{varint_len, ProtoWriter, WireType};
 use crate::key::Labels;
 use crate::snapshot::{Exemplar, SparseBuckets};
 
@@ -134,52 +134,53 @@ pub(super) fn fitted(buckets: &SparseBuckets, max: usize) -> Cow<'_, SparseBucke
 ///
 /// Hot path: points hold their buckets ascending and within the
 /// trackable range, so the counts are written straight from the sparse
-/// pairs into room of the length summed first (no dense copy, no message
-/// moved to widen its length prefix); anything else goes through
-/// [`SparseBuckets::offset_counts`], which sorts that out.
+/// pairs in one pass (no dense copy), in messages opened with room for a
+/// length of one byte a bucket; anything else is undone and goes through
+/// [`SparseBuckets::offset_counts`], which sorts it out.
 fn exponential_buckets(w: &mut ProtoWriter, b: &SparseBuckets, sum: f64) {
-    let packed = packed_len(b);
-    w.fixed64(
-        field::COUNT,
-        packed.map_or_else(|| b.count(), |(_, count)| count),
-    );
+    w.fixed64(field::COUNT, b.count());
     w.double(field::SUM_VALUE, sum);
     w.sint64(field::SCALE, i64::from(b.scale));
     w.fixed64(field::ZERO_COUNT, b.zeros);
-    let (Some((packed, _)), Some(&(first, _))) = (packed, b.counts.first()) else {
-        let (offset, counts) = b.offset_counts();
-        if !counts.is_empty() {
-            let positive = w.begin(field::POSITIVE);
-            w.sint64(field::OFFSET, i64::from(otel_index(offset)));
-            w.packed_uint64(field::EXP_BUCKET_COUNTS, counts);
-            w.end(positive);
+    if let Some((first, last)) = trackable_span(b) {
+        let undo = w.len();
+        let guess = (i64::from(last) - i64::from(first) + 1) as usize;
+        let positive = w.begin_sized(field::POSITIVE, guess + 4);
+        w.sint64(field::OFFSET, i64::from(otel_index(first)));
+        let packed = w.begin_sized(field::EXP_BUCKET_COUNTS, guess);
+        let mut next = first;
+        let mut ascending = true;
+        for &(i, c) in &b.counts {
+            if i < next {
+                ascending = false;
+                break;
+            }
+            // An empty bucket is a varint 0, a zero byte.
+            if i > next {
+                w.zeroed((i - next) as usize);
+            }
+            w.varint(c);
+            next = i + 1;
         }
-        return;
-    };
-    let offset = zigzag(i64::from(otel_index(first)));
-    // Tags of OFFSET and EXP_BUCKET_COUNTS take one byte each.
-    let positive = 1 + varint_len(offset) + 1 + varint_len(packed as u64) + packed;
-    w.tag(field::POSITIVE, WireType::LengthDelimited);
-    w.varint(positive as u64);
-    w.tag(field::OFFSET, WireType::Varint);
-    w.varint(offset);
-    w.tag(field::EXP_BUCKET_COUNTS, WireType::LengthDelimited);
-    w.varint(packed as u64);
-    // Filled in place: an empty bucket is a varint 0, a zero byte, so
-    // only the non-empty ones are written.
-    let out = w.zeroed(packed);
-    let (mut at, mut next) = (0, first);
-    for &(i, c) in &b.counts {
-        at += (i - next) as usize;
-        at += encode_varint(c, &mut out[at..]);
-        next = i + 1;
+        w.end(packed);
+        w.end(positive);
+        if ascending {
+            return;
+        }
+        w.truncate(undo);
+    }
+    let (offset, counts) = b.offset_counts();
+    if !counts.is_empty() {
+        let positive = w.begin(field::POSITIVE);
+        w.sint64(field::OFFSET, i64::from(otel_index(offset)));
+        w.packed_uint64(field::EXP_BUCKET_COUNTS, counts);
+        w.end(positive);
     }
 }
 
-/// Bytes of the packed counts of `b` (empty buckets between included)
-/// and its count, or `None` when its pairs are not ascending within the
-/// trackable range of its scale, or there are none.
-fn packed_len(b: &SparseBuckets) -> Option<(usize, u64)> {
+/// The first and last bucket of `b` when both are within the trackable
+/// range of its scale (as `offset_counts` wants them).
+fn trackable_span(b: &SparseBuckets) -> Option<(i32, i32)> {
     use crate::layout::{downscale_index, MAX_INDEX, MIN_INDEX, MIN_SCALE, SCALE};
     if !(MIN_SCALE..=SCALE).contains(&b.scale) {
         return None;
@@ -190,20 +191,7 @@ fn packed_len(b: &SparseBuckets) -> Option<(usize, u64)> {
         downscale_index(MAX_INDEX, steps),
     );
     let (&(first, _), &(last, _)) = (b.counts.first()?, b.counts.last()?);
-    if first < lo || last > hi {
-        return None;
-    }
-    let (mut len, mut count) = (0usize, b.zeros);
-    let mut next = first;
-    for &(i, c) in &b.counts {
-        if i < next {
-            return None;
-        }
-        len += (i - next) as usize + varint_len(c);
-        count = count.saturating_add(c);
-        next = i + 1;
-    }
-    Some((len, count))
+    (lo <= first && last <= hi).then_some((first, last))
 }
 
 /// OpenTelemetry's index of vitals' exponential bucket `index`.
