@@ -412,7 +412,7 @@ impl OtlpBuilder {
             )));
         }
         self.config.validate()?;
-        let mut resource = default_resource();
+        let mut resource = env::default_resource();
         for (k, v) in &self.resource {
             match resource.iter_mut().find(|(rk, _)| rk == k) {
                 Some(slot) => slot.1 = v.clone(),
@@ -455,36 +455,6 @@ impl OtlpBuilder {
             url,
         })
     }
-}
-
-/// `service.name` and the `telemetry.sdk.*` attributes.
-fn default_resource() -> Vec<(String, String)> {
-    vec![
-        ("service.name".to_owned(), default_service_name()),
-        ("telemetry.sdk.language".to_owned(), "rust".to_owned()),
-        ("telemetry.sdk.name".to_owned(), "vitals".to_owned()),
-        (
-            "telemetry.sdk.version".to_owned(),
-            env!("CARGO_PKG_VERSION").to_owned(),
-        ),
-    ]
-}
-
-/// `unknown_service:<program name>`, the specification's default. The
-/// program's path is looked up once: it is a system call, and
-/// [`encode_otlp`] needs the name on every call.
-fn default_service_name() -> String {
-    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    NAME.get_or_init(|| {
-        let program = std::env::current_exe()
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
-        match program {
-            Some(p) => format!("unknown_service:{p}"),
-            None => "unknown_service".to_owned(),
-        }
-    })
-    .clone()
 }
 
 /// Sends each snapshot to an OTLP/HTTP receiver (`POST {endpoint}/v1/metrics`);
@@ -636,7 +606,7 @@ impl Exporter for OtlpExporter {
 pub fn encode_otlp(snapshot: &Snapshot, format: OtlpFormat) -> Result<Vec<u8>, Error> {
     let b = OtlpExporter::builder("http://localhost:4318");
     let head = Head {
-        resource: default_resource(),
+        resource: env::default_resource(),
         scope_name: b.scope_name,
         scope_version: b.scope_version,
         temporality: Temporality::Cumulative,
