@@ -126,8 +126,9 @@ fn jsonl(c: &mut Criterion) {
     g.finish();
 }
 
-/// Remote write (feature `remote-write`): the protobuf encoding and its
-/// snappy compression, each alone; bytes per series printed at the start.
+/// Remote write (feature `remote-write`): the protobuf encoding (summaries,
+/// and native histograms) and its snappy compression, each alone; bytes
+/// per series printed at the start.
 #[cfg(feature = "remote-write")]
 fn remote_write(c: &mut Criterion) {
     use vitals::export::push::encode_write_request;
@@ -152,6 +153,29 @@ fn remote_write(c: &mut Criterion) {
         b.iter(|| {
             black_box(
                 encode_write_request(black_box(&snap), &labels)
+                    .expect("encode")
+                    .len(),
+            )
+        })
+    });
+    // The same registry with lifetime buckets: the 100 histograms go as
+    // native histograms (at most 160 buckets), one series each.
+    let native = fill(MetricsCollector::builder().lifetime_buckets(true).build()).snapshot();
+    let native_body = encode_write_request(&native, &labels).expect("encode");
+    let native_series = native.counters.len() + native.histograms.len();
+    eprintln!(
+        "remote write, native histograms: {native_series} series, protobuf {} bytes ({:.1} per series), snappy {} bytes",
+        native_body.len(),
+        native_body.len() as f64 / native_series as f64,
+        snap::raw::Encoder::new()
+            .compress_vec(&native_body)
+            .expect("compress")
+            .len()
+    );
+    g.bench_function("encode_native_1000c_100h", |b| {
+        b.iter(|| {
+            black_box(
+                encode_write_request(black_box(&native), &labels)
                     .expect("encode")
                     .len(),
             )

@@ -26,12 +26,13 @@ pub(crate) enum WireType {
     Fixed32 = 5,
 }
 
-/// A nested message opened by [`ProtoWriter::begin`]: where its one
-/// reserved length byte is.
+/// A nested message opened by [`ProtoWriter::begin`]: where its
+/// reserved length bytes are, and how many.
 #[derive(Debug)]
 #[must_use = "a nested message must be closed with ProtoWriter::end"]
 pub(crate) struct Nested {
     length_at: usize,
+    width: usize,
 }
 
 /// Appends protobuf fields to a byte buffer.
@@ -84,12 +85,31 @@ impl ProtoWriter {
     }
 
     /// A base-128 varint, least significant group first.
-    pub(crate) fn varint(&mut self, mut v: u64) {
+    #[inline(always)]
+    pub(crate) fn varint(&mut self, v: u64) {
+        // Hot path: most varints written (tags, short lengths, small
+        // counts) are one byte; that case is inlined everywhere.
+        if v < 0x80 {
+            self.buf.push(v as u8);
+        } else {
+            self.long_varint(v);
+        }
+    }
+
+    fn long_varint(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.buf.push((v as u8 & 0x7f) | 0x80);
             v >>= 7;
         }
         self.buf.push(v as u8);
+    }
+
+    /// `n` more bytes, zeroed, to fill in place: a packed field whose
+    /// length is known (a zero byte is the varint 0).
+    pub(crate) fn zeroed(&mut self, n: usize) -> &mut [u8] {
+        let at = self.buf.len();
+        self.buf.resize(at + n, 0);
+        &mut self.buf[at..]
     }
 
     pub(crate) fn tag(&mut self, field: u32, wire: WireType) {
@@ -150,33 +170,61 @@ impl ProtoWriter {
     /// Opens a nested message (or a packed field) as field `field`; write
     /// its fields, then [`end`](Self::end) it.
     pub(crate) fn begin(&mut self, field: u32) -> Nested {
+        self.begin_sized(field, 0)
+    }
+
+    /// [`begin`](Self::begin) for a message expected to be about
+    /// `estimate` bytes long: room is left for the length prefix of that
+    /// size, so that a long message need not be moved when it is closed
+    /// (it is moved, a little, only when the estimate was off by enough
+    /// to change the prefix's width). The output is the same either way.
+    pub(crate) fn begin_sized(&mut self, field: u32, estimate: usize) -> Nested {
         self.tag(field, WireType::LengthDelimited);
-        let length_at = self.buf.len();
-        self.buf.push(0);
-        Nested { length_at }
+        self.reserve_length(estimate)
     }
 
     /// Opens a message that is framed by its length alone, without a tag
     /// (the stream of messages of an `encoding=delimited` body); close it
     /// with [`end`](Self::end).
     pub(crate) fn begin_untagged(&mut self) -> Nested {
-        let length_at = self.buf.len();
-        self.buf.push(0);
-        Nested { length_at }
+        self.reserve_length(0)
     }
 
-    /// Closes a nested message: writes its length in front of it.
+    fn reserve_length(&mut self, estimate: usize) -> Nested {
+        let length_at = self.buf.len();
+        let width = varint_len(estimate as u64);
+        // Hot path: nearly every nested message is short (one byte).
+        if width == 1 {
+            self.buf.push(0);
+        } else {
+            self.buf.extend_from_slice(&[0; 10][..width]);
+        }
+        Nested { length_at, width }
+    }
+
+    /// Closes a nested message: writes its length in front of it, moving
+    /// the message when the length takes more (or fewer) bytes than were
+    /// left for it.
     pub(crate) fn end(&mut self, nested: Nested) {
-        let start = nested.length_at + 1;
-        let len = (self.buf.len() - start) as u64;
-        if len < 0x80 {
+        let start = nested.length_at + nested.width;
+        let end = self.buf.len();
+        let len = (end - start) as u64;
+        if len < 0x80 && nested.width == 1 {
             self.buf[nested.length_at] = len as u8;
             return;
         }
         let mut prefix = [0u8; 10];
         let n = encode_varint(len, &mut prefix);
-        self.buf
-            .splice(nested.length_at..start, prefix[..n].iter().copied());
+        if n > nested.width {
+            let more = n - nested.width;
+            self.buf.resize(end + more, 0);
+            self.buf.copy_within(start..end, start + more);
+        } else if n < nested.width {
+            let fewer = nested.width - n;
+            self.buf.copy_within(start..end, start - fewer);
+            self.buf.truncate(end - fewer);
+        }
+        self.buf[nested.length_at..nested.length_at + n].copy_from_slice(&prefix[..n]);
     }
 
     /// A packed `repeated double` field (nothing when empty, as the format
@@ -204,21 +252,32 @@ impl ProtoWriter {
         }
     }
 
-    /// A packed `repeated uint64` field (nothing when empty).
-    pub(crate) fn packed_uint64(&mut self, field: u32, values: impl IntoIterator<Item = u64>) {
-        let mut values = values.into_iter().peekable();
-        if values.peek().is_none() {
+    /// A packed `repeated uint64` field (nothing when empty). The values
+    /// are gone over twice, to size the field first: its length prefix is
+    /// written once, in front, and nothing is moved.
+    pub(crate) fn packed_uint64<I>(&mut self, field: u32, values: I)
+    where
+        I: IntoIterator<Item = u64>,
+        I::IntoIter: Clone,
+    {
+        let values = values.into_iter();
+        let len: usize = values.clone().map(varint_len).sum();
+        if len == 0 {
             return;
         }
-        let nested = self.begin(field);
+        self.tag(field, WireType::LengthDelimited);
+        self.varint(len as u64);
         for v in values {
             self.varint(v);
         }
-        self.end(nested);
     }
 
     /// A packed `repeated sint64` field (nothing when empty).
-    pub(crate) fn packed_sint64(&mut self, field: u32, values: impl IntoIterator<Item = i64>) {
+    pub(crate) fn packed_sint64<I>(&mut self, field: u32, values: I)
+    where
+        I: IntoIterator<Item = i64>,
+        I::IntoIter: Clone,
+    {
         self.packed_uint64(field, values.into_iter().map(zigzag));
     }
 }
@@ -228,8 +287,9 @@ pub(crate) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-/// Writes `v` as a varint into `out`; returns the length (1 to 10).
-fn encode_varint(mut v: u64, out: &mut [u8; 10]) -> usize {
+/// Writes `v` as a varint at the start of `out`; returns its length (1
+/// to 10). `out` must have room (10 bytes always do).
+pub(crate) fn encode_varint(mut v: u64, out: &mut [u8]) -> usize {
     let mut n = 0;
     while v >= 0x80 {
         out[n] = (v as u8 & 0x7f) | 0x80;
@@ -241,7 +301,6 @@ fn encode_varint(mut v: u64, out: &mut [u8; 10]) -> usize {
 }
 
 /// Bytes a varint of `v` takes.
-#[allow(dead_code)] // For encoders that size a message before writing it.
 pub(crate) fn varint_len(v: u64) -> usize {
     // 1 + floor(bits / 7), with 0 taking one byte.
     let bits = 64 - (v | 1).leading_zeros() as usize;
@@ -354,15 +413,6 @@ mod tests {
     fn long_nested_messages_get_a_longer_length_prefix() {
         for len in [0usize, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
             let text = "x".repeat(len);
-            let out = bytes(|w| {
-                w.uint64(1, 7);
-                let outer = w.begin(2);
-                let inner = w.begin(3);
-                w.raw(text.as_bytes());
-                w.end(inner);
-                w.end(outer);
-                w.uint64(4, 9);
-            });
             // Expected: the same message encoded with lengths known upfront.
             let mut inner = ProtoWriter::new();
             inner.bytes(3, text.as_bytes());
@@ -370,7 +420,20 @@ mod tests {
             want.uint64(1, 7);
             want.bytes(2, inner.as_bytes());
             want.uint64(4, 9);
-            assert_eq!(out, want.into_vec(), "{len}");
+            let want = want.into_vec();
+            // Whatever the size guessed, right or wrong either way.
+            for estimate in [0usize, 1, 127, 128, 300, 16_384, 1 << 21, 1 << 40] {
+                let out = bytes(|w| {
+                    w.uint64(1, 7);
+                    let outer = w.begin_sized(2, estimate);
+                    let inner = w.begin_sized(3, estimate / 2);
+                    w.raw(text.as_bytes());
+                    w.end(inner);
+                    w.end(outer);
+                    w.uint64(4, 9);
+                });
+                assert_eq!(out, want, "{len} {estimate}");
+            }
         }
     }
 }

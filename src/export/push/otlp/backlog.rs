@@ -1,6 +1,7 @@
 //! The points waiting for delivery: one per series, coalesced.
 
 use super::encode::{self, Head};
+use super::json;
 use super::set::MetricSet;
 use super::{OtlpFormat, Temporality};
 use crate::export::push::delivery::{Backlog, Dropped, Outgoing};
@@ -71,7 +72,7 @@ impl OtlpBacklog {
     pub(super) fn encode(&self, set: &MetricSet) -> Vec<u8> {
         match self.format {
             OtlpFormat::Protobuf => encode::protobuf(&self.head, set),
-            OtlpFormat::Json => encode::json(&self.head, set),
+            OtlpFormat::Json => json::encode(&self.head, set),
         }
     }
 }

@@ -1,15 +1,15 @@
-//! Encoding a point set as an `ExportMetricsServiceRequest`: protobuf with
-//! the crate's one writer, or OTLP/JSON.
+//! Encoding a point set as a protobuf `ExportMetricsServiceRequest` with
+//! the crate's one writer (OTLP/JSON is in [`json`](super::json)).
 //!
 //! Field numbers are those of opentelemetry-proto
 //! (`collector/metrics/v1/metrics_service.proto`, `metrics/v1/metrics.proto`,
 //! `common/v1/common.proto`, `resource/v1/resource.proto`).
 
-use serde_json::{json, Map, Value as Json};
+use std::borrow::Cow;
 
-use crate::export::proto::ProtoWriter;
+use crate::export::proto::{varint_len, ProtoWriter, WireType};
 use crate::key::Labels;
-use crate::snapshot::Exemplar;
+use crate::snapshot::{Exemplar, SparseBuckets};
 
 use super::set::{MetricPoints, MetricSet, Point, Shape, Value};
 use super::Temporality;
@@ -90,7 +90,7 @@ mod field {
 }
 
 /// `AggregationTemporality` values.
-fn temporality_code(t: Temporality) -> u64 {
+pub(super) fn temporality_code(t: Temporality) -> u64 {
     match t {
         Temporality::Delta => 1,
         Temporality::Cumulative => 2,
@@ -107,52 +107,145 @@ pub(crate) struct Head {
     pub(crate) max_buckets: usize,
 }
 
-/// An exponential point's buckets within the bucket limit: scale, zero
-/// count, offset and counts. Points are fitted when made; only deltas
-/// merged while the backend was down may need it again.
-///
-/// The offset is OpenTelemetry's bucket index, one less than vitals' (and
-/// Prometheus'): OpenTelemetry's bucket `i` holds (base^i, base^(i+1)],
-/// vitals' bucket `i` holds (base^(i−1), base^i].
-fn fitted(buckets: &crate::snapshot::SparseBuckets, max: usize) -> (i32, u64, i32, Vec<u64>) {
+/// An exponential point's buckets within the bucket limit. Points are
+/// fitted when made; only deltas merged while the backend was down may
+/// need it again.
+pub(super) fn fitted(buckets: &SparseBuckets, max: usize) -> Cow<'_, SparseBuckets> {
     let span = match (buckets.counts.first(), buckets.counts.last()) {
         (Some(a), Some(b)) => i64::from(b.0) - i64::from(a.0) + 1,
         _ => 0,
     };
-    let (scale, zeros, (offset, counts)) = if usize::try_from(span).is_ok_and(|s| s <= max) {
-        (buckets.scale, buckets.zeros, buckets.offset_counts())
+    if usize::try_from(span).is_ok_and(|s| s <= max) {
+        Cow::Borrowed(buckets)
     } else {
         let mut b = buckets.clone();
         b.fit(max);
-        (b.scale, b.zeros, b.offset_counts())
-    };
-    (i32::from(scale), zeros, otel_index(offset), counts)
+        Cow::Owned(b)
+    }
+}
+
+/// An exponential point's count, sum, scale, zero count and `positive`
+/// `Buckets`: the offset and the counts from it, empty buckets between
+/// included.
+///
+/// The offset is OpenTelemetry's bucket index, one less than vitals' (and
+/// Prometheus'): OpenTelemetry's bucket `i` holds (base^i, base^(i+1)],
+/// vitals' bucket `i` holds (base^(i−1), base^i].
+///
+/// Hot path: points hold their buckets ascending and within the
+/// trackable range, so the counts are written straight from the sparse
+/// pairs in one pass (no dense copy), in messages opened with room for a
+/// length of one byte a bucket; anything else is undone and goes through
+/// [`SparseBuckets::offset_counts`], which sorts it out.
+fn exponential_buckets(w: &mut ProtoWriter, b: &SparseBuckets, sum: f64) {
+    w.fixed64(field::COUNT, b.count());
+    w.double(field::SUM_VALUE, sum);
+    w.sint64(field::SCALE, i64::from(b.scale));
+    w.fixed64(field::ZERO_COUNT, b.zeros);
+    if let Some((first, last)) = trackable_span(b) {
+        let undo = w.len();
+        let guess = (i64::from(last) - i64::from(first) + 1) as usize;
+        let positive = w.begin_sized(field::POSITIVE, guess + 4);
+        w.sint64(field::OFFSET, i64::from(otel_index(first)));
+        let packed = w.begin_sized(field::EXP_BUCKET_COUNTS, guess);
+        let mut next = first;
+        let mut ascending = true;
+        for &(i, c) in &b.counts {
+            if i < next {
+                ascending = false;
+                break;
+            }
+            // An empty bucket is a varint 0, a zero byte.
+            if i > next {
+                w.zeroed((i - next) as usize);
+            }
+            w.varint(c);
+            next = i + 1;
+        }
+        w.end(packed);
+        w.end(positive);
+        if ascending {
+            return;
+        }
+        w.truncate(undo);
+    }
+    let (offset, counts) = b.offset_counts();
+    if !counts.is_empty() {
+        let positive = w.begin(field::POSITIVE);
+        w.sint64(field::OFFSET, i64::from(otel_index(offset)));
+        w.packed_uint64(field::EXP_BUCKET_COUNTS, counts);
+        w.end(positive);
+    }
+}
+
+/// The first and last bucket of `b` when both are within the trackable
+/// range of its scale (as `offset_counts` wants them).
+fn trackable_span(b: &SparseBuckets) -> Option<(i32, i32)> {
+    use crate::layout::{downscale_index, MAX_INDEX, MIN_INDEX, MIN_SCALE, SCALE};
+    if !(MIN_SCALE..=SCALE).contains(&b.scale) {
+        return None;
+    }
+    let steps = (SCALE - b.scale) as u32;
+    let (lo, hi) = (
+        downscale_index(MIN_INDEX, steps),
+        downscale_index(MAX_INDEX, steps),
+    );
+    let (&(first, _), &(last, _)) = (b.counts.first()?, b.counts.last()?);
+    (lo <= first && last <= hi).then_some((first, last))
 }
 
 /// OpenTelemetry's index of vitals' exponential bucket `index`.
-fn otel_index(index: i32) -> i32 {
+pub(super) fn otel_index(index: i32) -> i32 {
     index.saturating_sub(1)
 }
 
+/// A `KeyValue` with a string value. Hot path (every attribute of every
+/// point): both lengths are known, so both prefixes are written first.
 fn key_value(w: &mut ProtoWriter, field: u32, key: &str, value: &str) {
-    let kv = w.begin(field);
+    let field_len = |len: usize| 1 + varint_len(len as u64) + len;
+    let any = field_len(value.len());
+    w.tag(field, WireType::LengthDelimited);
+    w.varint((field_len(key.len()) + field_len(any)) as u64);
     w.string(field::KEY, key);
-    let any = w.begin(field::VALUE);
+    w.tag(field::VALUE, WireType::LengthDelimited);
+    w.varint(any as u64);
     w.string(field::STRING_VALUE, value);
-    w.end(any);
-    w.end(kv);
+}
+
+/// A guess at the encoded size of a point of a few labels.
+const GUESS_PER_POINT: usize = 64;
+
+/// A guess at the encoded size of point `p`.
+fn guess(p: &Point) -> usize {
+    let value = match &p.value {
+        Value::Int(_) | Value::Double(_) => 0,
+        Value::Explicit { counts, .. } => 32 + counts.len() * 16,
+        Value::Exponential { buckets, .. } => 48 + buckets.counts.len() * 2,
+        Value::Summary { .. } => 128,
+    };
+    GUESS_PER_POINT + value + p.exemplars.len() * 64
 }
 
 /// The protobuf `ExportMetricsServiceRequest` of `set`.
 pub(crate) fn protobuf(head: &Head, set: &MetricSet) -> Vec<u8> {
-    let mut w = ProtoWriter::from_vec(Vec::with_capacity(64 + set.points as usize * 64));
-    let rm = w.begin(field::RESOURCE_METRICS);
+    // Sizes guessed in advance leave room for the length prefixes of the
+    // long messages, so that they need not be moved when closed (a guess
+    // need only be as long as the size in varint bytes), and the buffer
+    // is allocated once instead of grown by copying.
+    let size: usize = set
+        .metrics
+        .values()
+        .flat_map(|m| m.points.values())
+        .map(guess)
+        .sum();
+    let mut w = ProtoWriter::from_vec(Vec::with_capacity(size + 1024));
+    let rm = w.begin_sized(field::RESOURCE_METRICS, size);
     let resource = w.begin(field::RESOURCE);
     for (k, v) in &head.resource {
         key_value(&mut w, field::RESOURCE_ATTRIBUTES, k, v);
     }
     w.end(resource);
-    let sm = w.begin(field::SCOPE_METRICS);
+    let sm = w.begin_sized(field::SCOPE_METRICS, size);
     let scope = w.begin(field::SCOPE);
     w.string(field::SCOPE_NAME, &head.scope_name);
     w.string(field::SCOPE_VERSION, &head.scope_version);
@@ -169,7 +262,8 @@ pub(crate) fn protobuf(head: &Head, set: &MetricSet) -> Vec<u8> {
 }
 
 fn metric(w: &mut ProtoWriter, head: &Head, name: &str, shape: Shape, m: &MetricPoints) {
-    let metric = w.begin(field::METRICS);
+    let size = m.points.len() * GUESS_PER_POINT;
+    let metric = w.begin_sized(field::METRICS, size);
     w.string(field::NAME, name);
     if let Some(d) = &m.description {
         w.string(field::DESCRIPTION, d);
@@ -184,9 +278,9 @@ fn metric(w: &mut ProtoWriter, head: &Head, name: &str, shape: Shape, m: &Metric
         Shape::Exponential => field::EXPONENTIAL_HISTOGRAM,
         Shape::Summary => field::SUMMARY,
     };
-    let data = w.begin(data_field);
+    let data = w.begin_sized(data_field, size);
     for (labels, p) in &m.points {
-        let dp = w.begin(field::DATA_POINTS);
+        let dp = w.begin_sized(field::DATA_POINTS, guess(p));
         point(w, head, labels, p);
         w.end(dp);
     }
@@ -207,13 +301,13 @@ fn metric(w: &mut ProtoWriter, head: &Head, name: &str, shape: Shape, m: &Metric
 /// An exemplar's labels as OTLP carries them: a `trace_id` of 32 and a
 /// `span_id` of 16 hex digits as the trace and span ids (bytes), every
 /// other label (and an id that is not such hex) as an attribute.
-struct ExemplarIds<'a> {
-    trace: Option<Vec<u8>>,
-    span: Option<Vec<u8>>,
-    attributes: Vec<(&'a str, &'a str)>,
+pub(super) struct ExemplarIds<'a> {
+    pub(super) trace: Option<Vec<u8>>,
+    pub(super) span: Option<Vec<u8>>,
+    pub(super) attributes: Vec<(&'a str, &'a str)>,
 }
 
-fn exemplar_ids(e: &Exemplar) -> ExemplarIds<'_> {
+pub(super) fn exemplar_ids(e: &Exemplar) -> ExemplarIds<'_> {
     let mut ids = ExemplarIds {
         trace: None,
         span: None,
@@ -240,10 +334,6 @@ fn hex_bytes(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn exemplars(w: &mut ProtoWriter, field_number: u32, exemplars: &[Exemplar]) {
     for e in exemplars {
         let m = w.begin(field_number);
@@ -264,36 +354,6 @@ fn exemplars(w: &mut ProtoWriter, field_number: u32, exemplars: &[Exemplar]) {
         }
         w.end(m);
     }
-}
-
-fn json_exemplars(exemplars: &[Exemplar]) -> Json {
-    Json::Array(
-        exemplars
-            .iter()
-            .map(|e| {
-                let ids = exemplar_ids(e);
-                let mut o = Map::new();
-                if !ids.attributes.is_empty() {
-                    o.insert(
-                        "filteredAttributes".into(),
-                        attributes(ids.attributes.iter().copied()),
-                    );
-                }
-                o.insert(
-                    "timeUnixNano".into(),
-                    int64(e.timestamp_unix_ms.saturating_mul(1_000_000)),
-                );
-                o.insert("asDouble".into(), double(e.value));
-                if let Some(span) = &ids.span {
-                    o.insert("spanId".into(), Json::String(hex(span)));
-                }
-                if let Some(trace) = &ids.trace {
-                    o.insert("traceId".into(), Json::String(hex(trace)));
-                }
-                Json::Object(o)
-            })
-            .collect(),
-    )
 }
 
 fn point(w: &mut ProtoWriter, head: &Head, labels: &Labels, p: &Point) {
@@ -336,17 +396,7 @@ fn point(w: &mut ProtoWriter, head: &Head, labels: &Labels, p: &Point) {
             max,
             buckets,
         } => {
-            let (scale, zeros, offset, counts) = fitted(buckets, head.max_buckets);
-            w.fixed64(field::COUNT, buckets.count());
-            w.double(field::SUM_VALUE, *sum);
-            w.sint64(field::SCALE, i64::from(scale));
-            w.fixed64(field::ZERO_COUNT, zeros);
-            if !counts.is_empty() {
-                let positive = w.begin(field::POSITIVE);
-                w.sint64(field::OFFSET, i64::from(offset));
-                w.packed_uint64(field::EXP_BUCKET_COUNTS, counts);
-                w.end(positive);
-            }
+            exponential_buckets(w, &fitted(buckets, head.max_buckets), *sum);
             if let Some(v) = min {
                 w.double(field::EXP_MIN, *v);
             }
@@ -382,172 +432,68 @@ fn point(w: &mut ProtoWriter, head: &Head, labels: &Labels, p: &Point) {
     }
 }
 
-/// A double as proto3 JSON writes it: a number, or `"NaN"`, `"Infinity"`,
-/// `"-Infinity"`.
-fn double(v: f64) -> Json {
-    if v.is_nan() {
-        json!("NaN")
-    } else if v == f64::INFINITY {
-        json!("Infinity")
-    } else if v == f64::NEG_INFINITY {
-        json!("-Infinity")
-    } else {
-        json!(v)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The long way: dense counts from `offset_counts`, the `Buckets`
+    /// message opened and closed around them.
+    fn by_offset_counts(b: &SparseBuckets, sum: f64) -> Vec<u8> {
+        let mut w = ProtoWriter::new();
+        w.fixed64(field::COUNT, b.count());
+        w.double(field::SUM_VALUE, sum);
+        w.sint64(field::SCALE, i64::from(b.scale));
+        w.fixed64(field::ZERO_COUNT, b.zeros);
+        let (offset, counts) = b.offset_counts();
+        if !counts.is_empty() {
+            let positive = w.begin(field::POSITIVE);
+            w.sint64(field::OFFSET, i64::from(otel_index(offset)));
+            w.packed_uint64(field::EXP_BUCKET_COUNTS, counts);
+            w.end(positive);
+        }
+        w.into_vec()
     }
-}
 
-/// A 64-bit integer as OTLP/JSON writes it: a decimal string.
-fn int64(v: impl std::fmt::Display) -> Json {
-    Json::String(v.to_string())
-}
-
-fn attributes<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Json {
-    Json::Array(
-        pairs
-            .map(|(k, v)| json!({"key": k, "value": {"stringValue": v}}))
-            .collect(),
-    )
-}
-
-/// The OTLP/JSON `ExportMetricsServiceRequest` of `set`: lowerCamelCase
-/// names, 64-bit integers as strings, enums as numbers.
-pub(crate) fn json(head: &Head, set: &MetricSet) -> Vec<u8> {
-    let metrics: Vec<Json> = set
-        .metrics
-        .iter()
-        .filter(|(_, m)| !m.points.is_empty())
-        .map(|((name, shape), m)| json_metric(head, name, *shape, m))
-        .collect();
-    let body = json!({
-        "resourceMetrics": [{
-            "resource": {
-                "attributes": attributes(head.resource.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-            },
-            "scopeMetrics": [{
-                "scope": {"name": head.scope_name, "version": head.scope_version},
-                "metrics": metrics,
-            }],
-        }],
-    });
-    // A `Value` always serialises.
-    serde_json::to_vec(&body).unwrap_or_default()
-}
-
-fn json_metric(head: &Head, name: &str, shape: Shape, m: &MetricPoints) -> Json {
-    let points: Vec<Json> = m
-        .points
-        .iter()
-        .map(|(labels, p)| json_point(head, labels, p))
-        .collect();
-    let mut data = Map::new();
-    data.insert("dataPoints".into(), Json::Array(points));
-    let temporality = json!(temporality_code(head.temporality));
-    let key = match shape {
-        Shape::Sum => {
-            data.insert("aggregationTemporality".into(), temporality);
-            data.insert("isMonotonic".into(), json!(true));
-            "sum"
-        }
-        Shape::Gauge => "gauge",
-        Shape::Histogram => {
-            data.insert("aggregationTemporality".into(), temporality);
-            "histogram"
-        }
-        Shape::Exponential => {
-            data.insert("aggregationTemporality".into(), temporality);
-            "exponentialHistogram"
-        }
-        Shape::Summary => "summary",
-    };
-    let mut metric = Map::new();
-    metric.insert("name".into(), json!(name));
-    if let Some(d) = &m.description {
-        metric.insert("description".into(), json!(d));
+    fn written(b: &SparseBuckets, sum: f64) -> Vec<u8> {
+        let mut w = ProtoWriter::new();
+        exponential_buckets(&mut w, b, sum);
+        w.into_vec()
     }
-    if !m.unit().is_empty() {
-        metric.insert("unit".into(), json!(m.unit()));
-    }
-    metric.insert(key.into(), Json::Object(data));
-    Json::Object(metric)
-}
 
-fn json_point(head: &Head, labels: &Labels, p: &Point) -> Json {
-    let mut o = Map::new();
-    o.insert("attributes".into(), attributes(labels.iter()));
-    o.insert("startTimeUnixNano".into(), int64(p.start_ns));
-    o.insert("timeUnixNano".into(), int64(p.time_ns));
-    let extremes = |o: &mut Map<String, Json>, min: &Option<f64>, max: &Option<f64>| {
-        if let Some(v) = min {
-            o.insert("min".into(), double(*v));
-        }
-        if let Some(v) = max {
-            o.insert("max".into(), double(*v));
-        }
-    };
-    match &p.value {
-        Value::Int(v) => {
-            o.insert("asInt".into(), int64(v));
-        }
-        Value::Double(v) => {
-            o.insert("asDouble".into(), double(*v));
-        }
-        Value::Explicit {
-            count,
-            sum,
-            min,
-            max,
-            bounds,
-            counts,
-        } => {
-            o.insert("count".into(), int64(count));
-            o.insert("sum".into(), double(*sum));
-            o.insert(
-                "bucketCounts".into(),
-                Json::Array(counts.iter().map(int64).collect()),
-            );
-            o.insert(
-                "explicitBounds".into(),
-                Json::Array(bounds.iter().map(|b| double(*b)).collect()),
-            );
-            extremes(&mut o, min, max);
-        }
-        Value::Exponential {
-            sum,
-            min,
-            max,
-            buckets,
-        } => {
-            let (scale, zeros, offset, counts) = fitted(buckets, head.max_buckets);
-            o.insert("count".into(), int64(buckets.count()));
-            o.insert("sum".into(), double(*sum));
-            o.insert("scale".into(), json!(scale));
-            o.insert("zeroCount".into(), int64(zeros));
-            if !counts.is_empty() {
-                o.insert(
-                    "positive".into(),
-                    json!({"offset": offset, "bucketCounts": counts.iter().map(int64).collect::<Vec<_>>()}),
-                );
+    #[test]
+    fn buckets_written_in_place_equal_the_dense_encoding() {
+        let b = SparseBuckets {
+            scale: 3,
+            zeros: 2,
+            // Gaps, a count of 300 (two varint bytes), an empty bucket
+            // kept, a negative index.
+            counts: vec![(-5, 1), (-4, 300), (0, 0), (7, 9), (150, u64::MAX)],
+        };
+        assert_eq!(written(&b, 1.5), by_offset_counts(&b, 1.5));
+        // Offset: OpenTelemetry's index -6 (vitals' -5), zigzag 11.
+        let out = written(&b, 1.5);
+        let at = out.windows(2).position(|w| w == [0x08, 11]);
+        assert!(at.is_some(), "{out:?}");
+    }
+
+    proptest! {
+        /// Any buckets (out of order, repeated, out of range included):
+        /// the same bytes as the dense encoding.
+        #[test]
+        fn any_buckets_encode_as_the_dense_encoding(
+            scale in -10i8..=6,
+            zeros in 0u64..3,
+            counts in prop::collection::vec((-4_000i32..4_000, any::<u64>()), 0..200),
+            sorted in any::<bool>(),
+        ) {
+            let mut counts = counts;
+            if sorted {
+                counts.sort_unstable_by_key(|p| p.0);
+                counts.dedup_by_key(|p| p.0);
             }
-            extremes(&mut o, min, max);
-        }
-        Value::Summary {
-            count,
-            sum,
-            quantiles,
-        } => {
-            o.insert("count".into(), int64(count));
-            o.insert("sum".into(), double(*sum));
-            if let Some(q) = quantiles {
-                let values: Vec<Json> = crate::snapshot::Quantiles::LEVELS
-                    .iter()
-                    .map(|&l| json!({"quantile": l, "value": double(q.get(l).unwrap_or(f64::NAN))}))
-                    .collect();
-                o.insert("quantileValues".into(), Json::Array(values));
-            }
+            let b = SparseBuckets { scale, zeros, counts };
+            prop_assert_eq!(written(&b, 2.0), by_offset_counts(&b, 2.0));
         }
     }
-    if !p.exemplars.is_empty() && !matches!(p.value, Value::Summary { .. }) {
-        o.insert("exemplars".into(), json_exemplars(&p.exemplars));
-    }
-    Json::Object(o)
 }

@@ -1,8 +1,39 @@
-//! The standard `OTEL_*` environment variables of an OTLP exporter.
+//! The standard `OTEL_*` environment variables of an OTLP exporter, and
+//! the resource attributes it sends when none say otherwise.
 
 use crate::error::Error;
 
 use super::{OtlpBuilder, OtlpFormat, Temporality};
+
+/// `service.name` and the `telemetry.sdk.*` attributes.
+pub(super) fn default_resource() -> Vec<(String, String)> {
+    vec![
+        ("service.name".to_owned(), default_service_name()),
+        ("telemetry.sdk.language".to_owned(), "rust".to_owned()),
+        ("telemetry.sdk.name".to_owned(), "vitals".to_owned()),
+        (
+            "telemetry.sdk.version".to_owned(),
+            env!("CARGO_PKG_VERSION").to_owned(),
+        ),
+    ]
+}
+
+/// `unknown_service:<program name>`, the specification's default. The
+/// program's path is looked up once: it is a system call, and
+/// [`encode_otlp`] needs the name on every call.
+fn default_service_name() -> String {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let program = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+        match program {
+            Some(p) => format!("unknown_service:{p}"),
+            None => "unknown_service".to_owned(),
+        }
+    })
+    .clone()
+}
 
 fn invalid(variable: &str, reason: impl Into<String>) -> Error {
     Error::InvalidEnvVar {

@@ -61,9 +61,11 @@ use super::check_header_value;
 use super::client::{Endpoint, HttpClient, Request};
 use super::delivery::{Delivery, DeliveryConfig, PushStats};
 
+mod arrival;
 mod backlog;
 mod encode;
 mod env;
+mod json;
 mod points;
 mod set;
 #[cfg(test)]
@@ -410,7 +412,7 @@ impl OtlpBuilder {
             )));
         }
         self.config.validate()?;
-        let mut resource = default_resource();
+        let mut resource = env::default_resource();
         for (k, v) in &self.resource {
             match resource.iter_mut().find(|(rk, _)| rk == k) {
                 Some(slot) => slot.1 = v.clone(),
@@ -452,30 +454,6 @@ impl OtlpBuilder {
             resource,
             url,
         })
-    }
-}
-
-/// `service.name` and the `telemetry.sdk.*` attributes.
-fn default_resource() -> Vec<(String, String)> {
-    vec![
-        ("service.name".to_owned(), default_service_name()),
-        ("telemetry.sdk.language".to_owned(), "rust".to_owned()),
-        ("telemetry.sdk.name".to_owned(), "vitals".to_owned()),
-        (
-            "telemetry.sdk.version".to_owned(),
-            env!("CARGO_PKG_VERSION").to_owned(),
-        ),
-    ]
-}
-
-/// `unknown_service:<program name>`, the specification's default.
-fn default_service_name() -> String {
-    let program = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
-    match program {
-        Some(p) => format!("unknown_service:{p}"),
-        None => "unknown_service".to_owned(),
     }
 }
 
@@ -628,12 +606,12 @@ impl Exporter for OtlpExporter {
 pub fn encode_otlp(snapshot: &Snapshot, format: OtlpFormat) -> Result<Vec<u8>, Error> {
     let b = OtlpExporter::builder("http://localhost:4318");
     let head = Head {
-        resource: default_resource(),
+        resource: env::default_resource(),
         scope_name: b.scope_name,
         scope_version: b.scope_version,
         temporality: Temporality::Cumulative,
         max_buckets: b.max_buckets,
     };
-    let set = PointMaker::new(Temporality::Cumulative, false).points(snapshot);
+    let set = PointMaker::one_shot(false).points(snapshot);
     Ok(OtlpBacklog::new(head, format).encode(&set))
 }

@@ -2,13 +2,15 @@
 //! cumulative start times and turns totals into deltas.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
-use crate::key::Labels;
+use crate::key::{Labels, NameHasher};
 use crate::snapshot::{CounterValue, Exemplar, HistogramSample, Snapshot, SparseBuckets};
 
 use super::set::{MetricSet, Point, Shape, Value};
 use super::Temporality;
+use crate::export::native::fitted_copy;
 
 /// What is remembered of a series between snapshots.
 #[derive(Debug)]
@@ -40,7 +42,14 @@ pub(super) struct PointMaker {
     /// Exponential points are downscaled to this many buckets when made
     /// (the encoder checks again after deltas were merged).
     pub(super) max_buckets: usize,
-    series: HashMap<(Shape, Arc<str>, Labels), SeriesState>,
+    series: HashMap<(Shape, Arc<str>, Labels), SeriesState, BuildHasherDefault<NameHasher>>,
+    /// Scratch space for downscaling exponential buckets.
+    dense: Vec<u64>,
+    /// False for a maker used once ([`PointMaker::one_shot`]): every series
+    /// is new and nothing is kept for a next snapshot.
+    remember: bool,
+    /// The state of a series of a one-shot maker, never kept.
+    passing: SeriesState,
     /// The collector's start, fixed at the first snapshot.
     origin_ns: Option<u64>,
     /// The time of the previous snapshot exported.
@@ -58,10 +67,28 @@ impl PointMaker {
             temporality,
             window_quantiles,
             max_buckets: crate::layout::DEFAULT_MAX_BUCKETS,
-            series: HashMap::new(),
+            series: HashMap::default(),
+            dense: Vec::new(),
+            remember: true,
+            passing: SeriesState {
+                start_ns: 0,
+                last: Last::Other,
+                seen: 0,
+            },
             origin_ns: None,
             last_ns: None,
             exports: 0,
+        }
+    }
+
+    /// A maker for one snapshot (cumulative, as an exporter's first
+    /// request): the points are those `new(Cumulative, ..)` would make
+    /// first, without building the per-series state a next snapshot
+    /// would need.
+    pub(super) fn one_shot(window_quantiles: bool) -> Self {
+        PointMaker {
+            remember: false,
+            ..Self::new(Temporality::Cumulative, window_quantiles)
         }
     }
 
@@ -90,16 +117,28 @@ impl PointMaker {
             first_start,
             snapshot,
             described: None,
+            run: 0,
         };
-        for c in &snapshot.counters {
-            cx.counter(&c.name, &c.labels, c.value, c.exemplar.as_slice());
+        // By runs of series of one name, so that each metric's points are
+        // allocated once.
+        for run in snapshot.counters.chunk_by(|a, b| a.name == b.name) {
+            cx.run = run.len();
+            for c in run {
+                cx.counter(&c.name, &c.labels, c.value, c.exemplar.as_slice());
+            }
         }
-        for g in &snapshot.gauges {
-            let value = Value::Double(g.value);
-            cx.simple(&g.name, Shape::Gauge, &g.labels, value);
+        for run in snapshot.gauges.chunk_by(|a, b| a.name == b.name) {
+            cx.run = run.len();
+            for g in run {
+                let value = Value::Double(g.value);
+                cx.simple(&g.name, Shape::Gauge, &g.labels, value);
+            }
         }
-        for h in &snapshot.histograms {
-            cx.histogram(h);
+        for run in snapshot.histograms.chunk_by(|a, b| a.name == b.name) {
+            cx.run = run.len();
+            for h in run {
+                cx.histogram(h);
+            }
         }
         let set = cx.set;
         let exports = self.exports;
@@ -116,6 +155,8 @@ struct Cx<'a> {
     first_start: u64,
     snapshot: &'a Snapshot,
     described: Option<(Arc<str>, Shape)>,
+    /// How many series of the current name follow.
+    run: usize,
 }
 
 impl Cx<'_> {
@@ -127,11 +168,10 @@ impl Cx<'_> {
             }
         }
         self.described = Some((Arc::clone(name), shape));
-        let m = self
-            .set
-            .metrics
-            .entry((Arc::clone(name), shape))
-            .or_default();
+        let m = self.set.metrics.entry((Arc::clone(name), shape));
+        if m.points.is_empty() {
+            m.points.reserve(self.run);
+        }
         if m.description.is_none() && m.unit_text.is_none() {
             if let Some(info) = self.snapshot.metadata(name) {
                 m.description = info.help.clone();
@@ -152,6 +192,14 @@ impl Cx<'_> {
     ) -> (&mut SeriesState, bool) {
         let exports = self.maker.exports;
         let first_start = self.first_start;
+        if !self.maker.remember {
+            self.maker.passing = SeriesState {
+                start_ns: first_start,
+                last: Last::Other,
+                seen: exports,
+            };
+            return (&mut self.maker.passing, true);
+        }
         let mut new = false;
         let s = self
             .maker
@@ -273,7 +321,7 @@ impl Cx<'_> {
                     b.normalize();
                     b
                 } else {
-                    fitted_copy(b, self.maker.max_buckets)
+                    fitted_copy(b, self.maker.max_buckets, &mut self.maker.dense)
                 };
                 (
                     Shape::Exponential,
@@ -301,8 +349,10 @@ impl Cx<'_> {
         };
         self.describe(&h.name, shape);
         let first_start = self.first_start;
+        let remember = self.maker.remember;
         let (s, new) = self.state(shape, &h.name, &h.labels);
-        let count = value_count(&now);
+        // The count is kept for the next snapshot's reset check only.
+        let count = if remember { value_count(&now) } else { 0 };
         let previous = match (&s.last, new) {
             (Last::Histogram { .. }, false) => Some(s.last.clone()),
             _ => None,
@@ -440,62 +490,6 @@ fn difference(now: Value, last: &Last) -> Value {
             }
         }
         other => other,
-    }
-}
-
-/// `b` downscaled to at most `max` buckets (as
-/// [`SparseBuckets::fit`]), built without copying the full-resolution
-/// buckets: a snapshot's lifetime buckets run to a thousand and more, a
-/// point has at most `max`.
-pub(super) fn fitted_copy(b: &SparseBuckets, max: usize) -> SparseBuckets {
-    use crate::layout::{downscale_index, MAX_INDEX, MIN_INDEX, MIN_SCALE, SCALE};
-    let slow = || {
-        let mut b = b.clone();
-        b.normalize();
-        b.fit(max);
-        b
-    };
-    if !(MIN_SCALE..=SCALE).contains(&b.scale) {
-        return slow();
-    }
-    let (Some(&(first, _)), Some(&(last, _))) = (b.counts.first(), b.counts.last()) else {
-        return b.clone();
-    };
-    let steps = (SCALE - b.scale) as u32;
-    let (lo, hi) = (
-        downscale_index(MIN_INDEX, steps),
-        downscale_index(MAX_INDEX, steps),
-    );
-    if first < lo || last > hi || first > last {
-        return slow();
-    }
-    let max = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
-    let floor = (i32::from(b.scale) - i32::from(MIN_SCALE)).max(0) as u32;
-    let mut k = 0u32;
-    while k < floor
-        && i64::from(downscale_index(last, k)) - i64::from(downscale_index(first, k)) + 1 > max
-    {
-        k += 1;
-    }
-    // One pass: merge into the coarser buckets and check the input is as
-    // `normalize` leaves it (ascending, no empty bucket), else start over.
-    let mut counts: Vec<(i32, u64)> = Vec::with_capacity(b.counts.len().min(max as usize));
-    let mut previous = i32::MIN;
-    for (n, &(i, c)) in b.counts.iter().enumerate() {
-        if c == 0 || (n > 0 && i <= previous) {
-            return slow();
-        }
-        previous = i;
-        let j = downscale_index(i, k);
-        match counts.last_mut() {
-            Some(l) if l.0 == j => l.1 = l.1.saturating_add(c),
-            _ => counts.push((j, c)),
-        }
-    }
-    SparseBuckets {
-        scale: (i32::from(b.scale) - k as i32) as i8,
-        zeros: b.zeros,
-        counts,
     }
 }
 

@@ -1,9 +1,9 @@
 //! OTLP data points and the set of them waiting for delivery, which
 //! coalesces: cumulative points keep the latest, delta points add up.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::arrival::ArrivalMap;
 use crate::key::Labels;
 use crate::snapshot::{Exemplar, Quantiles, SparseBuckets};
 
@@ -63,6 +63,18 @@ pub(super) struct Point {
 }
 
 impl Point {
+    /// A rough size of the encoded point with `labels`.
+    pub(super) fn approx_bytes(&self, labels: &Labels) -> usize {
+        let labels: usize = labels.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+        40 + labels
+            + match &self.value {
+                Value::Explicit { counts, .. } => counts.len() * 16,
+                Value::Exponential { buckets, .. } => buckets.counts.len() * 2 + 40,
+                Value::Summary { .. } => 100,
+                Value::Int(_) | Value::Double(_) => 0,
+            }
+    }
+
     /// Adds a later delta point of the same series to this one: one window
     /// from this start to that end, the counts of both. Anything that does
     /// not add up (a different kind, different bounds) is replaced; returns
@@ -149,20 +161,30 @@ pub(super) struct MetricPoints {
     pub(super) description: Option<String>,
     pub(super) unit: Option<&'static str>,
     pub(super) unit_text: Option<String>,
-    pub(super) points: BTreeMap<Labels, Point>,
+    pub(super) points: ArrivalMap<Labels, Point>,
 }
 
 impl MetricPoints {
+    /// A rough size of the encoded metric (its name apart).
+    pub(super) fn approx_bytes(&self) -> usize {
+        16 + self
+            .points
+            .iter()
+            .map(|(labels, p)| p.approx_bytes(labels))
+            .sum::<usize>()
+    }
+
     /// The unit as OTLP wants it (UCUM), for the units vitals names.
     pub(super) fn unit(&self) -> &str {
         self.unit.or(self.unit_text.as_deref()).unwrap_or("")
     }
 }
 
-/// Points by metric (name and kind), in name order.
+/// Points by metric (name and kind), metrics and points in the order they
+/// first came (a snapshot's: counters, gauges, histograms, each by name).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct MetricSet {
-    pub(super) metrics: BTreeMap<(Arc<str>, Shape), MetricPoints>,
+    pub(super) metrics: ArrivalMap<(Arc<str>, Shape), MetricPoints>,
     pub(super) points: u64,
 }
 
@@ -180,55 +202,38 @@ impl MetricSet {
             return 0;
         }
         let mut superseded = 0;
-        for (key, m) in later.metrics {
-            let mine = self.metrics.entry(key.clone()).or_default();
+        self.metrics.merge(later.metrics, |key, mine, m| {
             mine.description = m.description;
             mine.unit = m.unit;
             mine.unit_text = m.unit_text;
-            for (labels, point) in m.points {
-                match mine.points.get_mut(&labels) {
-                    None => {
-                        self.points += 1;
-                        mine.points.insert(labels, point);
-                    }
-                    Some(old) => {
-                        let adds = temporality == Temporality::Delta
-                            && matches!(key.1, Shape::Sum | Shape::Histogram | Shape::Exponential);
-                        if !(adds && old.add(point.clone())) {
-                            *old = point;
-                            superseded += 1;
-                        }
-                    }
+            let adds = temporality == Temporality::Delta
+                && matches!(key.1, Shape::Sum | Shape::Histogram | Shape::Exponential);
+            mine.points.merge(m.points, |_, old, point| {
+                if !(adds && old.add(point.clone())) {
+                    *old = point;
+                    superseded += 1;
                 }
-            }
-        }
+            });
+        });
+        self.points = self.metrics.values().map(|m| m.points.len() as u64).sum();
         superseded
     }
 
     /// A rough size of the encoded set, for the queue-bytes gauge.
     pub(super) fn approx_bytes(&self) -> usize {
-        let mut n = 0;
-        for ((name, _), m) in &self.metrics {
-            n += name.len() + 16;
-            for (labels, p) in &m.points {
-                n += 40
-                    + labels
-                        .iter()
-                        .map(|(k, v)| k.len() + v.len() + 8)
-                        .sum::<usize>();
-                n += match &p.value {
-                    Value::Explicit { counts, .. } => counts.len() * 16,
-                    Value::Exponential { buckets, .. } => buckets.counts.len() * 2 + 40,
-                    Value::Summary { .. } => 100,
-                    _ => 0,
-                };
-            }
-        }
-        n
+        self.metrics
+            .iter()
+            .map(|((name, _), m)| name.len() + m.approx_bytes())
+            .sum()
     }
 
     pub(super) fn push(&mut self, name: &Arc<str>, shape: Shape, labels: &Labels, point: Point) {
-        let m = self.metrics.entry((Arc::clone(name), shape)).or_default();
+        // The series of one metric come one after another: the last
+        // metric is nearly always the one (same name, same `Arc`).
+        let m = match self.metrics.last_mut() {
+            Some(((n, s), m)) if *s == shape && Arc::ptr_eq(n, name) => m,
+            _ => self.metrics.entry((Arc::clone(name), shape)),
+        };
         if m.points.insert(labels.clone(), point).is_none() {
             self.points += 1;
         }

@@ -14,7 +14,7 @@ fn at(metrics: &MetricsCollector, ms: u64) -> Snapshot {
 }
 
 fn point<'a>(set: &'a MetricSet, name: &str, shape: Shape) -> &'a Point {
-    let m = &set.metrics[&(Arc::from(name), shape)];
+    let m = set.metrics.get(&(Arc::from(name), shape)).unwrap();
     m.points.values().next().unwrap()
 }
 
@@ -121,19 +121,15 @@ fn gauge_set(name: &str, labels: &Labels, value: Value, start: u64, end: u64) ->
         Value::Double(_) => Shape::Gauge,
         _ => Shape::Sum,
     };
-    set.metrics
-        .entry((Arc::from(name), shape))
-        .or_default()
-        .points
-        .insert(
-            labels.clone(),
-            Point {
-                start_ns: start,
-                time_ns: end,
-                value,
-                exemplars: Vec::new(),
-            },
-        );
+    set.metrics.entry((Arc::from(name), shape)).points.insert(
+        labels.clone(),
+        Point {
+            start_ns: start,
+            time_ns: end,
+            value,
+            exemplars: Vec::new(),
+        },
+    );
     set.points = 1;
     set
 }
@@ -432,6 +428,21 @@ fn the_default_service_name_names_the_program_and_settings_override_it() {
 }
 
 #[test]
+fn a_one_shot_maker_makes_the_points_of_a_first_export() {
+    let m = MetricsCollector::builder().lifetime_buckets(true).build();
+    for id in ["b", "a", "c"] {
+        m.counter("c_total", &[("id", id)]).increment(3);
+        m.gauge("g", &[("id", id)]).set(1.5);
+        m.histogram("h_seconds", &[("id", id)]).record(0.25);
+    }
+    let snap = at(&m, 100_000);
+    let first = PointMaker::new(Temporality::Cumulative, true).points(&snap);
+    let once = PointMaker::one_shot(true).points(&snap);
+    assert_eq!(once, first);
+    assert_eq!(once.points, 12); // 3 counters, 3 gauges, 3 histograms, 3 summaries
+}
+
+#[test]
 fn a_fitted_copy_equals_fitting_a_clone() {
     let m = MetricsCollector::builder().lifetime_buckets(true).build();
     let h = m.histogram("h", &[]);
@@ -449,7 +460,11 @@ fn a_fitted_copy_equals_fitting_a_clone() {
     for max in [1, 2, 10, 160, 100_000] {
         let mut want = full.clone();
         want.fit(max);
-        assert_eq!(points::fitted_copy(&full, max), want, "{max}");
+        assert_eq!(
+            crate::export::native::fitted_copy(&full, max, &mut Vec::new()),
+            want,
+            "{max}"
+        );
     }
     // Input out of order or with empty buckets is normalised first.
     let odd = SparseBuckets {
@@ -460,9 +475,15 @@ fn a_fitted_copy_equals_fitting_a_clone() {
     let mut want = odd.clone();
     want.normalize();
     want.fit(160);
-    assert_eq!(points::fitted_copy(&odd, 160), want);
+    assert_eq!(
+        crate::export::native::fitted_copy(&odd, 160, &mut Vec::new()),
+        want
+    );
     let empty = SparseBuckets::default();
-    assert_eq!(points::fitted_copy(&empty, 160), empty);
+    assert_eq!(
+        crate::export::native::fitted_copy(&empty, 160, &mut Vec::new()),
+        empty
+    );
 }
 
 mod coalescing {

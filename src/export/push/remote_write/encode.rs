@@ -28,6 +28,8 @@ pub(crate) struct SeriesWriter {
     /// Sorted by name.
     pub(super) external: Vec<(String, String)>,
     pub(super) last_timestamp: i64,
+    /// The length of the last batch, to size the next one.
+    pub(super) last_len: usize,
 }
 
 impl SeriesWriter {
@@ -36,9 +38,16 @@ impl SeriesWriter {
             .unwrap_or(i64::MAX)
             .max(self.last_timestamp.saturating_add(1));
         self.last_timestamp = ts;
+        // Room for the whole batch at once (the last one's size, or a
+        // guess): growing a buffer of a few hundred kilobytes copies it.
+        let series =
+            snapshot.counters.len() + snapshot.gauges.len() + 8 * snapshot.histograms.len();
+        let guess = 112 * series + 64;
         let mut out = SeriesOut {
-            w: ProtoWriter::from_vec(Vec::with_capacity(64 * snapshot.counters.len().max(16))),
-            series: Vec::new(),
+            w: ProtoWriter::from_vec(Vec::with_capacity(
+                guess.max(self.last_len + self.last_len / 8),
+            )),
+            series: Vec::with_capacity(series),
             pairs: Vec::new(),
             name: String::new(),
             external: &self.external,
@@ -136,6 +145,7 @@ impl SeriesWriter {
             }
         }
         out.close();
+        self.last_len = out.w.len();
         Batch {
             bytes: out.w.into_vec(),
             series: out.series,
@@ -246,7 +256,9 @@ impl<'a> SeriesOut<'a> {
     pub(super) fn native(&mut self, base: &str, labels: &'a Labels, n: &NativeBuckets, sum: f64) {
         self.open(base, "", labels, None);
         let w = &mut self.w;
-        let h = w.begin(field::HISTOGRAMS);
+        // Sized ahead (a guess, about one byte per delta) so that the
+        // message, usually past 127 bytes, is not moved when closed.
+        let h = w.begin_sized(field::HISTOGRAMS, 48 + 6 * n.spans.len() + n.deltas.len());
         w.uint64(field::HISTOGRAM_COUNT_INT, n.count);
         w.double(field::HISTOGRAM_SUM, sum);
         w.sint64(field::HISTOGRAM_SCHEMA, i64::from(n.scale));
@@ -291,14 +303,22 @@ impl<'a> SeriesOut<'a> {
         self.pairs.clear();
         // The exporter's own label (`quantile`, `le`) wins over a series
         // label of that name, and a series label over an external one.
-        self.pairs
-            .extend(labels.iter().filter(|(k, _)| Some(*k) != extra_key));
-        for (k, v) in self.external {
-            if Some(k.as_str()) != extra_key && labels.get(k).is_none() {
-                self.pairs.push((k, v));
+        // Hot path: both lists are sorted by name (a `Labels` always is),
+        // so they are merged, not sorted again.
+        let mut external = self
+            .external
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .filter(|(k, _)| Some(*k) != extra_key)
+            .peekable();
+        for (k, v) in labels.iter().filter(|(k, _)| Some(*k) != extra_key) {
+            while let Some(e) = external.next_if(|(ek, _)| *ek < k) {
+                self.pairs.push(e);
             }
+            external.next_if(|(ek, _)| *ek == k);
+            self.pairs.push((k, v));
         }
-        self.pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        self.pairs.extend(external);
         // `__name__` and the exporter's label, merged in by name.
         let mut specials = [("__name__", self.name.as_str()), extra.unwrap_or(("", ""))];
         let specials = match extra {

@@ -305,6 +305,7 @@ impl RemoteWriteBuilder {
             writer: SeriesWriter {
                 external,
                 last_timestamp: i64::MIN,
+                last_len: 0,
             },
         })
     }
@@ -431,6 +432,7 @@ pub fn encode_write_request(
     let mut writer = SeriesWriter {
         external,
         last_timestamp: i64::MIN,
+        last_len: 0,
     };
     Ok(writer.encode(snapshot).bytes)
 }

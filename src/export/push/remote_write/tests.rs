@@ -39,6 +39,7 @@ fn writer(external: &[(&str, &str)]) -> SeriesWriter {
     SeriesWriter {
         external,
         last_timestamp: i64::MIN,
+        last_len: 0,
     }
 }
 
