@@ -309,3 +309,28 @@ fn reading_moved_octaves_equals_reading_all() {
         assert!(b.lifetime_buckets.is_some() && a.lifetime_buckets.is_none());
     }
 }
+
+/// A second thread writing a series adds its own counters (the runs it
+/// touches and its slot totals, about 9 KiB over four decades), not a copy
+/// of the window.
+#[test]
+fn a_second_writing_thread_adds_only_its_own_counters() {
+    let h = time_histogram();
+    let fill = |h: &Histogram| {
+        let (mut v, mut n) = (0.001, 0u64);
+        while v < 10.0 {
+            h.record(v);
+            v *= 1.01;
+            n += 1;
+        }
+        n
+    };
+    let n = fill(&h);
+    let one = h.heap_bytes();
+    let h2 = h.clone();
+    std::thread::spawn(move || fill(&h2)).join().unwrap();
+    let added = h.heap_bytes() - one;
+    eprintln!("second writing thread: {added} bytes more");
+    assert!((7 * 1024..=10 * 1024).contains(&added), "{added} bytes");
+    assert_eq!(h.summary(Duration::ZERO).lifetime.count, 2 * n);
+}
