@@ -1,5 +1,7 @@
 //! The metric kinds: one file each. Handles are cheap to clone and
-//! `Send + Sync`; their hot paths are single atomic operations.
+//! `Send + Sync`; their hot paths are single atomic operations (counters,
+//! gauges) or plain loads and stores on the calling thread's own counters
+//! (histograms' time windows, see `writers.rs`).
 
 pub(crate) mod counter;
 pub(crate) mod exemplar;

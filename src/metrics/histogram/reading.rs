@@ -1,6 +1,6 @@
 //! The reading side of a time window: when each slot was current, the
-//! lifetime buckets of retired slots, and slots' counts merged across
-//! stripes for a snapshot.
+//! counts at the window's start and what each closed slot added, and the
+//! buffers a snapshot merges the stripes' counts into.
 
 use std::time::Duration;
 
