@@ -7,8 +7,9 @@
 //! locked instruction. A thread takes the lowest free slot on its first
 //! write and gives it back when it exits (a thread-local destructor); the
 //! next thread to take it continues the same counters. Threads that find
-//! every slot taken, or that write while their thread-locals are being
-//! destroyed, get `None` and use the atomic path.
+//! every slot taken get `None` and use the atomic path, and try again every
+//! 1,024 writes; threads that write while their thread-locals are being
+//! destroyed get `None` for good.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,8 +17,12 @@ use std::sync::OnceLock;
 
 /// Not asked for a slot yet.
 const UNASSIGNED: usize = usize::MAX;
-/// Asked and got none (all taken, or the thread is ending): atomic path.
+/// The thread is ending (or gave its slot back): atomic path for good.
 const NONE: usize = usize::MAX - 1;
+/// Every slot was taken: atomic path, asking again now and then.
+const NONE_FREE: usize = usize::MAX - 2;
+/// Writes on the atomic path between two asks for a free slot.
+const RETRY_EVERY: u32 = 1024;
 
 /// One bit per slot: taken.
 static TAKEN: AtomicU64 = AtomicU64::new(0);
@@ -26,6 +31,8 @@ thread_local! {
     /// This thread's slot, `UNASSIGNED` or `NONE`: no destructor, so
     /// reading it is one load.
     static SLOT: Cell<usize> = const { Cell::new(UNASSIGNED) };
+    /// Writes since the last ask, while every slot was taken.
+    static SINCE_ASKED: Cell<u32> = const { Cell::new(0) };
     /// Gives the slot back when the thread exits.
     static RELEASE: Release = const { Release };
 }
@@ -59,9 +66,26 @@ pub(crate) fn writer_slot() -> Option<usize> {
         Some(slot)
     } else if slot == UNASSIGNED {
         claim()
+    } else if slot == NONE_FREE {
+        ask_again()
     } else {
         None
     }
+}
+
+/// A thread that found every slot taken asks again every
+/// [`RETRY_EVERY`] writes.
+#[inline(never)]
+fn ask_again() -> Option<usize> {
+    let since = SINCE_ASKED.with(|n| {
+        let since = n.get() + 1;
+        n.set(since % RETRY_EVERY);
+        since
+    });
+    if since < RETRY_EVERY {
+        return None;
+    }
+    claim()
 }
 
 #[cold]
@@ -72,7 +96,7 @@ fn claim() -> Option<usize> {
     let slot = loop {
         let free = (!taken).trailing_zeros() as usize;
         if free >= count {
-            break NONE;
+            break NONE_FREE;
         }
         // Acquire: see the stores of the thread that held it before.
         match TAKEN.compare_exchange_weak(
@@ -87,13 +111,13 @@ fn claim() -> Option<usize> {
     };
     // Touching RELEASE registers its destructor; if this thread's locals
     // are already being destroyed, it fails and the slot goes back.
-    if slot != NONE && RELEASE.try_with(|_| ()).is_err() {
+    if slot < 64 && RELEASE.try_with(|_| ()).is_err() {
         TAKEN.fetch_and(!(1u64 << slot), Ordering::Release);
         SLOT.with(|s| s.set(NONE));
         return None;
     }
     SLOT.with(|s| s.set(slot));
-    (slot != NONE).then_some(slot)
+    (slot < 64).then_some(slot)
 }
 
 #[cfg(test)]
@@ -125,8 +149,64 @@ mod tests {
         held.sort_unstable();
         held.dedup();
         assert_eq!(held.len(), n, "{slots:?} {here:?}");
-        // Those threads have exited: a new thread can take a slot again.
-        let again = std::thread::spawn(writer_slot).join().unwrap();
+        // Those threads have exited: a new thread can take a slot again
+        // (asking again while another test holds them all).
+        let again = std::thread::spawn(|| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let slot = writer_slot();
+                if slot.is_some() || std::time::Instant::now() > deadline {
+                    return slot;
+                }
+            }
+        })
+        .join()
+        .unwrap();
         assert!(again.is_some_and(|s| s < writer_slots()));
+    }
+
+    /// A thread that found every slot taken gets one once a slot is free,
+    /// by asking again as it keeps writing.
+    #[test]
+    fn a_thread_without_a_slot_gets_one_once_one_is_free() {
+        use std::sync::mpsc;
+        // Holders take slots until a thread finds none: that one waits.
+        let mut holders = Vec::new();
+        let late = loop {
+            let (done_tx, done_rx) = mpsc::channel::<()>();
+            let (got_tx, got_rx) = mpsc::channel();
+            let thread = std::thread::spawn(move || {
+                let first = writer_slot();
+                got_tx.send(first).unwrap();
+                if first.is_some() {
+                    // Hold the slot until told.
+                    let _ = done_rx.recv();
+                    return None;
+                }
+                // Without a slot: keep writing until one comes.
+                let _ = done_rx.recv();
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while std::time::Instant::now() < deadline {
+                    if let Some(slot) = writer_slot() {
+                        return Some(slot);
+                    }
+                }
+                None
+            });
+            let got = got_rx.recv().unwrap();
+            holders.push((done_tx, thread));
+            if got.is_none() {
+                break holders.pop().unwrap();
+            }
+            assert!(holders.len() <= 64, "more slots than 64");
+        };
+        // The holders go, giving their slots back.
+        for (done, thread) in holders {
+            done.send(()).unwrap();
+            thread.join().unwrap();
+        }
+        late.0.send(()).unwrap();
+        let slot = late.1.join().unwrap();
+        assert!(slot.is_some_and(|s| s < writer_slots()), "{slot:?}");
     }
 }

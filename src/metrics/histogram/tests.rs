@@ -166,8 +166,9 @@ fn a_write_with_a_stale_clock_word_is_counted() {
     let stale = w.clock.load(Ordering::Relaxed);
     assert_eq!(h.summary(Duration::from_secs(10)).window.count, 1);
     assert_ne!(w.clock.load(Ordering::Relaxed), stale);
-    let k = crate::metrics::writers::writer_slot().unwrap();
-    let stripe = w.owned[k].get().unwrap();
+    // The one stripe that took the first value (this thread's own, or the
+    // shared one if every writer slot was taken meanwhile).
+    let (_, stripe) = w.stripes().next().unwrap();
     let bits = 2f64.to_bits();
     stripe.add_owned(crate::metrics::layout::position_of_bits(bits), bits, stale);
     let s = h.summary(Duration::from_secs(11));

@@ -347,7 +347,7 @@ impl TimeWindow {
         };
     }
 
-    fn stripes(&self) -> impl Iterator<Item = (usize, &Stripe)> {
+    pub(super) fn stripes(&self) -> impl Iterator<Item = (usize, &Stripe)> {
         self.owned
             .iter()
             .enumerate()
