@@ -152,10 +152,10 @@ mod tests {
         // Those threads have exited: a new thread can take a slot again
         // (asking again while another test holds them all).
         let again = std::thread::spawn(|| {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let start = std::time::Instant::now();
             loop {
                 let slot = writer_slot();
-                if slot.is_some() || std::time::Instant::now() > deadline {
+                if slot.is_some() || start.elapsed() > std::time::Duration::from_secs(10) {
                     return slot;
                 }
             }
@@ -185,8 +185,8 @@ mod tests {
                 }
                 // Without a slot: keep writing until one comes.
                 let _ = done_rx.recv();
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-                while std::time::Instant::now() < deadline {
+                let start = std::time::Instant::now();
+                while start.elapsed() < std::time::Duration::from_secs(10) {
                     if let Some(slot) = writer_slot() {
                         return Some(slot);
                     }

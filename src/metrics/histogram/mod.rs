@@ -63,6 +63,7 @@ mod count;
 mod reading;
 mod summary;
 mod time;
+mod time_read;
 
 #[cfg(test)]
 use bucket_math::bucket_midpoint;

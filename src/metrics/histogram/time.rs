@@ -1,6 +1,7 @@
-//! The time window: cumulative counters, one stripe per writing thread,
-//! and a reader that takes the window as differences. See
-//! [`Histogram`](super::Histogram) for how recording and reading meet.
+//! The time window's writing side: cumulative counters, one stripe per
+//! writing thread. The reader, which takes the window as differences, is
+//! in `time_read.rs`. See [`Histogram`](super::Histogram) for how
+//! recording and reading meet.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -8,25 +9,22 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::bucket_math::{bucket_stats, moments, window_stats_of};
-use super::reading::{
-    sparse_of, BucketState, Cached, Merged, OctaveCache, SlotDelta, TimeReader, SCRATCH,
-};
+use super::reading::{Merged, TimeReader};
 use super::*;
 use crate::metrics::layout;
 use crate::metrics::writers::{writer_slot, writer_slots};
 
 /// The clock word's low bits: the slot index (slots ≤ 64).
-const SLOT_BITS: u32 = 8;
+pub(super) const SLOT_BITS: u32 = 8;
 const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
 /// A slot tag no clock word has: the slot was never written.
 const NEVER: u64 = u64::MAX;
 /// Words of an octave mask.
-const MASK_WORDS: usize = OCTAVES.div_ceil(64);
+pub(super) const MASK_WORDS: usize = OCTAVES.div_ceil(64);
 /// An octave's counters: its 64 buckets, then how many values it took in
 /// all (so that readers re-read only the octaves that moved).
 const LANES: usize = SUBS + 1;
-const OCTAVE_TOTAL: usize = SUBS;
+pub(super) const OCTAVE_TOTAL: usize = SUBS;
 type OctaveCounts = [AtomicU64; LANES];
 
 pub(super) struct TimeWindow {
@@ -196,7 +194,7 @@ impl Stripe {
 
     /// Values this stripe took, zeros included: its zeros and octave totals,
     /// each stored last by a write (Acquire: the rest of those writes shows).
-    fn records(&self) -> u64 {
+    pub(super) fn records(&self) -> u64 {
         let mut records = self.head.zeros.load(Ordering::Acquire);
         for (w, word) in self.allocated.iter().enumerate() {
             let mut bits = word.load(Ordering::Acquire);
@@ -213,7 +211,7 @@ impl Stripe {
 
     /// Adds every allocated octave's counts into `cum`; `position` maps an
     /// octave to its place in `cum.octaves`.
-    fn read_into(&self, cum: &mut Merged, position: &mut [usize; OCTAVES]) {
+    pub(super) fn read_into(&self, cum: &mut Merged, position: &mut [usize; OCTAVES]) {
         for (w, word) in self.allocated.iter().enumerate() {
             let mut bits = word.load(Ordering::Acquire);
             while bits != 0 {
@@ -240,7 +238,7 @@ impl Stripe {
 
     /// Adds the sums, min and max of the live slots (tagged with the clock
     /// word each was opened with) into `window`.
-    fn read_slots(&self, reader: &TimeReader, window: &mut Merged) {
+    pub(super) fn read_slots(&self, reader: &TimeReader, window: &mut Merged) {
         for (slot, totals) in self.slots.iter().enumerate() {
             if !reader.live[slot] || totals.tag.load(Ordering::Acquire) != reader.tags[slot] {
                 continue;
@@ -251,7 +249,7 @@ impl Stripe {
         }
     }
 
-    fn heap_bytes(&self) -> usize {
+    pub(super) fn heap_bytes(&self) -> usize {
         let allocated = self.octaves.iter().filter(|o| o.get().is_some()).count();
         std::mem::size_of::<Stripe>()
             + self.octaves.len() * std::mem::size_of::<OnceLock<Box<OctaveCounts>>>()
@@ -354,422 +352,4 @@ impl TimeWindow {
             .filter_map(|(i, s)| s.get().map(|s| (i, &**s)))
             .chain(self.shared.get().map(|s| (self.owned.len(), &s.stripe)))
     }
-
-    /// True when no stripe has taken a value since the last read.
-    fn unchanged(&self, reader: &TimeReader) -> bool {
-        self.stripes().all(|(i, s)| s.records() == reader.seen[i])
-    }
-
-    /// The cumulative counts of every stripe, into `cum` (cleared first),
-    /// noting each stripe's record count first.
-    fn read_cumulative(&self, reader: &mut TimeReader, cum: &mut Merged) {
-        cum.clear();
-        let mut position = [usize::MAX; OCTAVES];
-        for (i, stripe) in self.stripes() {
-            reader.seen[i] = stripe.records();
-            stripe.read_into(cum, &mut position);
-        }
-        if !cum.octaves.is_sorted_by_key(|(o, _)| *o) {
-            cum.octaves.sort_unstable_by_key(|(o, _)| *o);
-        }
-        cum.count = cum.zeros
-            + cum
-                .octaves
-                .iter()
-                .map(|(_, c)| c.iter().sum::<u64>())
-                .sum::<u64>();
-    }
-
-    /// The window's counts: `cum` less `base`, into `window`.
-    fn window_counts(base: &Merged, cum: &Merged, window: &mut Merged) {
-        window.clear();
-        window.zeros = cum.zeros - base.zeros.min(cum.zeros);
-        let mut b = base.octaves.iter().peekable();
-        for (octave, counts) in &cum.octaves {
-            let mut w = *counts;
-            while let Some((bo, bc)) = b.next_if(|(bo, _)| bo <= octave) {
-                if bo == octave {
-                    for (x, y) in w.iter_mut().zip(bc) {
-                        *x = x.saturating_sub(*y);
-                    }
-                }
-            }
-            let m = moments(&w);
-            if m.0 > 0 {
-                window.octaves.push((*octave, w));
-                window.moments.push(m);
-            }
-        }
-        window.count = window.zeros + window.moments.iter().map(|m| m.0).sum::<u64>();
-    }
-
-    /// Opens a new slot if the current one has run for a slot's length,
-    /// and drops the closed slots whose whole span has left the window.
-    /// True when either happened.
-    fn rotate(
-        &self,
-        reader: &mut TimeReader,
-        now: Duration,
-        scratch: &mut (Merged, Merged),
-    ) -> bool {
-        let current = (reader.epoch % self.slots as u64) as usize;
-        let mut moved = false;
-        if now.saturating_sub(reader.starts[current]) >= self.slot_len {
-            // What the closing slot added: the counts now, less the base
-            // and the other closed slots.
-            let (cum, delta) = scratch;
-            self.read_cumulative(reader, cum);
-            Self::window_counts(&reader.base, cum, delta);
-            for d in reader.deltas.iter().flatten() {
-                d.apply(delta, false);
-            }
-            reader.deltas[current] = Some(SlotDelta::of(delta));
-            reader.ends[current] = now;
-            let next = (current + 1) % self.slots;
-            if reader.live[next] {
-                Self::retire(reader, next);
-            }
-            reader.epoch += 1;
-            reader.starts[next] = now;
-            reader.live[next] = true;
-            reader.tags[next] = reader.epoch << SLOT_BITS | next as u64;
-            self.clock.store(reader.tags[next], Ordering::Release);
-            moved = true;
-        }
-        let current = (reader.epoch % self.slots as u64) as usize;
-        let horizon = now.saturating_sub(self.length);
-        for slot in 0..self.slots {
-            if slot != current
-                && reader.live[slot]
-                && reader.ends[slot] <= horizon
-                && now >= self.length
-            {
-                Self::retire(reader, slot);
-                moved = true;
-            }
-        }
-        moved
-    }
-
-    /// Drops `slot` from the window: the base moves on by what it added.
-    fn retire(reader: &mut TimeReader, slot: usize) {
-        if let Some(delta) = reader.deltas[slot].take() {
-            delta.apply(&mut reader.base, true);
-            let base = &mut reader.base;
-            base.count = base.zeros
-                + base
-                    .octaves
-                    .iter()
-                    .map(|(_, c)| c.iter().sum::<u64>())
-                    .sum::<u64>();
-        }
-        reader.live[slot] = false;
-        reader.octaves_valid = false;
-    }
-
-    /// The window's counts of one octave: every stripe's, less the base.
-    fn octave_window(&self, octave: usize, base: &Merged) -> [u64; SUBS] {
-        let mut window = [0u64; SUBS];
-        for (_, stripe) in self.stripes() {
-            if let Some(counts) = stripe.octaves.get(octave).and_then(OnceLock::get) {
-                for (total, c) in window.iter_mut().zip(counts.iter()) {
-                    *total += c.load(Ordering::Relaxed);
-                }
-            }
-        }
-        if let Ok(at) = base.octaves.binary_search_by_key(&octave, |(o, _)| *o) {
-            for (w, b) in window.iter_mut().zip(&base.octaves[at].1) {
-                *w = w.saturating_sub(*b);
-            }
-        }
-        window
-    }
-
-    /// Brings the window's per-octave moments up to date, re-reading only
-    /// the octaves whose totals moved (all of them after a slot turned);
-    /// those go into `fresh`. The stripes' zeros, sums and extremes since
-    /// the start go into `life`.
-    fn read_changed(&self, reader: &mut TimeReader, fresh: &mut Merged, life: &mut Merged) {
-        fresh.clear();
-        life.clear();
-        let mut union = [0u64; MASK_WORDS];
-        for (i, stripe) in self.stripes() {
-            reader.seen[i] = stripe.records();
-            for (u, w) in union.iter_mut().zip(&stripe.allocated) {
-                *u |= w.load(Ordering::Acquire);
-            }
-            let head = &stripe.head;
-            life.zeros += head.zeros.load(Ordering::Relaxed);
-            life.sum += f64::from_bits(head.sum.load(Ordering::Relaxed));
-            life.min = life.min.min(head.min.load(Ordering::Relaxed));
-            life.max = life.max.max(head.max.load(Ordering::Relaxed));
-        }
-        for (w, mut bits) in union.into_iter().enumerate() {
-            while bits != 0 {
-                let octave = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                let total: u64 = self
-                    .stripes()
-                    .filter_map(|(_, s)| s.octaves.get(octave).and_then(OnceLock::get))
-                    .map(|c| c[OCTAVE_TOTAL].load(Ordering::Acquire))
-                    .sum();
-                let at = match reader.octaves.binary_search_by_key(&octave, |c| c.octave) {
-                    Ok(at) => at,
-                    Err(at) => {
-                        let new = OctaveCache {
-                            octave,
-                            seen: u64::MAX,
-                            moments: (0, 0.0, 0.0),
-                        };
-                        reader.octaves.insert(at, new);
-                        at
-                    }
-                };
-                if reader.octaves_valid && reader.octaves[at].seen == total {
-                    continue;
-                }
-                let counts = self.octave_window(octave, &reader.base);
-                reader.octaves[at] = OctaveCache {
-                    octave,
-                    seen: total,
-                    moments: moments(&counts),
-                };
-                fresh.octaves.push((octave, counts));
-            }
-        }
-        reader.octaves_valid = true;
-    }
-
-    pub(super) fn summary(
-        &self,
-        now: Duration,
-    ) -> (WindowStats, LifetimeStats, Option<BucketState>) {
-        let mut own = None;
-        SCRATCH.with(|cell| {
-            let mut shared = cell.try_borrow_mut();
-            let scratch = match &mut shared {
-                Ok(m) => &mut **m,
-                Err(_) => own.get_or_insert_with(|| (Merged::empty(), Merged::empty())),
-            };
-            self.summary_with(now, scratch)
-        })
-    }
-
-    fn summary_with(
-        &self,
-        now: Duration,
-        scratch: &mut (Merged, Merged),
-    ) -> (WindowStats, LifetimeStats, Option<BucketState>) {
-        let mut guard = self.reader.lock();
-        let reader = &mut *guard;
-        let moved = self.rotate(reader, now, scratch);
-        let oldest = (0..self.slots)
-            .filter(|&s| reader.live[s])
-            .map(|s| reader.starts[s])
-            .min()
-            .unwrap_or(now);
-        let span_seconds = now.saturating_sub(oldest).as_secs_f64();
-        if !moved && self.unchanged(reader) {
-            if let Some(c) = &reader.cached {
-                let mut window = c.window.clone();
-                window.span_seconds = span_seconds;
-                return (window, c.lifetime.clone(), c.buckets.clone());
-            }
-        }
-        let (stats, lifetime, buckets) = if reader.lifetime_buckets {
-            self.read_all(reader, scratch, span_seconds)
-        } else {
-            self.read_moved(reader, scratch, span_seconds)
-        };
-        reader.cached = Some(Cached {
-            window: stats.clone(),
-            lifetime: lifetime.clone(),
-            buckets: buckets.clone(),
-        });
-        (stats, lifetime, buckets)
-    }
-
-    /// Statistics and both bucket lists from every octave's counts.
-    fn read_all(
-        &self,
-        reader: &mut TimeReader,
-        (cum, window): &mut (Merged, Merged),
-        span_seconds: f64,
-    ) -> (WindowStats, LifetimeStats, Option<BucketState>) {
-        self.read_cumulative(reader, cum);
-        Self::window_counts(&reader.base, cum, window);
-        for (_, stripe) in self.stripes() {
-            stripe.read_slots(reader, window);
-        }
-        let stats = self.window_stats(
-            window.count,
-            window.sum,
-            window.min,
-            window.max,
-            span_seconds,
-            |lo, hi, mean| bucket_stats(window, lo, hi, mean),
-        );
-        let lifetime = settle_extremes(cum, &stats);
-        let buckets = BucketState {
-            window: sparse_of(window.zeros, [&window.octaves[..]]),
-            lifetime: sparse_of(cum.zeros, [&cum.octaves[..]]),
-        };
-        (stats, lifetime, Some(buckets))
-    }
-
-    /// Statistics from the octaves that moved since the last read and the
-    /// moments kept of the others.
-    fn read_moved(
-        &self,
-        reader: &mut TimeReader,
-        (fresh, life): &mut (Merged, Merged),
-        span_seconds: f64,
-    ) -> (WindowStats, LifetimeStats, Option<BucketState>) {
-        self.read_changed(reader, fresh, life);
-        for (_, stripe) in self.stripes() {
-            stripe.read_slots(reader, fresh);
-        }
-        let zeros = life.zeros.saturating_sub(reader.base.zeros);
-        let count = zeros + reader.octaves.iter().map(|c| c.moments.0).sum::<u64>();
-        let reader: &TimeReader = reader;
-        let stats = self.window_stats(
-            count,
-            fresh.sum,
-            fresh.min,
-            fresh.max,
-            span_seconds,
-            |lo, hi, mean| {
-                let octaves = reader
-                    .octaves
-                    .iter()
-                    .filter(|c| c.moments.0 > 0)
-                    .map(|c| (c.octave, c.moments));
-                let counts_of = |octave: usize| match fresh
-                    .octaves
-                    .binary_search_by_key(&octave, |(o, _)| *o)
-                {
-                    Ok(at) => fresh.octaves[at].1,
-                    Err(_) => self.octave_window(octave, &reader.base),
-                };
-                window_stats_of(octaves, counts_of, count, zeros, lo, hi, mean)
-            },
-        );
-        life.count = reader.base.count + count;
-        let lifetime = settle_extremes(life, &stats);
-        (stats, lifetime, None)
-    }
-
-    /// Window statistics from its count, sum and extremes, and `spread`:
-    /// the quantiles and standard deviation given the clamp and the mean.
-    fn window_stats(
-        &self,
-        count: u64,
-        sum: f64,
-        min: u64,
-        max: u64,
-        span_seconds: f64,
-        spread: impl FnOnce(f64, f64, f64) -> (Quantiles, f64),
-    ) -> WindowStats {
-        let mean = (count > 0).then(|| sum / count as f64);
-        // A writer adds its count before its sum and extremes: a read in
-        // between sees a count with the extremes of before (at first, min
-        // +inf and max 0). Then the quantiles are not clamped to them, and
-        // the missing extreme comes from the quantiles.
-        let (lo, hi) = (f64::from_bits(min), f64::from_bits(max));
-        let settled = lo <= hi;
-        let (mut min, mut max, mut quantiles, mut stddev) = (None, None, None, None);
-        if let Some(mean) = mean {
-            let (clamp_lo, clamp_hi) = if settled { (lo, hi) } else { (0.0, f64::MAX) };
-            let (q, sd) = spread(clamp_lo, clamp_hi, mean);
-            (min, max) = if settled {
-                (Some(lo), Some(hi))
-            } else {
-                (Some(lo.min(q.p50)), Some(hi.max(q.p999)))
-            };
-            (quantiles, stddev) = (Some(q), Some(sd));
-        }
-        WindowStats {
-            window: Window::Time {
-                length: self.length,
-                slots: self.slots as u32,
-            },
-            span_seconds,
-            count,
-            sum,
-            min,
-            max,
-            mean,
-            stddev,
-            quantiles,
-        }
-    }
-
-    pub(super) fn heap_bytes(&self) -> usize {
-        let reader = self.reader.lock();
-        let cache = reader.base.heap_bytes()
-            + reader
-                .deltas
-                .iter()
-                .flatten()
-                .map(SlotDelta::heap_bytes)
-                .sum::<usize>()
-            + reader
-                .cached
-                .as_ref()
-                .and_then(|c| c.buckets.as_ref())
-                .map_or(0, |b| b.window.heap_bytes() + b.lifetime.heap_bytes());
-        drop(reader);
-        cache
-            + self.owned.len() * std::mem::size_of::<OnceLock<Box<Stripe>>>()
-            + self.stripes().map(|(_, s)| s.heap_bytes()).sum::<usize>()
-    }
-}
-
-/// The lifetime's statistics from the stripes' totals (`cum`: count, sum,
-/// extremes, and maybe the buckets), the extremes widened by the window's.
-/// A write in progress has added its count before its extremes; then the
-/// extremes come from the lowest and highest buckets known to hold counts,
-/// so that a count never shows without them.
-fn settle_extremes(cum: &Merged, window: &WindowStats) -> LifetimeStats {
-    let mut life = LifetimeStats {
-        count: cum.count,
-        sum: cum.sum,
-        min: None,
-        max: None,
-    };
-    if cum.count == 0 {
-        return life;
-    }
-    let (mut lo, mut hi) = (f64::from_bits(cum.min), f64::from_bits(cum.max));
-    if let (Some(wlo), Some(whi)) = (window.min, window.max) {
-        (lo, hi) = (lo.min(wlo), hi.max(whi));
-    }
-    let held = |(octave, counts): &(usize, [u64; SUBS])| {
-        let first = counts.iter().position(|&c| c > 0)?;
-        let last = counts.iter().rposition(|&c| c > 0).unwrap_or(first);
-        let at = |sub: usize| layout::position_midpoint(octave * SUBS + sub);
-        Some((at(first), at(last)))
-    };
-    if lo == f64::INFINITY {
-        lo = if cum.zeros > 0 {
-            0.0
-        } else {
-            cum.octaves
-                .iter()
-                .find_map(held)
-                .map_or(0.0, |(first, _)| first)
-        };
-    }
-    if hi < lo || (hi == 0.0 && cum.count > cum.zeros) {
-        hi = cum
-            .octaves
-            .iter()
-            .rev()
-            .find_map(held)
-            .map_or(lo, |(_, last)| last)
-            .max(lo);
-    }
-    life.min = Some(lo);
-    life.max = Some(hi);
-    life
 }
