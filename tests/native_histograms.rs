@@ -167,7 +167,7 @@ fn native_of(h: &Value) -> (i64, u64, Vec<(i32, u64)>) {
 /// What a native histogram of `summary` must carry: its lifetime buckets
 /// cut to the export limit.
 fn exported(summary: &HistogramSummary) -> SparseBuckets {
-    let mut b = summary.lifetime_buckets.clone().unwrap();
+    let mut b = summary.lifetime_buckets.as_deref().cloned().unwrap();
     b.fit(DEFAULT_MAX_BUCKETS);
     b
 }
@@ -512,7 +512,7 @@ fn prometheus_scrapes_native_histograms_and_aggregates_them_across_instances() {
         .collect();
     let mut merged = routes[0].clone();
     routes[1..].iter().for_each(|s| merged.merge(s));
-    let mut all = merged.lifetime_buckets.clone().unwrap();
+    let mut all = merged.lifetime_buckets.as_deref().cloned().unwrap();
     assert_eq!(all.count(), values.len() as u64);
     let vitals_p99 = all.quantile(0.99).unwrap();
     let mut sorted = values.clone();

@@ -17,7 +17,7 @@ use push_support::{get, require_tool, wait_ready, Child};
 use serde_json::Value;
 use vitals::export::push::{DeliveryConfig, OtlpExporter, OtlpFormat, Temporality};
 use vitals::export::Exporter;
-use vitals::snapshot::{CounterSample, CounterValue};
+use vitals::snapshot::{CounterSample, CounterValue, SparseBuckets};
 use vitals::{MetricsCollector, Snapshot, Unit, Window};
 
 /// Starts the receiver; `None` (skip) when python3 or opentelemetry-proto
@@ -205,7 +205,7 @@ fn check_cumulative(points: &[Value], snap: &Snapshot) {
             assert_eq!(p["max"].as_f64(), life.max);
             // The snapshot's buckets at the scale sent.
             let scale = p["scale"].as_i64().unwrap();
-            let mut expect = lb.clone();
+            let mut expect = SparseBuckets::clone(lb);
             expect.downscale((6 - scale) as u32);
             let (offset, counts) = expect.offset_counts();
             let got: Vec<u64> = p["buckets"]

@@ -13,6 +13,8 @@
 #[path = "common/gen.rs"]
 mod gen;
 
+use std::sync::Arc;
+
 use proptest::prelude::*;
 use vitals::snapshot::{HistogramSummary, SparseBuckets};
 use vitals::{layout, MetricsCollector, Window};
@@ -151,7 +153,7 @@ proptest! {
         if !count_window {
             // Time windows: quantiles come from the buckets, so they merge exactly.
             prop_assert_eq!(sum.window.quantiles, one.window.quantiles);
-            prop_assert_eq!(sum.window_buckets.as_ref().map(SparseBuckets::count), Some(all.len() as u64 - one.dropped));
+            prop_assert_eq!(sum.window_buckets.as_deref().map(SparseBuckets::count), Some(all.len() as u64 - one.dropped));
         } else if let (Some(q), Some(b)) = (sum.window.quantiles, &sum.window_buckets) {
             // Count windows: exact quantiles on each side; the merged ones
             // come from the buckets, within their error.
@@ -225,14 +227,14 @@ proptest! {
         a.window.max = Some(stats[1]);
         a.window.mean = Some(stats[2]);
         a.window.stddev = Some(stats[3]);
-        a.window_buckets = Some(SparseBuckets { scale: scales.0, zeros: 1, counts: pairs.clone() });
+        a.window_buckets = Some(Arc::new(SparseBuckets { scale: scales.0, zeros: 1, counts: pairs.clone() }));
         let mut b = base.clone();
         b.window.count = counts.1;
         b.window.min = Some(stats[4]);
         b.window.max = Some(stats[5]);
         b.window.sum = stats[6];
         b.lifetime.sum = stats[7];
-        b.window_buckets = Some(SparseBuckets { scale: scales.1, zeros: 0, counts: pairs });
+        b.window_buckets = Some(Arc::new(SparseBuckets { scale: scales.1, zeros: 0, counts: pairs }));
         let mut c = a.clone();
         c.merge(&b);
         c.limit_buckets(1);

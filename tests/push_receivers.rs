@@ -242,7 +242,8 @@ fn remote_write_delivers_native_histograms_and_exemplars() {
         .histogram("request_duration_seconds", &[("route", "/a")])
         .unwrap()
         .lifetime_buckets
-        .clone()
+        .as_deref()
+        .cloned()
         .unwrap();
     let mut fitted = buckets.clone();
     fitted.fit(vitals::layout::DEFAULT_MAX_BUCKETS);

@@ -79,7 +79,7 @@ pub struct HdrLogExporter {
     value_scale: f64,
     serializer: V2DeflateSerializer,
     /// Each series' lifetime buckets at the previous export.
-    previous: HashMap<(Arc<str>, Labels), SparseBuckets>,
+    previous: HashMap<(Arc<str>, Labels), Arc<SparseBuckets>>,
     previous_unix_ms: Option<u64>,
     left_out: usize,
     serialized: Vec<u8>,
@@ -225,9 +225,9 @@ impl Exporter for HdrLogExporter {
                 .previous
                 .get(&key)
                 .and_then(|before| buckets.checked_sub(before))
-                .unwrap_or_else(|| buckets.clone());
+                .unwrap_or_else(|| SparseBuckets::clone(buckets));
             let hist = self.interval(&interval)?;
-            current.insert(key, buckets.clone());
+            current.insert(key, Arc::clone(buckets));
 
             self.serialized.clear();
             self.serializer

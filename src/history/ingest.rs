@@ -150,7 +150,7 @@ impl History {
             let buckets = h
                 .summary
                 .lifetime_buckets
-                .as_ref()
+                .as_deref()
                 .filter(|b| b.scale == crate::layout::SCALE)
                 .map(Cow::Borrowed);
             let reading = Incoming::Histogram {

@@ -84,6 +84,7 @@ fn unordered_lifetime_buckets_in_a_snapshot_give_the_same_history() {
         sorted.ingest(&snap).unwrap();
         let mut snap = snap;
         if let Some(b) = &mut snap.histograms[0].summary.lifetime_buckets {
+            let b = std::sync::Arc::make_mut(b);
             b.counts.reverse();
             let first = b.counts[0];
             b.counts.push((first.0, 0));

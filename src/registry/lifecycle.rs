@@ -163,7 +163,7 @@ pub(super) struct HistogramBase {
     sum: f64,
     saturated: u64,
     dropped: u64,
-    lifetime_buckets: Option<SparseBuckets>,
+    lifetime_buckets: Option<Arc<SparseBuckets>>,
     cumulative: Option<Vec<u64>>,
 }
 
@@ -303,7 +303,7 @@ impl Life {
         summary.saturated = summary.saturated.saturating_sub(base.saturated);
         summary.dropped = summary.dropped.saturating_sub(base.dropped);
         if let (Some(now), Some(then)) = (&summary.lifetime_buckets, &base.lifetime_buckets) {
-            summary.lifetime_buckets = now.checked_sub(then);
+            summary.lifetime_buckets = now.checked_sub(then).map(Arc::new);
         }
         if let (Some(now), Some(then)) = (&mut summary.buckets, &base.cumulative) {
             for (n, t) in now.cumulative.iter_mut().zip(then) {

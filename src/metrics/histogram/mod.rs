@@ -37,7 +37,7 @@
 //! snapshot reuses the last statistics.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::counter::Counter;
@@ -481,7 +481,7 @@ impl HistogramCore {
             }
             WindowCore::Count(w) => {
                 let (window, lifetime, buckets) = w.summary(now);
-                (window, lifetime, buckets, None)
+                (window, lifetime, buckets.map(Arc::new), None)
             }
         };
         HistogramSummary {

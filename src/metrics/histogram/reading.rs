@@ -2,6 +2,7 @@
 //! counts at the window's start and what each closed slot added, and the
 //! buffers a snapshot merges the stripes' counts into.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::bucket_math::Moments;
@@ -178,15 +179,34 @@ impl SlotDelta {
     }
 }
 
-/// The counts of the octave lists added up, as sparse buckets at scale 6.
-pub(super) fn sparse_of<const N: usize>(
+/// `shared` made the counts of the octave lists added up: rewritten in
+/// place when nothing else holds it (the last snapshot was dropped, as a
+/// reporter does), so that a steady reader allocates nothing; else a new
+/// allocation, leaving the holders theirs.
+pub(super) fn refill<const N: usize>(
+    shared: &mut Arc<SparseBuckets>,
     zeros: u64,
     lists: [&[(usize, [u64; SUBS])]; N],
-) -> SparseBuckets {
-    let mut all = SparseBuckets {
-        zeros,
-        ..SparseBuckets::default()
-    };
+) {
+    match Arc::get_mut(shared) {
+        Some(buckets) => sparse_into(buckets, zeros, lists),
+        None => {
+            let mut fresh = SparseBuckets::default();
+            sparse_into(&mut fresh, zeros, lists);
+            *shared = Arc::new(fresh);
+        }
+    }
+}
+
+/// `into` rewritten as the counts of the octave lists added up, at scale 6.
+fn sparse_into<const N: usize>(
+    into: &mut SparseBuckets,
+    zeros: u64,
+    lists: [&[(usize, [u64; SUBS])]; N],
+) {
+    into.scale = layout::SCALE;
+    into.zeros = zeros;
+    into.counts.clear();
     for_each_octave(lists, |octave, at| {
         let mut counts = [0u64; SUBS];
         for (list, i) in lists.iter().zip(at) {
@@ -198,11 +218,10 @@ pub(super) fn sparse_of<const N: usize>(
         }
         for (sub, &c) in counts.iter().enumerate() {
             if c > 0 {
-                all.counts.push((layout::index_at(octave * SUBS + sub), c));
+                into.counts.push((layout::index_at(octave * SUBS + sub), c));
             }
         }
     });
-    all
 }
 
 /// Calls `f` with each octave that any of the lists (each ascending by
@@ -241,8 +260,8 @@ thread_local! {
 /// lifetime's.
 #[derive(Clone)]
 pub(super) struct BucketState {
-    pub(super) window: SparseBuckets,
-    pub(super) lifetime: SparseBuckets,
+    pub(super) window: Arc<SparseBuckets>,
+    pub(super) lifetime: Arc<SparseBuckets>,
 }
 
 /// Bucket counts and totals, merged across stripes: cumulative, a

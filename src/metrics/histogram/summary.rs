@@ -139,8 +139,23 @@ pub struct HistogramSummary {
     /// [`lifetime_buckets(true)`](crate::Builder::lifetime_buckets): what
     /// makes [`merge`](HistogramSummary::merge) exact. Absent otherwise,
     /// and from JSON written before schema version 3.
+    ///
+    /// Both bucket lists are shared (`Arc`): snapshots taken while a series
+    /// did not move hold the same lists, and the collector rewrites its
+    /// lists in place once no snapshot holds them, so a reporter's ticks
+    /// copy and allocate none. `Arc::make_mut` gives a list of one's own
+    /// to change.
+    ///
+    /// ```
+    /// let m = vitals::MetricsCollector::builder().lifetime_buckets(true).build();
+    /// m.histogram("latency_seconds", &[]).record(0.25);
+    /// let (a, b) = (m.snapshot(), m.snapshot());
+    /// let lists = |s: &vitals::Snapshot| s.histograms[0].summary.lifetime_buckets.clone().unwrap();
+    /// assert!(std::sync::Arc::ptr_eq(&lists(&a), &lists(&b)));
+    /// assert_eq!(lists(&a).count(), 1);
+    /// ```
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window_buckets: Option<SparseBuckets>,
+    pub window_buckets: Option<Arc<SparseBuckets>>,
     /// Cumulative counts per exponential bucket over the series' life, for
     /// collectors built with
     /// [`lifetime_buckets(true)`](crate::Builder::lifetime_buckets) (time
@@ -150,7 +165,7 @@ pub struct HistogramSummary {
     /// distribution of the values recorded between them, which is what
     /// `History` (feature `history`) keeps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lifetime_buckets: Option<SparseBuckets>,
+    pub lifetime_buckets: Option<Arc<SparseBuckets>>,
     /// Lifetime counts per configured bucket bound, for histograms given
     /// bounds with
     /// [`configure_histogram_buckets`](crate::MetricsCollector::configure_histogram_buckets);
@@ -235,9 +250,9 @@ impl HistogramSummary {
         self.dropped = self.dropped.saturating_add(other.dropped);
         self.lifetime_buckets = match (&self.lifetime_buckets, &other.lifetime_buckets) {
             (Some(x), Some(y)) => {
-                let mut x = x.clone();
+                let mut x = SparseBuckets::clone(x);
                 x.merge(y);
-                Some(x)
+                Some(Arc::new(x))
             }
             _ => None,
         };
@@ -278,7 +293,7 @@ impl HistogramSummary {
             .into_iter()
             .flatten()
         {
-            b.fit(max_buckets);
+            Arc::make_mut(b).fit(max_buckets);
         }
     }
 }
@@ -300,16 +315,16 @@ fn max_of(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 /// Two sides' window buckets merged: kept while both have them, or the one
 /// side that has them when the other recorded nothing.
 fn merged(
-    mine: &Option<SparseBuckets>,
-    theirs: &Option<SparseBuckets>,
+    mine: &Option<Arc<SparseBuckets>>,
+    theirs: &Option<Arc<SparseBuckets>>,
     their_count: u64,
     merged_window: &WindowStats,
-) -> Option<SparseBuckets> {
+) -> Option<Arc<SparseBuckets>> {
     match (mine, theirs) {
         (Some(x), Some(y)) => {
-            let mut x = x.clone();
+            let mut x = SparseBuckets::clone(x);
             x.merge(y);
-            Some(x)
+            Some(Arc::new(x))
         }
         (Some(x), None) if their_count == 0 => Some(x.clone()),
         (None, Some(y)) if merged_window.count == their_count => Some(y.clone()),

@@ -335,3 +335,45 @@ fn a_second_writing_thread_adds_only_its_own_counters() {
     assert!((7 * 1024..=10 * 1024).contains(&added), "{added} bytes");
     assert_eq!(h.summary(Duration::ZERO).lifetime.count, 2 * n);
 }
+
+/// The bucket lists a summary hands out are shared, never changed under
+/// a holder: a summary kept while the series moves keeps its counts, and
+/// once every holder is gone the next read rewrites the lists in place
+/// (the same allocation) with the new counts.
+#[test]
+fn shared_bucket_lists_change_only_when_nobody_holds_them() {
+    let h = Histogram::from_storage(Storage::new(
+        HistogramCore::new(Window::default(), Duration::ZERO, None).with_lifetime_buckets(),
+        false,
+    ));
+    let mut expected = SparseBuckets::default();
+    let record = |h: &Histogram, expected: &mut SparseBuckets, v: f64| {
+        h.record(v);
+        expected.record(v);
+    };
+    record(&h, &mut expected, 0.5);
+    let lifetime = |s: &HistogramSummary| Arc::clone(s.lifetime_buckets.as_ref().unwrap());
+    let held = h.summary(Duration::ZERO);
+    let held_list = lifetime(&held);
+    // Unchanged: the same list, not a copy.
+    assert!(Arc::ptr_eq(
+        &held_list,
+        &lifetime(&h.summary(Duration::ZERO))
+    ));
+    // Changed while held: a new list; the held one keeps its count.
+    record(&h, &mut expected, 2.0);
+    let moved = h.summary(Duration::ZERO);
+    assert!(!Arc::ptr_eq(&held_list, &lifetime(&moved)));
+    assert_eq!((held_list.count(), lifetime(&moved).count()), (1, 2));
+    assert_eq!(*lifetime(&moved), expected);
+    // Nobody holds the lists any more: rewritten in place.
+    let address = Arc::as_ptr(&lifetime(&moved));
+    drop((held, held_list, moved));
+    for v in [3.0, 1e-3, 1e3] {
+        record(&h, &mut expected, v);
+        let s = h.summary(Duration::ZERO);
+        assert_eq!(Arc::as_ptr(&lifetime(&s)), address);
+        assert_eq!(*lifetime(&s), expected);
+        assert_eq!(s.window_buckets.as_ref().unwrap().count(), expected.count());
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::bucket_math::{bucket_stats, moments, window_stats_of};
 use super::reading::{
-    sparse_of, BucketState, Cached, Merged, OctaveCache, SlotDelta, TimeReader, SCRATCH,
+    refill, BucketState, Cached, Merged, OctaveCache, SlotDelta, TimeReader, SCRATCH,
 };
 use super::time::{Stripe, TimeWindow, MASK_WORDS, OCTAVE_TOTAL, SLOT_BITS};
 use super::*;
@@ -270,10 +270,17 @@ impl TimeWindow {
             |lo, hi, mean| bucket_stats(window, lo, hi, mean),
         );
         let lifetime = settle_extremes(cum, &stats);
-        let buckets = BucketState {
-            window: sparse_of(window.zeros, [&window.octaves[..]]),
-            lifetime: sparse_of(cum.zeros, [&cum.octaves[..]]),
+        // The last read's lists, rewritten in place once its snapshot is
+        // gone.
+        let mut buckets = match reader.cached.take().and_then(|c| c.buckets) {
+            Some(last) => last,
+            None => BucketState {
+                window: Arc::default(),
+                lifetime: Arc::default(),
+            },
         };
+        refill(&mut buckets.window, window.zeros, [&window.octaves[..]]);
+        refill(&mut buckets.lifetime, cum.zeros, [&cum.octaves[..]]);
         (stats, lifetime, Some(buckets))
     }
 

@@ -317,7 +317,7 @@ impl Cx<'_> {
                 // Delta keeps the full resolution to subtract exactly;
                 // cumulative copies straight into at most max_buckets.
                 let buckets = if delta {
-                    let mut b = b.clone();
+                    let mut b = SparseBuckets::clone(b);
                     b.normalize();
                     b
                 } else {

@@ -455,7 +455,8 @@ fn a_fitted_copy_equals_fitting_a_clone() {
     let full = m.snapshot().histograms[0]
         .summary
         .lifetime_buckets
-        .clone()
+        .as_deref()
+        .cloned()
         .unwrap();
     for max in [1, 2, 10, 160, 100_000] {
         let mut want = full.clone();
