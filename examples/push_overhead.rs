@@ -6,7 +6,7 @@
 //! A load thread keeps the registry busy meanwhile (every 10 ms, ten new
 //! values in each histogram, spread over its whole range, and one increment
 //! of each counter), so that no push finds a series unchanged; its own CPU
-//! time is measured apart and left out. The receivers only read each
+//! time is left out. The receivers only read each
 //! request and answer `204`: their work (a small part) is counted with the
 //! exporters', so the figure errs high.
 //!
@@ -14,9 +14,11 @@
 //! push_overhead`; `VITALS_OVERHEAD_SECS` (default 120) sets the length,
 //! `VITALS_OVERHEAD_INTERVAL_SECS` (default 10) the push interval,
 //! `VITALS_OVERHEAD_EXPORTERS` (`remote-write`, `otlp`, default both) the
-//! exporters. Linux only: the CPU time is read from `/proc/self/stat`
-//! (a plug-in sampling it would add its own cost to the figure).
+//! exporters. Linux only: each thread's CPU time is read, in nanoseconds,
+//! from `/proc/self/task/*/schedstat` (a plug-in sampling it would add its
+//! own cost to the figure).
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::thread;
@@ -30,7 +32,7 @@ use vitals::MetricsCollector;
 fn receiver() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    thread::spawn(move || {
+    let serve = move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             let mut buf = Vec::new();
@@ -62,37 +64,42 @@ fn receiver() -> String {
             }
             let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
         }
-    });
+    };
+    thread::Builder::new()
+        .name("receiver".into())
+        .spawn(serve)
+        .expect("spawn the receiver");
     format!("http://{addr}")
 }
 
-/// User + system CPU time of this process, from `/proc/self/stat` (fields
-/// 14 and 15, in the kernel's fixed 100 ticks a second); NaN elsewhere.
-fn process_cpu_seconds() -> f64 {
-    cpu_seconds("/proc/self/stat")
-}
-
-/// The same for the calling thread.
-fn thread_cpu_seconds() -> f64 {
-    cpu_seconds("/proc/thread-self/stat")
-}
-
-fn cpu_seconds(path: &str) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(path) else {
-        return f64::NAN;
+/// CPU time of each thread of this process, by thread id: its name and
+/// the nanoseconds it has run (`/proc/self/task/*/schedstat`, exact where
+/// `/proc/*/stat` counts in 10 ms ticks). Empty where there is no /proc.
+fn thread_cpu() -> BTreeMap<String, (String, u64)> {
+    let mut threads = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return threads;
     };
-    // The command name (field 2) may hold spaces: count from its ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-    // Fields 14 and 15 are the 12th and 13th after the name.
-    match (ticks(11), ticks(12)) {
-        (Some(user), Some(system)) => (user + system) / 100.0,
-        _ => f64::NAN,
+    for task in tasks.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let ran = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+        if let Some(ran) = ran {
+            let tid = task.file_name().to_string_lossy().into_owned();
+            threads.insert(tid, (name.trim().to_owned(), ran));
+        }
     }
+    threads
+}
+
+/// The calling thread's id, as `/proc/self/task` lists it.
+fn thread_id() -> String {
+    std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
+        .unwrap_or_default()
 }
 
 fn main() -> Result<(), vitals::Error> {
@@ -120,51 +127,45 @@ fn main() -> Result<(), vitals::Error> {
             }
         }
     }
-    let cpu = process_cpu_seconds;
-    // 0: warming up, 1: measuring, 2: stop.
-    let phase = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let load = {
-        let (metrics, phase) = (metrics.clone(), phase.clone());
-        thread::spawn(move || {
-            let histograms: Vec<_> = (0..10)
-                .flat_map(|name| (0..10).map(move |id| (name, id)))
-                .map(|(name, id)| {
-                    metrics.histogram(
-                        &format!("histogram_{name}_seconds"),
-                        &[("id", &id.to_string())],
-                    )
-                })
-                .collect();
-            let counters: Vec<_> = (0..10)
-                .flat_map(|name| (0..100).map(move |id| (name, id)))
-                .map(|(name, id)| {
-                    metrics.counter(&format!("counter_{name}_total"), &[("id", &id.to_string())])
-                })
-                .collect();
-            let mut k = 0u32;
-            let mut measured_from = None;
-            loop {
-                match phase.load(std::sync::atomic::Ordering::Relaxed) {
-                    0 => {}
-                    1 => {
-                        measured_from.get_or_insert_with(thread_cpu_seconds);
+        let (metrics, stop) = (metrics.clone(), stop.clone());
+        thread::Builder::new()
+            .name("load".into())
+            .spawn(move || {
+                let _ = tid_tx.send(thread_id());
+                let histograms: Vec<_> = (0..10)
+                    .flat_map(|name| (0..10).map(move |id| (name, id)))
+                    .map(|(name, id)| {
+                        metrics.histogram(
+                            &format!("histogram_{name}_seconds"),
+                            &[("id", &id.to_string())],
+                        )
+                    })
+                    .collect();
+                let counters: Vec<_> = (0..10)
+                    .flat_map(|name| (0..100).map(move |id| (name, id)))
+                    .map(|(name, id)| {
+                        metrics
+                            .counter(&format!("counter_{name}_total"), &[("id", &id.to_string())])
+                    })
+                    .collect();
+                let mut k = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for h in &histograms {
+                        for _ in 0..10 {
+                            k = k % 1000 + 97;
+                            h.record(f64::from(k) * 1e-4);
+                        }
                     }
-                    _ => break,
+                    counters.iter().for_each(|c| c.inc());
+                    thread::sleep(Duration::from_millis(10));
                 }
-                for h in &histograms {
-                    for _ in 0..10 {
-                        k = k % 1000 + 97;
-                        h.record(f64::from(k) * 1e-4);
-                    }
-                }
-                counters.iter().for_each(|c| c.inc());
-                thread::sleep(Duration::from_millis(10));
-            }
-            // Its CPU time over the measured span (from within 10 ms of
-            // its start).
-            thread_cpu_seconds() - measured_from.unwrap_or(f64::NAN)
-        })
+            })
+            .expect("spawn the load thread")
     };
+    let load_tid = tid_rx.recv().unwrap_or_default();
 
     let url = receiver();
     // `VITALS_OVERHEAD_EXPORTERS`: `remote-write`, `otlp` or both (default).
@@ -180,24 +181,40 @@ fn main() -> Result<(), vitals::Error> {
     let reporter = reporter.start()?;
     // Steady state only: after the first push.
     thread::sleep(Duration::from_millis(1500));
-    let (cpu_before, start) = (cpu(), Instant::now());
-    phase.store(1, std::sync::atomic::Ordering::Relaxed);
+    let (before, start) = (thread_cpu(), Instant::now());
     thread::sleep(Duration::from_secs(secs));
-    let (cpu_after, wall) = (cpu(), start.elapsed().as_secs_f64());
-    phase.store(2, std::sync::atomic::Ordering::Relaxed);
-    let load_cpu = load.join().unwrap_or(f64::NAN);
+    let (after, wall) = (thread_cpu(), start.elapsed().as_secs_f64());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = load.join();
     let status = reporter.shutdown();
 
     let pushes = (wall / interval as f64).round().max(1.0);
-    let spent = cpu_after - cpu_before - load_cpu;
     println!("series: 1,000 counters + 100 histograms, a push every {interval} s");
     for e in &status.exporters {
         println!("  {}: {} exports, {} failed", e.name, e.exported, e.failed);
     }
-    println!("load thread (left out): {load_cpu:.3} s of CPU");
-    println!("CPU time over {wall:.1} s: {spent:.3} s (resolution 10 ms)");
+    // Every thread's CPU time over the measured span; all but the load
+    // thread's are the cost of pushing (the main thread only sleeps).
+    let mut spent = 0.0;
+    println!("CPU time over {wall:.1} s, by thread:");
+    for (tid, (name, ran)) in &after {
+        let ran = ran.saturating_sub(before.get(tid).map_or(0, |(_, r)| *r)) as f64 / 1e9;
+        let left_out = *tid == load_tid;
+        if !left_out {
+            spent += ran;
+        }
+        println!(
+            "  {name:<16} {:>8.2} ms per push{}",
+            ran / pushes * 1e3,
+            if left_out {
+                " (the load: left out)"
+            } else {
+                ""
+            }
+        );
+    }
     println!(
-        "per push (snapshot, encodings, sending): {:.1} ms",
+        "per push (snapshot, encodings, sending, receiving): {:.1} ms",
         spent / pushes * 1e3
     );
     println!("{:.3} % of one core", 100.0 * spent / wall);
