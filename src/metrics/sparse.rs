@@ -296,20 +296,26 @@ impl SparseBuckets {
     /// assert_eq!(b.count(), n);
     /// ```
     pub fn fit(&mut self, max_buckets: usize) -> u32 {
+        let k = self.fit_steps(max_buckets);
+        self.downscale(k);
+        k
+    }
+
+    /// How far [`fit`](SparseBuckets::fit) would take the scale down: 0
+    /// when the buckets already fit.
+    pub(crate) fn fit_steps(&self, max_buckets: usize) -> u32 {
         let max = i64::try_from(max_buckets.max(1)).unwrap_or(i64::MAX);
         let mut k = 0;
         while let (Some(&(first, _)), Some(&(last, _))) = (self.counts.first(), self.counts.last())
         {
-            let k_now = k;
-            let span = i64::from(layout::downscale_index(last, k_now))
-                - i64::from(layout::downscale_index(first, k_now))
+            let span = i64::from(layout::downscale_index(last, k))
+                - i64::from(layout::downscale_index(first, k))
                 + 1;
-            if span <= max || k_now >= steps(self.scale, MIN_SCALE) {
+            if span <= max || k >= steps(self.scale, MIN_SCALE) {
                 break;
             }
             k += 1;
         }
-        self.downscale(k);
         k
     }
 

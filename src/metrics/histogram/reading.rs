@@ -179,71 +179,36 @@ impl SlotDelta {
     }
 }
 
-/// `shared` made the counts of the octave lists added up: rewritten in
-/// place when nothing else holds it (the last snapshot was dropped, as a
-/// reporter does), so that a steady reader allocates nothing; else a new
+/// `shared` made the counts of `octaves` (ascending by octave): rewritten
+/// in place when nothing else holds it (the last snapshot was dropped, as
+/// a reporter does), so that a steady reader allocates nothing; else a new
 /// allocation, leaving the holders theirs.
-pub(super) fn refill<const N: usize>(
+pub(super) fn refill(
     shared: &mut Arc<SparseBuckets>,
     zeros: u64,
-    lists: [&[(usize, [u64; SUBS])]; N],
+    octaves: &[(usize, [u64; SUBS])],
 ) {
     match Arc::get_mut(shared) {
-        Some(buckets) => sparse_into(buckets, zeros, lists),
+        Some(buckets) => sparse_into(buckets, zeros, octaves),
         None => {
             let mut fresh = SparseBuckets::default();
-            sparse_into(&mut fresh, zeros, lists);
+            sparse_into(&mut fresh, zeros, octaves);
             *shared = Arc::new(fresh);
         }
     }
 }
 
-/// `into` rewritten as the counts of the octave lists added up, at scale 6.
-fn sparse_into<const N: usize>(
-    into: &mut SparseBuckets,
-    zeros: u64,
-    lists: [&[(usize, [u64; SUBS])]; N],
-) {
+/// `into` rewritten as the non-empty buckets of `octaves`, at scale 6.
+fn sparse_into(into: &mut SparseBuckets, zeros: u64, octaves: &[(usize, [u64; SUBS])]) {
     into.scale = layout::SCALE;
     into.zeros = zeros;
     into.counts.clear();
-    for_each_octave(lists, |octave, at| {
-        let mut counts = [0u64; SUBS];
-        for (list, i) in lists.iter().zip(at) {
-            if let Some(i) = i {
-                for (total, c) in counts.iter_mut().zip(&list[i].1) {
-                    *total += c;
-                }
-            }
-        }
+    for (octave, counts) in octaves {
         for (sub, &c) in counts.iter().enumerate() {
             if c > 0 {
                 into.counts.push((layout::index_at(octave * SUBS + sub), c));
             }
         }
-    });
-}
-
-/// Calls `f` with each octave that any of the lists (each ascending by
-/// octave) holds, in ascending order, and where it is in each list.
-pub(super) fn for_each_octave<const N: usize>(
-    lists: [&[(usize, [u64; SUBS])]; N],
-    mut f: impl FnMut(usize, [Option<usize>; N]),
-) {
-    let mut next = [0usize; N];
-    loop {
-        let octave = (0..N)
-            .filter_map(|l| lists[l].get(next[l]).map(|(o, _)| *o))
-            .min();
-        let Some(octave) = octave else { break };
-        let mut at = [None; N];
-        for l in 0..N {
-            if lists[l].get(next[l]).is_some_and(|(o, _)| *o == octave) {
-                at[l] = Some(next[l]);
-                next[l] += 1;
-            }
-        }
-        f(octave, at);
     }
 }
 

@@ -293,7 +293,10 @@ impl HistogramSummary {
             .into_iter()
             .flatten()
         {
-            Arc::make_mut(b).fit(max_buckets);
+            // A shared list that already fits stays shared.
+            if b.fit_steps(max_buckets) > 0 {
+                Arc::make_mut(b).fit(max_buckets);
+            }
         }
     }
 }

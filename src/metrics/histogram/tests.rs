@@ -366,6 +366,14 @@ fn shared_bucket_lists_change_only_when_nobody_holds_them() {
     assert!(!Arc::ptr_eq(&held_list, &lifetime(&moved)));
     assert_eq!((held_list.count(), lifetime(&moved).count()), (1, 2));
     assert_eq!(*lifetime(&moved), expected);
+    // Limiting the buckets copies a shared list only when it must change.
+    let mut limited = moved.clone();
+    limited.limit_buckets(100_000);
+    assert!(Arc::ptr_eq(&lifetime(&limited), &lifetime(&moved)));
+    limited.limit_buckets(1);
+    assert!(lifetime(&limited).scale < 6 && lifetime(&limited).count() == 2);
+    assert_eq!(*lifetime(&moved), expected);
+    drop(limited);
     // Nobody holds the lists any more: rewritten in place.
     let address = Arc::as_ptr(&lifetime(&moved));
     drop((held, held_list, moved));

@@ -279,8 +279,8 @@ impl TimeWindow {
                 lifetime: Arc::default(),
             },
         };
-        refill(&mut buckets.window, window.zeros, [&window.octaves[..]]);
-        refill(&mut buckets.lifetime, cum.zeros, [&cum.octaves[..]]);
+        refill(&mut buckets.window, window.zeros, &window.octaves);
+        refill(&mut buckets.lifetime, cum.zeros, &cum.octaves);
         (stats, lifetime, Some(buckets))
     }
 

@@ -111,11 +111,7 @@ pub(crate) struct Head {
 /// fitted when made; only deltas merged while the backend was down may
 /// need it again.
 pub(super) fn fitted(buckets: &SparseBuckets, max: usize) -> Cow<'_, SparseBuckets> {
-    let span = match (buckets.counts.first(), buckets.counts.last()) {
-        (Some(a), Some(b)) => i64::from(b.0) - i64::from(a.0) + 1,
-        _ => 0,
-    };
-    if usize::try_from(span).is_ok_and(|s| s <= max) {
+    if buckets.fit_steps(max) == 0 {
         Cow::Borrowed(buckets)
     } else {
         let mut b = buckets.clone();
