@@ -459,3 +459,113 @@ fn pushgateway_puts_text_to_the_group_and_deletes_it_at_shutdown() {
     let text = String::from_utf8(last_put.body.clone()).unwrap();
     assert!(text.contains("\nbytes_total 42\n"), "{text}");
 }
+
+#[test]
+fn a_retry_after_of_zero_waits_the_backoff_not_a_busy_loop() {
+    let receiver = FakeReceiver::start(
+        (0..3)
+            .map(|_| Behaviour::Reply(503, "Retry-After: 0\r\n", ""))
+            .collect(),
+    );
+    let metrics = MetricsCollector::new();
+    let config = DeliveryConfig {
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(100),
+        ..quick()
+    };
+    let mut exporter = remote(&receiver.addr.to_string(), &metrics, config);
+    metrics.counter("jobs_total", &[]).inc();
+    exporter.export(&metrics.snapshot()).unwrap();
+    exporter.flush().unwrap();
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 4, "three 503s, then the 204");
+    // Jitter draws each wait from half to all of the 100 ms backoff.
+    for pair in seen.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(gap >= Duration::from_millis(45), "retried after {gap:?}");
+    }
+}
+
+#[test]
+fn a_long_response_head_and_many_interim_responses_are_still_answers() {
+    let many_headers: String = (0..70).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many_headers = format!("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n{many_headers}\r\n");
+    let interims = format!(
+        "{}HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 100 Continue\r\n\r\n".repeat(9)
+    );
+    let receiver = FakeReceiver::start(vec![
+        Behaviour::Raw(Box::leak(many_headers.into_boxed_str()).as_bytes()),
+        Behaviour::Raw(Box::leak(interims.into_boxed_str()).as_bytes()),
+    ]);
+    let metrics = MetricsCollector::new();
+    let mut exporter = remote(&receiver.addr.to_string(), &metrics, quick());
+    let c = metrics.counter("jobs_total", &[]);
+    for _ in 0..2 {
+        c.inc();
+        exporter.export(&metrics.snapshot()).unwrap();
+        exporter.flush().unwrap();
+    }
+    let stats = exporter.stats();
+    assert_eq!(receiver.seen().len(), 2, "each body sent once");
+    assert_eq!(
+        (stats.sent_requests, stats.failed_requests),
+        (2, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.last_error, None);
+}
+
+#[test]
+fn a_pushgateway_body_replaced_while_another_is_on_the_wire_is_counted() {
+    let receiver = FakeReceiver::start(vec![Behaviour::Slow(Duration::from_millis(800), 200)]);
+    let metrics = MetricsCollector::new();
+    let c = metrics.counter("c", &[]);
+    let mut exporter = PushgatewayExporter::builder(format!("http://{}", receiver.addr), "j")
+        .delivery(quick())
+        .build()
+        .unwrap();
+    // The first body waits on the wire; the second replaces nothing sent,
+    // the third replaces the second, which never goes.
+    for wait in [200, 50, 50] {
+        c.inc();
+        exporter.export(&metrics.snapshot()).unwrap();
+        std::thread::sleep(Duration::from_millis(wait));
+    }
+    exporter.flush().unwrap();
+    let stats = exporter.stats();
+    assert_eq!(receiver.seen().len(), 2, "the first body and the last");
+    assert_eq!(
+        (stats.sent_points, stats.dropped_points),
+        (2, 1),
+        "every point delivered or counted: {stats:?}"
+    );
+}
+
+#[cfg(feature = "otlp")]
+#[test]
+fn an_otlp_point_replaced_during_a_retry_is_counted_by_the_flush() {
+    use vitals::export::push::OtlpExporter;
+    let receiver = FakeReceiver::start(vec![Behaviour::Slow(Duration::from_millis(500), 503)]);
+    let metrics = MetricsCollector::new();
+    let g = metrics.gauge("g", &[]);
+    let mut exporter = OtlpExporter::builder(format!("http://{}", receiver.addr))
+        .delivery(quick())
+        .build()
+        .unwrap();
+    g.set(1.0);
+    exporter.export(&metrics.snapshot()).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    // While the first request is on the wire (and fails): its point is
+    // superseded by this one when the retry goes.
+    g.set(2.0);
+    exporter.export(&metrics.snapshot()).unwrap();
+    exporter.flush().unwrap();
+    let stats = exporter.stats();
+    assert_eq!(
+        (stats.sent_points, stats.dropped_points),
+        (1, 1),
+        "every point delivered or counted: {stats:?}"
+    );
+    assert_eq!(receiver.seen().len(), 2);
+}

@@ -190,3 +190,47 @@ fn remote_write_over_https_reaches_a_receiver_signed_by_a_private_ca() {
         .build();
     assert!(matches!(bad, Err(vitals::Error::InvalidConfig(_))));
 }
+
+/// A peer that starts a TLS record and then trickles it a byte at a time:
+/// the handshake reads the socket again and again inside one call, and
+/// the request timeout bounds them all together, so dropping the exporter
+/// returns within connect plus request timeout, not after the trickle.
+#[test]
+fn a_trickling_tls_peer_is_held_to_the_request_timeout() {
+    use std::io::{Read, Write};
+    use std::time::Instant;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let mut hello = [0u8; 4096];
+        let _ = s.read(&mut hello);
+        // A handshake record announcing 200 bytes, then 1 byte per 300 ms
+        // for 6 s.
+        let _ = s.write_all(&[0x16, 0x03, 0x03, 0x00, 0xc8]);
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(300));
+            if s.write_all(&[2]).is_err() {
+                return;
+            }
+        }
+    });
+    let metrics = MetricsCollector::new();
+    metrics.counter("c_total", &[]).inc();
+    let mut exporter = RemoteWriteExporter::builder(format!("https://127.0.0.1:{port}/w"))
+        .delivery(DeliveryConfig {
+            connect_timeout: Duration::from_millis(500),
+            request_timeout: Duration::from_millis(500),
+            ..DeliveryConfig::default()
+        })
+        .build()
+        .unwrap();
+    exporter.export(&metrics.snapshot()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    drop(exporter);
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(3), "drop took {took:?}");
+}

@@ -22,6 +22,8 @@ pub enum Behaviour {
     /// Reads the request, then waits for the test's `release()` before
     /// closing without an answer.
     Hold,
+    /// Waits, then answers with this status (no body).
+    Slow(Duration, u16),
 }
 
 /// One request the fake receiver read.
@@ -97,6 +99,13 @@ impl FakeReceiver {
                         let _ = stream.write_all(bytes);
                     }
                     Behaviour::Close => {}
+                    Behaviour::Slow(wait, status) => {
+                        std::thread::sleep(wait);
+                        let reply = format!(
+                            "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                        let _ = stream.write_all(reply.as_bytes());
+                    }
                     Behaviour::Hold => {
                         if let Some(rx) = held.lock().unwrap().take() {
                             let _ = rx.recv();

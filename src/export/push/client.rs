@@ -17,8 +17,11 @@ use crate::error::Error;
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Most of an error response's body kept for the error message.
 const MAX_BODY_BYTES: usize = 1024;
-/// Most headers parsed in a response head.
+/// Headers parsed without an allocation; a head with more gets room for
+/// as many as it has lines.
 const MAX_HEADERS: usize = 64;
+/// Most bytes of interim (`1xx`) responses read before the final one.
+const MAX_INTERIM_BYTES: usize = 4 * MAX_HEAD_BYTES;
 
 /// Where requests go: parsed once from the configured URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,9 +72,16 @@ impl Endpoint {
                 None if port.is_empty() => None,
                 None => return bad("junk after ]"),
             };
+            if v6[..end].parse::<std::net::Ipv6Addr>().is_err() {
+                return bad("what is in [ ] is not an IPv6 address");
+            }
             (&v6[..end], port)
         } else {
-            match authority.rsplit_once(':') {
+            match authority.split_once(':') {
+                // A second colon: an IPv6 address without its brackets.
+                Some((_, p)) if p.contains(':') => {
+                    return bad("an IPv6 address must be in [ ]");
+                }
                 Some((h, p)) => (h, Some(p)),
                 None => (authority, None),
             }
@@ -81,15 +91,17 @@ impl Endpoint {
         }
         if host
             .bytes()
-            .any(|b| b.is_ascii_control() || b == b' ' || b > 0x7e)
+            .any(|b| b.is_ascii_control() || b" []<>\\^`{|}\"".contains(&b) || b > 0x7e)
         {
-            return bad("the host has a space, a control or a non-ASCII character");
+            return bad("the host has a space, a control, a non-ASCII or a reserved character");
         }
         let port = match port {
             None if tls => 443,
             None => 80,
+            // Digits only: `parse` alone would take `+80`, which the
+            // `Host` header would then carry.
             Some(p) => match p.parse::<u16>() {
-                Ok(p) if p != 0 => p,
+                Ok(n) if n != 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
                 _ => return bad("the port must be 1 to 65535"),
             },
         };
@@ -228,7 +240,8 @@ impl HttpClient {
     pub(crate) fn send(&self, request: &Request<'_>) -> Result<Response, Failure> {
         let mut stream = self.connect()?;
         let deadline = deadline_after(Instant::now(), self.timeouts.request);
-        let _ = stream.tcp().set_nodelay(true);
+        stream.timed().deadline = deadline;
+        let _ = stream.timed().tcp.set_nodelay(true);
 
         let mut head = String::with_capacity(256);
         head.push_str(request.method);
@@ -267,7 +280,12 @@ impl HttpClient {
             .map_err(|e| Failure::Connect(format!("{}: {e}", self.endpoint.host)))?;
         let mut last = None;
         for addr in addrs {
-            match TcpStream::connect_timeout(&addr, self.timeouts.connect) {
+            let timed = |tcp| Timed {
+                tcp,
+                // Set by `send` once connected.
+                deadline: Instant::now(),
+            };
+            match TcpStream::connect_timeout(&addr, self.timeouts.connect).map(timed) {
                 #[cfg(feature = "tls")]
                 Ok(tcp) if self.tls.is_some() => {
                     let tls = self.tls.as_ref().map(|t| t.wrap(tcp));
@@ -289,19 +307,59 @@ impl HttpClient {
 
 /// A connection: plain TCP, or TLS over it.
 enum Stream {
-    Plain(TcpStream),
+    Plain(Timed),
     #[cfg(feature = "tls")]
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, Timed>>),
 }
 
 impl Stream {
-    /// The socket, for its timeouts.
-    fn tcp(&self) -> &TcpStream {
+    /// The socket.
+    fn timed(&mut self) -> &mut Timed {
         match self {
             Stream::Plain(s) => s,
             #[cfg(feature = "tls")]
-            Stream::Tls(s) => s.get_ref(),
+            Stream::Tls(s) => s.get_mut(),
         }
+    }
+}
+
+/// A socket of which every read and write may take only the time left
+/// before the request's deadline. One read or write of a TLS stream
+/// reads and writes the socket many times (the handshake): each of them
+/// must not be given the whole timeout afresh, or a peer trickling bytes
+/// holds the request far beyond it.
+struct Timed {
+    tcp: TcpStream,
+    deadline: Instant,
+}
+
+impl Timed {
+    fn left(&self) -> std::io::Result<Duration> {
+        match self.deadline.checked_duration_since(Instant::now()) {
+            Some(d) if !d.is_zero() => Ok(d),
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the request timeout passed",
+            )),
+        }
+    }
+}
+
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.tcp.set_read_timeout(Some(self.left()?))?;
+        self.tcp.read(buf)
+    }
+}
+
+impl Write for Timed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tcp.set_write_timeout(Some(self.left()?))?;
+        self.tcp.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tcp.flush()
     }
 }
 
@@ -354,12 +412,11 @@ fn is_timeout(e: &std::io::Error) -> bool {
     )
 }
 
+/// Writes all of `bytes` (the socket's own reads and writes stop at the
+/// deadline: see [`Timed`]).
 fn write_all(stream: &mut Stream, mut bytes: &[u8], deadline: Instant) -> Result<(), Failure> {
     while !bytes.is_empty() {
-        let timeout = remaining(deadline)?;
-        // A TLS write may read (the handshake), so both timeouts are set.
-        let _ = stream.tcp().set_write_timeout(Some(timeout));
-        let _ = stream.tcp().set_read_timeout(Some(timeout));
+        remaining(deadline)?;
         match stream.write(bytes) {
             Ok(0) => return Err(Failure::Io("the peer stopped reading".into())),
             Ok(n) => bytes = &bytes[n..],
@@ -374,9 +431,7 @@ fn write_all(stream: &mut Stream, mut bytes: &[u8], deadline: Instant) -> Result
 /// Reads into `buf` once; `Ok(0)` is end of stream.
 fn read_some(stream: &mut Stream, buf: &mut [u8], deadline: Instant) -> Result<usize, Failure> {
     loop {
-        let timeout = remaining(deadline)?;
-        let _ = stream.tcp().set_read_timeout(Some(timeout));
-        let _ = stream.tcp().set_write_timeout(Some(timeout));
+        remaining(deadline)?;
         match stream.read(buf) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -386,18 +441,77 @@ fn read_some(stream: &mut Stream, buf: &mut [u8], deadline: Instant) -> Result<u
     }
 }
 
+/// What a complete response head says.
+struct Head {
+    /// Its length in bytes.
+    len: usize,
+    status: u16,
+    retry_after: Option<Duration>,
+    content_length: Option<usize>,
+}
+
+/// Parses the response head at the start of `buf`: `None` while it is
+/// incomplete.
+fn parse_head(buf: &[u8]) -> Result<Option<Head>, httparse::Error> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    match parse_head_into(buf, &mut headers) {
+        Err(httparse::Error::TooManyHeaders) => {
+            // No more headers than lines; `buf` is at most 16 KiB.
+            let lines = buf.iter().filter(|&&b| b == b'\n').count();
+            let mut headers = vec![httparse::EMPTY_HEADER; lines + 1];
+            parse_head_into(buf, &mut headers)
+        }
+        other => other,
+    }
+}
+
+fn parse_head_into<'b>(
+    buf: &'b [u8],
+    headers: &mut [httparse::Header<'b>],
+) -> Result<Option<Head>, httparse::Error> {
+    let mut parsed = httparse::Response::new(headers);
+    let httparse::Status::Complete(len) = parsed.parse(buf)? else {
+        return Ok(None);
+    };
+    let header = |name: &str| {
+        parsed
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .map(str::trim)
+    };
+    // Seconds as digits only (`+5` is not a delay).
+    let number = |v: &str| {
+        v.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| v.parse::<u64>().ok())
+            .flatten()
+    };
+    Ok(Some(Head {
+        len,
+        status: parsed.code.unwrap_or(0),
+        retry_after: header("retry-after")
+            .and_then(number)
+            .map(Duration::from_secs),
+        content_length: header("content-length")
+            .and_then(number)
+            .and_then(|n| usize::try_from(n).ok()),
+    }))
+}
+
 fn read_response(stream: &mut Stream, deadline: Instant) -> Result<Response, Failure> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     // Whether `buf` may hold a complete head not parsed yet (after an
     // interim 1xx response was taken off its front).
     let mut parse_first = false;
-    let mut interim = 0;
+    let mut interim_bytes = 0;
     loop {
         if !parse_first {
             let n = read_some(stream, &mut chunk, deadline)?;
             if n == 0 {
-                return Err(if buf.is_empty() && interim == 0 {
+                return Err(if buf.is_empty() && interim_bytes == 0 {
                     Failure::Io("the peer closed the connection without answering".into())
                 } else {
                     Failure::BadResponse(
@@ -408,40 +522,34 @@ fn read_response(stream: &mut Stream, deadline: Instant) -> Result<Response, Fai
             buf.extend_from_slice(&chunk[..n]);
         }
         parse_first = false;
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Response::new(&mut headers);
-        match parsed.parse(&buf) {
-            Ok(httparse::Status::Complete(head_len)) => {
-                let status = parsed.code.unwrap_or(0);
+        match parse_head(&buf) {
+            Ok(Some(head)) => {
+                let status = head.status;
                 if status < 100 {
                     return Err(Failure::BadResponse(format!("status {status}")));
                 }
                 // An interim response (`100 Continue`, `103 Early Hints`):
-                // the final one follows on the same connection.
-                if status < 200 && status != 101 && interim < 8 {
-                    interim += 1;
-                    buf.drain(..head_len);
+                // the final one follows on the same connection. As many
+                // as fit in 64 KiB, within the request timeout.
+                if status < 200 && status != 101 {
+                    interim_bytes += head.len;
+                    if interim_bytes > MAX_INTERIM_BYTES {
+                        return Err(Failure::BadResponse(format!(
+                            "more than {MAX_INTERIM_BYTES} bytes of interim responses"
+                        )));
+                    }
+                    buf.drain(..head.len);
                     parse_first = !buf.is_empty();
                     continue;
                 }
-                let retry_after = parsed
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("retry-after"))
-                    .and_then(|h| std::str::from_utf8(h.value).ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                let content_length = parsed
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .and_then(|h| std::str::from_utf8(h.value).ok())
-                    .and_then(|v| v.trim().parse::<usize>().ok());
-                let mut body = buf.split_off(head_len);
+                let mut body = buf.split_off(head.len);
                 if !(200..300).contains(&status) {
                     // Keep the start of the body for the error message; a
                     // failure to read it costs only the message.
-                    let want = content_length.unwrap_or(MAX_BODY_BYTES).min(MAX_BODY_BYTES);
+                    let want = head
+                        .content_length
+                        .unwrap_or(MAX_BODY_BYTES)
+                        .min(MAX_BODY_BYTES);
                     while body.len() < want {
                         match read_some(stream, &mut chunk, deadline) {
                             Ok(0) | Err(_) => break,
@@ -454,12 +562,12 @@ fn read_response(stream: &mut Stream, deadline: Instant) -> Result<Response, Fai
                 }
                 return Ok(Response {
                     status,
-                    retry_after,
+                    retry_after: head.retry_after,
                     body,
                 });
             }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => {}
-            Ok(httparse::Status::Partial) => {
+            Ok(None) if buf.len() < MAX_HEAD_BYTES => {}
+            Ok(None) => {
                 return Err(Failure::BadResponse(format!(
                     "response head longer than {MAX_HEAD_BYTES} bytes"
                 )))
@@ -509,6 +617,13 @@ mod tests {
             "http://[::1",
             "http://h\0st/",
             "http://h/\u{e9}",
+            // A sign in the port would reach the `Host` header.
+            "http://h:+80/",
+            "http://h:-1/",
+            // IPv6 needs its brackets, and an address in them.
+            "http://::1:9/w",
+            "http://[zz]:80/",
+            "http://h<x>/",
         ] {
             let err = Endpoint::parse(bad).unwrap_err();
             assert!(matches!(err, Error::InvalidConfig(_)), "{bad}: {err}");

@@ -205,6 +205,12 @@ pub(crate) trait Backlog: Send + 'static {
     fn complete(&mut self, ticket: u64);
     fn bytes(&self) -> usize;
     fn points(&self) -> u64;
+    /// Points dropped since the last call where no `Dropped` could be
+    /// returned (while choosing the next request); asked after every
+    /// `next` and before the sender's state is dropped.
+    fn take_dropped(&mut self) -> Option<Dropped> {
+        None
+    }
 }
 
 /// Points an exporter dropped while adding to its backlog.
@@ -365,6 +371,9 @@ impl<B: Backlog> Drop for Delivery<B> {
             let _ = thread.join();
         }
         let mut st = self.shared.state.lock();
+        if let Some(dropped) = st.backlog.take_dropped() {
+            self.shared.dropped(&mut st, dropped);
+        }
         let points = st.backlog.points();
         if points > 0 {
             self.shared.dropped(
@@ -467,7 +476,11 @@ fn run<B: Backlog>(shared: &Shared<B>, mut send: SendFn) {
                 if st.stop {
                     return;
                 }
-                if let Some(out) = st.backlog.next() {
+                let out = st.backlog.next();
+                if let Some(dropped) = st.backlog.take_dropped() {
+                    shared.dropped(&mut st, dropped);
+                }
+                if let Some(out) = out {
                     st.in_flight = true;
                     break out;
                 }
@@ -507,10 +520,14 @@ fn run<B: Backlog>(shared: &Shared<B>, mut send: SendFn) {
                 shared.counter(RETRIED_REQUESTS_METRIC, None, 1);
                 attempt = attempt.saturating_add(1);
                 // The server's word is kept even by a flush; only our own
-                // backoff is cut short.
+                // backoff is cut short. A `Retry-After` shorter than the
+                // backoff (`0`) gets the backoff: never a busy loop.
+                let ours = rng.jitter(shared.config.backoff(attempt));
                 Some(match retry_after {
-                    Some(d) => (d.min(shared.config.max_retry_after), false),
-                    None => (rng.jitter(shared.config.backoff(attempt)), true),
+                    Some(d) if d.min(shared.config.max_retry_after) > ours => {
+                        (d.min(shared.config.max_retry_after), false)
+                    }
+                    _ => (ours, true),
                 })
             }
         };

@@ -47,8 +47,8 @@
 //!   snapshot is delivered if the backend answers in time.
 //!
 //! The transport is HTTP/1.1 on `std::net` (one connection per request),
-//! with `httparse` reading the answers: no async runtime, no TLS yet (plain
-//! `http://` URLs only).
+//! with `httparse` reading the answers: no async runtime; `https://` URLs
+//! with the `tls` feature (rustls).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -105,9 +105,64 @@ pub(crate) fn check_header_value(what: &str, value: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Headers the exporters write themselves: a user's copy would frame the
+/// request twice (`Content-Length` and `Transfer-Encoding`), send it to
+/// another `Host`, or state its type twice.
+const OWN_HEADERS: [&str; 12] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+    "content-type",
+    "content-encoding",
+    "user-agent",
+];
+
+/// Checks a header a user configured: its name an HTTP token and not one
+/// the exporter writes itself, its value as [`check_header_value`].
+pub(crate) fn check_header(name: &str, value: &str) -> Result<(), Error> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Err(Error::InvalidConfig(format!(
+            "header name {name:?} is not an HTTP token"
+        )));
+    }
+    if OWN_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+        return Err(Error::InvalidConfig(format!(
+            "header {name:?} is written by the exporter itself"
+        )));
+    }
+    check_header_value(&format!("header {name:?}"), value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_that_frame_the_request_are_refused() {
+        assert!(check_header("x-api-key", "k").is_ok());
+        assert!(check_header("Authorization", "Bearer t").is_ok());
+        for name in [
+            "Content-Length",
+            "host",
+            "TRANSFER-ENCODING",
+            "content-type",
+        ] {
+            let err = check_header(name, "1").unwrap_err();
+            assert!(err.to_string().contains("exporter itself"), "{err}");
+        }
+        for name in ["", "bad key", "a:b", "a\r\nb"] {
+            let err = check_header(name, "1").unwrap_err();
+            assert!(err.to_string().contains("HTTP token"), "{err}");
+        }
+        assert!(check_header("x", "a\r\nHost: evil").is_err());
+    }
 
     #[test]
     fn header_values_with_line_breaks_are_refused() {

@@ -442,6 +442,11 @@ fn push_segment(path: &mut String, name: &str, value: &str) {
 struct LatestBody {
     pending: Option<(u64, Vec<u8>, u64)>,
     seq: u64,
+    /// The ticket and points of the body last handed to the sender, until
+    /// it is delivered or refused.
+    on_wire: Option<(u64, u64)>,
+    /// Points superseded where no `Dropped` could be returned.
+    unreported: u64,
 }
 
 impl LatestBody {
@@ -449,19 +454,34 @@ impl LatestBody {
         self.seq += 1;
         let old = self.pending.replace((self.seq, body, points));
         match old {
-            // The one being sent is not lost: it is on its way.
-            Some((_, _, points)) if !in_flight => Some(Dropped {
+            // The one being sent is not lost: it is on its way (if its
+            // request fails, `next` counts it).
+            Some((seq, _, _)) if in_flight && self.on_wire.is_some_and(|(t, _)| t == seq) => None,
+            Some((_, _, points)) => Some(Dropped {
                 points,
                 reason: "superseded",
             }),
-            _ => None,
+            None => None,
         }
     }
 }
 
 impl Backlog for LatestBody {
     fn next(&mut self) -> Option<Outgoing> {
-        self.pending.as_ref().map(|(seq, body, points)| Outgoing {
+        // A body that was on the wire, failed, and was replaced meanwhile
+        // will not be sent again.
+        if let Some((ticket, points)) = self.on_wire.take() {
+            if self
+                .pending
+                .as_ref()
+                .is_none_or(|(seq, _, _)| *seq != ticket)
+            {
+                self.unreported += points;
+            }
+        }
+        let (seq, body, points) = self.pending.as_ref()?;
+        self.on_wire = Some((*seq, *points));
+        Some(Outgoing {
             ticket: *seq,
             body: body.clone(),
             points: *points,
@@ -469,6 +489,9 @@ impl Backlog for LatestBody {
     }
 
     fn complete(&mut self, ticket: u64) {
+        if self.on_wire.is_some_and(|(t, _)| t == ticket) {
+            self.on_wire = None;
+        }
         if self
             .pending
             .as_ref()
@@ -484,6 +507,27 @@ impl Backlog for LatestBody {
 
     fn points(&self) -> u64 {
         self.pending.as_ref().map_or(0, |(_, _, points)| *points)
+    }
+
+    fn take_dropped(&mut self) -> Option<Dropped> {
+        // Asked with nothing in flight: a body that went on the wire, was
+        // replaced, and is not pending any more is lost (at shutdown, after
+        // a failed last request).
+        if let Some((ticket, points)) = self.on_wire {
+            if self
+                .pending
+                .as_ref()
+                .is_none_or(|(seq, _, _)| *seq != ticket)
+            {
+                self.unreported += points;
+                self.on_wire = None;
+            }
+        }
+        let points = std::mem::take(&mut self.unreported);
+        (points > 0).then_some(Dropped {
+            points,
+            reason: "superseded",
+        })
     }
 }
 

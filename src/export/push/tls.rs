@@ -2,7 +2,7 @@
 //! provider, the Mozilla root certificates (`webpki-roots`) and any extra
 //! certificate authorities the exporter is given.
 
-use std::net::TcpStream;
+use std::io::{Read, Write};
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
@@ -64,14 +64,15 @@ impl Tls {
         })
     }
 
-    /// A TLS stream over `tcp`; the handshake happens on the first write.
-    pub(crate) fn wrap(
+    /// A TLS stream over `socket`; the handshake happens on the first
+    /// write.
+    pub(crate) fn wrap<S: Read + Write>(
         &self,
-        tcp: TcpStream,
-    ) -> Result<StreamOwned<ClientConnection, TcpStream>, String> {
+        socket: S,
+    ) -> Result<StreamOwned<ClientConnection, S>, String> {
         let conn = ClientConnection::new(Arc::clone(&self.config), self.server.clone())
             .map_err(|e| format!("TLS: {e}"))?;
-        Ok(StreamOwned::new(conn, tcp))
+        Ok(StreamOwned::new(conn, socket))
     }
 }
 

@@ -112,6 +112,15 @@ impl Backlog for OtlpBacklog {
     fn points(&self) -> u64 {
         self.queued.points + self.sent.as_ref().map_or(0, |(_, s)| s.points)
     }
+
+    /// Points a retry's requeue superseded (see `requeue_sent`).
+    fn take_dropped(&mut self) -> Option<Dropped> {
+        let points = std::mem::take(&mut self.unreported);
+        (points > 0).then_some(Dropped {
+            points,
+            reason: "superseded",
+        })
+    }
 }
 
 /// Gzips a body (feature `otlp-gzip`; without it `gzip` is never set).

@@ -320,8 +320,9 @@ pub(super) fn exemplar_ids(e: &Exemplar) -> ExemplarIds<'_> {
 }
 
 /// The bytes of a string of hex digits (either case), or `None`.
+/// Digits only: `from_str_radix` alone would take a sign (`+1`).
 fn hex_bytes(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..text.len())

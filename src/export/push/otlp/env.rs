@@ -2,8 +2,37 @@
 //! the resource attributes it sends when none say otherwise.
 
 use crate::error::Error;
+use crate::export::push::check_header;
+use crate::export::push::client::Endpoint;
 
 use super::{OtlpBuilder, OtlpFormat, Temporality};
+
+/// Every variable [`apply`] reads.
+pub(super) const VARIABLES: [&str; 13] = [
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_SERVICE_NAME",
+];
+
+/// The process environment's value of `name`: an error for one that is
+/// not UTF-8, which would otherwise be taken for unset.
+pub(super) fn process_env(name: &str) -> Result<Option<String>, Error> {
+    match std::env::var(name) {
+        Ok(v) => Ok(Some(v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(invalid(name, "is not valid UTF-8")),
+    }
+}
 
 /// `service.name` and the `telemetry.sdk.*` attributes.
 pub(super) fn default_resource() -> Vec<(String, String)> {
@@ -48,14 +77,21 @@ pub(super) fn apply(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<OtlpBuilder, Error> {
     let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-    if let Some(v) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-        b.url = v.trim().to_owned();
-        b.append_path = true;
+    // A value that parses but that `build` would refuse is named here,
+    // with its variable.
+    fn named(name: &str) -> impl Fn(Error) -> Error + '_ {
+        move |e| invalid(name, e.to_string())
     }
-    // The signal's own endpoint is used as it is, path included.
-    if let Some(v) = get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") {
-        b.url = v.trim().to_owned();
-        b.append_path = false;
+    for (name, append_path) in [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", true),
+        // The signal's own endpoint is used as it is, path included.
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", false),
+    ] {
+        if let Some(v) = get(name) {
+            b.url = v.trim().to_owned();
+            b.append_path = append_path;
+            Endpoint::parse(&b.url()).map_err(named(name))?;
+        }
     }
     for name in [
         "OTEL_EXPORTER_OTLP_HEADERS",
@@ -63,6 +99,7 @@ pub(super) fn apply(
     ] {
         if let Some(v) = get(name) {
             for (k, v) in parse_list(name, &v)? {
+                check_header(&k, &v).map_err(named(name))?;
                 b = b.header(k, v);
             }
         }
@@ -95,6 +132,7 @@ pub(super) fn apply(
                 .parse()
                 .map_err(|_| invalid(name, "must be a whole number of milliseconds"))?;
             b.config.request_timeout = std::time::Duration::from_millis(ms);
+            b.config.timeouts().validate().map_err(named(name))?;
         }
     }
     let name = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
@@ -173,7 +211,11 @@ fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
+            // Two hex digits: `from_str_radix` alone would take `+A`.
             let hex = bytes.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
             let hex = std::str::from_utf8(hex).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
@@ -200,7 +242,9 @@ mod tests {
                 ("c".to_owned(), String::new()),
             ]
         );
-        for bad in ["novalue", "=x", "a=%zz", "a=%4", "a=%ff"] {
+        for bad in [
+            "novalue", "=x", "a=%zz", "a=%4", "a=%ff", "a=%+A", "a=%+0", "a=%-1",
+        ] {
             let err = parse_list("OTEL_RESOURCE_ATTRIBUTES", bad).unwrap_err();
             assert_eq!(err.kind(), "invalid_env", "{bad}");
             assert!(

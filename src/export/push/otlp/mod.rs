@@ -57,7 +57,7 @@ use crate::export::Exporter;
 use crate::registry::MetricsCollector;
 use crate::snapshot::Snapshot;
 
-use super::check_header_value;
+use super::check_header;
 use super::client::{Endpoint, HttpClient, Request};
 use super::delivery::{Delivery, DeliveryConfig, PushStats};
 
@@ -191,11 +191,17 @@ impl OtlpBuilder {
     }
 
     /// Adds a header to every request (`x-api-key`, `Authorization`...),
-    /// replacing one of the same name.
+    /// replacing one of the same name. Headers the exporter writes itself
+    /// (`Host`, `Content-Length`, `Content-Type`, `Content-Encoding`,
+    /// `User-Agent`, `Connection`, `Transfer-Encoding` and the other
+    /// hop-by-hop ones) are refused by [`build`](Self::build), as are
+    /// names that are not HTTP tokens and values with line breaks.
     ///
     /// ```
-    /// let b = vitals::export::push::OtlpExporter::builder("http://h:4318")
-    ///     .header("authorization", "Bearer t\r\nX: y");
+    /// use vitals::export::push::OtlpExporter;
+    /// let b = OtlpExporter::builder("http://h:4318").header("authorization", "Bearer t\r\nX: y");
+    /// assert!(matches!(b.build(), Err(vitals::Error::InvalidConfig(_))));
+    /// let b = OtlpExporter::builder("http://h:4318").header("Content-Length", "0");
     /// assert!(matches!(b.build(), Err(vitals::Error::InvalidConfig(_))));
     /// ```
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
@@ -341,7 +347,9 @@ impl OtlpBuilder {
     ///
     /// [`Error::InvalidEnvVar`] naming the variable: a list entry without
     /// `=` or with a bad `%`-escape, an unknown protocol (`grpc` included),
-    /// temporality or compression, a timeout that is not a number.
+    /// temporality or compression, a timeout that is not a number or not
+    /// 1 ms to 1 h, an endpoint or a header that
+    /// [`build`](Self::build) would refuse.
     ///
     /// ```
     /// use vitals::export::push::OtlpExporter;
@@ -397,13 +405,7 @@ impl OtlpBuilder {
             ));
         }
         for (name, value) in &self.headers {
-            let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-            if name.is_empty() || !name.bytes().all(token) {
-                return Err(Error::InvalidConfig(format!(
-                    "header name {name:?} is not an HTTP token"
-                )));
-            }
-            check_header_value(&format!("header {name:?}"), value)?;
+            check_header(name, value)?;
         }
         if self.max_buckets < 2 {
             return Err(Error::InvalidConfig(format!(
@@ -529,13 +531,17 @@ impl OtlpExporter {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidEnvVar`] for a variable that does not parse.
+    /// [`Error::InvalidEnvVar`] for a variable that does not parse, is
+    /// not UTF-8, or holds what [`OtlpBuilder::build`] would refuse.
     ///
     /// ```
     /// let b = vitals::export::push::OtlpExporter::from_env();
     /// assert!(b.is_ok() || matches!(b, Err(vitals::Error::InvalidEnvVar { .. })));
     /// ```
     pub fn from_env() -> Result<OtlpBuilder, Error> {
+        for name in env::VARIABLES {
+            env::process_env(name)?;
+        }
         Self::builder(DEFAULT_OTLP_ENDPOINT).env_from(|name| std::env::var(name).ok())
     }
 

@@ -371,6 +371,21 @@ fn the_environment_sets_endpoint_headers_protocol_temporality_and_compression() 
             "sometimes",
         ),
         ("OTEL_EXPORTER_OTLP_HEADERS", "novalue"),
+        // Parses, but `build` would refuse it: named here instead.
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
+        ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "99999999999"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "http://h:+80/v1/metrics",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "content-length=0,host=evil.example",
+        ),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x=a%0D%0AEvil: 1"),
+        ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "bad key=1"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "k=%+A"),
     ] {
         let err = OtlpExporter::builder("http://x:1")
             .env_from(|n| (n == var).then(|| value.to_owned()))
@@ -580,4 +595,24 @@ mod coalescing {
             }
         }
     }
+}
+
+#[test]
+fn exemplar_ids_are_hex_digits_and_nothing_else() {
+    let exemplar = |trace: &str| crate::snapshot::Exemplar {
+        labels: Labels::from_pairs(&[("trace_id", trace), ("span_id", "00f067aa0ba902b7")]),
+        value: 1.0,
+        timestamp_unix_ms: 0,
+    };
+    let good = exemplar("4bf92f3577b34da6a3ce929d0e0e4736");
+    let ids = super::encode::exemplar_ids(&good);
+    assert_eq!(ids.trace.as_deref().map(<[u8]>::len), Some(16));
+    assert_eq!(ids.span.as_deref().map(<[u8]>::len), Some(8));
+    assert!(ids.attributes.is_empty());
+    // A sign is not a digit: `+1` sixteen times stays a label, unchanged.
+    let signed = "+1".repeat(16);
+    let odd = exemplar(&signed);
+    let ids = super::encode::exemplar_ids(&odd);
+    assert_eq!(ids.trace, None);
+    assert_eq!(ids.attributes, [("trace_id", signed.as_str())]);
 }
