@@ -448,6 +448,8 @@ struct Head {
     status: u16,
     retry_after: Option<Duration>,
     content_length: Option<usize>,
+    /// `Transfer-Encoding: chunked`.
+    chunked: bool,
 }
 
 /// Parses the response head at the start of `buf`: `None` while it is
@@ -497,7 +499,37 @@ fn parse_head_into<'b>(
         content_length: header("content-length")
             .and_then(number)
             .and_then(|n| usize::try_from(n).ok()),
+        chunked: header("transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().ends_with("chunked")),
     }))
+}
+
+/// The data of the whole chunks at the start of a chunked body (the error
+/// message's text, without the framing); stops at the last chunk, at
+/// anything malformed, or where `raw` was cut.
+fn unchunk(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") {
+        // `size[;extensions]`, in hex.
+        let size = std::str::from_utf8(&rest[..line_end])
+            .ok()
+            .and_then(|l| l.split(';').next())
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|l| usize::from_str_radix(l, 16).ok());
+        let Some(size) = size.filter(|&n| n > 0) else {
+            break;
+        };
+        let data = &rest[line_end + 2..];
+        let take = size.min(data.len());
+        out.extend_from_slice(&data[..take]);
+        if take < size || data.len() < size + 2 {
+            break;
+        }
+        rest = &data[size + 2..];
+    }
+    out
 }
 
 fn read_response(stream: &mut Stream, deadline: Instant) -> Result<Response, Failure> {
@@ -557,6 +589,9 @@ fn read_response(stream: &mut Stream, deadline: Instant) -> Result<Response, Fai
                         }
                     }
                     body.truncate(want);
+                    if head.chunked {
+                        body = unchunk(&body);
+                    }
                 } else {
                     body.clear();
                 }
@@ -628,6 +663,22 @@ mod tests {
             let err = Endpoint::parse(bad).unwrap_err();
             assert!(matches!(err, Error::InvalidConfig(_)), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_chunked_error_body_is_read_without_its_framing() {
+        assert_eq!(
+            unchunk(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            b"hello world"
+        );
+        // Cut short, extensions, garbage sizes: what came whole.
+        assert_eq!(unchunk(b"5;x=1\r\nhel"), b"hel");
+        assert_eq!(
+            unchunk(b"5\r\nhello\r\nffffffffffffffffffffff\r\n"),
+            b"hello"
+        );
+        assert_eq!(unchunk(b"+5\r\nhello\r\n"), b"");
+        assert_eq!(unchunk(b""), b"");
     }
 
     #[test]
