@@ -244,8 +244,14 @@ impl Cx<'_> {
             (Last::Counter(v), false) => Some(*v),
             _ => None,
         };
-        // A total that went down was reset: a new cumulative run starts.
-        let reset = previous.is_some_and(|p| value.as_f64() < p.as_f64());
+        // A total that went down was reset (or wrapped past u64): a new
+        // cumulative run starts. Compared as integers when both are: two
+        // totals past 2^53 may be one float apart or none.
+        let reset = match (previous, value) {
+            (Some(CounterValue::Int(p)), CounterValue::Int(v)) => v < p,
+            (Some(p), v) => v.as_f64() < p.as_f64(),
+            (None, _) => false,
+        };
         let window_start = s.start_ns;
         if reset && !delta {
             // The old run was last seen at the previous snapshot.
@@ -256,7 +262,7 @@ impl Cx<'_> {
             s.start_ns = time_ns;
             let change = match (previous, value) {
                 (Some(CounterValue::Int(p)), CounterValue::Int(v)) if !reset => {
-                    CounterValue::Int(v - p)
+                    CounterValue::Int(v.saturating_sub(p))
                 }
                 (Some(p), v) if !reset => CounterValue::Float(v.as_f64() - p.as_f64()),
                 (_, v) => v,
@@ -357,7 +363,13 @@ impl Cx<'_> {
             (Last::Histogram { .. }, false) => Some(s.last.clone()),
             _ => None,
         };
-        let reset = matches!(previous, Some(Last::Histogram { count: c, .. }) if count < c);
+        // Values are never negative, so neither the count nor the sum of
+        // one run goes down: either going down is a reset (a series
+        // removed and revived counts from zero).
+        let reset = matches!(
+            &previous,
+            Some(Last::Histogram { count: c, sum, .. }) if count < *c || value_sum(&now) < *sum
+        );
         let window_start = s.start_ns;
         s.last = Last::Histogram {
             count,
@@ -375,8 +387,10 @@ impl Cx<'_> {
         };
         let point = if delta {
             s.start_ns = time_ns;
+            // Buckets that went down are a reset the totals did not show:
+            // the whole counts then, as for any reset.
             let value = match previous {
-                Some(last) if !reset => difference(now, &last),
+                Some(last) if !reset => difference(now, &last).unwrap_or_else(without_extremes),
                 _ => without_extremes(now),
             };
             Point {
@@ -441,8 +455,9 @@ fn without_extremes(mut v: Value) -> Value {
     v
 }
 
-/// `now` less the previous totals of the series (not reset).
-fn difference(now: Value, last: &Last) -> Value {
+/// `now` less the previous totals of the series (not reset), or `now`
+/// back when some bucket went down (a reset the count and sum missed).
+fn difference(now: Value, last: &Last) -> Result<Value, Value> {
     let Last::Histogram {
         count: last_count,
         sum: last_sum,
@@ -450,46 +465,77 @@ fn difference(now: Value, last: &Last) -> Value {
         explicit: last_explicit,
     } = last
     else {
-        return without_extremes(now);
+        return Ok(without_extremes(now));
     };
     match now {
-        Value::Exponential { sum, buckets, .. } => {
-            let change = last_buckets
-                .as_ref()
-                .and_then(|b| buckets.checked_sub(b))
-                .unwrap_or(buckets);
-            Value::Exponential {
+        Value::Exponential {
+            sum,
+            buckets,
+            min,
+            max,
+        } => {
+            let change = match last_buckets {
+                Some(b) => match buckets.checked_sub(b) {
+                    Some(change) => change,
+                    None => {
+                        return Err(Value::Exponential {
+                            sum,
+                            buckets,
+                            min,
+                            max,
+                        })
+                    }
+                },
+                None => {
+                    return Err(Value::Exponential {
+                        sum,
+                        buckets,
+                        min,
+                        max,
+                    })
+                }
+            };
+            Ok(Value::Exponential {
                 sum: sum - last_sum,
                 min: None,
                 max: None,
                 buckets: change,
-            }
+            })
         }
         Value::Explicit {
             count,
             sum,
             bounds,
             counts,
-            ..
+            min,
+            max,
         } => {
-            let counts = match last_explicit {
-                Some((b, c)) if *b == bounds && c.len() == counts.len() => counts
-                    .iter()
-                    .zip(c)
-                    .map(|(n, p)| n.saturating_sub(*p))
-                    .collect(),
-                _ => counts,
+            // Other bounds than last time, or a bucket that went down:
+            // nothing to subtract from.
+            let comparable = last_explicit.as_ref().filter(|(b, c)| {
+                *b == bounds && c.len() == counts.len() && counts.iter().zip(c).all(|(n, p)| n >= p)
+            });
+            let Some((_, c)) = comparable else {
+                return Err(Value::Explicit {
+                    count,
+                    sum,
+                    min,
+                    max,
+                    bounds,
+                    counts,
+                });
             };
-            Value::Explicit {
+            let counts = counts.iter().zip(c).map(|(n, p)| n - p).collect();
+            Ok(Value::Explicit {
                 count: count.saturating_sub(*last_count),
                 sum: sum - last_sum,
                 min: None,
                 max: None,
                 bounds,
                 counts,
-            }
+            })
         }
-        other => other,
+        other => Ok(other),
     }
 }
 

@@ -616,3 +616,58 @@ fn exemplar_ids_are_hex_digits_and_nothing_else() {
     assert_eq!(ids.trace, None);
     assert_eq!(ids.attributes, [("trace_id", signed.as_str())]);
 }
+
+#[test]
+fn a_counter_wrapping_past_u64_is_a_reset_not_an_underflow() {
+    for temporality in [Temporality::Cumulative, Temporality::Delta] {
+        let m = MetricsCollector::new();
+        let c = m.counter("c_total", &[]);
+        let mut maker = PointMaker::new(temporality, false);
+        c.increment(u64::MAX - 1);
+        maker.points(&at(&m, 100_000));
+        // Wraps to u64::MAX - 2: the same float as before, but lower.
+        c.increment(u64::MAX);
+        let set = maker.points(&at(&m, 110_000));
+        let p = point(&set, "c_total", Shape::Sum);
+        assert_eq!(p.start_ns, 100_000_000_000, "{temporality:?}: a new run");
+        assert_eq!(
+            p.value,
+            Value::Double((u64::MAX - 2) as f64),
+            "{temporality:?}"
+        );
+    }
+}
+
+#[test]
+fn a_histogram_revived_with_more_values_is_a_reset_in_delta() {
+    let m = MetricsCollector::builder().lifetime_buckets(true).build();
+    m.configure_histogram_buckets("b_seconds", &[1.0]).unwrap();
+    let (h, b) = (m.histogram("h_seconds", &[]), m.histogram("b_seconds", &[]));
+    let mut maker = PointMaker::new(Temporality::Delta, false);
+    h.record(5.0);
+    b.record(5.0);
+    maker.points(&at(&m, 100_000));
+    // Removed and revived: counts from zero, with more values than before.
+    m.remove("h_seconds", &[]);
+    m.remove("b_seconds", &[]);
+    for _ in 0..2 {
+        h.record(0.5);
+        b.record(0.5);
+    }
+    let set = maker.points(&at(&m, 110_000));
+    match &point(&set, "h_seconds", Shape::Exponential).value {
+        Value::Exponential { buckets, sum, .. } => {
+            assert_eq!((buckets.count(), *sum), (2, 1.0));
+        }
+        other => panic!("{other:?}"),
+    }
+    match &point(&set, "b_seconds", Shape::Histogram).value {
+        Value::Explicit {
+            count, sum, counts, ..
+        } => {
+            assert_eq!((*count, *sum), (2, 1.0));
+            assert_eq!(counts.iter().sum::<u64>(), *count, "buckets add up");
+        }
+        other => panic!("{other:?}"),
+    }
+}
