@@ -214,6 +214,24 @@ pub(crate) fn validate_metric_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// What is wrong with a label name, if anything: the Prometheus rule
+/// `[a-zA-Z_][a-zA-Z0-9_]*`, and no reserved `__` prefix.
+pub(crate) fn label_name_problem(key: &str) -> Option<&'static str> {
+    let mut chars = key.chars();
+    match chars.next() {
+        None => return Some("the label name is empty"),
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
+        Some(_) => return Some("the first character must be a letter or '_'"),
+    }
+    if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Some("only ASCII letters, digits and '_' are allowed");
+    }
+    if key.starts_with("__") {
+        return Some("names starting with '__' are reserved");
+    }
+    None
+}
+
 /// Checks label keys: the Prometheus rule `[a-zA-Z_][a-zA-Z0-9_]*`, no
 /// reserved `__` prefix, no repeats, and none of `reserved` (the keys an
 /// exporter adds for this kind, such as `quantile` and `le` for histograms).
@@ -230,17 +248,8 @@ pub(crate) fn validate_labels(
                 reason,
             })
         };
-        let mut chars = key.chars();
-        match chars.next() {
-            None => return invalid("the label name is empty"),
-            Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
-            Some(_) => return invalid("the first character must be a letter or '_'"),
-        }
-        if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return invalid("only ASCII letters, digits and '_' are allowed");
-        }
-        if key.starts_with("__") {
-            return invalid("names starting with '__' are reserved");
+        if let Some(reason) = label_name_problem(key) {
+            return invalid(reason);
         }
         if reserved.contains(key) {
             return invalid("this label name is reserved for the metric's kind");

@@ -85,7 +85,7 @@ pub const SCHEMA_VERSION: u32 = 3;
 /// assert_eq!(back, snap);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(from = "crate::snapshot::legacy::Wire")]
+#[serde(try_from = "crate::snapshot::legacy::Wire")]
 #[non_exhaustive]
 pub struct Snapshot {
     /// [`SCHEMA_VERSION`] of the writer.
@@ -590,6 +590,45 @@ impl MetricInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_no_collector_could_take_is_refused_when_read() {
+        let with = |counters: &str| {
+            format!(
+                r#"{{"schema_version":3,"timestamp_unix_ms":1,"uptime_seconds":1.0,"counters":[{counters}],"gauges":[],"histograms":[],"metadata":[],"first_error":null,"plugins":[]}}"#
+            )
+        };
+        let counter = |name: &str, labels: &str| {
+            format!(r#"{{"name":"{name}","labels":{labels},"value":3,"rate":null}}"#)
+        };
+        let good = with(&counter("c_total", r#"{"job":"a"}"#));
+        assert!(serde_json::from_str::<Snapshot>(&good).is_ok());
+        for (bad, why) in [
+            (with(&counter("c", r#"{"__name__":"evil"}"#)), "reserved"),
+            (with(&counter("c", r#"{"":"x"}"#)), "empty"),
+            (with(&counter("c", r#"{"a b":"y"}"#)), "only ASCII"),
+            (with(&counter("a b", "{}")), "only ASCII"),
+            (
+                with(&format!(
+                    "{},{}",
+                    counter("c", r#"{"j":"1"}"#),
+                    counter("c", r#"{"j":"1"}"#)
+                )),
+                "twice",
+            ),
+        ] {
+            let err = serde_json::from_str::<Snapshot>(&bad)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        // What a collector takes always reads back.
+        let m = crate::MetricsCollector::new();
+        m.counter("c_total", &[("job", "a")]).inc();
+        m.counter("c_total", &[]).inc();
+        let json = serde_json::to_string(&m.snapshot()).unwrap();
+        assert!(serde_json::from_str::<Snapshot>(&json).is_ok());
+    }
 
     #[test]
     fn non_finite_gauges_round_trip_through_json() {

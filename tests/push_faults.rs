@@ -569,3 +569,37 @@ fn an_otlp_point_replaced_during_a_retry_is_counted_by_the_flush() {
     );
     assert_eq!(receiver.seen().len(), 2);
 }
+
+#[test]
+fn a_series_made_anothers_twin_by_the_external_labels_is_counted() {
+    let receiver = FakeReceiver::start(vec![]);
+    let metrics = MetricsCollector::new();
+    // `remote` adds the external label job="faults".
+    let mut exporter = remote(&receiver.addr.to_string(), &metrics, quick());
+    let source = MetricsCollector::new();
+    source.counter("c_total", &[]).increment(7);
+    source.counter("c_total", &[("job", "faults")]).increment(5);
+    exporter.export(&source.snapshot()).unwrap();
+    exporter.flush().unwrap();
+    let stats = exporter.stats();
+    assert_eq!(
+        (stats.sent_points, stats.dropped_points),
+        (1, 1),
+        "{stats:?}"
+    );
+    assert_eq!(
+        push_counter(
+            &metrics,
+            "duplicate",
+            "vitals_push_dropped_points_total",
+            "reason"
+        ),
+        1
+    );
+    let series = decode_write_request(&receiver.seen()[0].body);
+    let c: Vec<_> = series
+        .iter()
+        .filter(|s| label(s, "__name__") == Some("c_total"))
+        .collect();
+    assert_eq!(c.len(), 1, "one series per label set: {series:?}");
+}

@@ -51,8 +51,56 @@ const RENAMED: [(&str, &str); 2] = [
     ),
 ];
 
-impl From<Wire> for Snapshot {
-    fn from(w: Wire) -> Self {
+impl TryFrom<Wire> for Snapshot {
+    type Error = String;
+
+    /// The snapshot, if it is one a collector could have taken (see
+    /// [`check`]).
+    fn try_from(w: Wire) -> Result<Self, String> {
+        let snap = Snapshot::from_wire(w);
+        check(&snap)?;
+        Ok(snap)
+    }
+}
+
+/// Refuses what no collector writes and every exporter would have to
+/// guess about: a metric or label name that is not a Prometheus name (a
+/// `__name__` label, an empty one), or a series listed twice.
+fn check(snap: &Snapshot) -> Result<(), String> {
+    fn series<'a>(
+        kind: &str,
+        seen: &mut HashSet<(&'a str, &'a Labels)>,
+        name: &'a str,
+        labels: &'a Labels,
+    ) -> Result<(), String> {
+        crate::key::validate_metric_name(name).map_err(|e| format!("{kind}: {e}"))?;
+        for (key, _) in labels.iter() {
+            if let Some(reason) = crate::key::label_name_problem(key) {
+                return Err(format!("{kind} {name:?}: label {key:?}: {reason}"));
+            }
+        }
+        if !seen.insert((name, labels)) {
+            return Err(format!("{kind} {name:?} {labels:?} is listed twice"));
+        }
+        Ok(())
+    }
+    let mut seen = HashSet::new();
+    for c in &snap.counters {
+        series("counter", &mut seen, &c.name, &c.labels)?;
+    }
+    seen.clear();
+    for g in &snap.gauges {
+        series("gauge", &mut seen, &g.name, &g.labels)?;
+    }
+    seen.clear();
+    for h in &snap.histograms {
+        series("histogram", &mut seen, &h.name, &h.labels)?;
+    }
+    Ok(())
+}
+
+impl Snapshot {
+    fn from_wire(w: Wire) -> Self {
         let mut snap = Snapshot {
             schema_version: w.schema_version,
             timestamp_unix_ms: w.timestamp_unix_ms,

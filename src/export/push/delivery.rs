@@ -326,6 +326,12 @@ impl<B: Backlog> Delivery<B> {
         }
     }
 
+    /// Counts points left out before they reached the backlog.
+    pub(crate) fn left_out(&self, dropped: Dropped) {
+        let mut st = self.shared.state.lock();
+        self.shared.dropped(&mut st, dropped);
+    }
+
     /// Waits up to the shutdown deadline for the backlog to drain.
     pub(crate) fn flush(&self) -> Result<(), Error> {
         let deadline = deadline_after(Instant::now(), self.shared.config.shutdown_deadline);

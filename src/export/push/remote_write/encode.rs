@@ -13,6 +13,9 @@ use crate::snapshot::Exemplar;
 pub(crate) struct Batch {
     pub(super) bytes: Vec<u8>,
     pub(super) series: Vec<Span>,
+    /// Series left out because, with the external labels added, their
+    /// labels were an earlier series' (see [`SeriesOut::close`]).
+    pub(super) duplicates: u64,
 }
 
 /// Where one series' entry and its labels are in a batch.
@@ -53,6 +56,9 @@ impl SeriesWriter {
             external: &self.external,
             ts,
             open: None,
+            shadowing: false,
+            seen: HashMap::new(),
+            duplicates: 0,
         };
         let mut claims = Claims::default();
         for c in &snapshot.counters {
@@ -149,6 +155,7 @@ impl SeriesWriter {
         Batch {
             bytes: out.w.into_vec(),
             series: out.series,
+            duplicates: out.duplicates,
         }
     }
 }
@@ -230,6 +237,12 @@ pub(super) struct SeriesOut<'a> {
     pub(super) external: &'a [(String, String)],
     pub(super) ts: i64,
     pub(super) open: Option<Open>,
+    /// A series' own label equals an external label: two series may now
+    /// carry one label set, and each closed series is looked up in `seen`.
+    pub(super) shadowing: bool,
+    /// Hash of a series' label bytes → the series with that hash.
+    pub(super) seen: HashMap<u64, Vec<usize>>,
+    pub(super) duplicates: u64,
 }
 
 impl<'a> SeriesOut<'a> {
@@ -315,7 +328,11 @@ impl<'a> SeriesOut<'a> {
             while let Some(e) = external.next_if(|(ek, _)| *ek < k) {
                 self.pairs.push(e);
             }
-            external.next_if(|(ek, _)| *ek == k);
+            if let Some((_, ev)) = external.next_if(|(ek, _)| *ek == k) {
+                // `{job="a"}` under an external `job="a"` is now the
+                // label set of a series without `job`.
+                self.shadowing |= ev == v;
+            }
             self.pairs.push((k, v));
         }
         self.pairs.extend(external);
@@ -361,10 +378,36 @@ impl<'a> SeriesOut<'a> {
         w.end(open.entry);
         // `end` may have moved the entry right to lengthen its prefix.
         let shift = w.len() - before;
-        self.series.push(Span {
+        let span = Span {
             entry: (open.start, w.len()),
             labels: (open.labels.0 + shift, open.labels.1 + shift),
-        });
+        };
+        // Once a series' own label has shadowed an external one, two
+        // series may carry one label set: the receiver would keep one of
+        // the two values. The later series is left out and counted.
+        if self.shadowing {
+            if self.seen.is_empty() {
+                for (i, earlier) in self.series.iter().enumerate() {
+                    let h = label_hash(&w.as_bytes()[earlier.labels.0..earlier.labels.1]);
+                    self.seen.entry(h).or_default().push(i);
+                }
+            }
+            let bytes = &w.as_bytes()[span.labels.0..span.labels.1];
+            let h = label_hash(bytes);
+            let twin = self.seen.get(&h).is_some_and(|same| {
+                same.iter().any(|&i| {
+                    let (a, b) = self.series[i].labels;
+                    w.as_bytes()[a..b] == *bytes
+                })
+            });
+            if twin {
+                w.truncate(span.entry.0);
+                self.duplicates += 1;
+                return;
+            }
+            self.seen.entry(h).or_default().push(self.series.len());
+        }
+        self.series.push(span);
     }
 }
 
@@ -373,6 +416,13 @@ pub(super) struct Open {
     start: usize,
     entry: Nested,
     labels: (usize, usize),
+}
+
+fn label_hash(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
 }
 
 pub(super) fn write_label(w: &mut ProtoWriter, name: &str, value: &str) {

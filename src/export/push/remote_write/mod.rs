@@ -390,6 +390,12 @@ impl Exporter for RemoteWriteExporter {
     /// backlog) and queues it for the sender thread.
     fn export(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
         let batch = self.writer.encode(snapshot);
+        if batch.duplicates > 0 {
+            self.delivery.left_out(Dropped {
+                points: batch.duplicates,
+                reason: "duplicate",
+            });
+        }
         self.delivery
             .add(|backlog, in_flight| backlog.add(batch, in_flight))
     }

@@ -339,3 +339,35 @@ fn large_batches_go_in_several_requests_and_in_flight_data_stays() {
     backlog.complete(first.ticket);
     assert_eq!(backlog.points(), 0);
 }
+
+#[test]
+fn a_series_external_labels_make_another_ones_twin_is_left_out_and_counted() {
+    let mut w = writer(&[("job", "a")]);
+    // Either order: the twin may come before or after the shadowing one.
+    for counters in [
+        [("c", &[][..], 7), ("c", &[("job", "a")][..], 5)],
+        [("c", &[("job", "a")][..], 5), ("c", &[][..], 7)],
+    ] {
+        let mut all = counters.to_vec();
+        // Other series are untouched, including one whose own `job` differs.
+        all.push(("c", &[("job", "b")][..], 9));
+        all.push(("d", &[][..], 1));
+        let batch = w.encode(&snapshot(1_000, &all));
+        let series = decode(&batch.bytes);
+        assert_eq!(batch.duplicates, 1);
+        assert_eq!(series.len(), 3, "{series:?}");
+        let first = counters[0].2 as f64;
+        assert!(series.contains(&(
+            l(&[("__name__", "c_total"), ("job", "a")]),
+            first,
+            series[0].2
+        )));
+        assert_eq!(batch.series.len(), 3);
+    }
+    // Without a shadowing label nothing is looked up or left out.
+    let batch = w.encode(&snapshot(
+        2_000,
+        &[("c", &[][..], 7), ("c", &[("job", "b")][..], 5)],
+    ));
+    assert_eq!((batch.duplicates, decode(&batch.bytes).len()), (0, 2));
+}
