@@ -603,3 +603,25 @@ fn a_series_made_anothers_twin_by_the_external_labels_is_counted() {
         .collect();
     assert_eq!(c.len(), 1, "one series per label set: {series:?}");
 }
+
+#[test]
+fn series_the_pushgateway_keeps_for_itself_are_left_out_and_counted() {
+    let receiver = FakeReceiver::start(vec![]);
+    let metrics = MetricsCollector::new();
+    metrics.gauge("push_time_seconds", &[]).set(1.0);
+    metrics
+        .gauge("push_failure_time_seconds", &[("x", "1")])
+        .set(2.0);
+    metrics.gauge("rows", &[]).set(3.0);
+    let mut exporter = PushgatewayExporter::builder(format!("http://{}", receiver.addr), "j")
+        .delivery(quick())
+        .build()
+        .unwrap();
+    exporter.export(&metrics.snapshot()).unwrap();
+    exporter.flush().unwrap();
+    let body = String::from_utf8(receiver.seen()[0].body.clone()).unwrap();
+    assert!(body.contains("rows 3"), "{body}");
+    assert!(!body.contains("push_time_seconds"), "{body}");
+    assert!(!body.contains("push_failure_time_seconds"), "{body}");
+    assert_eq!(exporter.stats().dropped_points, 2);
+}

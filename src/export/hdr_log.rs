@@ -82,6 +82,8 @@ pub struct HdrLogExporter {
     previous: HashMap<(Arc<str>, Labels), Arc<SparseBuckets>>,
     previous_unix_ms: Option<u64>,
     left_out: usize,
+    /// Values of the last export past what HdrHistogram holds.
+    clamped: u64,
     serialized: Vec<u8>,
     line: String,
 }
@@ -144,6 +146,7 @@ impl HdrLogExporter {
             previous: HashMap::new(),
             previous_unix_ms: None,
             left_out: 0,
+            clamped: 0,
             serialized: Vec::new(),
             line: String::new(),
         })
@@ -168,8 +171,34 @@ impl HdrLogExporter {
         self.left_out
     }
 
-    /// The interval of one series as an HdrHistogram.
-    fn interval(&self, buckets: &SparseBuckets) -> Result<hdrhistogram::Histogram<u64>, Error> {
+    /// Values of the last export too large for an HdrHistogram once
+    /// scaled (past 2⁶³ − 1 units: with the default scale, over 292,000
+    /// years, which only vitals' clamp of `+∞` to 2⁵⁰ s reaches). They are
+    /// written as 2⁶³ − 1 units, the largest value HdrHistogram holds.
+    ///
+    /// ```
+    /// use vitals::export::{Exporter, HdrLogExporter};
+    /// let dir = std::env::temp_dir().join(format!("vitals-doc-hdr4-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let metrics = vitals::MetricsCollector::builder().lifetime_buckets(true).build();
+    /// let h = metrics.histogram("h_seconds", &[]);
+    /// h.record(f64::INFINITY); // clamped to 2^50 s by the histogram
+    /// h.record(0.25);
+    /// let mut log = HdrLogExporter::new(dir.join("x.hlog")).unwrap();
+    /// log.export(&metrics.snapshot()).unwrap();
+    /// assert_eq!(log.clamped(), 1);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn clamped(&self) -> u64 {
+        self.clamped
+    }
+
+    /// The interval of one series as an HdrHistogram, and how many of its
+    /// values were past the largest one it holds.
+    fn interval(
+        &self,
+        buckets: &SparseBuckets,
+    ) -> Result<(hdrhistogram::Histogram<u64>, u64), Error> {
         let fail = |e: &dyn std::fmt::Display| Error::Export {
             exporter: "hdr_interval_log".into(),
             message: e.to_string(),
@@ -178,17 +207,19 @@ impl HdrLogExporter {
         if buckets.zeros > 0 {
             h.record_n(0, buckets.zeros).map_err(|e| fail(&e))?;
         }
+        let mut clamped = 0u64;
         for &(index, count) in &buckets.counts {
             let value = (midpoint_at(index, buckets.scale) * self.value_scale).round();
-            // Past u64 (a value over 1.8e19 units): the largest integer.
-            let value = if value >= u64::MAX as f64 {
+            // Past what HdrHistogram holds (2^63 - 1): that, counted.
+            let value = if value >= (u64::MAX >> 1) as f64 {
+                clamped = clamped.saturating_add(count);
                 u64::MAX >> 1
             } else {
                 (value as u64).max(1)
             };
             h.record_n(value, count).map_err(|e| fail(&e))?;
         }
-        Ok(h)
+        Ok((h, clamped))
     }
 }
 
@@ -215,6 +246,7 @@ impl Exporter for HdrLogExporter {
         }
         let mut current = HashMap::with_capacity(self.previous.len());
         self.left_out = 0;
+        self.clamped = 0;
         for h in &snapshot.histograms {
             let Some(buckets) = &h.summary.lifetime_buckets else {
                 self.left_out += 1;
@@ -226,7 +258,8 @@ impl Exporter for HdrLogExporter {
                 .get(&key)
                 .and_then(|before| buckets.checked_sub(before))
                 .unwrap_or_else(|| SparseBuckets::clone(buckets));
-            let hist = self.interval(&interval)?;
+            let (hist, clamped) = self.interval(&interval)?;
+            self.clamped = self.clamped.saturating_add(clamped);
             current.insert(key, Arc::clone(buckets));
 
             self.serialized.clear();

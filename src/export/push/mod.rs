@@ -39,8 +39,9 @@
 //!   `status_5xx`, `status_4xx`, `status_other`),
 //!   `vitals_push_retried_requests_total{exporter}`,
 //!   `vitals_push_dropped_points_total{exporter,reason}` (reason: `bound`,
-//!   `superseded`, `rejected`, `shutdown`, and `duplicate` for a remote
-//!   write series that external labels made another's twin) and the gauge
+//!   `superseded`, `rejected`, `shutdown`; `duplicate` for a remote
+//!   write series that external labels made another's twin, `reserved`
+//!   for a series the Pushgateway would replace with its own) and the gauge
 //!   `vitals_push_queue_bytes{exporter}`; the same figures are in
 //!   [`PushStats`].
 //! * **Shutdown flushes** with a deadline

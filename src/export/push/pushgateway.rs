@@ -396,6 +396,27 @@ impl Exporter for PushgatewayExporter {
     /// Renders the snapshot and hands it to the sender thread; a body not
     /// sent yet is replaced (the Pushgateway would only keep the newest).
     fn export(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
+        // The Pushgateway's own series of every group: a pushed series of
+        // either name would be replaced by its value without a word.
+        let own = |name: &str| PUSHGATEWAY_OWN.contains(&name);
+        let clashes = snapshot.counters.iter().filter(|c| own(&c.name)).count()
+            + snapshot.gauges.iter().filter(|g| own(&g.name)).count()
+            + snapshot.histograms.iter().filter(|h| own(&h.name)).count();
+        let kept;
+        let snapshot = if clashes > 0 {
+            let mut s = snapshot.clone();
+            s.counters.retain(|c| !own(&c.name));
+            s.gauges.retain(|g| !own(&g.name));
+            s.histograms.retain(|h| !own(&h.name));
+            self.delivery.left_out(Dropped {
+                points: clashes as u64,
+                reason: "reserved",
+            });
+            kept = s;
+            &kept
+        } else {
+            snapshot
+        };
         self.text.clear();
         let report = self.renderer.render_into(snapshot, &mut self.text);
         let body = self.text.as_bytes().to_vec();
@@ -413,6 +434,9 @@ impl Exporter for PushgatewayExporter {
         delivered
     }
 }
+
+/// The series the Pushgateway adds to every group itself.
+const PUSHGATEWAY_OWN: [&str; 2] = ["push_time_seconds", "push_failure_time_seconds"];
 
 /// Appends `/<name>/<value>`, or `/<name>@base64/<url-safe base64>` when
 /// the value is empty or has a character outside the URL's unreserved set.
