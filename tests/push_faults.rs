@@ -8,7 +8,7 @@ mod push_support;
 use std::time::Duration;
 
 use push_support::{decode_write_request, free_port, label, Behaviour, FakeReceiver};
-use vitals::export::push::{DeliveryConfig, PushgatewayExporter, RemoteWriteExporter};
+use vitals::export::push::{DeliveryConfig, PushMethod, PushgatewayExporter, RemoteWriteExporter};
 use vitals::export::{Exporter, Reporter};
 use vitals::MetricsCollector;
 
@@ -476,7 +476,11 @@ fn a_retry_after_of_zero_waits_the_backoff_not_a_busy_loop() {
     let mut exporter = remote(&receiver.addr.to_string(), &metrics, config);
     metrics.counter("jobs_total", &[]).inc();
     exporter.export(&metrics.snapshot()).unwrap();
-    exporter.flush().unwrap();
+    // No flush meanwhile: a flush would cut the backoff short on purpose.
+    let start = std::time::Instant::now();
+    while receiver.seen().len() < 4 && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let seen = receiver.seen();
     assert_eq!(seen.len(), 4, "three 503s, then the 204");
     // Jitter draws each wait from half to all of the 100 ms backoff.
@@ -613,15 +617,161 @@ fn series_the_pushgateway_keeps_for_itself_are_left_out_and_counted() {
         .gauge("push_failure_time_seconds", &[("x", "1")])
         .set(2.0);
     metrics.gauge("rows", &[]).set(3.0);
+    let counted = MetricsCollector::new();
     let mut exporter = PushgatewayExporter::builder(format!("http://{}", receiver.addr), "j")
         .delivery(quick())
+        .record_into(&counted)
         .build()
         .unwrap();
     exporter.export(&metrics.snapshot()).unwrap();
     exporter.flush().unwrap();
+    let reserved = counted
+        .snapshot()
+        .counter_sample(
+            "vitals_push_dropped_points_total",
+            &[("exporter", "pushgateway"), ("reason", "reserved")],
+        )
+        .and_then(|c| c.value.as_u64());
+    assert_eq!(reserved, Some(2));
     let body = String::from_utf8(receiver.seen()[0].body.clone()).unwrap();
     assert!(body.contains("rows 3"), "{body}");
     assert!(!body.contains("push_time_seconds"), "{body}");
     assert!(!body.contains("push_failure_time_seconds"), "{body}");
     assert_eq!(exporter.stats().dropped_points, 2);
+}
+
+#[test]
+fn pushgateway_can_post_instead_of_put() {
+    let receiver = FakeReceiver::start(vec![]);
+    let metrics = MetricsCollector::new();
+    metrics.gauge("rows", &[]).set(1.0);
+    let mut exporter = PushgatewayExporter::builder(format!("http://{}", receiver.addr), "j")
+        .method(PushMethod::Post)
+        .delivery(quick())
+        .build()
+        .unwrap();
+    exporter.export(&metrics.snapshot()).unwrap();
+    exporter.flush().unwrap();
+    let seen = receiver.seen();
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str()),
+        ("POST", "/metrics/job/j")
+    );
+}
+
+#[test]
+fn a_retry_after_is_capped_at_max_retry_after() {
+    let receiver = FakeReceiver::start(vec![Behaviour::Reply(429, "Retry-After: 3600\r\n", "")]);
+    let metrics = MetricsCollector::new();
+    let config = DeliveryConfig {
+        max_retry_after: Duration::from_millis(200),
+        ..quick()
+    };
+    let mut exporter = remote(&receiver.addr.to_string(), &metrics, config);
+    metrics.counter("jobs_total", &[]).inc();
+    exporter.export(&metrics.snapshot()).unwrap();
+    exporter.flush().unwrap();
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 2);
+    let gap = seen[1].at - seen[0].at;
+    assert!(
+        gap >= Duration::from_millis(150) && gap < Duration::from_secs(30),
+        "retried after {gap:?}"
+    );
+}
+
+/// A backoff of an hour: only a flush can bring the retry forward.
+fn patient() -> DeliveryConfig {
+    DeliveryConfig {
+        initial_backoff: Duration::from_secs(3600),
+        max_backoff: Duration::from_secs(3600),
+        shutdown_deadline: Duration::from_secs(20),
+        ..quick()
+    }
+}
+
+#[test]
+fn a_flush_cuts_the_backoff_short_so_a_backend_back_is_tried_at_once() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let metrics = MetricsCollector::new();
+    let mut exporter = remote(&addr, &metrics, patient());
+    metrics.counter("jobs_total", &[]).inc();
+    exporter.export(&metrics.snapshot()).unwrap();
+    // Nothing listens: the first attempt fails, then an hour's wait.
+    while exporter.stats().failed_requests == 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let receiver = FakeReceiver::start_on(&addr, vec![]);
+    exporter.flush().unwrap();
+    assert_eq!(receiver.seen().len(), 1);
+    assert_eq!(exporter.stats().sent_points, 1);
+}
+
+#[test]
+fn a_flush_while_a_request_is_on_the_wire_cuts_the_backoff_after_it() {
+    let receiver = FakeReceiver::start(vec![Behaviour::Slow(Duration::from_millis(400), 503)]);
+    let metrics = MetricsCollector::new();
+    let mut exporter = remote(&receiver.addr.to_string(), &metrics, patient());
+    metrics.counter("jobs_total", &[]).inc();
+    exporter.export(&metrics.snapshot()).unwrap();
+    while receiver.seen().is_empty() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The 503 comes after this flush began: its retry must not wait.
+    exporter.flush().unwrap();
+    assert_eq!(receiver.seen().len(), 2);
+}
+
+#[test]
+fn a_failure_is_reported_again_after_a_delivery_succeeded() {
+    let receiver = FakeReceiver::start(vec![
+        Behaviour::Reply(500, "", "down"),
+        Behaviour::Reply(204, "", ""),
+        Behaviour::Reply(500, "", "down"),
+    ]);
+    let metrics = MetricsCollector::new();
+    let mut exporter = remote(&receiver.addr.to_string(), &metrics, quick());
+    let c = metrics.counter("jobs_total", &[]);
+    let mut errors = Vec::new();
+    for _ in 0..3 {
+        c.inc();
+        if let Err(e) = exporter.export(&metrics.snapshot()) {
+            errors.push(e.to_string());
+        }
+        exporter.flush().unwrap();
+    }
+    // The first 500 is reported by the second export; the delivery after
+    // it clears the record, so the second 500 is reported by the third.
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors.iter().all(|e| e.contains("HTTP 500")), "{errors:?}");
+}
+
+#[test]
+fn sent_points_and_queue_bytes_are_on_the_collector() {
+    let receiver = FakeReceiver::start(vec![Behaviour::Hold]);
+    let metrics = MetricsCollector::new();
+    let mut exporter = remote(&receiver.addr.to_string(), &metrics, quick());
+    let source = MetricsCollector::new();
+    source.counter("jobs_total", &[]).inc();
+    source.gauge("rows", &[]).set(2.0);
+    exporter.export(&source.snapshot()).unwrap();
+    while receiver.seen().is_empty() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let queue = |m: &MetricsCollector| {
+        m.snapshot()
+            .gauge("vitals_push_queue_bytes", &[("exporter", "remote_write")])
+            .unwrap()
+    };
+    assert!(queue(&metrics) > 0.0, "held request's bytes are queued");
+    receiver.release();
+    exporter.flush().unwrap();
+    let stats = exporter.stats();
+    assert_eq!(stats.sent_points, 2);
+    assert_eq!(
+        counter(&metrics, "vitals_push_sent_points_total", &[]),
+        stats.sent_points
+    );
+    assert_eq!(queue(&metrics), 0.0);
 }

@@ -172,9 +172,10 @@ impl HdrLogExporter {
     }
 
     /// Values of the last export too large for an HdrHistogram once
-    /// scaled (past 2⁶³ − 1 units: with the default scale, over 292,000
-    /// years, which only vitals' clamp of `+∞` to 2⁵⁰ s reaches). They are
-    /// written as 2⁶³ − 1 units, the largest value HdrHistogram holds.
+    /// scaled (past 2⁶³ − 1 units: with the default scale, values over
+    /// 9.2 × 10¹² s, some 292,000 years, and `+∞`, which histograms clamp
+    /// to 2⁵⁰ s). They are written as 2⁶³ − 1 units, the largest value
+    /// HdrHistogram holds.
     ///
     /// ```
     /// use vitals::export::{Exporter, HdrLogExporter};
@@ -215,7 +216,8 @@ impl HdrLogExporter {
                 clamped = clamped.saturating_add(count);
                 u64::MAX >> 1
             } else {
-                (value as u64).max(1)
+                // Under half a unit rounds to 0, which HdrHistogram holds.
+                value as u64
             };
             h.record_n(value, count).map_err(|e| fail(&e))?;
         }
@@ -331,5 +333,28 @@ mod tests {
         let labels = Labels::from_pairs(&[("route", "/a, b\n"), ("k", "é=%;")]);
         write_tag(&mut out, "latency_seconds", &labels);
         assert_eq!(out, "latency_seconds;k=%C3%A9%3D%25%3B;route=/a%2C%20b%0A");
+    }
+
+    #[test]
+    fn values_keep_within_half_a_unit_at_both_ends() {
+        let dir = std::env::temp_dir().join(format!("vitals-hdr-ends-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = HdrLogExporter::new(dir.join("x.hlog")).unwrap();
+        let mut b = SparseBuckets::default();
+        // 1 ns (0.001 units): under half a unit, so 0; 0.25 s within 0.65%;
+        // 10^13 s past 2^63 - 1 microseconds: the largest, counted.
+        for v in [1e-9, 0.25, 1e13] {
+            b.record(v);
+        }
+        let (h, clamped) = log.interval(&b).unwrap();
+        assert_eq!((h.len(), clamped), (3, 1));
+        assert_eq!(h.min(), 0);
+        assert_eq!(h.max(), h.highest_equivalent(u64::MAX >> 1));
+        let quarter = h.value_at_quantile(0.5) as f64;
+        assert!(
+            (quarter - 250_000.0).abs() <= 250_000.0 * 0.0065 + 0.5,
+            "{quarter}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -762,6 +762,46 @@ mod tests {
         assert_eq!(response.body, b"slow");
     }
 
+    /// Answers one request with `reply`, not minding a client that has
+    /// stopped reading.
+    fn answer_with(reply: Vec<u8>) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !got.ends_with(b"hello") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = s.write_all(&reply);
+        });
+        port
+    }
+
+    #[test]
+    fn heads_and_interim_answers_past_their_limits_are_bad_responses() {
+        let interim = "HTTP/1.1 100 Continue\r\n\r\n";
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let long_head = format!("HTTP/1.1 200 OK\r\nX: {}\r\n\r\n", "a".repeat(17 * 1024));
+        let err = post(&client(answer_with(long_head.into_bytes()))).unwrap_err();
+        assert_eq!(err.cause(), "bad_response", "{}", err.message());
+        assert!(err.message().contains("16384"), "{}", err.message());
+        // 60 KiB of interim answers are read; 70 KiB are too many.
+        let within = format!("{}{ok}", interim.repeat(60 * 1024 / interim.len()));
+        let response = post(&client(answer_with(within.into_bytes()))).unwrap();
+        assert_eq!(response.status, 200);
+        let past = format!("{}{ok}", interim.repeat(70 * 1024 / interim.len()));
+        let err = post(&client(answer_with(past.into_bytes()))).unwrap_err();
+        assert_eq!(err.cause(), "bad_response", "{}", err.message());
+        assert!(err.message().contains("interim"), "{}", err.message());
+    }
+
     #[test]
     fn interim_responses_are_skipped() {
         let (port, server) = one_shot(

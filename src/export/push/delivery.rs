@@ -476,7 +476,7 @@ fn run<B: Backlog>(shared: &Shared<B>, mut send: SendFn) {
     let mut attempt = 0u32;
     let mut rng = Jitter::seeded();
     loop {
-        let out = {
+        let (out, hurry) = {
             let mut st = shared.state.lock();
             loop {
                 if st.stop {
@@ -488,7 +488,9 @@ fn run<B: Backlog>(shared: &Shared<B>, mut send: SendFn) {
                 }
                 if let Some(out) = out {
                     st.in_flight = true;
-                    break out;
+                    // A flush while this request is on the wire cuts the
+                    // backoff after it short too.
+                    break (out, st.hurry);
                 }
                 shared.wake.wait(&mut st);
             }
@@ -540,7 +542,6 @@ fn run<B: Backlog>(shared: &Shared<B>, mut send: SendFn) {
         shared.queue_changed(&mut st);
         shared.wake.notify_all();
         if let Some((wait, cut_short_by_flush)) = wait {
-            let hurry = st.hurry;
             let until = deadline_after(Instant::now(), wait);
             while !st.stop && (st.hurry == hurry || !cut_short_by_flush) {
                 if shared.wake.wait_until(&mut st, until).timed_out() {
@@ -620,6 +621,20 @@ impl Jitter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_defaults_are_the_documented_ones() {
+        let c = DeliveryConfig::default();
+        assert_eq!(c.connect_timeout, Duration::from_secs(5));
+        assert_eq!(c.request_timeout, Duration::from_secs(10));
+        assert_eq!(c.initial_backoff, Duration::from_millis(500));
+        assert_eq!(c.max_backoff, Duration::from_secs(30));
+        assert_eq!(c.max_retry_after, Duration::from_secs(300));
+        assert_eq!(c.max_backlog_bytes, 8 * 1024 * 1024);
+        assert_eq!(c.shutdown_deadline, Duration::from_secs(5));
+        assert!(c.extra_root_certificates.is_empty());
+        assert!(c.validate().is_ok());
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_never_overflows() {

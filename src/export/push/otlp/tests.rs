@@ -671,3 +671,76 @@ fn a_histogram_revived_with_more_values_is_a_reset_in_delta() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn otel_service_name_wins_over_the_attributes_service_name() {
+    let env = |name: &str| match name {
+        "OTEL_RESOURCE_ATTRIBUTES" => Some("service.name=a,team=t".to_owned()),
+        "OTEL_SERVICE_NAME" => Some("b".to_owned()),
+        _ => None,
+    };
+    let e = OtlpExporter::builder("http://h:1")
+        .env_from(env)
+        .unwrap()
+        .build()
+        .unwrap();
+    let names: Vec<_> = e
+        .resource()
+        .iter()
+        .filter(|(k, _)| k == "service.name")
+        .collect();
+    assert_eq!(names, [&("service.name".to_owned(), "b".to_owned())]);
+}
+
+#[test]
+fn a_delta_point_carries_only_the_exemplars_of_its_window() {
+    let m = MetricsCollector::new();
+    let c = m.counter("jobs_total", &[]);
+    let mut maker = PointMaker::new(Temporality::Delta, false);
+    c.increment_with_exemplar(1, &[("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736")])
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let first = maker.points(&m.snapshot());
+    assert_eq!(point(&first, "jobs_total", Shape::Sum).exemplars.len(), 1);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    c.inc();
+    let second = maker.points(&m.snapshot());
+    let p = point(&second, "jobs_total", Shape::Sum);
+    assert_eq!(int(p), 1);
+    assert!(p.exemplars.is_empty(), "{:?}", p.exemplars);
+}
+
+#[test]
+fn scope_and_units_are_as_documented() {
+    let b = OtlpExporter::builder("http://h:1");
+    assert_eq!(
+        (b.scope_name.as_str(), b.scope_version.as_str()),
+        ("vitals", env!("CARGO_PKG_VERSION"))
+    );
+    let b = b.scope("checkout", "2.1.0");
+    assert_eq!(
+        (b.scope_name.as_str(), b.scope_version.as_str()),
+        ("checkout", "2.1.0")
+    );
+    let m = MetricsCollector::new();
+    for (name, unit) in [
+        ("mem_bytes", crate::Unit::Bytes),
+        ("load_ratio", crate::Unit::Ratio),
+        ("temp_celsius", crate::Unit::Celsius),
+    ] {
+        m.describe(crate::MetricKind::Gauge, name, Some(unit), "h");
+        m.gauge(name, &[]).set(1.0);
+    }
+    let set = PointMaker::one_shot(false).points(&m.snapshot());
+    let mut head = head(Temporality::Cumulative);
+    head.scope_name = b.scope_name;
+    head.scope_version = b.scope_version;
+    let json = String::from_utf8(OtlpBacklog::new(head, OtlpFormat::Json).encode(&set)).unwrap();
+    for unit in [r#""unit":"By""#, r#""unit":"1""#, r#""unit":"Cel""#] {
+        assert!(json.contains(unit), "{unit}: {json}");
+    }
+    assert!(
+        json.contains(r#""scope":{"name":"checkout","version":"2.1.0"}"#),
+        "{json}"
+    );
+}
