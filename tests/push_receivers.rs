@@ -403,6 +403,31 @@ fn pushgateway_serves_the_pushed_values_and_forgets_them_after_delete() {
         assert_eq!(got[labels].to_bits(), v.to_bits(), "{labels:?}");
     }
 
+    // A series label named like a grouping label gets the group's value
+    // (the Pushgateway's rule, which the README states).
+    let own = vitals::MetricsCollector::new();
+    own.gauge("vitals_pgw_own", &[("instance", "x")]).set(4.0);
+    let mut other = PushgatewayExporter::builder(format!("http://{addr}"), "vitals_pgw2")
+        .grouping_label("instance", "host/2")
+        .delete_on_shutdown(true)
+        .build()
+        .unwrap();
+    other.export(&own.snapshot()).unwrap();
+    while other.stats().queue_points > 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(other.stats().failed_requests, 0, "{:?}", other.stats());
+    let (_, text) = get(addr, "/metrics").unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("vitals_pgw_own{"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains(r#"instance="host/2""#) && !line.contains(r#"instance="x""#),
+        "{line}"
+    );
+    other.flush().unwrap();
+
     // Shutdown: the pending nothing is flushed, then the group deleted.
     exporter.flush().unwrap();
     let (_, text) = get(addr, "/metrics").unwrap();

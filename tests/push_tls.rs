@@ -184,6 +184,23 @@ fn remote_write_over_https_reaches_a_receiver_signed_by_a_private_ca() {
     assert!(stats.failed_requests >= 1, "{stats:?}");
     assert_eq!(stats.sent_points, 0, "{stats:?}");
 
+    // Trusted, but not for this name: the same server reached as
+    // [::ffff:127.0.0.1], an address its certificate does not name.
+    let misnamed = RemoteWriteExporter::builder(format!("https://[::ffff:127.0.0.1]:{port}/x"))
+        .delivery(DeliveryConfig {
+            shutdown_deadline: Duration::from_millis(500),
+            ..config(vec![ca.clone()])
+        })
+        .build();
+    let mut misnamed = misnamed.unwrap();
+    misnamed.export(&metrics.snapshot()).unwrap();
+    let _ = misnamed.flush();
+    let stats = misnamed.stats();
+    assert!(stats.failed_requests >= 1, "{stats:?}");
+    assert_eq!(stats.sent_points, 0, "{stats:?}");
+    let why = stats.last_error.unwrap_or_default();
+    assert!(why.contains("not valid for name"), "{why}");
+
     // A certificate that does not parse is refused when building.
     let bad = RemoteWriteExporter::builder(format!("https://127.0.0.1:{port}/x"))
         .delivery(config(vec!["not a certificate".into()]))

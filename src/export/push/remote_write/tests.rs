@@ -43,43 +43,46 @@ fn writer(external: &[(&str, &str)]) -> SeriesWriter {
     }
 }
 
+/// One varint of a protobuf message, at `*i`.
+fn varint(b: &[u8], i: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let byte = b[*i];
+        *i += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+/// A message's fields: number, bytes (length-delimited) or number value.
+fn fields(b: &[u8]) -> Vec<(u64, &[u8], u64)> {
+    let mut i = 0;
+    let mut out = Vec::new();
+    while i < b.len() {
+        let tag = varint(b, &mut i);
+        match tag & 7 {
+            0 => out.push((tag >> 3, &b[0..0], varint(b, &mut i))),
+            1 => {
+                let v = u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+                i += 8;
+                out.push((tag >> 3, &b[0..0], v));
+            }
+            2 => {
+                let len = varint(b, &mut i) as usize;
+                out.push((tag >> 3, &b[i..i + len], 0));
+                i += len;
+            }
+            t => panic!("wire type {t}"),
+        }
+    }
+    out
+}
+
 /// Labels and samples of every series in a batch, decoded by hand.
 fn decode(bytes: &[u8]) -> Vec<Decoded> {
-    fn varint(b: &[u8], i: &mut usize) -> u64 {
-        let mut v = 0u64;
-        let mut shift = 0;
-        loop {
-            let byte = b[*i];
-            *i += 1;
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte < 0x80 {
-                return v;
-            }
-            shift += 7;
-        }
-    }
-    fn fields(b: &[u8]) -> Vec<(u64, &[u8], u64)> {
-        let mut i = 0;
-        let mut out = Vec::new();
-        while i < b.len() {
-            let tag = varint(b, &mut i);
-            match tag & 7 {
-                0 => out.push((tag >> 3, &b[0..0], varint(b, &mut i))),
-                1 => {
-                    let v = u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
-                    i += 8;
-                    out.push((tag >> 3, &b[0..0], v));
-                }
-                2 => {
-                    let len = varint(b, &mut i) as usize;
-                    out.push((tag >> 3, &b[i..i + len], 0));
-                    i += len;
-                }
-                t => panic!("wire type {t}"),
-            }
-        }
-        out
-    }
     let mut series = Vec::new();
     for (f, ts_bytes, _) in fields(bytes) {
         assert_eq!(f, 1);
@@ -370,4 +373,65 @@ fn a_series_external_labels_make_another_ones_twin_is_left_out_and_counted() {
         &[("c", &[][..], 7), ("c", &[("job", "b")][..], 5)],
     ));
     assert_eq!((batch.duplicates, decode(&batch.bytes).len()), (0, 2));
+}
+
+/// A series' labels, the numbers of its fields, its zero thresholds.
+type Shape = (Vec<(String, String)>, Vec<u64>, Vec<f64>);
+
+/// Each series' labels and the numbers of its fields (1 labels, 2
+/// samples, 3 exemplars, 4 native histograms), with every native
+/// histogram's zero threshold.
+fn shapes(bytes: &[u8]) -> Vec<Shape> {
+    fields(bytes)
+        .into_iter()
+        .map(|(_, series, _)| {
+            let mut labels = Vec::new();
+            let mut present = Vec::new();
+            let mut zero_thresholds = Vec::new();
+            for (f, b, _) in fields(series) {
+                present.push(f);
+                match f {
+                    1 => {
+                        let l = fields(b);
+                        labels.push((
+                            String::from_utf8(l[0].1.to_vec()).unwrap(),
+                            String::from_utf8(l[1].1.to_vec()).unwrap(),
+                        ));
+                    }
+                    4 => zero_thresholds.extend(
+                        fields(b)
+                            .into_iter()
+                            .filter(|(f, _, _)| *f == 5)
+                            .map(|(_, _, v)| f64::from_bits(v)),
+                    ),
+                    _ => {}
+                }
+            }
+            present.dedup();
+            (labels, present, zero_thresholds)
+        })
+        .collect()
+}
+
+#[test]
+fn a_native_histogram_goes_instead_of_its_summary_with_its_exemplars() {
+    let metrics = MetricsCollector::builder().lifetime_buckets(true).build();
+    let h = metrics.histogram("lat_seconds", &[("r", "/")]);
+    h.record(0.25);
+    h.record_with_exemplar(0.5, &[("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736")])
+        .unwrap();
+    let batch = writer(&[]).encode(&metrics.snapshot());
+    let shapes = shapes(&batch.bytes);
+    let names: Vec<&str> = shapes
+        .iter()
+        .flat_map(|(labels, _, _)| labels.iter())
+        .filter(|(k, _)| k == "__name__")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    // One series `x`: no quantiles, no `_sum` or `_count`.
+    assert_eq!(names, ["lat_seconds"]);
+    let (labels, present, zero) = &shapes[0];
+    assert!(labels.iter().all(|(k, _)| k != "quantile"), "{labels:?}");
+    assert_eq!(present, &[1, 4, 3], "labels, the histogram, its exemplars");
+    assert_eq!(zero, &[2f64.powi(-128)]);
 }
