@@ -399,13 +399,12 @@ impl Exporter for PushgatewayExporter {
         // The Pushgateway's own series of every group: a pushed series of
         // either name would be replaced by its value without a word.
         let own = |name: &str| PUSHGATEWAY_OWN.contains(&name);
-        let clashes = snapshot.counters.iter().filter(|c| own(&c.name)).count()
-            + snapshot.gauges.iter().filter(|g| own(&g.name)).count()
+        // (A counter goes out as `<name>_total`: no clash.)
+        let clashes = snapshot.gauges.iter().filter(|g| own(&g.name)).count()
             + snapshot.histograms.iter().filter(|h| own(&h.name)).count();
         let kept;
         let snapshot = if clashes > 0 {
             let mut s = snapshot.clone();
-            s.counters.retain(|c| !own(&c.name));
             s.gauges.retain(|g| !own(&g.name));
             s.histograms.retain(|h| !own(&h.name));
             self.delivery.left_out(Dropped {
@@ -421,7 +420,7 @@ impl Exporter for PushgatewayExporter {
         let report = self.renderer.render_into(snapshot, &mut self.text);
         let body = self.text.as_bytes().to_vec();
         self.delivery
-            .add(|backlog, in_flight| backlog.replace(body, report.series as u64, in_flight))
+            .add(|backlog, _| backlog.replace(body, report.series as u64))
     }
 
     /// Waits (up to the shutdown deadline) for the latest body to be
@@ -474,13 +473,14 @@ struct LatestBody {
 }
 
 impl LatestBody {
-    fn replace(&mut self, body: Vec<u8>, points: u64, in_flight: bool) -> Option<Dropped> {
+    fn replace(&mut self, body: Vec<u8>, points: u64) -> Option<Dropped> {
         self.seq += 1;
         let old = self.pending.replace((self.seq, body, points));
         match old {
-            // The one being sent is not lost: it is on its way (if its
-            // request fails, `next` counts it).
-            Some((seq, _, _)) if in_flight && self.on_wire.is_some_and(|(t, _)| t == seq) => None,
+            // The one handed to the sender is not lost here: it is on its
+            // way, or waiting for its retry; if it does not go, `next` (or
+            // `take_dropped` at the end) counts it, once.
+            Some((seq, _, _)) if self.on_wire.is_some_and(|(t, _)| t == seq) => None,
             Some((_, _, points)) => Some(Dropped {
                 points,
                 reason: "superseded",
@@ -579,17 +579,18 @@ mod tests {
     }
 
     #[test]
-    fn a_pending_body_is_replaced_and_counted_unless_in_flight() {
+    fn a_pending_body_is_replaced_and_counted_unless_handed_to_the_sender() {
         let mut b = LatestBody::default();
-        assert_eq!(b.replace(b"a".to_vec(), 3, false), None);
+        assert_eq!(b.replace(b"a".to_vec(), 3), None);
         let first = b.next().unwrap();
         assert_eq!((first.body.as_slice(), first.points), (&b"a"[..], 3));
         // Sent while a newer one arrives: the newer one waits.
-        assert_eq!(b.replace(b"bb".to_vec(), 4, true), None);
+        assert_eq!(b.replace(b"bb".to_vec(), 4), None);
         b.complete(first.ticket);
+        assert_eq!(b.take_dropped(), None);
         assert_eq!(b.points(), 4);
         assert_eq!(
-            b.replace(b"ccc".to_vec(), 5, false),
+            b.replace(b"ccc".to_vec(), 5),
             Some(Dropped {
                 points: 4,
                 reason: "superseded"
@@ -599,5 +600,35 @@ mod tests {
         let next = b.next().unwrap();
         b.complete(next.ticket);
         assert!(b.next().is_none());
+        assert_eq!(b.take_dropped(), None);
+    }
+
+    #[test]
+    fn a_failed_body_replaced_during_its_backoff_is_counted_once() {
+        let mut b = LatestBody::default();
+        b.replace(b"a".to_vec(), 3);
+        let failed = b.next().unwrap();
+        // Its request failed (no `complete`); a newer body comes in the
+        // backoff, then the retry takes the newer one.
+        assert_eq!(b.replace(b"bb".to_vec(), 4), None);
+        let retry = b.next().unwrap();
+        assert_ne!(retry.ticket, failed.ticket);
+        assert_eq!(
+            b.take_dropped(),
+            Some(Dropped {
+                points: 3,
+                reason: "superseded"
+            })
+        );
+        b.complete(retry.ticket);
+        assert_eq!(b.take_dropped(), None);
+        // Failed and replaced, then the exporter is dropped: counted once.
+        let mut b = LatestBody::default();
+        b.replace(b"a".to_vec(), 3);
+        b.next().unwrap();
+        assert_eq!(b.replace(b"bb".to_vec(), 4), None);
+        assert_eq!(b.take_dropped().map(|d| d.points), Some(3));
+        assert_eq!(b.take_dropped(), None);
+        assert_eq!(b.points(), 4, "the newer body is counted at shutdown");
     }
 }
