@@ -474,26 +474,13 @@ fn difference(now: Value, last: &Last) -> Result<Value, Value> {
             min,
             max,
         } => {
-            let change = match last_buckets {
-                Some(b) => match buckets.checked_sub(b) {
-                    Some(change) => change,
-                    None => {
-                        return Err(Value::Exponential {
-                            sum,
-                            buckets,
-                            min,
-                            max,
-                        })
-                    }
-                },
-                None => {
-                    return Err(Value::Exponential {
-                        sum,
-                        buckets,
-                        min,
-                        max,
-                    })
-                }
+            let Some(change) = last_buckets.as_ref().and_then(|b| buckets.checked_sub(b)) else {
+                return Err(Value::Exponential {
+                    sum,
+                    buckets,
+                    min,
+                    max,
+                });
             };
             Ok(Value::Exponential {
                 sum: sum - last_sum,

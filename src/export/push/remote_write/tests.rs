@@ -81,6 +81,15 @@ fn fields(b: &[u8]) -> Vec<(u64, &[u8], u64)> {
     out
 }
 
+/// A `Label` message: name and value.
+fn label_pair(b: &[u8]) -> (String, String) {
+    let l = fields(b);
+    (
+        String::from_utf8(l[0].1.to_vec()).unwrap(),
+        String::from_utf8(l[1].1.to_vec()).unwrap(),
+    )
+}
+
 /// Labels and samples of every series in a batch, decoded by hand.
 fn decode(bytes: &[u8]) -> Vec<Decoded> {
     let mut series = Vec::new();
@@ -90,13 +99,7 @@ fn decode(bytes: &[u8]) -> Vec<Decoded> {
         let (mut value, mut ts) = (f64::NAN, 0);
         for (f, b, _) in fields(ts_bytes) {
             match f {
-                1 => {
-                    let l = fields(b);
-                    labels.push((
-                        String::from_utf8(l[0].1.to_vec()).unwrap(),
-                        String::from_utf8(l[1].1.to_vec()).unwrap(),
-                    ));
-                }
+                1 => labels.push(label_pair(b)),
                 2 => {
                     for (f, _, v) in fields(b) {
                         match f {
@@ -391,13 +394,7 @@ fn shapes(bytes: &[u8]) -> Vec<Shape> {
             for (f, b, _) in fields(series) {
                 present.push(f);
                 match f {
-                    1 => {
-                        let l = fields(b);
-                        labels.push((
-                            String::from_utf8(l[0].1.to_vec()).unwrap(),
-                            String::from_utf8(l[1].1.to_vec()).unwrap(),
-                        ));
-                    }
+                    1 => labels.push(label_pair(b)),
                     4 => zero_thresholds.extend(
                         fields(b)
                             .into_iter()
