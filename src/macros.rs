@@ -399,6 +399,9 @@ pub mod __private {
         fn register(&'static self, name: &str, labels: &[(&str, &str)]) -> H {
             match global().try_handle::<H>(name, labels) {
                 Ok(handle) => self.0.get_or_init(|| handle).clone(),
+                // Past the limit: the overflow series, counted, as the
+                // plain methods give (not cached: each call counts).
+                Err(crate::Error::CardinalityLimit { .. }) => global().handle::<H>(name, labels),
                 Err(err) => {
                     global().report_error(err);
                     H::detached()

@@ -249,6 +249,12 @@ fn nan_and_infinite_gauges_are_kept_and_spelled_in_json() {
     assert!(back.gauge("g", &[("v", "nan")]).unwrap().is_nan());
     assert_eq!(back.gauge("g", &[("v", "inf")]), Some(f64::INFINITY));
     assert_eq!(back.gauge("g", &[("v", "-inf")]), Some(f64::NEG_INFINITY));
+    // `set_max` and `set_min` ignore a NaN argument.
+    let g = m.gauge("peak", &[]);
+    g.set(3.0);
+    g.set_max(f64::NAN);
+    g.set_min(f64::NAN);
+    assert_eq!(g.value(), 3.0);
 }
 
 #[test]

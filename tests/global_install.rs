@@ -43,4 +43,33 @@ fn installed_global_settings_apply_to_macro_call_sites() {
         );
     }
     assert_eq!(vitals::global().cardinality("site_cache_total"), Some(5));
+
+    // A call site with literal labels past the limit: the overflow series
+    // too, counted on every call, and no error.
+    let errors = |snap: &vitals::Snapshot| {
+        snap.counter("vitals_errors_total", &[("kind", "cardinality_limit")])
+            .unwrap_or(0.0)
+    };
+    let before = vitals::global().snapshot();
+    for _ in 0..2 {
+        counter!("site_cache_total", "user" => "literal").inc();
+    }
+    let after = vitals::global().snapshot();
+    let overflow = |snap: &vitals::Snapshot| {
+        snap.counter("site_cache_total", &[("vitals_overflow", "true")])
+            .unwrap()
+    };
+    assert_eq!(overflow(&after), overflow(&before) + 2.0);
+    assert_eq!(
+        after.counter(
+            "vitals_cardinality_overflow_total",
+            &[("metric", "site_cache_total")]
+        ),
+        Some(35.0 * 3.0 + 2.0)
+    );
+    assert_eq!(errors(&after), errors(&before));
+    assert_eq!(
+        after.counter("site_cache_total", &[("user", "literal")]),
+        None
+    );
 }

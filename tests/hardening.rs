@@ -318,6 +318,13 @@ fn terminal_outputs_escape_control_characters() {
     assert!(table.contains(r"evil\x1b[31m"), "{table}");
     // The machine formats keep the raw value: their readers unescape it.
     assert!(render_prometheus(&snap).contains("\x1b[2J"));
+    // `Labels`' `Display` escapes them too.
+    let shown = vitals::Labels::from_pairs(&[("k", "a\u{1b}[31m\u{202e}b")]).to_string();
+    assert!(!shown.contains(['\u{1b}', '\u{202e}']), "{shown:?}");
+    assert!(
+        shown.contains("\\x1b") && shown.contains("\\u{202e}"),
+        "{shown}"
+    );
 }
 
 #[test]

@@ -41,7 +41,7 @@ proptest! {
     /// size), the lifetime count never goes down, and at the end both are
     /// exact.
     ///
-    /// Fails now (in some runs): defect 11 (a count window's count can
+    /// Failed before its fix (in some runs): defect 11 (a count window's count can
     /// exceed the lifetime count under concurrent load).
     #[test]
     fn the_window_never_holds_more_than_the_lifetime(
@@ -120,7 +120,7 @@ proptest! {
     /// the lifetime (none lost), and no snapshot saw the window hold more
     /// than the life.
     ///
-    /// Fails now (in some runs; new finding B): values recorded while a
+    /// Failed before its fix (in some runs; new finding B): values recorded while a
     /// snapshot opens a new slot can be lost for good. With 5 threads ×
     /// 1521 values and 250 ms between snapshots of a 60 s / 6-slot window,
     /// about 1 run in 20 ends with the lifetime count 1 to 5 short.
@@ -320,7 +320,7 @@ proptest! {
     /// panic, and report a window whose min and max are finite with
     /// min <= max whenever it holds values.
     ///
-    /// Fails now (new finding C): a snapshot can read a bucket count of
+    /// Failed before its fix (new finding C): a snapshot can read a bucket count of
     /// the fresh slot before the writer has set the slot's min and max, and
     /// then panics in `f64::clamp` ("min > max, or either was NaN. min =
     /// inf, max = 0.0", `bucket_stats` in src/metrics/histogram/time.rs);

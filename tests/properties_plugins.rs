@@ -261,7 +261,7 @@ proptest! {
     /// finite number at least 0 (a total cannot be negative or NaN), and
     /// the expositions parse (counters finite and not negative).
     ///
-    /// Fails now: defect 5 (plug-in counters accept negative and NaN
+    /// Failed before its fix: defect 5 (plug-in counters accept negative and NaN
     /// values, and the expositions then carry them).
     #[test]
     fn plugin_counters_are_finite_and_not_negative(
@@ -337,7 +337,7 @@ proptest! {
     /// 1 ms, never panics, and every output then parses, with the plug-in
     /// reported under its name and status.
     ///
-    /// Fails now: defect 3 (a name with NUL panics in `register`: the
+    /// Failed before its fix: defect 3 (a name with NUL panics in `register`: the
     /// worker thread's name cannot hold it) and defect 1 (a default
     /// interval of `Duration::MAX` overflows in the worker).
     #[test]

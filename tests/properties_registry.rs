@@ -241,7 +241,7 @@ proptest! {
     /// result, every total, gauge, histogram count, error count and
     /// overflow count, and no series or metadata the model lacks.
     ///
-    /// Fails now: defect 12 (a refused registration still creates the
+    /// Failed before its fix: defect 12 (a refused registration still creates the
     /// metric, so a later use of the name as another kind is refused with
     /// KindMismatch and metadata lists a name never registered), defect 4
     /// (count windows keep values outside [2^-30, 2^50] unclamped and
@@ -294,7 +294,7 @@ proptest! {
 
     /// A JSON line decodes to an equal snapshot: every float exactly.
     ///
-    /// Fails now: defect 13 (serde_json without `float_roundtrip` reads some
+    /// Failed before its fix: defect 13 (serde_json without `float_roundtrip` reads some
     /// floats one ulp off) and defect 4 (a count window's sum of f64::MAX
     /// values overflows to infinity, written as `null`, which does not read
     /// back).
@@ -321,7 +321,7 @@ proptest! {
     /// exactly, every float within 4 ulps (the part of the round trip
     /// that does not depend on defect 13).
     ///
-    /// Fails now only through defect 4 (infinite sums written as `null`).
+    /// Failed, before its fix, only through defect 4 (infinite sums written as `null`).
     #[test]
     fn json_lines_round_trip_up_to_a_few_ulps(settings in gen::settings(), ops in gen::ops(40)) {
         let (m, _clock) = run(&settings, &ops);
@@ -339,7 +339,7 @@ proptest! {
     /// The table and the status line show label values and names without
     /// passing control characters (ESC, CR, NUL...) to the terminal.
     ///
-    /// Fails now: defect 14 (control characters pass through unescaped).
+    /// Failed before its fix: defect 14 (control characters pass through unescaped).
     #[test]
     fn table_and_status_line_carry_no_control_characters(settings in gen::settings(), ops in gen::ops(30)) {
         let (m, _clock) = run(&settings, &ops);

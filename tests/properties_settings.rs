@@ -177,7 +177,7 @@ proptest! {
     /// panics, and for a bad setting keeps the error and counts it; the
     /// collector then works.
     ///
-    /// Fails now: defect 1 (`plugin_deadline(Duration::MAX)`: the snapshot
+    /// Failed before its fix: defect 1 (`plugin_deadline(Duration::MAX)`: the snapshot
     /// overflows computing the deadline) and defect 2 (`max_metrics(usize::MAX)`
     /// overflows at the first new name).
     #[test]
@@ -243,7 +243,7 @@ proptest! {
     /// finite number inside the trackable range (values outside it are
     /// clamped and counted as saturated), and the JSON line reads back.
     ///
-    /// Fails now: defect 4 (a count window keeps 1e300 unclamped, and sums
+    /// Failed before its fix: defect 4 (a count window keeps 1e300 unclamped, and sums
     /// f64::MAX values to infinity, written as `null`).
     #[test]
     fn histogram_statistics_stay_finite_and_in_range(
@@ -325,7 +325,7 @@ proptest! {
     /// `Plugin::set_interval` accept exactly the durations of at least
     /// 1 ms, and a snapshot then reports the plug-in with its settings.
     ///
-    /// Fails now: defect 1 (`Duration::MAX` or `u64::MAX` seconds as a
+    /// Failed before its fix: defect 1 (`Duration::MAX` or `u64::MAX` seconds as a
     /// deadline or interval overflows in the snapshot or the worker).
     #[test]
     fn plugin_deadlines_and_intervals_of_any_length(
@@ -390,7 +390,7 @@ proptest! {
     /// and at least one backoff tick; then `tick_now` and `shutdown` each
     /// give every exporter a snapshot.
     ///
-    /// Fails now: defect 1 (an interval of `Duration::MAX` or `u64::MAX`
+    /// Failed before its fix: defect 1 (an interval of `Duration::MAX` or `u64::MAX`
     /// seconds overflows in the reporter thread, which then dies without
     /// ticking or writing the final snapshot).
     #[test]
