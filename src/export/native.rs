@@ -5,8 +5,10 @@
 //! alike: spans of consecutive bucket indexes and each count as a delta
 //! from the one before.
 
+use std::sync::Arc;
+
 use crate::layout::DEFAULT_MAX_BUCKETS;
-use crate::snapshot::SparseBuckets;
+use crate::snapshot::{HistogramSummary, SparseBuckets};
 
 /// The width of the zero bucket stated in native histograms: 2⁻¹²⁸, as
 /// client_golang states by default. vitals' zero bucket holds exact zeros
@@ -37,8 +39,18 @@ impl NativeBuckets {
     /// `buckets` cut to at most [`DEFAULT_MAX_BUCKETS`] by exact
     /// downscaling. Gaps of up to two empty buckets stay inside a span (two
     /// zero deltas cost less than a new span).
+    #[cfg(test)]
     pub(crate) fn of(buckets: &SparseBuckets) -> Self {
-        let b = fitted_copy(buckets, DEFAULT_MAX_BUCKETS, &mut Vec::new());
+        Self::of_fitted(&fitted_copy(buckets, DEFAULT_MAX_BUCKETS, &mut Vec::new()))
+    }
+
+    /// `summary`'s lifetime buckets, cut as [`fitted_lifetime`] does.
+    pub(crate) fn of_lifetime(summary: &HistogramSummary) -> Option<Self> {
+        fitted_lifetime(summary, DEFAULT_MAX_BUCKETS, &mut Vec::new()).map(|b| Self::of_fitted(&b))
+    }
+
+    /// From buckets already cut: normalised, at most the limit.
+    fn of_fitted(b: &SparseBuckets) -> Self {
         // Normalised: ascending, no empty bucket, within range.
         let mut spans: Vec<(i32, u32)> = Vec::with_capacity(8);
         let mut deltas = Vec::with_capacity(b.counts.len() + 8);
@@ -96,6 +108,24 @@ fn runs(first: i32, dense: &[u64]) -> Vec<(i32, u32)> {
         zeros = 0;
     }
     runs
+}
+
+/// `summary`'s lifetime buckets downscaled to at most `max` buckets (as
+/// [`fitted_copy`]). At the exporters' default limit, the list is cut once
+/// and kept with it ([`LifetimeMemo`](crate::metrics::histogram::LifetimeMemo)): snapshots of a series that did not
+/// move since, and every exporter sending one snapshot (OTLP, remote write,
+/// the protobuf scrape), get that copy. `dense` is scratch space.
+pub(crate) fn fitted_lifetime(
+    summary: &HistogramSummary,
+    max: usize,
+    dense: &mut Vec<u64>,
+) -> Option<Arc<SparseBuckets>> {
+    let list = summary.lifetime_buckets.as_ref()?;
+    if max == DEFAULT_MAX_BUCKETS {
+        Some(summary.memo.fitted(list, || fitted_copy(list, max, dense)))
+    } else {
+        Some(Arc::new(fitted_copy(list, max, dense)))
+    }
 }
 
 /// `b` downscaled to at most `max` buckets (as
@@ -259,6 +289,93 @@ mod tests {
         want.normalize();
         want.fit(max);
         want
+    }
+
+    /// A collector's series over four decades, and its lifetime list.
+    fn wide_series() -> (crate::MetricsCollector, crate::Histogram) {
+        let m = crate::MetricsCollector::builder()
+            .lifetime_buckets(true)
+            .build();
+        let h = m.histogram("latency_seconds", &[]);
+        for k in 0..2_000 {
+            h.record(1e-6 * 1.005f64.powi(k));
+        }
+        (m, h)
+    }
+
+    fn summary_of(m: &crate::MetricsCollector) -> HistogramSummary {
+        m.snapshot().histograms[0].summary.clone()
+    }
+
+    #[test]
+    fn a_series_that_did_not_move_is_cut_once() {
+        let (m, h) = wide_series();
+        let (a, b) = (summary_of(&m), summary_of(&m));
+        let fa = fitted_lifetime(&a, DEFAULT_MAX_BUCKETS, &mut Vec::new()).unwrap();
+        let fb = fitted_lifetime(&b, DEFAULT_MAX_BUCKETS, &mut Vec::new()).unwrap();
+        assert!(Arc::ptr_eq(&fa, &fb));
+        let list = a.lifetime_buckets.as_deref().unwrap();
+        assert!(list.counts.len() > DEFAULT_MAX_BUCKETS);
+        assert_eq!(*fa, fitted_clone(list, DEFAULT_MAX_BUCKETS));
+        // Another limit is cut apart, every time.
+        let f100 = fitted_lifetime(&a, 100, &mut Vec::new()).unwrap();
+        assert_eq!(*f100, fitted_clone(list, 100));
+        // A moved series is another list, cut anew.
+        h.record(5.0);
+        let c = summary_of(&m);
+        let fc = fitted_lifetime(&c, DEFAULT_MAX_BUCKETS, &mut Vec::new()).unwrap();
+        assert_eq!(fc.count(), fa.count() + 1);
+        assert_eq!(
+            *fc,
+            fitted_clone(c.lifetime_buckets.as_deref().unwrap(), DEFAULT_MAX_BUCKETS)
+        );
+        // Native histograms come from the same cut.
+        assert_eq!(
+            NativeBuckets::of_lifetime(&c).unwrap(),
+            NativeBuckets::of(c.lifetime_buckets.as_deref().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_list_changed_after_the_snapshot_is_cut_as_it_is_now() {
+        let (m, _h) = wide_series();
+        let a = summary_of(&m);
+        let before = fitted_lifetime(&a, DEFAULT_MAX_BUCKETS, &mut Vec::new()).unwrap();
+        // Changed in place by its user: a copy of its own, not the memo's.
+        let mut b = a.clone();
+        Arc::make_mut(b.lifetime_buckets.as_mut().unwrap()).counts[0].1 += 7;
+        let fb = fitted_lifetime(&b, DEFAULT_MAX_BUCKETS, &mut Vec::new()).unwrap();
+        assert_eq!(fb.count(), before.count() + 7);
+        // Replaced by a list of equal counts: cut apart all the same.
+        let mut c = a.clone();
+        c.lifetime_buckets = Some(Arc::new(SparseBuckets::clone(
+            a.lifetime_buckets.as_deref().unwrap(),
+        )));
+        let fc = fitted_lifetime(&c, DEFAULT_MAX_BUCKETS, &mut Vec::new()).unwrap();
+        assert!(!Arc::ptr_eq(&fc, &before));
+        assert_eq!(*fc, *before);
+        // Merged: the sum's cut.
+        let mut d = a.clone();
+        d.merge(&a);
+        let fd = fitted_lifetime(&d, DEFAULT_MAX_BUCKETS, &mut Vec::new()).unwrap();
+        assert_eq!(fd.count(), 2 * before.count());
+        // Gone: nothing to cut.
+        let mut e = a.clone();
+        e.lifetime_buckets = None;
+        assert!(fitted_lifetime(&e, DEFAULT_MAX_BUCKETS, &mut Vec::new()).is_none());
+    }
+
+    #[test]
+    fn a_cut_list_does_not_keep_the_collector_from_rewriting_its_list_in_place() {
+        let (m, h) = wide_series();
+        let a = summary_of(&m);
+        fitted_lifetime(&a, DEFAULT_MAX_BUCKETS, &mut Vec::new()).unwrap();
+        let at = Arc::as_ptr(a.lifetime_buckets.as_ref().unwrap());
+        drop(a);
+        h.record(5.0);
+        let b = summary_of(&m);
+        assert_eq!(Arc::as_ptr(b.lifetime_buckets.as_ref().unwrap()), at);
+        assert_eq!(b.lifetime_buckets.as_ref().unwrap().count(), 2_001);
     }
 
     #[test]

@@ -304,6 +304,7 @@ impl Life {
         summary.dropped = summary.dropped.saturating_sub(base.dropped);
         if let (Some(now), Some(then)) = (&summary.lifetime_buckets, &base.lifetime_buckets) {
             summary.lifetime_buckets = now.checked_sub(then).map(Arc::new);
+            summary.memo = Default::default();
         }
         if let (Some(now), Some(then)) = (&mut summary.buckets, &base.cumulative) {
             for (n, t) in now.cumulative.iter_mut().zip(then) {

@@ -52,6 +52,7 @@ pub(super) fn sample(shared: &Shared, stop: &AtomicBool) {
         // dropping them halves what it holds.
         for h in &mut snapshot.histograms {
             h.summary.lifetime_buckets = None;
+            h.summary.memo = Default::default();
         }
         let mut ring = shared.recent.lock();
         if ring.len() == shared.config.recent_snapshots {

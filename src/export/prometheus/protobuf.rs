@@ -253,7 +253,7 @@ fn summary(out: &mut ProtoWriter, s: &HistogramSummary) {
 
 fn histogram(out: &mut ProtoWriter, s: &HistogramSample) {
     let summary = &s.summary;
-    let native = summary.lifetime_buckets.as_deref().map(NativeBuckets::of);
+    let native = NativeBuckets::of_lifetime(summary);
     // The count the buckets add up to: the native buckets' when there are
     // some (a consumer checks that they agree), else the classic `+Inf`.
     let count = match (&native, &summary.buckets) {

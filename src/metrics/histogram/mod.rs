@@ -60,6 +60,7 @@ const EMPTY: u64 = u64::MAX;
 mod bucket_math;
 mod buckets;
 mod count;
+mod memo;
 mod reading;
 mod summary;
 mod time;
@@ -71,6 +72,7 @@ pub(crate) use buckets::validate_bucket_bounds;
 use buckets::BucketCounters;
 pub use buckets::{BucketCounts, MAX_BUCKETS};
 use count::CountWindow;
+pub(crate) use memo::LifetimeMemo;
 pub use summary::{HistogramSummary, LifetimeStats, Quantiles, Window, WindowStats};
 use time::TimeWindow;
 
@@ -473,15 +475,18 @@ impl HistogramCore {
     }
 
     fn summary(&self, now: Duration) -> HistogramSummary {
-        let (window, lifetime, window_buckets, lifetime_buckets) = match &self.kind {
+        let (window, lifetime, window_buckets, lifetime_buckets, memo) = match &self.kind {
             WindowCore::Time(w) => {
                 let (window, lifetime, state) = w.summary(now);
-                let (wb, lb) = state.map(|s| (s.window, s.lifetime)).unzip();
-                (window, lifetime, wb, lb)
+                match state {
+                    Some(s) => (window, lifetime, Some(s.window), Some(s.lifetime), s.memo),
+                    None => (window, lifetime, None, None, LifetimeMemo::default()),
+                }
             }
             WindowCore::Count(w) => {
                 let (window, lifetime, buckets) = w.summary(now);
-                (window, lifetime, buckets.map(Arc::new), None)
+                let memo = LifetimeMemo::default();
+                (window, lifetime, buckets.map(Arc::new), None, memo)
             }
         };
         HistogramSummary {
@@ -492,6 +497,7 @@ impl HistogramCore {
             window_buckets,
             lifetime_buckets,
             buckets: self.buckets.as_ref().map(|b| b.read()),
+            memo,
         }
     }
 

@@ -227,6 +227,8 @@ thread_local! {
 pub(super) struct BucketState {
     pub(super) window: Arc<SparseBuckets>,
     pub(super) lifetime: Arc<SparseBuckets>,
+    /// What exporters derived from `lifetime`.
+    pub(super) memo: LifetimeMemo,
 }
 
 /// Bucket counts and totals, merged across stripes: cumulative, a

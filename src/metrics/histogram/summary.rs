@@ -123,7 +123,7 @@ mod duration_seconds {
 /// assert_eq!(summary.window.count, 1);
 /// assert_eq!(summary.lifetime.count, 1);
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistogramSummary {
     /// Statistics over the rolling window.
     pub window: WindowStats,
@@ -172,6 +172,24 @@ pub struct HistogramSummary {
     /// absent otherwise (and from JSON written before buckets existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buckets: Option<BucketCounts>,
+    /// What exporters derived from `lifetime_buckets` (not data: skipped
+    /// when written, compared and printed).
+    #[serde(skip)]
+    pub(crate) memo: LifetimeMemo,
+}
+
+impl std::fmt::Debug for HistogramSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistogramSummary")
+            .field("window", &self.window)
+            .field("lifetime", &self.lifetime)
+            .field("saturated", &self.saturated)
+            .field("dropped", &self.dropped)
+            .field("window_buckets", &self.window_buckets)
+            .field("lifetime_buckets", &self.lifetime_buckets)
+            .field("buckets", &self.buckets)
+            .finish()
+    }
 }
 
 impl HistogramSummary {
@@ -248,6 +266,7 @@ impl HistogramSummary {
         l.max = max_of(l.max, r.max);
         self.saturated = self.saturated.saturating_add(other.saturated);
         self.dropped = self.dropped.saturating_add(other.dropped);
+        self.memo = LifetimeMemo::default();
         self.lifetime_buckets = match (&self.lifetime_buckets, &other.lifetime_buckets) {
             (Some(x), Some(y)) => {
                 let mut x = SparseBuckets::clone(x);
@@ -289,6 +308,15 @@ impl HistogramSummary {
     /// assert!(w.scale < 6 && w.count() == 4);
     /// ```
     pub fn limit_buckets(&mut self, max_buckets: usize) {
+        // The memo holds the lifetime list too: a list changed here is
+        // another list.
+        if self
+            .lifetime_buckets
+            .as_ref()
+            .is_some_and(|b| b.fit_steps(max_buckets) > 0)
+        {
+            self.memo = LifetimeMemo::default();
+        }
         for b in [&mut self.window_buckets, &mut self.lifetime_buckets]
             .into_iter()
             .flatten()

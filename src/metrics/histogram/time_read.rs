@@ -277,10 +277,15 @@ impl TimeWindow {
             None => BucketState {
                 window: Arc::default(),
                 lifetime: Arc::default(),
+                memo: LifetimeMemo::default(),
             },
         };
+        // The old memo holds the list too: let go of it first, so that a
+        // list no snapshot holds is rewritten in place.
+        buckets.memo = LifetimeMemo::default();
         refill(&mut buckets.window, window.zeros, &window.octaves);
         refill(&mut buckets.lifetime, cum.zeros, &cum.octaves);
+        buckets.memo = LifetimeMemo::new(&buckets.lifetime);
         (stats, lifetime, Some(buckets))
     }
 
@@ -384,7 +389,9 @@ impl TimeWindow {
                 .cached
                 .as_ref()
                 .and_then(|c| c.buckets.as_ref())
-                .map_or(0, |b| b.window.heap_bytes() + b.lifetime.heap_bytes());
+                .map_or(0, |b| {
+                    b.window.heap_bytes() + b.lifetime.heap_bytes() + b.memo.heap_bytes()
+                });
         drop(reader);
         cache
             + self.owned.len() * std::mem::size_of::<OnceLock<Box<Stripe>>>()

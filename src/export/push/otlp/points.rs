@@ -10,7 +10,7 @@ use crate::snapshot::{CounterValue, Exemplar, HistogramSample, Snapshot, SparseB
 
 use super::set::{MetricSet, Point, Shape, Value};
 use super::Temporality;
-use crate::export::native::fitted_copy;
+use crate::export::native::fitted_lifetime;
 
 /// What is remembered of a series between snapshots.
 #[derive(Debug)]
@@ -28,7 +28,7 @@ enum Last {
         count: u64,
         sum: f64,
         /// Exponential or explicit counts, kept for deltas only.
-        buckets: Option<SparseBuckets>,
+        buckets: Option<Arc<SparseBuckets>>,
         explicit: Option<(Arc<[f64]>, Vec<u64>)>,
     },
     Other,
@@ -325,9 +325,10 @@ impl Cx<'_> {
                 let buckets = if delta {
                     let mut b = SparseBuckets::clone(b);
                     b.normalize();
-                    b
+                    Arc::new(b)
                 } else {
-                    fitted_copy(b, self.maker.max_buckets, &mut self.maker.dense)
+                    let (max, dense) = (self.maker.max_buckets, &mut self.maker.dense);
+                    fitted_lifetime(summary, max, dense).unwrap_or_else(|| Arc::clone(b))
                 };
                 (
                     Shape::Exponential,
@@ -412,7 +413,9 @@ impl Cx<'_> {
         };
         let mut point = point;
         if let Value::Exponential { buckets, .. } = &mut point.value {
-            buckets.fit(self.maker.max_buckets);
+            if buckets.fit_steps(self.maker.max_buckets) > 0 {
+                Arc::make_mut(buckets).fit(self.maker.max_buckets);
+            }
         }
         self.set.push(&h.name, shape, &h.labels, point);
         if self.maker.window_quantiles {
@@ -486,7 +489,7 @@ fn difference(now: Value, last: &Last) -> Result<Value, Value> {
                 sum: sum - last_sum,
                 min: None,
                 max: None,
-                buckets: change,
+                buckets: Arc::new(change),
             })
         }
         Value::Explicit {

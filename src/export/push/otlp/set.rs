@@ -43,8 +43,10 @@ pub(super) enum Value {
         sum: f64,
         min: Option<f64>,
         max: Option<f64>,
-        /// Normalised; the point's count is `buckets.count()`.
-        buckets: SparseBuckets,
+        /// Normalised; the point's count is `buckets.count()`. Shared: a
+        /// cumulative point sends the list its snapshot's series keeps
+        /// (see `fitted_lifetime`), changed only by a copy of its own.
+        buckets: Arc<SparseBuckets>,
     },
     Summary {
         count: u64,
@@ -135,7 +137,7 @@ impl Point {
                 },
             ) => {
                 *sum += s2;
-                buckets.merge(b2);
+                Arc::make_mut(buckets).merge(b2);
                 true
             }
             _ => false,

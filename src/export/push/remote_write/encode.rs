@@ -79,7 +79,7 @@ impl SeriesWriter {
         let mut bound_text = Vec::new();
         for h in &snapshot.histograms {
             let (name, labels, life) = (&*h.name, &h.labels, &h.summary.lifetime);
-            let native = h.summary.lifetime_buckets.as_deref().map(NativeBuckets::of);
+            let native = NativeBuckets::of_lifetime(&h.summary);
             let family = match (&h.summary.buckets, &native) {
                 (None, None) => Family::Summary,
                 _ => Family::Histogram,
