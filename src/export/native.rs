@@ -317,9 +317,13 @@ mod tests {
         let list = a.lifetime_buckets.as_deref().unwrap();
         assert!(list.counts.len() > DEFAULT_MAX_BUCKETS);
         assert_eq!(*fa, fitted_clone(list, DEFAULT_MAX_BUCKETS));
-        // Another limit is cut apart, every time.
-        let f100 = fitted_lifetime(&a, 100, &mut Vec::new()).unwrap();
+        // Another limit is cut apart, every time, and not kept.
+        let fresh = summary_of(&m);
+        let f100 = fitted_lifetime(&fresh, 100, &mut Vec::new()).unwrap();
         assert_eq!(*f100, fitted_clone(list, 100));
+        assert_eq!(fresh.memo.heap_bytes(), a.memo.heap_bytes());
+        let twice = fitted_lifetime(&fresh, 100, &mut Vec::new()).unwrap();
+        assert!(!Arc::ptr_eq(&f100, &twice));
         // A moved series is another list, cut anew.
         h.record(5.0);
         let c = summary_of(&m);

@@ -249,6 +249,24 @@ fn wide_exponential_histograms_are_downscaled_to_the_bucket_limit() {
     assert!(p["scale"].as_i64().unwrap() < 6);
     assert_eq!(counts.iter().sum::<u64>(), n);
     assert_eq!(p["count"], n.to_string());
+
+    // The cut is kept with the snapshot's list: a second encoding (or a
+    // remote write of the same snapshot) reuses it, and says the same. The
+    // series moved since the encoding above, so its list is new.
+    h.record(2.0);
+    let snap = m.snapshot();
+    let summary = &snap.histograms[0].summary;
+    assert_eq!(summary.memo.heap_bytes(), 0);
+    let first = encode_otlp(&snap, OtlpFormat::Protobuf).unwrap();
+    let kept = summary.memo.heap_bytes();
+    assert!(kept > 0);
+    assert_eq!(encode_otlp(&snap, OtlpFormat::Protobuf).unwrap(), first);
+    assert_eq!(summary.memo.heap_bytes(), kept);
+    // A copy with the list cut by hand (not through the memo) encodes alike.
+    let mut by_hand = snap.clone();
+    by_hand.histograms[0].summary.memo = Default::default();
+    by_hand.histograms[0].summary.limit_buckets(160);
+    assert_eq!(encode_otlp(&by_hand, OtlpFormat::Protobuf).unwrap(), first);
 }
 
 #[test]
