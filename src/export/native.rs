@@ -341,6 +341,23 @@ mod tests {
     }
 
     #[test]
+    fn once_asked_the_collector_cuts_the_next_lists_as_it_reads_them() {
+        let (m, h) = wide_series();
+        let a = summary_of(&m);
+        // Nobody asked yet: nothing cut.
+        assert_eq!(a.memo.heap_bytes(), 0);
+        fitted_lifetime(&a, DEFAULT_MAX_BUCKETS, &mut Vec::new()).unwrap();
+        for v in [5.0, 1e-7, 3e4] {
+            h.record(v);
+            let b = summary_of(&m);
+            assert!(b.memo.heap_bytes() > 0);
+            let list = b.lifetime_buckets.as_deref().unwrap();
+            let cut = fitted_lifetime(&b, DEFAULT_MAX_BUCKETS, &mut Vec::new()).unwrap();
+            assert_eq!(*cut, fitted_clone(list, DEFAULT_MAX_BUCKETS));
+        }
+    }
+
+    #[test]
     fn a_list_changed_after_the_snapshot_is_cut_as_it_is_now() {
         let (m, _h) = wide_series();
         let a = summary_of(&m);

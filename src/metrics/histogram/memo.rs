@@ -52,6 +52,19 @@ impl LifetimeMemo {
         }
     }
 
+    /// True when an exporter asked for the cut of this memo's list.
+    pub(crate) fn asked(&self) -> bool {
+        self.0.as_ref().is_some_and(|c| c.fitted.get().is_some())
+    }
+
+    /// Keeps `fitted` as the cut of this memo's list, worked out by its
+    /// maker (nothing when the memo is empty or already holds a cut).
+    pub(crate) fn keep(&self, fitted: SparseBuckets) {
+        if let Some(cell) = &self.0 {
+            let _ = cell.fitted.set(Arc::new(fitted));
+        }
+    }
+
     /// The bytes of the fitted list kept, if any.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.0

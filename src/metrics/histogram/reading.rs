@@ -212,6 +212,80 @@ fn sparse_into(into: &mut SparseBuckets, zeros: u64, octaves: &[(usize, [u64; SU
     }
 }
 
+/// `list` (the non-empty buckets of `octaves`, as [`sparse_into`] writes
+/// them) cut to at most `max` buckets, exactly as `fitted_copy` cuts it,
+/// but from the dense counts: sums of runs of buckets, where `fitted_copy`
+/// takes a step per pair. For the next snapshot of a series whose last cut
+/// an exporter asked for. `None` when counts are so large that sums might
+/// pass `u64` (then the exporter cuts the list, saturating).
+pub(super) fn cut_octaves(
+    list: &SparseBuckets,
+    octaves: &[(usize, [u64; SUBS])],
+    max: usize,
+) -> Option<SparseBuckets> {
+    use layout::{downscale_index, MIN_INDEX, MIN_SCALE, SCALE};
+    let (Some(&(first, _)), Some(&(last, _))) = (list.counts.first(), list.counts.last()) else {
+        return Some(list.clone());
+    };
+    // Under 2⁵¹ each: the sum of all 5,121 buckets stays within u64.
+    let widest = octaves
+        .iter()
+        .flat_map(|(_, c)| c.iter())
+        .fold(0u64, |a, &c| a | c);
+    if widest >= 1 << 51 || list.scale != SCALE {
+        return None;
+    }
+    // The steps `fitted_copy` takes.
+    let max = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
+    let floor = (SCALE - MIN_SCALE) as u32;
+    let mut k = 0u32;
+    while k < floor
+        && i64::from(downscale_index(last, k)) - i64::from(downscale_index(first, k)) + 1 > max
+    {
+        k += 1;
+    }
+    // Bucket `i` goes to `((i - 1) >> k) + 1`. An octave's buckets 1..=63
+    // and the next octave's bucket 0 are one run of 64 that starts on a
+    // multiple of 64, so of 2^k when k ≤ 6: runs of `width` in it each go
+    // to one coarse bucket (all 64 to one when k > 6).
+    let width = 1usize << k.min(6);
+    let mut counts: Vec<(i32, u64)> = Vec::with_capacity(max.min(256) as usize);
+    let mut put = |j: i64, c: u64| {
+        if c == 0 {
+            return;
+        }
+        // Within i32: j lies between a scale-6 index and 0.
+        let j = j as i32;
+        match counts.last_mut() {
+            Some((last, total)) if *last == j => *total += c,
+            _ => counts.push((j, c)),
+        }
+    };
+    for (at, (octave, subs)) in octaves.iter().enumerate() {
+        let start = i64::from(MIN_INDEX) + 64 * *octave as i64;
+        if at == 0 || octaves[at - 1].0 + 1 != *octave {
+            // Bucket 0 without the octave before: the end of that one's run.
+            put(((start - 1) >> k) + 1, subs[0]);
+        }
+        let mut run = [0u64; SUBS];
+        run[..SUBS - 1].copy_from_slice(&subs[1..]);
+        if let Some((next, next_subs)) = octaves.get(at + 1) {
+            if *next == octave + 1 {
+                run[SUBS - 1] = next_subs[0];
+            }
+        }
+        let base = (start >> k) + 1;
+        for (g, chunk) in run.chunks_exact(width).enumerate() {
+            put(base + ((g as i64 * width as i64) >> k), chunk.iter().sum());
+        }
+    }
+    Some(SparseBuckets {
+        scale: SCALE - k as i8,
+        zeros: list.zeros,
+        counts,
+    })
+}
+
 thread_local! {
     /// The cumulative counts and the window's, read at every snapshot of a
     /// time window whose counts moved: one pair of buffers per
@@ -274,5 +348,68 @@ impl Merged {
             min: f64::INFINITY.to_bits(),
             max: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::native::fitted_copy;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any lifetime counts, any limit: the dense cut is the list's cut.
+        #[test]
+        fn cutting_the_dense_counts_equals_cutting_the_list(
+            first in 0usize..80,
+            gaps in prop::collection::vec(1usize..4, 0..30),
+            fills in prop::collection::vec(
+                prop::collection::vec((0usize..SUBS, 0u64..1_000), 0..40),
+                31,
+            ),
+            zeros in 0u64..3,
+            huge in any::<bool>(),
+            limits in prop::collection::vec(1usize..400, 1..4),
+        ) {
+            let mut octaves: Vec<(usize, [u64; SUBS])> = Vec::new();
+            let mut octave = first;
+            for (n, fill) in fills.iter().enumerate() {
+                if octave >= 80 {
+                    break;
+                }
+                let mut subs = [0u64; SUBS];
+                for &(sub, c) in fill {
+                    subs[sub] += if huge { c << 50 } else { c };
+                }
+                octaves.push((octave, subs));
+                octave += gaps.get(n).copied().unwrap_or(80);
+            }
+            let mut list = SparseBuckets::default();
+            sparse_into(&mut list, zeros, &octaves);
+            for max in limits {
+                let want = fitted_copy(&list, max, &mut Vec::new());
+                match cut_octaves(&list, &octaves, max) {
+                    Some(cut) => prop_assert_eq!(cut, want),
+                    None => prop_assert!(huge),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_ends_of_the_range_are_cut_like_the_list() {
+        let mut octaves = vec![(0, [0u64; SUBS]), (40, [0u64; SUBS]), (79, [0u64; SUBS])];
+        octaves[0].1[0] = 3;
+        octaves[1].1[0] = 1;
+        octaves[1].1[63] = 2;
+        octaves[2].1[63] = 5;
+        let mut list = SparseBuckets::default();
+        sparse_into(&mut list, 0, &octaves);
+        for max in [1, 2, 3, 160, 10_000] {
+            let want = fitted_copy(&list, max, &mut Vec::new());
+            assert_eq!(cut_octaves(&list, &octaves, max), Some(want), "{max}");
+        }
+        let empty = SparseBuckets::default();
+        assert_eq!(cut_octaves(&empty, &[], 160), Some(empty));
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::bucket_math::{bucket_stats, moments, window_stats_of};
 use super::reading::{
-    refill, BucketState, Cached, Merged, OctaveCache, SlotDelta, TimeReader, SCRATCH,
+    cut_octaves, refill, BucketState, Cached, Merged, OctaveCache, SlotDelta, TimeReader, SCRATCH,
 };
 use super::time::{Stripe, TimeWindow, MASK_WORDS, OCTAVE_TOTAL, SLOT_BITS};
 use super::*;
@@ -280,12 +280,21 @@ impl TimeWindow {
                 memo: LifetimeMemo::default(),
             },
         };
-        // The old memo holds the list too: let go of it first, so that a
-        // list no snapshot holds is rewritten in place.
+        // An exporter asked for the last list's cut: it will ask for this
+        // one's, cut here from the dense counts (cheaper than from the
+        // list). The old memo holds the list too: let go of it first, so
+        // that a list no snapshot holds is rewritten in place.
+        let asked = buckets.memo.asked();
         buckets.memo = LifetimeMemo::default();
         refill(&mut buckets.window, window.zeros, &window.octaves);
         refill(&mut buckets.lifetime, cum.zeros, &cum.octaves);
         buckets.memo = LifetimeMemo::new(&buckets.lifetime);
+        if asked {
+            let cut = cut_octaves(&buckets.lifetime, &cum.octaves, layout::DEFAULT_MAX_BUCKETS);
+            if let Some(cut) = cut {
+                buckets.memo.keep(cut);
+            }
+        }
         (stats, lifetime, Some(buckets))
     }
 
