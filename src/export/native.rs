@@ -358,6 +358,40 @@ mod tests {
     }
 
     #[test]
+    fn the_collector_stops_cutting_when_no_exporter_asks_any_more() {
+        let (m, h) = wide_series();
+        let a = summary_of(&m);
+        fitted_lifetime(&a, DEFAULT_MAX_BUCKETS, &mut Vec::new()).unwrap();
+        drop(a);
+        // Asked for the last list: this one is cut as it is read.
+        h.record(1.0);
+        assert!(summary_of(&m).memo.heap_bytes() > 0);
+        // Nobody asked for that one: the next ones are not cut.
+        for v in [2.0, 3.0, 4.0] {
+            h.record(v);
+            assert_eq!(summary_of(&m).memo.heap_bytes(), 0, "{v}");
+        }
+    }
+
+    #[test]
+    fn a_summary_that_let_go_of_its_list_does_not_keep_its_counts() {
+        let (m, h) = wide_series();
+        let mut kept = summary_of(&m);
+        fitted_lifetime(&kept, DEFAULT_MAX_BUCKETS, &mut Vec::new()).unwrap();
+        let list = Arc::downgrade(kept.lifetime_buckets.as_ref().unwrap());
+        kept.lifetime_buckets = None;
+        h.record(5.0);
+        let next = summary_of(&m);
+        assert!(list.upgrade().is_none(), "the old counts are still held");
+        assert_eq!(next.lifetime_buckets.as_ref().unwrap().count(), 2_001);
+        // The memo it still holds is no other list's.
+        let mut other = next.clone();
+        other.memo = kept.memo.clone();
+        let cut = fitted_lifetime(&other, DEFAULT_MAX_BUCKETS, &mut Vec::new()).unwrap();
+        assert_eq!(cut.count(), 2_001);
+    }
+
+    #[test]
     fn a_list_changed_after_the_snapshot_is_cut_as_it_is_now() {
         let (m, _h) = wide_series();
         let a = summary_of(&m);

@@ -128,8 +128,10 @@ impl Builder {
     /// ([`HistogramSummary::lifetime_buckets`](crate::snapshot::HistogramSummary)),
     /// which `History` (feature `history`) needs for quantiles over
     /// its intervals (default: off). Costs each time-window series 520 bytes
-    /// per 64 buckets it uses (about 7 KiB over four decades), and each
-    /// snapshot line a few bytes per non-empty bucket.
+    /// per 64 buckets it uses (about 7 KiB over four decades), at most
+    /// 2.5 KiB more while exporters ask for its lists cut to 160 buckets
+    /// (OTLP, remote write, the protobuf scrape), and each snapshot line a
+    /// few bytes per non-empty bucket.
     ///
     /// ```
     /// let m = vitals::MetricsCollector::builder().lifetime_buckets(true).build();

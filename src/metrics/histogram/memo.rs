@@ -3,7 +3,8 @@
 //! (`Arc`), and with it what was derived from it.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 
 use crate::metrics::sparse::SparseBuckets;
 
@@ -14,38 +15,46 @@ use crate::metrics::sparse::SparseBuckets;
 /// and shared by every snapshot that holds that list; filled by the first
 /// exporter that asks (OTLP, remote write and the protobuf scrape all cut
 /// to [`DEFAULT_MAX_BUCKETS`](crate::layout::DEFAULT_MAX_BUCKETS) by
-/// default). Not data: never serialised, and equal to any other, so a
-/// summary compares and prints by its data alone.
+/// default), or by the collector when an exporter asked for the cut of
+/// the series' previous list. Not data: never serialised, and equal to
+/// any other, so a summary compares and prints by its data alone.
 #[derive(Clone, Default)]
 pub(crate) struct LifetimeMemo(Option<Arc<MemoCell>>);
 
 struct MemoCell {
-    /// The list it was made for, held so that no other list can come to
-    /// have its address while the memo lives: a list is the one only when
-    /// it is this very `Arc`.
-    of: Arc<SparseBuckets>,
+    /// The list it was made for, weakly: the memo never keeps a list's
+    /// counts alive (a summary whose list was dropped frees them), while
+    /// the allocation it points to stays, so that no other list can come
+    /// to have its address. A list is the one only when it is this very
+    /// allocation.
+    of: Weak<SparseBuckets>,
     fitted: OnceLock<Arc<SparseBuckets>>,
+    /// An exporter asked for the cut (the collector filling the memo does
+    /// not count): the collector then cuts the series' next list too.
+    asked: AtomicBool,
 }
 
 impl LifetimeMemo {
     /// An empty memo for `list`.
     pub(crate) fn new(list: &Arc<SparseBuckets>) -> Self {
         LifetimeMemo(Some(Arc::new(MemoCell {
-            of: Arc::clone(list),
+            of: Arc::downgrade(list),
             fitted: OnceLock::new(),
+            asked: AtomicBool::new(false),
         })))
     }
 
     /// `list` fitted by `fit`: kept the first time and handed out after,
     /// when `list` is the list this memo was made for; else worked out and
-    /// not kept (a summary whose list was replaced or merged).
+    /// not kept (a summary whose list was replaced, changed or merged).
     pub(crate) fn fitted(
         &self,
         list: &Arc<SparseBuckets>,
         fit: impl FnOnce() -> SparseBuckets,
     ) -> Arc<SparseBuckets> {
         match &self.0 {
-            Some(cell) if Arc::ptr_eq(&cell.of, list) => {
+            Some(cell) if std::ptr::eq(cell.of.as_ptr(), Arc::as_ptr(list)) => {
+                cell.asked.store(true, Ordering::Relaxed);
                 Arc::clone(cell.fitted.get_or_init(|| Arc::new(fit())))
             }
             _ => Arc::new(fit()),
@@ -54,7 +63,9 @@ impl LifetimeMemo {
 
     /// True when an exporter asked for the cut of this memo's list.
     pub(crate) fn asked(&self) -> bool {
-        self.0.as_ref().is_some_and(|c| c.fitted.get().is_some())
+        self.0
+            .as_ref()
+            .is_some_and(|c| c.asked.load(Ordering::Relaxed))
     }
 
     /// Keeps `fitted` as the cut of this memo's list, worked out by its
