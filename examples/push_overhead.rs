@@ -2,8 +2,10 @@
 //! (exponential buckets on) pushed by Prometheus remote write and OTLP
 //! every 10 s to receivers in this process for two minutes; then the CPU
 //! time spent, per push and as a share of one core. Then the same pushes
-//! every 50 ms for 10 s, and what reading memory left alone for 10 s and
-//! for 50 ms costs on this machine: the difference between the two
+//! every 50 ms for 10 s; the same reporter and exporters pushing every
+//! 10 s over a collector with no series (up to a minute: what a push costs
+//! this machine before any work); and what reading memory left alone for
+//! 10 s and for 50 ms costs on this machine: the difference between the
 //! figures is the machine's, not the work's.
 //!
 //! A load thread keeps the registry busy meanwhile (every 10 ms, ten new
@@ -259,6 +261,18 @@ fn main() -> Result<(), vitals::Error> {
     let fast = measure(&metrics, &url, &which, Duration::from_millis(50), 10)?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = load.join();
+    // The same reporter and exporters over a collector with no series of
+    // its own (only the exporters' `vitals_push_*`): what a push every
+    // `interval` costs on this machine before any of the work above.
+    let empty = MetricsCollector::builder().lifetime_buckets(true).build();
+    let floor_secs = secs.min(60).max(interval);
+    let floor = measure(
+        &empty,
+        &url,
+        &which,
+        Duration::from_secs(interval),
+        floor_secs,
+    )?;
 
     println!("series: 1,000 counters + 100 histograms");
     let mut shares = Vec::new();
@@ -301,6 +315,12 @@ fn main() -> Result<(), vitals::Error> {
         println!("  {share:.3} % of one core");
         shares.push(spent / cost.pushes);
     }
+    let floor_spent: f64 = floor.threads.values().map(|(_, ran, _)| ran).sum();
+    println!(
+        "the same pushes every {interval} s with no series: {:.2} ms per push, {:.3} % of one core",
+        floor_spent / floor.pushes * 1e3,
+        100.0 * floor_spent / floor.wall
+    );
     // What this machine charges for memory left alone: the difference
     // between the two figures above comes from here, not from the work.
     let cold = page_cost(Duration::from_secs(interval));

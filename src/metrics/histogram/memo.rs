@@ -70,10 +70,16 @@ impl LifetimeMemo {
 
     /// Keeps `fitted` as the cut of this memo's list, worked out by its
     /// maker (nothing when the memo is empty or already holds a cut).
-    pub(crate) fn keep(&self, fitted: SparseBuckets) {
+    pub(crate) fn keep(&self, fitted: Arc<SparseBuckets>) {
         if let Some(cell) = &self.0 {
-            let _ = cell.fitted.set(Arc::new(fitted));
+            let _ = cell.fitted.set(fitted);
         }
+    }
+
+    /// The cut kept, if any: for the maker of the next list's memo to
+    /// bring up to date.
+    pub(crate) fn cut(&self) -> Option<Arc<SparseBuckets>> {
+        self.0.as_ref()?.fitted.get().cloned()
     }
 
     /// The bytes of the fitted list kept, if any.

@@ -474,6 +474,16 @@ impl HistogramCore {
         self
     }
 
+    /// Reads every octave at every read (time windows with lifetime
+    /// buckets): the reference for the reads that splice the last lists.
+    #[cfg(test)]
+    pub(crate) fn reading_every_octave(self) -> Self {
+        if let WindowCore::Time(w) = &self.kind {
+            w.reader.lock().every_octave = true;
+        }
+        self
+    }
+
     fn summary(&self, now: Duration) -> HistogramSummary {
         let (window, lifetime, window_buckets, lifetime_buckets, memo) = match &self.kind {
             WindowCore::Time(w) => {

@@ -60,6 +60,10 @@ pub(super) struct TimeReader {
     pub(super) octaves_valid: bool,
     /// Snapshots carry the window's and the lifetime's bucket counts.
     pub(super) lifetime_buckets: bool,
+    /// Every read reads every octave: the reference the tests hold the
+    /// spliced reads to.
+    #[cfg(test)]
+    pub(super) every_octave: bool,
 }
 
 /// One octave of the window as last read: its moments, and the octave's
@@ -179,6 +183,121 @@ impl SlotDelta {
     }
 }
 
+/// `shared` (the non-empty buckets of every octave, as [`sparse_into`]
+/// writes them) brought up to date where only `octaves` (ascending) and
+/// the zero count moved: each one's run of buckets replaced by its
+/// non-empty counts. In place when nothing else holds the list (as
+/// [`refill`]), else on a copy.
+pub(super) fn splice(shared: &mut Arc<SparseBuckets>, zeros: u64, octaves: &[(usize, [u64; SUBS])]) {
+    let list = Arc::make_mut(shared);
+    list.zeros = zeros;
+    for (octave, counts) in octaves {
+        let first = layout::index_at(octave * SUBS);
+        let mut run = [(0i32, 0u64); SUBS];
+        let mut n = 0;
+        for (sub, &c) in counts.iter().enumerate() {
+            if c > 0 {
+                run[n] = (first + sub as i32, c);
+                n += 1;
+            }
+        }
+        let (from, to) = run_of(&list.counts, first, first + SUBS as i32 - 1);
+        list.counts.splice(from..to, run[..n].iter().copied());
+    }
+}
+
+/// Where the buckets with indices `first..=last` lie in `counts`
+/// (ascending by index).
+fn run_of(counts: &[(i32, u64)], first: i32, last: i32) -> (usize, usize) {
+    let from = counts.partition_point(|&(i, _)| i < first);
+    let to = from + counts[from..].partition_point(|&(i, _)| i <= last);
+    (from, to)
+}
+
+/// One octave's counts in `list` (a scale-6 list, as [`sparse_into`]
+/// writes them).
+pub(super) fn octave_of(list: &SparseBuckets, octave: usize) -> [u64; SUBS] {
+    let first = layout::index_at(octave * SUBS);
+    let (from, to) = run_of(&list.counts, first, first + SUBS as i32 - 1);
+    let mut counts = [0u64; SUBS];
+    for &(i, c) in &list.counts[from..to] {
+        counts[(i - first) as usize] = c;
+    }
+    counts
+}
+
+/// `cut`, the last lifetime list's cut to `max` buckets (as `fitted_copy`
+/// cuts it), brought up to date with `list`, which differs from the last
+/// list only in the buckets of `octaves` and the zero count: the coarse
+/// buckets over those octaves summed again from `list`. False when `list`
+/// needs another scale, or a sum would pass `u64`: then `cut` is left
+/// half done, and `list` is to be cut whole.
+pub(super) fn recut(
+    cut: &mut SparseBuckets,
+    list: &SparseBuckets,
+    octaves: &[(usize, [u64; SUBS])],
+    max: usize,
+) -> bool {
+    use layout::downscale_index;
+    let (Some(&(first, _)), Some(&(last, _))) = (list.counts.first(), list.counts.last()) else {
+        return false;
+    };
+    if list.scale != layout::SCALE {
+        return false;
+    }
+    let k = cut_level(first, last, max);
+    if i32::from(cut.scale) != i32::from(layout::SCALE) - k as i32 {
+        return false;
+    }
+    cut.zeros = list.zeros;
+    for (octave, _) in octaves {
+        let start = layout::index_at(octave * SUBS);
+        // The coarse buckets over the octave, and the fine ones they hold.
+        let (low, high) = (
+            downscale_index(start, k),
+            downscale_index(start + SUBS as i32 - 1, k),
+        );
+        let fine_low = ((i64::from(low) - 1) << k) + 1;
+        let fine_high = i64::from(high) << k;
+        let clamp = |i: i64| i.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        let (from, to) = run_of(&list.counts, clamp(fine_low), clamp(fine_high));
+        let mut run = [(0i32, 0u64); SUBS];
+        let mut n = 0;
+        for &(i, c) in &list.counts[from..to] {
+            let j = downscale_index(i, k);
+            if n > 0 && run[n - 1].0 == j {
+                let Some(total) = run[n - 1].1.checked_add(c) else {
+                    return false;
+                };
+                run[n - 1].1 = total;
+            } else if n < SUBS {
+                run[n] = (j, c);
+                n += 1;
+            } else {
+                return false;
+            }
+        }
+        let (from, to) = run_of(&cut.counts, low, high);
+        cut.counts.splice(from..to, run[..n].iter().copied());
+    }
+    true
+}
+
+/// The steps `fitted_copy` takes down from scale 6 to fit a list whose
+/// buckets run from index `first` to `last` in `max` buckets.
+fn cut_level(first: i32, last: i32, max: usize) -> u32 {
+    use layout::{downscale_index, MIN_SCALE, SCALE};
+    let max = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
+    let floor = (SCALE - MIN_SCALE) as u32;
+    let mut k = 0u32;
+    while k < floor
+        && i64::from(downscale_index(last, k)) - i64::from(downscale_index(first, k)) + 1 > max
+    {
+        k += 1;
+    }
+    k
+}
+
 /// `shared` made the counts of `octaves` (ascending by octave): rewritten
 /// in place when nothing else holds it (the last snapshot was dropped, as
 /// a reporter does), so that a steady reader allocates nothing; else a new
@@ -225,7 +344,7 @@ pub(super) fn cut_octaves(
     octaves: &[(usize, [u64; SUBS])],
     max: usize,
 ) -> Option<SparseBuckets> {
-    use layout::{downscale_index, MIN_INDEX, MIN_SCALE, SCALE};
+    use layout::{MIN_INDEX, SCALE};
     let (Some(&(first, _)), Some(&(last, _))) = (list.counts.first(), list.counts.last()) else {
         return Some(list.clone());
     };
@@ -237,15 +356,7 @@ pub(super) fn cut_octaves(
     if widest >= 1 << 51 || list.scale != SCALE {
         return None;
     }
-    // The steps `fitted_copy` takes.
-    let max = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
-    let floor = (SCALE - MIN_SCALE) as u32;
-    let mut k = 0u32;
-    while k < floor
-        && i64::from(downscale_index(last, k)) - i64::from(downscale_index(first, k)) + 1 > max
-    {
-        k += 1;
-    }
+    let k = cut_level(first, last, max);
     // Bucket `i` goes to `((i - 1) >> k) + 1`. An octave's buckets 1..=63
     // and the next octave's bucket 0 are one run of 64 that starts on a
     // multiple of 64, so of 2^k when k ≤ 6: runs of `width` in it each go
@@ -396,6 +507,65 @@ mod tests {
                     Some(cut) => prop_assert_eq!(cut, want),
                     None => prop_assert!(list.counts.iter().any(|&(_, c)| c >= 1 << 51)),
                 }
+            }
+        }
+    }
+
+    proptest! {
+        /// Any list, any octaves moved (new ones among them, and runs
+        /// emptied, as a window's are): splicing them into the list is
+        /// writing the list anew, and the cut brought up to date is the
+        /// new list's cut whenever it keeps the scale.
+        #[test]
+        fn splicing_moved_octaves_equals_writing_the_list_anew(
+            before in prop::collection::btree_map(
+                0usize..=79,
+                prop::collection::vec((0usize..SUBS, 1u64..1_000), 0..20),
+                1..25,
+            ),
+            moved in prop::collection::btree_map(
+                0usize..=79,
+                prop::collection::vec((0usize..SUBS, 0u64..1_000), 0..20),
+                0..6,
+            ),
+            zeros in 0u64..3,
+            max in 1usize..400,
+        ) {
+            let dense = |fill: &Vec<(usize, u64)>| {
+                let mut subs = [0u64; SUBS];
+                for &(sub, c) in fill {
+                    subs[sub] += c;
+                }
+                subs
+            };
+            let old: Vec<(usize, [u64; SUBS])> =
+                before.iter().map(|(o, f)| (*o, dense(f))).collect();
+            let moved: Vec<(usize, [u64; SUBS])> =
+                moved.iter().map(|(o, f)| (*o, dense(f))).collect();
+            let mut new: std::collections::BTreeMap<usize, [u64; SUBS]> =
+                old.iter().copied().collect();
+            new.extend(moved.iter().copied());
+            let new: Vec<(usize, [u64; SUBS])> = new.into_iter().collect();
+            let mut list = Arc::new(SparseBuckets::default());
+            refill(&mut list, 0, &old);
+            let mut cut = fitted_copy(&list, max, &mut Vec::new());
+            splice(&mut list, zeros, &moved);
+            let mut want = SparseBuckets::default();
+            sparse_into(&mut want, zeros, &new);
+            prop_assert_eq!(&*list, &want);
+            for (octave, counts) in &new {
+                prop_assert_eq!(&octave_of(&list, *octave), counts);
+            }
+            if recut(&mut cut, &list, &moved, max) {
+                prop_assert_eq!(cut, fitted_copy(&list, max, &mut Vec::new()));
+            } else if let (Some(first), Some(last)) = (list.counts.first(), list.counts.last()) {
+                // Refused only for another scale (no sum is near 2⁶⁴).
+                let old_cut = fitted_copy(&{
+                    let mut l = SparseBuckets::default();
+                    sparse_into(&mut l, 0, &old);
+                    l
+                }, max, &mut Vec::new());
+                prop_assert_ne!(cut_level(first.0, last.0, max) as i32, 6 - i32::from(old_cut.scale));
             }
         }
     }

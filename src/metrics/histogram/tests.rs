@@ -385,3 +385,93 @@ fn shared_bucket_lists_change_only_when_nobody_holds_them() {
         assert_eq!(s.window_buckets.as_ref().unwrap().count(), expected.count());
     }
 }
+
+/// A collector with lifetime buckets re-reads only the octaves that moved
+/// and splices them into the last read's lists and cut: through writes
+/// into one octave or many, zeros, a second writing thread, reads that
+/// find nothing moved, slots turning and leaving the window, and summaries
+/// held across reads (the lists then copied, not changed), its statistics,
+/// lists and cut are those of a read of every octave.
+#[test]
+fn splicing_the_moved_octaves_equals_reading_every_octave() {
+    use crate::export::native::fitted_copy;
+    use crate::metrics::layout;
+    let lifetime_histogram = || {
+        HistogramCore::new(Window::default(), Duration::ZERO, None).with_lifetime_buckets()
+    };
+    let spliced = Histogram::from_storage(Storage::new(lifetime_histogram(), false));
+    let full = Histogram::from_storage(Storage::new(
+        lifetime_histogram().reading_every_octave(),
+        false,
+    ));
+    let partial = time_histogram();
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut held = Vec::new();
+    let mut cuts_reused = 0;
+    for step in 0..120u64 {
+        // One value, a few in one octave, many over ten decades, none.
+        let (n, decades) = [(1, 8.0), (5, 0.2), (300, 10.0), (0, 1.0)][(step % 4) as usize];
+        let low = next() * 4.0 - 3.0;
+        let values: Vec<f64> = (0..n)
+            .map(|_| 10f64.powf(low + next() * decades))
+            .collect();
+        if step % 9 == 4 {
+            // Another thread: a stripe of its own.
+            let (a, b, c) = (spliced.clone(), full.clone(), partial.clone());
+            let values = values.clone();
+            std::thread::spawn(move || {
+                for v in values {
+                    a.record(v);
+                    b.record(v);
+                    c.record(v);
+                }
+            })
+            .join()
+            .unwrap();
+        } else {
+            for &v in &values {
+                spliced.record(v);
+                full.record(v);
+                partial.record(v);
+            }
+        }
+        if step % 11 == 0 {
+            for h in [&spliced, &full, &partial] {
+                h.record(0.0);
+            }
+        }
+        let now = Duration::from_secs(step * 4);
+        let (s, f, p) = (spliced.summary(now), full.summary(now), partial.summary(now));
+        assert_eq!(s.window, f.window, "step {step}");
+        assert_eq!(s.lifetime, f.lifetime, "step {step}");
+        assert_eq!(s.window, p.window, "step {step}");
+        assert_eq!(s.window_buckets, f.window_buckets, "step {step}");
+        assert_eq!(s.lifetime_buckets, f.lifetime_buckets, "step {step}");
+        let list = s.lifetime_buckets.as_ref().unwrap();
+        assert_eq!(list.count(), s.lifetime.count, "step {step}");
+        // An exporter's cut: the collector's own when it kept one.
+        let mut cut_here = false;
+        let cut = s.memo.fitted(list, || {
+            cut_here = true;
+            fitted_copy(list, layout::DEFAULT_MAX_BUCKETS, &mut Vec::new())
+        });
+        cuts_reused += usize::from(!cut_here);
+        let want = fitted_copy(list, layout::DEFAULT_MAX_BUCKETS, &mut Vec::new());
+        assert_eq!(*cut, want, "step {step}");
+        // Some summaries are held across the next reads.
+        if step % 5 == 2 {
+            held.push(s);
+        } else if step % 5 == 0 {
+            held.clear();
+        }
+    }
+    // After the first, every read that found the series moved cut as it
+    // read.
+    assert!(cuts_reused > 60, "{cuts_reused}");
+}

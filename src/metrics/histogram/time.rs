@@ -209,6 +209,24 @@ impl Stripe {
         records
     }
 
+    /// Adds each allocated octave's total (Acquire: the counts of those
+    /// writes show) into `totals`, by octave.
+    pub(super) fn add_octave_totals(&self, totals: &mut [u64; OCTAVES]) {
+        for (w, word) in self.allocated.iter().enumerate() {
+            let mut bits = word.load(Ordering::Acquire);
+            while bits != 0 {
+                let octave = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if let (Some(counts), Some(total)) = (
+                    self.octaves.get(octave).and_then(OnceLock::get),
+                    totals.get_mut(octave),
+                ) {
+                    *total += counts[OCTAVE_TOTAL].load(Ordering::Acquire);
+                }
+            }
+        }
+    }
+
     /// Adds every allocated octave's counts into `cum`; `position` maps an
     /// octave to its place in `cum.octaves`.
     pub(super) fn read_into(&self, cum: &mut Merged, position: &mut [usize; OCTAVES]) {
@@ -282,6 +300,8 @@ impl TimeWindow {
                 octaves: Vec::new(),
                 octaves_valid: false,
                 lifetime_buckets: false,
+                #[cfg(test)]
+                every_octave: false,
             }),
         }
     }

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use super::bucket_math::{bucket_stats, moments, window_stats_of};
 use super::reading::{
-    cut_octaves, refill, BucketState, Cached, Merged, OctaveCache, SlotDelta, TimeReader, SCRATCH,
+    cut_octaves, octave_of, recut, refill, splice, BucketState, Cached, Merged, OctaveCache,
+    SlotDelta, TimeReader, SCRATCH,
 };
 use super::time::{Stripe, TimeWindow, MASK_WORDS, OCTAVE_TOTAL, SLOT_BITS};
 use super::*;
+use crate::export::native::fitted_copy;
 use crate::metrics::layout;
 
 impl TimeWindow {
@@ -127,29 +129,36 @@ impl TimeWindow {
         reader.octaves_valid = false;
     }
 
-    /// The window's counts of one octave: every stripe's, less the base.
-    fn octave_window(&self, octave: usize, base: &Merged) -> [u64; SUBS] {
-        let mut window = [0u64; SUBS];
+    /// The cumulative counts of one octave: every stripe's.
+    fn octave_cumulative(&self, octave: usize) -> [u64; SUBS] {
+        let mut cum = [0u64; SUBS];
         for (_, stripe) in self.stripes() {
             if let Some(counts) = stripe.octaves.get(octave).and_then(OnceLock::get) {
-                for (total, c) in window.iter_mut().zip(counts.iter()) {
+                for (total, c) in cum.iter_mut().zip(counts.iter()) {
                     *total += c.load(Ordering::Relaxed);
                 }
             }
         }
-        if let Ok(at) = base.octaves.binary_search_by_key(&octave, |(o, _)| *o) {
-            for (w, b) in window.iter_mut().zip(&base.octaves[at].1) {
-                *w = w.saturating_sub(*b);
-            }
-        }
-        window
+        cum
+    }
+
+    /// The window's counts of one octave: every stripe's, less the base.
+    fn octave_window(&self, octave: usize, base: &Merged) -> [u64; SUBS] {
+        less_base(self.octave_cumulative(octave), octave, base)
     }
 
     /// Brings the window's per-octave moments up to date, re-reading only
     /// the octaves whose totals moved (all of them after a slot turned);
-    /// those go into `fresh`. The stripes' zeros, sums and extremes since
-    /// the start go into `life`.
-    fn read_changed(&self, reader: &mut TimeReader, fresh: &mut Merged, life: &mut Merged) {
+    /// their window counts go into `fresh`, and with `keep_cumulative`
+    /// their cumulative counts into `life`. The stripes' zeros, sums and
+    /// extremes since the start go into `life`.
+    fn read_changed(
+        &self,
+        reader: &mut TimeReader,
+        fresh: &mut Merged,
+        life: &mut Merged,
+        keep_cumulative: bool,
+    ) {
         fresh.clear();
         life.clear();
         let mut union = [0u64; MASK_WORDS];
@@ -188,7 +197,11 @@ impl TimeWindow {
                 if reader.octaves_valid && reader.octaves[at].seen == total {
                     continue;
                 }
-                let counts = self.octave_window(octave, &reader.base);
+                let cum = self.octave_cumulative(octave);
+                let counts = less_base(cum, octave, &reader.base);
+                if keep_cumulative {
+                    life.octaves.push((octave, cum));
+                }
                 reader.octaves[at] = OctaveCache {
                     octave,
                     seen: total,
@@ -237,7 +250,7 @@ impl TimeWindow {
             }
         }
         let (stats, lifetime, buckets) = if reader.lifetime_buckets {
-            self.read_all(reader, scratch, span_seconds)
+            self.read_spliced(reader, scratch, span_seconds)
         } else {
             self.read_moved(reader, scratch, span_seconds)
         };
@@ -249,15 +262,39 @@ impl TimeWindow {
         (stats, lifetime, buckets)
     }
 
-    /// Statistics and both bucket lists from every octave's counts.
+    /// Statistics and both bucket lists from every octave's counts, the
+    /// lists of the last read (`last`) rewritten; notes each octave's
+    /// total and window moments, for the next read to re-read only the
+    /// octaves that moved.
     fn read_all(
         &self,
         reader: &mut TimeReader,
         (cum, window): &mut (Merged, Merged),
         span_seconds: f64,
+        last: Option<BucketState>,
     ) -> (WindowStats, LifetimeStats, Option<BucketState>) {
+        // The totals first: a write that lands between them and the
+        // counts has its count read and its total not, so that the next
+        // read sees the octave moved (a total is stored after its count).
+        let mut totals = [0u64; OCTAVES];
+        for (_, stripe) in self.stripes() {
+            stripe.add_octave_totals(&mut totals);
+        }
         self.read_cumulative(reader, cum);
         Self::window_counts(&reader.base, cum, window);
+        reader.octaves.clear();
+        let mut moments = window.octaves.iter().zip(&window.moments).peekable();
+        for (octave, _) in &cum.octaves {
+            let moments = moments
+                .next_if(|((o, _), _)| o == octave)
+                .map_or((0, 0.0, 0.0), |(_, m)| *m);
+            reader.octaves.push(OctaveCache {
+                octave: *octave,
+                seen: totals[*octave],
+                moments,
+            });
+        }
+        reader.octaves_valid = true;
         for (_, stripe) in self.stripes() {
             stripe.read_slots(reader, window);
         }
@@ -272,7 +309,7 @@ impl TimeWindow {
         let lifetime = settle_extremes(cum, &stats);
         // The last read's lists, rewritten in place once its snapshot is
         // gone.
-        let mut buckets = match reader.cached.take().and_then(|c| c.buckets) {
+        let mut buckets = match last {
             Some(last) => last,
             None => BucketState {
                 window: Arc::default(),
@@ -292,9 +329,80 @@ impl TimeWindow {
         if asked {
             let cut = cut_octaves(&buckets.lifetime, &cum.octaves, layout::DEFAULT_MAX_BUCKETS);
             if let Some(cut) = cut {
-                buckets.memo.keep(cut);
+                buckets.memo.keep(Arc::new(cut));
             }
         }
+        (stats, lifetime, Some(buckets))
+    }
+
+    /// Statistics and both bucket lists from the octaves that moved since
+    /// the last read: the last read's lists, with the runs of those
+    /// octaves replaced, and its cut, with the coarse buckets over them
+    /// summed again. Every octave is read ([`read_all`](Self::read_all))
+    /// after a slot left the window (the window's counts all moved), on
+    /// the first read, and while a write is halfway (the lifetime's
+    /// extremes then come from the buckets).
+    fn read_spliced(
+        &self,
+        reader: &mut TimeReader,
+        scratch: &mut (Merged, Merged),
+        span_seconds: f64,
+    ) -> (WindowStats, LifetimeStats, Option<BucketState>) {
+        let last = reader.cached.take().and_then(|c| c.buckets);
+        #[cfg(test)]
+        let last = last.filter(|_| !reader.every_octave);
+        let Some(mut buckets) = last.filter(|_| reader.octaves_valid) else {
+            return self.read_all(reader, scratch, span_seconds, None);
+        };
+        let (fresh, life) = scratch;
+        self.read_changed(reader, fresh, life, true);
+        for (_, stripe) in self.stripes() {
+            stripe.read_slots(reader, fresh);
+        }
+        let zeros = life.zeros.saturating_sub(reader.base.zeros);
+        let count = zeros + reader.octaves.iter().map(|c| c.moments.0).sum::<u64>();
+        life.count = reader.base.count + count;
+        if !settled(life) {
+            return self.read_all(reader, scratch, span_seconds, Some(buckets));
+        }
+        // As in `read_all`: the old memo lets go of the list first.
+        let asked = buckets.memo.asked();
+        let last_cut = if asked { buckets.memo.cut() } else { None };
+        buckets.memo = LifetimeMemo::default();
+        splice(&mut buckets.window, zeros, &fresh.octaves);
+        splice(&mut buckets.lifetime, life.zeros, &life.octaves);
+        buckets.memo = LifetimeMemo::new(&buckets.lifetime);
+        if asked {
+            let max = layout::DEFAULT_MAX_BUCKETS;
+            let cut = last_cut
+                .and_then(|mut cut| {
+                    recut(Arc::make_mut(&mut cut), &buckets.lifetime, &life.octaves, max)
+                        .then_some(cut)
+                })
+                .unwrap_or_else(|| {
+                    Arc::new(fitted_copy(&buckets.lifetime, max, &mut Vec::new()))
+                });
+            buckets.memo.keep(cut);
+        }
+        let reader: &TimeReader = reader;
+        let window_list = &buckets.window;
+        let stats = self.window_stats(
+            count,
+            fresh.sum,
+            fresh.min,
+            fresh.max,
+            span_seconds,
+            |lo, hi, mean| {
+                let octaves = reader
+                    .octaves
+                    .iter()
+                    .filter(|c| c.moments.0 > 0)
+                    .map(|c| (c.octave, c.moments));
+                let counts_of = |octave| octave_of(window_list, octave);
+                window_stats_of(octaves, counts_of, count, zeros, lo, hi, mean)
+            },
+        );
+        let lifetime = settle_extremes(life, &stats);
         (stats, lifetime, Some(buckets))
     }
 
@@ -306,7 +414,7 @@ impl TimeWindow {
         (fresh, life): &mut (Merged, Merged),
         span_seconds: f64,
     ) -> (WindowStats, LifetimeStats, Option<BucketState>) {
-        self.read_changed(reader, fresh, life);
+        self.read_changed(reader, fresh, life, false);
         for (_, stripe) in self.stripes() {
             stripe.read_slots(reader, fresh);
         }
@@ -388,6 +496,7 @@ impl TimeWindow {
     pub(super) fn heap_bytes(&self) -> usize {
         let reader = self.reader.lock();
         let cache = reader.base.heap_bytes()
+            + reader.octaves.capacity() * std::mem::size_of::<OctaveCache>()
             + reader
                 .deltas
                 .iter()
@@ -406,6 +515,24 @@ impl TimeWindow {
             + self.owned.len() * std::mem::size_of::<OnceLock<Box<Stripe>>>()
             + self.stripes().map(|(_, s)| s.heap_bytes()).sum::<usize>()
     }
+}
+
+/// `cum`, one octave's cumulative counts, less the window's base.
+fn less_base(mut cum: [u64; SUBS], octave: usize, base: &Merged) -> [u64; SUBS] {
+    if let Ok(at) = base.octaves.binary_search_by_key(&octave, |(o, _)| *o) {
+        for (w, b) in cum.iter_mut().zip(&base.octaves[at].1) {
+            *w = w.saturating_sub(*b);
+        }
+    }
+    cum
+}
+
+/// True when the lifetime's extremes (`cum`: count, zeros, min, max) are
+/// there for every value counted: false while a write has added its count
+/// and not yet its extremes.
+fn settled(cum: &Merged) -> bool {
+    let (lo, hi) = (f64::from_bits(cum.min), f64::from_bits(cum.max));
+    cum.count == cum.zeros || (lo <= hi && hi > 0.0)
 }
 
 /// The lifetime's statistics from the stripes' totals (`cum`: count, sum,
