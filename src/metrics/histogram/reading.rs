@@ -66,13 +66,26 @@ pub(super) struct TimeReader {
     pub(super) every_octave: bool,
 }
 
-/// One octave of the window as last read: its moments, and the octave's
-/// total over all stripes when they were read.
+/// One octave of the window as last read: its moments, the octave's
+/// total over all stripes when they were read, and (with lifetime
+/// buckets) how many buckets it has in the last read's window and
+/// lifetime lists ([`WINDOW`], [`LIFETIME`]), so that a read finds an
+/// octave's run in a list without searching it.
 #[derive(Clone, Copy)]
 pub(super) struct OctaveCache {
     pub(super) octave: usize,
     pub(super) seen: u64,
     pub(super) moments: Moments,
+    pub(super) listed: [u8; 2],
+}
+
+/// Which list an [`OctaveCache::listed`] count is of.
+pub(super) const WINDOW: usize = 0;
+pub(super) const LIFETIME: usize = 1;
+
+/// The non-empty buckets of one octave's counts.
+pub(super) fn listed(counts: &[u64; SUBS]) -> u8 {
+    counts.iter().filter(|&&c| c > 0).count() as u8
 }
 
 /// The statistics of the last read, and when its window started.
@@ -187,23 +200,61 @@ impl SlotDelta {
 /// writes them) brought up to date where only `octaves` (ascending) and
 /// the zero count moved: each one's run of buckets replaced by its
 /// non-empty counts. In place when nothing else holds the list (as
-/// [`refill`]), else on a copy.
-pub(super) fn splice(shared: &mut Arc<SparseBuckets>, zeros: u64, octaves: &[(usize, [u64; SUBS])]) {
+/// [`refill`]), else on a copy. `runs` (every octave of the list,
+/// ascending) says how many buckets each octave has in it (`listed[list]`),
+/// and is brought up to date too.
+pub(super) fn splice(
+    shared: &mut Arc<SparseBuckets>,
+    zeros: u64,
+    octaves: &[(usize, [u64; SUBS])],
+    runs: &mut [OctaveCache],
+    list_no: usize,
+) {
     let list = Arc::make_mut(shared);
     list.zeros = zeros;
-    for (octave, counts) in octaves {
+    let mut moved = octaves.iter().peekable();
+    let mut at = 0;
+    for run in runs {
+        let old = usize::from(run.listed[list_no]);
+        let Some((octave, counts)) = moved.next_if(|(o, _)| *o == run.octave) else {
+            at += old;
+            continue;
+        };
         let first = layout::index_at(octave * SUBS);
-        let mut run = [(0i32, 0u64); SUBS];
+        let mut fresh = [(0i32, 0u64); SUBS];
         let mut n = 0;
         for (sub, &c) in counts.iter().enumerate() {
             if c > 0 {
-                run[n] = (first + sub as i32, c);
+                fresh[n] = (first + sub as i32, c);
                 n += 1;
             }
         }
-        let (from, to) = run_of(&list.counts, first, first + SUBS as i32 - 1);
-        list.counts.splice(from..to, run[..n].iter().copied());
+        let range = run_at(&list.counts, at, old, first);
+        list.counts.splice(range, fresh[..n].iter().copied());
+        run.listed[list_no] = n as u8;
+        at += n;
     }
+}
+
+/// Where octave `first..first + 64`'s run lies in `counts`: `len` buckets
+/// from `at`, as the runs say; searched for if they do not hold (they
+/// always do: a fault would show in the tests, and not corrupt a list).
+fn run_at(counts: &[(i32, u64)], at: usize, len: usize, first: i32) -> std::ops::Range<usize> {
+    let last = first + SUBS as i32 - 1;
+    let within = |i: usize| {
+        counts
+            .get(i)
+            .is_some_and(|&(j, _)| (first..=last).contains(&j))
+    };
+    let before = |i: usize| i == 0 || counts.get(i - 1).is_some_and(|&(j, _)| j < first);
+    let after = |i: usize| counts.get(i).is_none_or(|&(j, _)| j > last);
+    let holds = before(at) && after(at + len) && (len == 0 || (within(at) && within(at + len - 1)));
+    debug_assert!(holds, "run of {first} at {at}, {len} long");
+    if holds {
+        return at..at + len;
+    }
+    let (from, to) = run_of(counts, first, last);
+    from..to
 }
 
 /// Where the buckets with indices `first..=last` lie in `counts`
@@ -215,12 +266,25 @@ fn run_of(counts: &[(i32, u64)], first: i32, last: i32) -> (usize, usize) {
 }
 
 /// One octave's counts in `list` (a scale-6 list, as [`sparse_into`]
-/// writes them).
-pub(super) fn octave_of(list: &SparseBuckets, octave: usize) -> [u64; SUBS] {
+/// writes them), whose runs `runs` gives (as [`splice`]).
+pub(super) fn octave_of(
+    list: &SparseBuckets,
+    octave: usize,
+    runs: &[OctaveCache],
+    list_no: usize,
+) -> [u64; SUBS] {
     let first = layout::index_at(octave * SUBS);
-    let (from, to) = run_of(&list.counts, first, first + SUBS as i32 - 1);
+    let mut at = 0;
+    let mut len = 0;
+    for run in runs {
+        if run.octave == octave {
+            len = usize::from(run.listed[list_no]);
+            break;
+        }
+        at += usize::from(run.listed[list_no]);
+    }
     let mut counts = [0u64; SUBS];
-    for &(i, c) in &list.counts[from..to] {
+    for &(i, c) in &list.counts[run_at(&list.counts, at, len, first)] {
         counts[(i - first) as usize] = c;
     }
     counts
@@ -362,7 +426,7 @@ pub(super) fn cut_octaves(
     // multiple of 64, so of 2^k when k ≤ 6: runs of `width` in it each go
     // to one coarse bucket (all 64 to one when k > 6).
     let width = 1usize << k.min(6);
-    let mut counts: Vec<(i32, u64)> = Vec::with_capacity(max.min(256) as usize);
+    let mut counts: Vec<(i32, u64)> = Vec::with_capacity(max.min(256));
     let mut put = |j: i64, c: u64| {
         if c == 0 {
             return;
@@ -549,12 +613,23 @@ mod tests {
             let mut list = Arc::new(SparseBuckets::default());
             refill(&mut list, 0, &old);
             let mut cut = fitted_copy(&list, max, &mut Vec::new());
-            splice(&mut list, zeros, &moved);
+            // The runs as a read keeps them: every octave, new ones empty.
+            let mut runs: Vec<OctaveCache> = new
+                .iter()
+                .map(|(octave, _)| OctaveCache {
+                    octave: *octave,
+                    seen: 0,
+                    moments: (0, 0.0, 0.0),
+                    listed: [0, old.iter().find(|(o, _)| o == octave).map_or(0, |(_, c)| listed(c))],
+                })
+                .collect();
+            splice(&mut list, zeros, &moved, &mut runs, LIFETIME);
             let mut want = SparseBuckets::default();
             sparse_into(&mut want, zeros, &new);
             prop_assert_eq!(&*list, &want);
-            for (octave, counts) in &new {
-                prop_assert_eq!(&octave_of(&list, *octave), counts);
+            for (run, (octave, counts)) in runs.iter().zip(&new) {
+                prop_assert_eq!(run.listed[LIFETIME], listed(counts));
+                prop_assert_eq!(&octave_of(&list, *octave, &runs, LIFETIME), counts);
             }
             if recut(&mut cut, &list, &moved, max) {
                 prop_assert_eq!(cut, fitted_copy(&list, max, &mut Vec::new()));

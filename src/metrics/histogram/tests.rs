@@ -396,9 +396,8 @@ fn shared_bucket_lists_change_only_when_nobody_holds_them() {
 fn splicing_the_moved_octaves_equals_reading_every_octave() {
     use crate::export::native::fitted_copy;
     use crate::metrics::layout;
-    let lifetime_histogram = || {
-        HistogramCore::new(Window::default(), Duration::ZERO, None).with_lifetime_buckets()
-    };
+    let lifetime_histogram =
+        || HistogramCore::new(Window::default(), Duration::ZERO, None).with_lifetime_buckets();
     let spliced = Histogram::from_storage(Storage::new(lifetime_histogram(), false));
     let full = Histogram::from_storage(Storage::new(
         lifetime_histogram().reading_every_octave(),
@@ -418,9 +417,7 @@ fn splicing_the_moved_octaves_equals_reading_every_octave() {
         // One value, a few in one octave, many over ten decades, none.
         let (n, decades) = [(1, 8.0), (5, 0.2), (300, 10.0), (0, 1.0)][(step % 4) as usize];
         let low = next() * 4.0 - 3.0;
-        let values: Vec<f64> = (0..n)
-            .map(|_| 10f64.powf(low + next() * decades))
-            .collect();
+        let values: Vec<f64> = (0..n).map(|_| 10f64.powf(low + next() * decades)).collect();
         if step % 9 == 4 {
             // Another thread: a stripe of its own.
             let (a, b, c) = (spliced.clone(), full.clone(), partial.clone());
@@ -447,7 +444,11 @@ fn splicing_the_moved_octaves_equals_reading_every_octave() {
             }
         }
         let now = Duration::from_secs(step * 4);
-        let (s, f, p) = (spliced.summary(now), full.summary(now), partial.summary(now));
+        let (s, f, p) = (
+            spliced.summary(now),
+            full.summary(now),
+            partial.summary(now),
+        );
         assert_eq!(s.window, f.window, "step {step}");
         assert_eq!(s.lifetime, f.lifetime, "step {step}");
         assert_eq!(s.window, p.window, "step {step}");

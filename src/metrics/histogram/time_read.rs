@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::bucket_math::{bucket_stats, moments, window_stats_of};
 use super::reading::{
-    cut_octaves, octave_of, recut, refill, splice, BucketState, Cached, Merged, OctaveCache,
-    SlotDelta, TimeReader, SCRATCH,
+    cut_octaves, listed, octave_of, recut, refill, splice, BucketState, Cached, Merged,
+    OctaveCache, SlotDelta, TimeReader, LIFETIME, SCRATCH, WINDOW,
 };
 use super::time::{Stripe, TimeWindow, MASK_WORDS, OCTAVE_TOTAL, SLOT_BITS};
 use super::*;
@@ -189,6 +189,7 @@ impl TimeWindow {
                             octave,
                             seen: u64::MAX,
                             moments: (0, 0.0, 0.0),
+                            listed: [0; 2],
                         };
                         reader.octaves.insert(at, new);
                         at
@@ -202,11 +203,9 @@ impl TimeWindow {
                 if keep_cumulative {
                     life.octaves.push((octave, cum));
                 }
-                reader.octaves[at] = OctaveCache {
-                    octave,
-                    seen: total,
-                    moments: moments(&counts),
-                };
+                let cache = &mut reader.octaves[at];
+                cache.seen = total;
+                cache.moments = moments(&counts);
                 fresh.octaves.push((octave, counts));
             }
         }
@@ -284,14 +283,15 @@ impl TimeWindow {
         Self::window_counts(&reader.base, cum, window);
         reader.octaves.clear();
         let mut moments = window.octaves.iter().zip(&window.moments).peekable();
-        for (octave, _) in &cum.octaves {
-            let moments = moments
+        for (octave, counts) in &cum.octaves {
+            let (moments, windowed) = moments
                 .next_if(|((o, _), _)| o == octave)
-                .map_or((0, 0.0, 0.0), |(_, m)| *m);
+                .map_or(((0, 0.0, 0.0), 0), |((_, w), m)| (*m, listed(w)));
             reader.octaves.push(OctaveCache {
                 octave: *octave,
                 seen: totals[*octave],
                 moments,
+                listed: [windowed, listed(counts)],
             });
         }
         reader.octaves_valid = true;
@@ -369,19 +369,34 @@ impl TimeWindow {
         let asked = buckets.memo.asked();
         let last_cut = if asked { buckets.memo.cut() } else { None };
         buckets.memo = LifetimeMemo::default();
-        splice(&mut buckets.window, zeros, &fresh.octaves);
-        splice(&mut buckets.lifetime, life.zeros, &life.octaves);
+        splice(
+            &mut buckets.window,
+            zeros,
+            &fresh.octaves,
+            &mut reader.octaves,
+            WINDOW,
+        );
+        splice(
+            &mut buckets.lifetime,
+            life.zeros,
+            &life.octaves,
+            &mut reader.octaves,
+            LIFETIME,
+        );
         buckets.memo = LifetimeMemo::new(&buckets.lifetime);
         if asked {
             let max = layout::DEFAULT_MAX_BUCKETS;
             let cut = last_cut
                 .and_then(|mut cut| {
-                    recut(Arc::make_mut(&mut cut), &buckets.lifetime, &life.octaves, max)
-                        .then_some(cut)
+                    recut(
+                        Arc::make_mut(&mut cut),
+                        &buckets.lifetime,
+                        &life.octaves,
+                        max,
+                    )
+                    .then_some(cut)
                 })
-                .unwrap_or_else(|| {
-                    Arc::new(fitted_copy(&buckets.lifetime, max, &mut Vec::new()))
-                });
+                .unwrap_or_else(|| Arc::new(fitted_copy(&buckets.lifetime, max, &mut Vec::new())));
             buckets.memo.keep(cut);
         }
         let reader: &TimeReader = reader;
@@ -398,7 +413,7 @@ impl TimeWindow {
                     .iter()
                     .filter(|c| c.moments.0 > 0)
                     .map(|c| (c.octave, c.moments));
-                let counts_of = |octave| octave_of(window_list, octave);
+                let counts_of = |octave| octave_of(window_list, octave, &reader.octaves, WINDOW);
                 window_stats_of(octaves, counts_of, count, zeros, lo, hi, mean)
             },
         );
