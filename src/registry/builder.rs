@@ -127,11 +127,13 @@ impl Builder {
     /// exact) and, for time windows, the lifetime bucket counts
     /// ([`HistogramSummary::lifetime_buckets`](crate::snapshot::HistogramSummary)),
     /// which `History` (feature `history`) needs for quantiles over
-    /// its intervals (default: off). Costs each time-window series 520 bytes
-    /// per 64 buckets it uses (about 7 KiB over four decades), at most
-    /// 2.5 KiB more while exporters ask for its lists cut to 160 buckets
-    /// (OTLP, remote write, the protobuf scrape), and each snapshot line a
-    /// few bytes per non-empty bucket.
+    /// its intervals (default: off). Costs each time-window series 16 bytes
+    /// per non-empty bucket in each of its two lists (the window's and the
+    /// lifetime's: up to 2 KiB per 64 buckets it uses, 32 KiB over four
+    /// decades with every bucket used), at most 2.5 KiB more while
+    /// exporters ask for its lists cut to 160 buckets (OTLP, remote write,
+    /// the protobuf scrape), and each snapshot line a few bytes per
+    /// non-empty bucket.
     ///
     /// ```
     /// let m = vitals::MetricsCollector::builder().lifetime_buckets(true).build();

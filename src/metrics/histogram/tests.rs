@@ -476,3 +476,36 @@ fn splicing_the_moved_octaves_equals_reading_every_octave() {
     // read.
     assert!(cuts_reused > 60, "{cuts_reused}");
 }
+
+/// Lifetime buckets cost a series 16 bytes per non-empty bucket in each
+/// of its two lists: 32 KiB over four decades with every bucket used, as
+/// the builder's docs and the README say.
+#[test]
+fn lifetime_buckets_cost_two_lists_of_the_buckets_used() {
+    let bytes = |lifetime: bool| {
+        let core = HistogramCore::new(Window::default(), Duration::ZERO, None);
+        let core = if lifetime {
+            core.with_lifetime_buckets()
+        } else {
+            core
+        };
+        let h = Histogram::from_storage(Storage::new(core, false));
+        let mut v = 0.001;
+        while v < 10.0 {
+            h.record(v);
+            v *= 1.005;
+        }
+        let s = h.summary(Duration::ZERO);
+        let used = s.lifetime_buckets.as_ref().map_or(0, |l| l.counts.len());
+        drop(s);
+        (h.heap_bytes(), used)
+    };
+    let ((without, _), (with, used)) = (bytes(false), bytes(true));
+    // Every bucket of four decades (13.3 octaves of 64) is used.
+    assert!((840..=860).contains(&used), "{used}");
+    let added = with - without;
+    assert!(
+        (2 * 16 * used..=32 * 1024 + 256).contains(&added),
+        "{added} bytes for {used} buckets"
+    );
+}
