@@ -234,6 +234,7 @@ pub(super) fn splice(
         run.listed[list_no] = n as u8;
         at += n;
     }
+    debug_assert!(moved.next().is_none(), "a moved octave without a run");
 }
 
 /// Where octave `first..first + 64`'s run lies in `counts`: `len` buckets
