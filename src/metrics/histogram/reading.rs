@@ -296,11 +296,13 @@ pub(super) fn octave_of(
 /// list only in the buckets of `octaves` and the zero count: the coarse
 /// buckets over those octaves summed again from `list`. False when `list`
 /// needs another scale, or a sum would pass `u64`: then `cut` is left
-/// half done, and `list` is to be cut whole.
+/// half done, and `list` is to be cut whole. `runs` gives the octaves'
+/// runs in `list` (as [`splice`] leaves them).
 pub(super) fn recut(
     cut: &mut SparseBuckets,
     list: &SparseBuckets,
     octaves: &[(usize, [u64; SUBS])],
+    runs: &[OctaveCache],
     max: usize,
 ) -> bool {
     use layout::downscale_index;
@@ -315,8 +317,17 @@ pub(super) fn recut(
         return false;
     }
     cut.zeros = list.zeros;
+    let (mut run_no, mut at) = (0, 0);
     for (octave, _) in octaves {
         let start = layout::index_at(octave * SUBS);
+        while runs.get(run_no).is_some_and(|r| r.octave < *octave) {
+            at += usize::from(runs[run_no].listed[LIFETIME]);
+            run_no += 1;
+        }
+        let len = runs
+            .get(run_no)
+            .filter(|r| r.octave == *octave)
+            .map_or(0, |r| usize::from(r.listed[LIFETIME]));
         // The coarse buckets over the octave, and the fine ones they hold.
         let (low, high) = (
             downscale_index(start, k),
@@ -324,8 +335,20 @@ pub(super) fn recut(
         );
         let fine_low = ((i64::from(low) - 1) << k) + 1;
         let fine_high = i64::from(high) << k;
-        let clamp = |i: i64| i.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
-        let (from, to) = run_of(&list.counts, clamp(fine_low), clamp(fine_high));
+        // The octave's run, and the neighbours' buckets in its coarse
+        // buckets next to it.
+        let range = run_at(&list.counts, at, len, start);
+        let (mut from, mut to) = (range.start, range.end);
+        while from > 0 && i64::from(list.counts[from - 1].0) >= fine_low {
+            from -= 1;
+        }
+        while list
+            .counts
+            .get(to)
+            .is_some_and(|&(i, _)| i64::from(i) <= fine_high)
+        {
+            to += 1;
+        }
         let mut run = [(0i32, 0u64); SUBS];
         let mut n = 0;
         for &(i, c) in &list.counts[from..to] {
@@ -632,7 +655,7 @@ mod tests {
                 prop_assert_eq!(run.listed[LIFETIME], listed(counts));
                 prop_assert_eq!(&octave_of(&list, *octave, &runs, LIFETIME), counts);
             }
-            if recut(&mut cut, &list, &moved, max) {
+            if recut(&mut cut, &list, &moved, &runs, max) {
                 prop_assert_eq!(cut, fitted_copy(&list, max, &mut Vec::new()));
             } else if let (Some(first), Some(last)) = (list.counts.first(), list.counts.last()) {
                 // Refused only for another scale (no sum is near 2⁶⁴).

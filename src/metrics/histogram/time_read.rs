@@ -173,6 +173,8 @@ impl TimeWindow {
             life.min = life.min.min(head.min.load(Ordering::Relaxed));
             life.max = life.max.max(head.max.load(Ordering::Relaxed));
         }
+        // Both ascending: the octaves' cache is walked once, in step.
+        let mut at = 0;
         for (w, mut bits) in union.into_iter().enumerate() {
             while bits != 0 {
                 let octave = w * 64 + bits.trailing_zeros() as usize;
@@ -182,19 +184,18 @@ impl TimeWindow {
                     .filter_map(|(_, s)| s.octaves.get(octave).and_then(OnceLock::get))
                     .map(|c| c[OCTAVE_TOTAL].load(Ordering::Acquire))
                     .sum();
-                let at = match reader.octaves.binary_search_by_key(&octave, |c| c.octave) {
-                    Ok(at) => at,
-                    Err(at) => {
-                        let new = OctaveCache {
-                            octave,
-                            seen: u64::MAX,
-                            moments: (0, 0.0, 0.0),
-                            listed: [0; 2],
-                        };
-                        reader.octaves.insert(at, new);
-                        at
-                    }
-                };
+                while reader.octaves.get(at).is_some_and(|c| c.octave < octave) {
+                    at += 1;
+                }
+                if reader.octaves.get(at).is_none_or(|c| c.octave != octave) {
+                    let new = OctaveCache {
+                        octave,
+                        seen: u64::MAX,
+                        moments: (0, 0.0, 0.0),
+                        listed: [0; 2],
+                    };
+                    reader.octaves.insert(at, new);
+                }
                 if reader.octaves_valid && reader.octaves[at].seen == total {
                     continue;
                 }
@@ -392,6 +393,7 @@ impl TimeWindow {
                         Arc::make_mut(&mut cut),
                         &buckets.lifetime,
                         &life.octaves,
+                        &reader.octaves,
                         max,
                     )
                     .then_some(cut)
