@@ -3,6 +3,9 @@
 //!
 //! * a histogram's window never holds more values than its life, for time
 //!   and count windows alike, in every snapshot;
+//! * with lifetime buckets, each bucket list holds exactly the count of its
+//!   statistics in every snapshot, no lifetime bucket goes down, and the
+//!   lifetime list ends exact;
 //! * counters never go backwards across snapshots, and end exact;
 //! * series registered from many threads at once are one series each,
 //!   within the cardinality limit.
@@ -173,6 +176,83 @@ proptest! {
         let s = snap.histogram("h", &[]).unwrap();
         prop_assert_eq!(s.lifetime.count, total, "values lost");
         prop_assert_eq!(s.window.count <= total, true);
+    }
+
+    /// 4–6 threads record into a histogram of a collector with lifetime
+    /// buckets, each thread into a few octaves of its own at a time, while
+    /// the test moves the clock on and snapshots (reads that re-read only
+    /// the octaves that moved, splicing them into the last lists, and
+    /// reads of every octave once a slot leaves the window): in every
+    /// snapshot each bucket list holds exactly the count its statistics
+    /// give, no lifetime bucket goes down, and at the end the lifetime
+    /// list is exactly the values recorded.
+    #[test]
+    fn spliced_bucket_lists_hold_exactly_the_counts_under_writers(
+        threads in 4usize..=6,
+        per_thread in 2_000u64..20_000,
+        step in prop::sample::select(vec![Duration::from_millis(1), Duration::from_millis(250), Duration::from_secs(3), Duration::from_secs(10)]),
+        window in prop_oneof![3 => Just(Window::default()), 1 => (1u32..=6, 1u64..=5).prop_map(|(slots, secs)| Window::Time { length: Duration::from_secs(secs), slots })],
+    ) {
+        let clock = Arc::new(ManualClock::new());
+        let m = MetricsCollector::builder()
+            .clock(clock.clone())
+            .histogram_window(window)
+            .lifetime_buckets(true)
+            .build();
+        let h = m.histogram("h", &[]);
+        // Thread t writes 1e-6 · 2^(3t + i mod 7 / 2): octaves of its own,
+        // a few at a time, some shared with its neighbours.
+        let value = |t: usize, i: u64| 1e-6 * 2f64.powf(3.0 * t as f64 + (i % 7) as f64 / 2.0 + (i % 5) as f64 * 0.01);
+        let start = Arc::new(Barrier::new(threads + 1));
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (h, start) = (h.clone(), Arc::clone(&start));
+                thread::spawn(move || {
+                    start.wait();
+                    for i in 1..=per_thread {
+                        h.record(if i % 97 == 0 { 0.0 } else { value(t, i) });
+                    }
+                })
+            })
+            .collect();
+        start.wait();
+        let mut last: Option<Arc<vitals::snapshot::SparseBuckets>> = None;
+        loop {
+            let finished = workers.iter().all(|w| w.is_finished());
+            clock.advance(step);
+            let snap = m.snapshot();
+            let s = &snap.histogram("h", &[]).unwrap();
+            let (lifetime, window) = (
+                s.lifetime_buckets.clone().unwrap(),
+                s.window_buckets.clone().unwrap(),
+            );
+            prop_assert_eq!(lifetime.count(), s.lifetime.count);
+            prop_assert_eq!(window.count(), s.window.count);
+            if let Some(before) = &last {
+                for &(i, c) in &before.counts {
+                    let now = lifetime.counts.iter().find(|(j, _)| *j == i).map_or(0, |(_, c)| *c);
+                    prop_assert!(now >= c, "bucket {} went from {} to {}", i, c, now);
+                }
+            }
+            last = Some(lifetime);
+            if finished {
+                break;
+            }
+        }
+        for w in workers {
+            w.join().unwrap();
+        }
+        let mut want = vitals::snapshot::SparseBuckets::default();
+        for t in 0..threads {
+            for i in 1..=per_thread {
+                want.record(if i % 97 == 0 { 0.0 } else { value(t, i) });
+            }
+        }
+        clock.advance(step);
+        let snap = m.snapshot();
+        let s = &snap.histogram("h", &[]).unwrap();
+        prop_assert_eq!(s.lifetime.count, threads as u64 * per_thread);
+        prop_assert_eq!(&**s.lifetime_buckets.as_ref().unwrap(), &want);
     }
 
     /// 4–6 threads increment counters (by 1, by n, through `absolute` on
