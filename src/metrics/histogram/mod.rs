@@ -317,6 +317,15 @@ impl Histogram {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.core.heap_bytes()
     }
+
+    /// Reads that spliced the octaves that moved into the last lists.
+    #[cfg(test)]
+    pub(crate) fn spliced_reads(&self) -> u64 {
+        match &self.core.kind {
+            WindowCore::Time(w) => w.reader.lock().spliced,
+            WindowCore::Count(_) => 0,
+        }
+    }
 }
 
 impl std::fmt::Debug for Histogram {

@@ -473,8 +473,44 @@ fn splicing_the_moved_octaves_equals_reading_every_octave() {
         }
     }
     // After the first, every read that found the series moved cut as it
-    // read.
+    // read; most of those reads spliced.
     assert!(cuts_reused > 60, "{cuts_reused}");
+    assert!(spliced.spliced_reads() > 40, "{}", spliced.spliced_reads());
+    assert_eq!(full.spliced_reads(), 0);
+}
+
+/// A reporter at the slot length (a push every 10 s of the default 60 s
+/// window) turns a slot out at every read once the window is full, and
+/// then every read reads every octave: the lists are still rewritten in
+/// place once the last snapshot is dropped, and the cut an exporter asks
+/// for is still made as the collector reads.
+#[test]
+fn reads_that_turn_slots_out_keep_the_lists_and_the_cut() {
+    use crate::export::native::fitted_copy;
+    use crate::metrics::layout;
+    let h = Histogram::from_storage(Storage::new(
+        HistogramCore::new(Window::default(), Duration::ZERO, None).with_lifetime_buckets(),
+        false,
+    ));
+    let mut address = None;
+    for step in 0..15u64 {
+        h.record(0.001 * (step + 1) as f64);
+        let s = h.summary(Duration::from_secs(step * 10));
+        let list = Arc::clone(s.lifetime_buckets.as_ref().unwrap());
+        let here = Arc::as_ptr(&list);
+        assert_eq!(*address.get_or_insert(here), here, "step {step}");
+        let mut cut_here = false;
+        let cut = s.memo.fitted(&list, || {
+            cut_here = true;
+            fitted_copy(&list, layout::DEFAULT_MAX_BUCKETS, &mut Vec::new())
+        });
+        assert_eq!(cut_here, step == 0, "step {step}");
+        assert_eq!(cut.count(), step + 1);
+        drop((s, list, cut));
+    }
+    // Reads 1–5 open slots while the window fills (its first minute) and
+    // splice; every later read turns a slot out and reads every octave.
+    assert_eq!(h.spliced_reads(), 5);
 }
 
 /// Lifetime buckets cost a series 16 bytes per non-empty bucket in each

@@ -302,6 +302,8 @@ impl TimeWindow {
                 lifetime_buckets: false,
                 #[cfg(test)]
                 every_octave: false,
+                #[cfg(test)]
+                spliced: 0,
             }),
         }
     }
