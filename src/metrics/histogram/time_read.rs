@@ -414,22 +414,9 @@ impl TimeWindow {
         }
         let reader: &TimeReader = reader;
         let window_list = &buckets.window;
-        let stats = self.window_stats(
-            count,
-            fresh.sum,
-            fresh.min,
-            fresh.max,
-            span_seconds,
-            |lo, hi, mean| {
-                let octaves = reader
-                    .octaves
-                    .iter()
-                    .filter(|c| c.moments.0 > 0)
-                    .map(|c| (c.octave, c.moments));
-                let counts_of = |octave| octave_of(window_list, octave, &reader.octaves, WINDOW);
-                window_stats_of(octaves, counts_of, count, zeros, lo, hi, mean)
-            },
-        );
+        let stats = self.kept_window_stats(reader, fresh, count, zeros, span_seconds, |octave| {
+            octave_of(window_list, octave, &reader.octaves, WINDOW)
+        });
         let lifetime = settle_extremes(life, &stats);
         (stats, lifetime, Some(buckets))
     }
@@ -449,7 +436,37 @@ impl TimeWindow {
         let zeros = life.zeros.saturating_sub(reader.base.zeros);
         let count = zeros + reader.octaves.iter().map(|c| c.moments.0).sum::<u64>();
         let reader: &TimeReader = reader;
-        let stats = self.window_stats(
+        let stats =
+            self.kept_window_stats(
+                reader,
+                fresh,
+                count,
+                zeros,
+                span_seconds,
+                |octave| match fresh.octaves.binary_search_by_key(&octave, |(o, _)| *o) {
+                    Ok(at) => fresh.octaves[at].1,
+                    Err(_) => self.octave_window(octave, &reader.base),
+                },
+            );
+        life.count = reader.base.count + count;
+        let lifetime = settle_extremes(life, &stats);
+        (stats, lifetime, None)
+    }
+
+    /// Window statistics from the moments kept of each octave
+    /// (`reader.octaves`), the window's sum and extremes read into
+    /// `fresh`, and `counts_of`: an octave's counts, asked only for the
+    /// octaves that hold a quantile.
+    fn kept_window_stats(
+        &self,
+        reader: &TimeReader,
+        fresh: &Merged,
+        count: u64,
+        zeros: u64,
+        span_seconds: f64,
+        counts_of: impl FnMut(usize) -> [u64; SUBS],
+    ) -> WindowStats {
+        self.window_stats(
             count,
             fresh.sum,
             fresh.min,
@@ -461,19 +478,9 @@ impl TimeWindow {
                     .iter()
                     .filter(|c| c.moments.0 > 0)
                     .map(|c| (c.octave, c.moments));
-                let counts_of = |octave: usize| match fresh
-                    .octaves
-                    .binary_search_by_key(&octave, |(o, _)| *o)
-                {
-                    Ok(at) => fresh.octaves[at].1,
-                    Err(_) => self.octave_window(octave, &reader.base),
-                };
                 window_stats_of(octaves, counts_of, count, zeros, lo, hi, mean)
             },
-        );
-        life.count = reader.base.count + count;
-        let lifetime = settle_extremes(life, &stats);
-        (stats, lifetime, None)
+        )
     }
 
     /// Window statistics from its count, sum and extremes, and `spread`:
